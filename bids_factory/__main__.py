@@ -1,0 +1,5 @@
+import sys
+
+from bids_factory.cli import main
+
+sys.exit(main())

@@ -1,0 +1,122 @@
+"""Command line: ``bids-factory convert | demo``. Thin: parse, call the pipeline, print, exit.
+
+Every expected failure is one line on stderr and a non-zero exit status; ``--debug`` shows the
+traceback of unexpected ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bids_factory import __version__
+from bids_factory.errors import BidsFactoryError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("bids_factory")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bids-factory",
+        description="Turn a hospital's dated Data Capture exports (DICOM/<yyyy>/<yyyymmdd>/<visit>/) "
+                    "into one BIDS dataset.",
+    )
+    parser.add_argument("--version", action="version", version=f"bids-factory {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    convert = commands.add_parser("convert", help="convert an export into a BIDS dataset (incrementally)",
+                                  description="Convert every visit of EXPORT_DIR into the BIDS dataset BIDS_DIR.")
+    convert.add_argument("export", type=Path, metavar="EXPORT_DIR", help="the Data Capture export (read only)")
+    convert.add_argument("bids", type=Path, metavar="BIDS_DIR", help="the BIDS dataset to create or update")
+    convert.add_argument("--heuristic", type=Path, metavar="FILE",
+                         help="Dcm2Bids v3 configuration file (default: the shipped heuristics/default.json)")
+    convert.add_argument("--jobs", type=_positive, default=1, metavar="N", help="visits converted in parallel")
+    convert.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
+                         help="only convert visits of these subjects (labels with or without 'sub-')")
+    convert.add_argument("--dataset-name", help="Name in dataset_description.json (first run)")
+    convert.add_argument("--keep-site-fields", action="store_true",
+                         help="keep InstitutionName/StationName/DeviceSerialNumber... in sidecars (removed by default)")
+    convert.add_argument("--no-validate", dest="validate", action="store_false",
+                         help="do not run bids-validator-deno at the end")
+    _common(convert)
+
+    demo = commands.add_parser("demo", help="write a small synthetic export and convert it",
+                               description="Write a synthetic Data Capture export into OUT_DIR/export and "
+                                           "convert it into OUT_DIR/bids.")
+    demo.add_argument("out", type=Path, metavar="OUT_DIR")
+    demo.add_argument("--jobs", type=_positive, default=2, metavar="N")
+    _common(demo)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="verbose logging and tracebacks")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and the summary")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
+    log.setLevel(level)
+    try:
+        if args.command == "demo":
+            return _demo(args)
+        return _convert(args)
+    except BidsFactoryError as exc:
+        print(f"bids-factory: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("bids-factory: interrupted; the dataset holds only complete visits", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one line for the user, the traceback with --debug
+        if args.debug:
+            raise
+        print(f"bids-factory: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _convert(args) -> int:
+    from bids_factory.pipeline import ConvertOptions, convert
+
+    labels = frozenset(label.removeprefix("sub-") for label in args.participant_label)
+    options = ConvertOptions(export=args.export, bids=args.bids, heuristic=args.heuristic, jobs=args.jobs,
+                             participant_labels=labels, validate=args.validate,
+                             dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields)
+    return _finish(convert(options), args.bids)
+
+
+def _demo(args) -> int:
+    from bids_factory.demo_export import build_demo_export
+    from bids_factory.pipeline import ConvertOptions, convert
+
+    export = build_demo_export(args.out / "export")
+    log.info("demo export written to %s (%d patients, %d visits, %d export days)",
+             export.root, len(export.patients), len(export.visits), len(export.days))
+    options = ConvertOptions(export=export.root, bids=args.out / "bids", jobs=args.jobs,
+                             dataset_name="bids-factory demo dataset")
+    return _finish(convert(options), args.out / "bids")
+
+
+def _finish(report, bids: Path) -> int:
+    from bids_factory.report import summary_lines
+
+    for line in summary_lines(report):
+        print(line)
+    print(f"BIDS dataset: {bids.resolve()}")
+    return EXIT_FAILED if report.failed else EXIT_OK

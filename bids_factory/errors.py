@@ -1,0 +1,25 @@
+"""Precise exceptions. The CLI turns each into one clear line for the user."""
+
+
+class BidsFactoryError(Exception):
+    """Base class: an expected failure caused by input or environment, never a bug."""
+
+
+class HeuristicError(BidsFactoryError):
+    """The heuristic file cannot be used (unreadable, not JSON, fails its schema)."""
+
+
+class VisitError(BidsFactoryError):
+    """One visit cannot be converted; the rest of the export goes on."""
+
+
+class ExportLayoutError(BidsFactoryError):
+    """The export folder is not a Data Capture export (missing, not a folder, no DICOM/)."""
+
+
+class DatasetLockedError(BidsFactoryError):
+    """Another bids-factory run holds the dataset."""
+
+
+class ToolMissingError(BidsFactoryError):
+    """An external converter (dcm2niix) is not installed."""

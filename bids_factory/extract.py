@@ -1,0 +1,177 @@
+"""Stage 2 — extract: read a visit's identity from its DICOM headers, then run dcm2niix.
+
+dcm2niix (the PyPI wheel) converts the visit into a private staging folder, never the dataset.
+The patient's raw PatientID is read here and kept only as a hash: the dataset never sees it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import shlex
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from bids_factory.errors import ToolMissingError, VisitError
+from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, bids_label
+
+log = logging.getLogger(__name__)
+
+# dcm2niix options we rely on. Compressed NIfTI, BIDS sidecar, and -ba y (anonymised sidecar)
+# are re-asserted after any options a heuristic adds, so a heuristic cannot switch them off.
+BASE_OPTIONS = ("-b", "y", "-z", "y", "-f", "%s_%p")
+ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "y")
+_HEADER_TAGS = ("PatientID", "SeriesNumber", "SeriesInstanceUID")
+
+
+@dataclass(frozen=True)
+class VisitHeaders:
+    """What the DICOM headers of one visit say, read without pixel data."""
+
+    dicom_files: tuple[SourceFile, ...]
+    patient_ids: frozenset[str]
+    series_folders: dict  # SeriesNumber -> sorted export-relative visit folders
+    non_dicom_files: int
+
+
+def read_visit_headers(visit: Visit) -> VisitHeaders:
+    dicom_files: list[SourceFile] = []
+    patient_ids: set[str] = set()
+    series_folders: dict[int | None, set[str]] = defaultdict(set)
+    non_dicom = 0
+    for source in visit.files:
+        try:
+            ds = pydicom.dcmread(source.path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
+        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError):
+            non_dicom += 1
+            continue
+        dicom_files.append(source)
+        patient_id = str(ds.get("PatientID", "") or "").strip()
+        if patient_id:
+            patient_ids.add(patient_id)
+        number = ds.get("SeriesNumber")
+        series_folders[int(number) if number not in (None, "") else None].add(source.folder.relpath)
+    return VisitHeaders(
+        dicom_files=tuple(dicom_files),
+        patient_ids=frozenset(patient_ids),
+        series_folders={k: tuple(sorted(v)) for k, v in series_folders.items()},
+        non_dicom_files=non_dicom,
+    )
+
+
+def subject_identity(headers: VisitHeaders, visit: Visit) -> tuple[str, str]:
+    """(subject label, patient key) for a visit, or :class:`VisitError` when it is not one patient."""
+    if not headers.dicom_files:
+        raise VisitError(f"visit {visit.scan_research_id}: no DICOM file among {len(visit.files)} files")
+    if not headers.patient_ids:
+        raise VisitError(f"visit {visit.scan_research_id}: the DICOM files carry no PatientID")
+    if len(headers.patient_ids) > 1:
+        raise VisitError(
+            f"visit {visit.scan_research_id}: its DICOM files carry {len(headers.patient_ids)} different "
+            "PatientIDs (one visit must be one patient)"
+        )
+    raw = next(iter(headers.patient_ids))
+    label = bids_label(raw)
+    if not label:
+        raise VisitError(f"visit {visit.scan_research_id}: its PatientID has no letter or digit to make a label")
+    if not visit.session_label:
+        raise VisitError(f"visit folder {visit.scan_research_id!r} has no letter or digit to make a session label")
+    return label, hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+@functools.cache
+def dcm2niix_command() -> str:
+    try:
+        import dcm2niix
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ToolMissingError("dcm2niix is not installed: pip install dcm2niix") from exc
+    return dcm2niix.bin
+
+
+@functools.cache
+def dcm2niix_version() -> str:
+    """The converter's version as it prints it, e.g. ``v1.0.20240202``."""
+    out = subprocess.run([dcm2niix_command(), "--version"], capture_output=True, text=True, check=False)
+    for token in (out.stdout + out.stderr).split():
+        if token.startswith("v1.") or token.startswith("v2."):
+            return token
+    return "unknown"
+
+
+def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: str = "") -> tuple[list[Series], str]:
+    """Run dcm2niix on the visit's DICOM files into ``staging``; return the series and its log.
+
+    The visit's files (possibly spread over several export days) are linked into one input folder in
+    staging, so dcm2niix sees exactly the union of the visit and nothing else of the export.
+    """
+    inputs = staging / "input"
+    outputs = staging / "output"
+    inputs.mkdir(parents=True)
+    outputs.mkdir()
+    for index, source in enumerate(headers.dicom_files):
+        (inputs / f"{index:06d}.dcm").symlink_to(source.path)
+    command = [
+        dcm2niix_command(), *BASE_OPTIONS, *shlex.split(extra_options), *ENFORCED_OPTIONS,
+        "-o", str(outputs), str(inputs),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
+    converter_log = done.stdout + done.stderr
+    series = [_series(nifti, headers) for nifti in sorted(outputs.glob("*.nii.gz"))]
+    if not series:
+        tail = " | ".join(converter_log.strip().splitlines()[-3:])
+        raise VisitError(
+            f"visit {visit.scan_research_id}: dcm2niix produced no image (exit {done.returncode}): {tail}"
+        )
+    if done.returncode != 0:
+        log.warning("visit %s: dcm2niix exited %s but produced %d image(s)",
+                    visit.scan_research_id, done.returncode, len(series))
+    return series, converter_log
+
+
+def _series(nifti: Path, headers: VisitHeaders) -> Series:
+    stem = nifti.name[: -len(".nii.gz")]
+    sidecar = nifti.with_name(stem + ".json")
+    data = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    number = data.get("SeriesNumber")
+    extras = tuple(p for p in (nifti.with_name(stem + ".bval"), nifti.with_name(stem + ".bvec")) if p.exists())
+    image_type = data.get("ImageType") or ()
+    return Series(
+        nifti=nifti,
+        sidecar=sidecar,
+        extras=extras,
+        series_number=number,
+        series_description=str(data.get("SeriesDescription", "")),
+        protocol_name=str(data.get("ProtocolName", "")),
+        image_type=tuple(image_type) if isinstance(image_type, list) else (str(image_type),),
+        source_folders=headers.series_folders.get(number, tuple(sorted(set().union(*headers.series_folders.values())))),
+    )
+
+
+def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subjects: frozenset[str] = frozenset()
+            ) -> ExtractedVisit | None:
+    """Identity, then conversion. ``None`` when the visit's subject is not among ``wanted_subjects``."""
+    headers = read_visit_headers(visit)
+    label, patient_key = subject_identity(headers, visit)
+    if wanted_subjects and label not in wanted_subjects:
+        return None
+    series, converter_log = convert(visit, headers, staging, extra_options)
+    missing = [s.nifti.name for s in series if not s.sidecar.exists()]
+    if missing:
+        log.warning("visit %s: no sidecar for %s", visit.scan_research_id, ", ".join(missing))
+    return ExtractedVisit(
+        visit=visit,
+        subject_label=label,
+        patient_key=patient_key,
+        staging=staging,
+        series=tuple(s for s in series if s.sidecar.exists()),
+        non_dicom_files=headers.non_dicom_files,
+        converter_version=dcm2niix_version(),
+        converter_log=converter_log,
+    )

@@ -1,0 +1,99 @@
+"""Stage 6 — finalize: the dataset-level files, computed from every visit ever placed.
+
+``dataset_description.json``, ``README``, ``CHANGES``, ``participants.tsv/.json``,
+``sub-*/sub-*_sessions.tsv``, ``scans.json`` and ``sessions.json`` (column descriptions inherited by
+every scans/sessions file) are derived from the visit records in ``code/bids-factory/visits``, so they
+always describe the whole dataset, not only this run. Content is computed here; the writer writes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from bids_factory import __version__
+from bids_factory.write import DatasetWriter
+
+BIDS_VERSION = "1.10.1"
+DEFAULT_NAME = "bids-factory dataset"
+
+SCANS_SIDECAR = {
+    "source_day": {"Description": "Export day(s) (yyyymmdd) of the Data Capture folder(s) the image came from."},
+    "source_folder": {"Description": "Data Capture visit folder(s), relative to the export root, holding the source DICOM."},
+    "series_number": {"Description": "DICOM SeriesNumber of the source series."},
+    "heuristic_rule": {"Description": "Name of the heuristic rule (Dcm2Bids description) that placed the image."},
+}
+SESSIONS_SIDECAR = {
+    "scan_research_id": {"Description": "The Data Capture scan_research_id (visit folder name) of this session."},
+    "export_days": {"Description": "Export days (yyyymmdd) on which folders of this visit were received."},
+}
+PARTICIPANTS_SIDECAR = {
+    "participant_id": {"Description": "Subject label: the depersonalised DICOM PatientID reduced to [A-Za-z0-9]."},
+}
+
+README_TEXT = """\
+# {name}
+
+This BIDS dataset is written by bids-factory {version} from a hospital's Data Capture exports
+(`DICOM/<yyyy>/<yyyymmdd>/<scan_research_id>/`). One subject is one (depersonalised) patient,
+one session is one visit (`scan_research_id`).
+
+- Images were converted by dcm2niix and placed by a Dcm2Bids-format heuristic.
+- `scans.tsv` files name the export day, visit folder, DICOM series and heuristic rule of every image.
+- `code/bids-factory/visits/` holds one provenance record per visit: its export folders, the
+  converter's messages and every series that was NOT placed, with the reason.
+"""
+
+
+def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: str | None = None,
+                  changes: list[str] | None = None) -> dict[str, str]:
+    """Relative path -> text of every dataset-level file, from the visit records."""
+    records = writer.visit_records()
+    files: dict[str, str] = {}
+    description = writer.read_json("dataset_description.json", default={}) or {}
+    description.update({
+        "Name": dataset_name or description.get("Name") or DEFAULT_NAME,
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "raw",
+        "GeneratedBy": [
+            {"Name": "bids-factory", "Version": __version__,
+             "Description": "Data Capture export to BIDS (discover, extract, plan, write, finalize)"},
+            {"Name": "dcm2niix", "Version": converter_version},
+        ],
+    })
+    files["dataset_description.json"] = json.dumps(description, indent=2, ensure_ascii=False) + "\n"
+    if not (writer.root / "README.md").exists() and not (writer.root / "README").exists():
+        files["README.md"] = README_TEXT.format(name=description["Name"], version=__version__)
+    if changes:
+        files["CHANGES"] = _changes_text(writer, changes)
+    elif not (writer.root / "CHANGES").exists():
+        files["CHANGES"] = _changes_text(writer, ["Dataset created by bids-factory (no visit placed yet)."])
+
+    sessions: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        sessions[record["participant_id"]].append(record)
+    files["participants.tsv"] = "participant_id\n" + "".join(f"{p}\n" for p in sorted(sessions))
+    files["participants.json"] = _json(PARTICIPANTS_SIDECAR)
+    files["scans.json"] = _json(SCANS_SIDECAR)
+    files["sessions.json"] = _json(SESSIONS_SIDECAR)
+    for participant, visits in sessions.items():
+        lines = ["session_id\tscan_research_id\texport_days"]
+        for record in sorted(visits, key=lambda r: r["session_id"]):
+            days = sorted({f["day"] for f in record["export_folders"]})
+            lines.append(f"{record['session_id']}\t{record['scan_research_id']}\t{','.join(days)}")
+        files[f"{participant}/{participant}_sessions.tsv"] = "\n".join(lines) + "\n"
+    return files
+
+
+def _changes_text(writer: DatasetWriter, entries: list[str]) -> str:
+    """A new CPAN-style CHANGES entry on top of the existing ones."""
+    path = writer.root / "CHANGES"
+    previous = path.read_text(encoding="utf-8") if path.exists() else ""
+    count = sum(1 for line in previous.splitlines() if line and not line[0].isspace())
+    head = f"1.0.{count} {dt.date.today().isoformat()}\n"
+    return head + "".join(f"  - {e}\n" for e in entries) + ("\n" + previous if previous else "")
+
+
+def _json(data: dict) -> str:
+    return json.dumps(data, indent=2) + "\n"
+

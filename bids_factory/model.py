@@ -1,0 +1,182 @@
+"""Typed values passed between the stages of the flow.
+
+discover -> :class:`Visit` ; extract -> :class:`ExtractedVisit` ;
+plan -> :class:`VisitPlan` ; write -> :class:`PlacedVisit` ; everything reported -> :class:`Problem`.
+All values are plain, picklable dataclasses so visits can be processed in worker processes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+
+
+def bids_label(raw: str) -> str:
+    """Sanitise a raw id into a BIDS label: drop every character outside [A-Za-z0-9]."""
+    return _NOT_ALNUM.sub("", raw)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something reported to the user: a skipped or failed path, with the reason.
+
+    ``fatal`` problems make the run exit non-zero (after everything else was converted);
+    non-fatal ones are deliberate skips (phantom folders, today's unfinished export...).
+    """
+
+    path: str
+    reason: str
+    fatal: bool = True
+
+
+@dataclass(frozen=True)
+class VisitFolder:
+    """One export day's folder of one visit: ``<KIND>/<yyyy>/<yyyymmdd>/<scan_research_id>``."""
+
+    kind: str  # "DICOM" (or "NIFTI")
+    day: str  # yyyymmdd
+    path: Path  # absolute
+    relpath: str  # relative to the export root, for provenance
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    folder: VisitFolder
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One visit of one patient: the union of its folders over all export days."""
+
+    scan_research_id: str
+    folders: tuple[VisitFolder, ...]
+    files: tuple[SourceFile, ...]
+
+    @property
+    def session_label(self) -> str:
+        return bids_label(self.scan_research_id)
+
+    @property
+    def days(self) -> tuple[str, ...]:
+        return tuple(sorted({f.day for f in self.folders}))
+
+
+@dataclass(frozen=True)
+class Series:
+    """One image produced by the converter: a NIfTI in staging with its BIDS sidecar."""
+
+    nifti: Path
+    sidecar: Path
+    extras: tuple[Path, ...]  # .bval / .bvec beside the NIfTI
+    series_number: int | None
+    series_description: str
+    protocol_name: str
+    image_type: tuple[str, ...]
+    source_folders: tuple[str, ...]  # export-relative visit folders the DICOM came from
+
+    def record(self) -> dict:
+        """The fields a user needs to write a heuristic rule for this series."""
+        return {
+            "SeriesNumber": self.series_number, "SeriesDescription": self.series_description,
+            "ProtocolName": self.protocol_name, "ImageType": list(self.image_type),
+            "source_folders": list(self.source_folders),
+        }
+
+    def describe(self) -> str:
+        return (
+            f"SeriesNumber={self.series_number} SeriesDescription={self.series_description!r} "
+            f"ProtocolName={self.protocol_name!r} ImageType={'/'.join(self.image_type) or '-'}"
+        )
+
+
+@dataclass(frozen=True)
+class ExtractedVisit:
+    visit: Visit
+    subject_label: str
+    patient_key: str  # sha256 of the raw PatientID: detects label collisions, never the raw id
+    staging: Path
+    series: tuple[Series, ...]
+    non_dicom_files: int
+    converter_version: str
+    converter_log: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A series accepted by the heuristic, with its final BIDS path and sidecar content."""
+
+    series: Series
+    datatype: str
+    stem: str  # sub-<p>_ses-<v>_[entities]_<suffix>
+    sidecar: dict
+    rule: str
+
+    @property
+    def relpath(self) -> str:
+        """Path of the NIfTI relative to the session folder."""
+        return f"{self.datatype}/{self.stem}.nii.gz"
+
+
+@dataclass(frozen=True)
+class SeriesOutcome:
+    """A series that was not placed: unmatched, ambiguous or rejected, with the reason."""
+
+    series: Series
+    status: str  # "unmatched" | "ambiguous" | "rejected"
+    reason: str
+
+    def record(self) -> dict:
+        return {"status": self.status, "reason": self.reason, **self.series.record()}
+
+
+@dataclass(frozen=True)
+class VisitPlan:
+    extracted: ExtractedVisit
+    placements: tuple[Placement, ...]
+    not_placed: tuple[SeriesOutcome, ...]
+    heuristic_name: str
+    heuristic_sha256: str
+
+    @property
+    def subject_label(self) -> str:
+        return self.extracted.subject_label
+
+    @property
+    def session_label(self) -> str:
+        return self.extracted.visit.session_label
+
+
+@dataclass
+class VisitResult:
+    """What happened to one visit in this run."""
+
+    scan_research_id: str
+    status: str  # "placed" | "nothing-to-place" | "failed"
+    subject_label: str = ""
+    session_label: str = ""
+    placed: int = 0
+    not_placed: tuple[SeriesOutcome, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass
+class RunReport:
+    """Everything the CLI summarises at the end of a run."""
+
+    visits: list[VisitResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    non_dicom_files: int = 0
+    validator_errors: int | None = None
+    validator_warnings: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return (
+            any(p.fatal for p in self.problems)
+            or any(v.status == "failed" for v in self.visits)
+            or bool(self.validator_errors)
+        )

@@ -1,0 +1,154 @@
+"""The run: discover -> extract -> plan (per visit, in parallel) -> write -> finalize.
+
+Workers (``--jobs``) convert and plan visits in staging; only this process writes into the
+dataset, one visit at a time, so parallel conversion never races on the dataset.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bids_factory.discover import discover
+from bids_factory.errors import BidsFactoryError, VisitError
+from bids_factory.extract import dcm2niix_version, extract
+from bids_factory.finalize import dataset_files
+from bids_factory.heuristic import Heuristic, load_heuristic
+from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
+from bids_factory.plan import plan_visit
+from bids_factory.progress import Progress
+from bids_factory.report import report_record
+from bids_factory.validate import run_validator
+from bids_factory.write import SUBJECTS_FILE, DatasetWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    export: Path
+    bids: Path
+    heuristic: Path | None = None
+    jobs: int = 1
+    participant_labels: frozenset[str] = field(default_factory=frozenset)
+    validate: bool = True
+    dataset_name: str | None = None
+    keep_site_fields: bool = False
+
+
+def _extract_and_plan(visit: Visit, staging: Path, heuristic: Heuristic, options: ConvertOptions
+                      ) -> VisitPlan | None:
+    """One visit's work, run in a worker: precise errors become :class:`VisitError`."""
+    try:
+        extracted = extract(visit, staging, heuristic.config.get("dcm2niixOptions", ""), options.participant_labels)
+        return None if extracted is None else plan_visit(extracted, heuristic, options.keep_site_fields)
+    except BidsFactoryError:
+        raise
+    except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on
+        log.debug("visit %s failed:\n%s", visit.scan_research_id, traceback.format_exc())
+        raise VisitError(f"visit {visit.scan_research_id}: internal error {type(exc).__name__}: {exc}") from None
+
+
+def convert(options: ConvertOptions) -> RunReport:
+    heuristic = load_heuristic(options.heuristic)  # a bad heuristic stops the run before any conversion
+    discovery = discover(options.export)
+    report = RunReport(problems=list(discovery.problems))
+    writer = DatasetWriter(options.bids)
+    with writer.locked():
+        staging = writer.new_staging()
+        try:
+            _convert_visits(discovery.visits, staging, heuristic, options, writer, report)
+            placed = [v for v in report.visits if v.status == "placed"]
+            changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
+                       f"from visit {v.scan_research_id}" for v in placed]
+            writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes))
+        finally:
+            writer.discard(staging)
+        if options.validate:
+            _validate(writer, report)
+        writer.write_run_record(report_record(report))
+    return report
+
+
+def _validate(writer: DatasetWriter, report: RunReport) -> None:
+    result = run_validator(writer.root)
+    if result is None:
+        log.warning("bids-validator-deno is not installed: the dataset was not validated")
+        return
+    report.validator_errors, report.validator_warnings = len(result.errors), len(result.warnings)
+    for issue in result.errors:
+        report.problems.append(Problem(issue.location or str(writer.root),
+                                       f"BIDS validator: {issue.code} {issue.message}".strip()))
+
+
+def _convert_visits(visits, staging: Path, heuristic: Heuristic, options: ConvertOptions,
+                    writer: DatasetWriter, report: RunReport) -> None:
+    subjects: dict[str, str] = writer.read_json(SUBJECTS_FILE, default={}) or {}
+    sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
+    progress = Progress(len(visits), "visits")
+    for visit, outcome in _run_workers(visits, staging, heuristic, options):
+        if isinstance(outcome, VisitError):
+            result = VisitResult(visit.scan_research_id, "failed",
+                                 problems=(Problem(_where(visit), str(outcome)),))
+        elif outcome is None:
+            result = VisitResult(visit.scan_research_id, "not-selected")
+        else:
+            result = _place(outcome, writer, subjects, sessions)
+            report.non_dicom_files += outcome.extracted.non_dicom_files
+        report.visits.append(result)
+        report.problems.extend(result.problems)
+        progress.step(f"{visit.scan_research_id}: {result.status}")
+    progress.close()
+    writer.write_json(SUBJECTS_FILE, subjects)
+
+
+def _run_workers(visits, staging: Path, heuristic: Heuristic, options: ConvertOptions):
+    """Yield (visit, VisitPlan | None | VisitError) in export order, converting ``jobs`` at once."""
+    def work(index: int, visit: Visit):
+        return _extract_and_plan(visit, staging / f"visit-{index:05d}", heuristic, options)
+
+    if options.jobs <= 1:
+        for index, visit in enumerate(visits):
+            try:
+                yield visit, work(index, visit)
+            except VisitError as exc:
+                yield visit, exc
+        return
+    with cf.ProcessPoolExecutor(max_workers=options.jobs) as pool:
+        futures = [pool.submit(_extract_and_plan, visit, staging / f"visit-{i:05d}", heuristic, options)
+                   for i, visit in enumerate(visits)]
+        for visit, future in zip(visits, futures):
+            try:
+                yield visit, future.result()
+            except VisitError as exc:
+                yield visit, exc
+
+
+def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict) -> VisitResult:
+    visit = plan.extracted.visit
+    subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
+    base = dict(scan_research_id=visit.scan_research_id, subject_label=plan.subject_label,
+                session_label=plan.session_label, not_placed=plan.not_placed)
+    known = subjects.get(plan.subject_label)
+    if known is not None and known != plan.extracted.patient_key:
+        reason = (f"visit {visit.scan_research_id}: two different PatientIDs give the same subject label "
+                  f"{subject}; not merged (rename one patient's id upstream)")
+        return VisitResult(**base, status="failed", problems=(Problem(_where(visit), reason),))
+    owner = sessions.get((subject, session))
+    if owner is not None and owner != visit.scan_research_id:
+        reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} is already taken by "
+                  f"visit {owner}; not merged")
+        return VisitResult(**base, status="failed", problems=(Problem(_where(visit), reason),))
+    if not plan.placements:
+        return VisitResult(**base, status="nothing-to-place")
+    writer.place_visit(plan, plan.extracted.staging)
+    subjects[plan.subject_label] = plan.extracted.patient_key
+    sessions[(subject, session)] = visit.scan_research_id
+    return VisitResult(**base, status="placed", placed=len(plan.placements))
+
+
+def _where(visit: Visit) -> str:
+    return ", ".join(f.relpath for f in visit.folders)

@@ -1,0 +1,124 @@
+"""Stage 3 — plan: decide where each converted series goes, with the dcm2bids engine.
+
+Matching, run numbering, custom entities, ``id``/IntendedFor substitution and ``sidecar_changes``
+are dcm2bids' own (``dcm2bids.sidecar.SidecarPairing`` and ``Acquisition``): heuristics behave
+here exactly as in Dcm2Bids. This stage decides; it writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+
+from bids_factory.deidentify import scrub
+from bids_factory.heuristic import Heuristic
+from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, VisitPlan
+
+log = logging.getLogger(__name__)
+
+_ENTITY = re.compile(r"^[a-z]+-[A-Za-z0-9]+$")
+_SUFFIX = re.compile(r"^[A-Za-z0-9]+$")
+
+
+def _dcm2bids():
+    """Import the dcm2bids engine without its import-time call to GitHub.
+
+    dcm2bids checks online for a newer BIDS schema when it is imported; a hospital host has no
+    internet (the call can hang for seconds). The check only logs a suggestion, so it is turned off.
+    """
+    dcm2bids_log = logging.getLogger("dcm2bids")
+    if not dcm2bids_log.isEnabledFor(logging.DEBUG):
+        dcm2bids_log.setLevel(logging.ERROR)
+    from dcm2bids.utils import tools
+
+    tools.has_internet = lambda *args, **kwargs: False
+    from dcm2bids.participant import Participant
+    from dcm2bids.sidecar import Sidecar, SidecarPairing
+    from dcm2bids.utils.utils import DEFAULT
+    return Participant, Sidecar, SidecarPairing, DEFAULT
+
+
+def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, keep_site_fields: bool = False) -> VisitPlan:
+    Participant, Sidecar, SidecarPairing, DEFAULT = _dcm2bids()
+    config = heuristic.config
+    by_sidecar = {str(series.sidecar): series for series in extracted.series}
+    sidecars = sorted(Sidecar(path, config.get("compKeys", DEFAULT.compKeys)) for path in by_sidecar)
+    pairing = SidecarPairing(
+        sidecars,
+        heuristic.descriptions,
+        extractors=config.get("extractors", {}),
+        search_method=config.get("search_method", DEFAULT.search_method),
+        case_sensitive=config.get("case_sensitive", DEFAULT.case_sensitive),
+        dup_method=config.get("dup_method", DEFAULT.dup_method),
+        post_op=[],
+        bids_uri=config.get("bids_uri", DEFAULT.bids_uri),
+    )
+    participant = Participant(extracted.subject_label, extracted.visit.session_label)
+    graph = pairing.build_graph()
+    pairing.build_acquisitions(participant)
+    pairing.find_runs()
+
+    not_placed: list[SeriesOutcome] = []
+    for sidecar, matched in graph.items():
+        series = by_sidecar[sidecar.filename]
+        if not matched:
+            not_placed.append(SeriesOutcome(series, "unmatched", "no heuristic rule matches"))
+        elif len(matched) > 1:
+            rules = ", ".join(heuristic.rule_name(d) for d in matched)
+            not_placed.append(SeriesOutcome(series, "ambiguous", f"several heuristic rules match: {rules}"))
+
+    placements: list[Placement] = []
+    id_list: dict[str, list[str]] = {}
+    for acquisition in pairing.acquisitions:
+        series = by_sidecar[acquisition.src_sidecar.filename]
+        if acquisition.id:
+            id_list.setdefault(acquisition.id, []).append(
+                os.path.join(participant.name, acquisition.dstId + ".nii.gz")
+            )
+        sidecar = scrub(acquisition.dstSidecarData(id_list), keep_site_fields)
+        rule = _rule_for(acquisition, graph, heuristic)
+        placements.append(
+            Placement(series=series, datatype=acquisition.datatype, stem=acquisition.dstFile,
+                      sidecar=sidecar, rule=rule)
+        )
+    placements, rejected = _reject_bad_names(placements)
+    return VisitPlan(
+        extracted=extracted,
+        placements=tuple(placements),
+        not_placed=tuple(not_placed + rejected),
+        heuristic_name=heuristic.name,
+        heuristic_sha256=heuristic.sha256,
+    )
+
+
+def _rule_for(acquisition, graph, heuristic: Heuristic) -> str:
+    """The rule that placed an acquisition (dcm2bids only places series with exactly one match)."""
+    return heuristic.rule_name(graph[acquisition.src_sidecar][0])
+
+
+def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """Refuse file names that are not BIDS names, and two series aimed at one file."""
+    kept: list[Placement] = []
+    rejected: list[SeriesOutcome] = []
+    targets: dict[str, list[Placement]] = {}
+    for placement in placements:
+        targets.setdefault(placement.relpath, []).append(placement)
+    for placement in placements:
+        *entities, suffix = placement.stem.split("_")
+        bad = [e for e in entities if not _ENTITY.match(e)]
+        if bad or not _SUFFIX.match(suffix):
+            reason = f"heuristic gives a name that is not a BIDS name: {placement.stem} ({', '.join(bad) or suffix})"
+            rejected.append(SeriesOutcome(placement.series, "rejected", reason))
+        elif len(targets[placement.relpath]) > 1:
+            others = [p.series for p in targets[placement.relpath] if p is not placement]
+            reason = (f"collision: {placement.relpath} is also the target of "
+                      + "; ".join(_series_name(s) for s in others))
+            rejected.append(SeriesOutcome(placement.series, "rejected", reason))
+        else:
+            kept.append(placement)
+    return kept, rejected
+
+
+def _series_name(series: Series) -> str:
+    return f"series {series.series_number} {series.series_description!r}"

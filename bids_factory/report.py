@@ -1,0 +1,56 @@
+"""The end-of-run summary: for the user's terminal and, as JSON, for the dataset's provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+from bids_factory import __version__
+from bids_factory.model import RunReport
+
+
+def summary_lines(report: RunReport) -> list[str]:
+    statuses = Counter(v.status for v in report.visits)
+    placed_series = sum(v.placed for v in report.visits)
+    outcomes = [(v, o) for v in report.visits for o in v.not_placed]
+    lines = [
+        f"visits: {statuses.get('placed', 0)} placed, {statuses.get('nothing-to-place', 0)} with nothing to place, "
+        f"{statuses.get('failed', 0)} failed"
+        + (f", {statuses['not-selected']} not selected" if statuses.get("not-selected") else ""),
+        f"series: {placed_series} placed, {sum(1 for _, o in outcomes if o.status != 'rejected')} unmatched, "
+        f"{sum(1 for _, o in outcomes if o.status == 'rejected')} rejected; "
+        f"{report.non_dicom_files} non-DICOM files ignored",
+    ]
+    for visit, outcome in outcomes:
+        lines.append(f"  {outcome.status}: visit {visit.scan_research_id} {outcome.series.describe()}: {outcome.reason}")
+    fatal = [p for p in report.problems if p.fatal]
+    skipped = [p for p in report.problems if not p.fatal]
+    for problem in skipped:
+        lines.append(f"  skipped: {problem.path}: {problem.reason}")
+    for problem in fatal:
+        lines.append(f"  FAILED: {problem.path}: {problem.reason}")
+    if report.validator_errors is not None:
+        lines.append(f"BIDS validator: {report.validator_errors} errors, {report.validator_warnings} warnings")
+    return lines
+
+
+def report_record(report: RunReport) -> dict:
+    """JSON-able record of a run (no patient field: labels, research ids and series only)."""
+    return {
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "bids_factory_version": __version__,
+        "failed": report.failed,
+        "visits": [
+            {
+                "scan_research_id": v.scan_research_id, "status": v.status,
+                "participant_id": f"sub-{v.subject_label}" if v.subject_label else None,
+                "session_id": f"ses-{v.session_label}" if v.session_label else None,
+                "placed": v.placed,
+                "not_placed": [o.record() for o in v.not_placed],
+            }
+            for v in report.visits
+        ],
+        "problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in report.problems],
+        "non_dicom_files": report.non_dicom_files,
+        "validator": {"errors": report.validator_errors, "warnings": report.validator_warnings},
+    }

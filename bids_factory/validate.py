@@ -1,0 +1,68 @@
+"""The official BIDS validator (``bids-validator-deno``, from PyPI), run on a written dataset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ValidatorIssue:
+    severity: str
+    code: str
+    location: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ValidatorResult:
+    exit_code: int
+    issues: tuple[ValidatorIssue, ...]
+    version: str
+
+    @property
+    def errors(self) -> tuple[ValidatorIssue, ...]:
+        return tuple(i for i in self.issues if i.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[ValidatorIssue, ...]:
+        return tuple(i for i in self.issues if i.severity == "warning")
+
+
+def validator_command() -> str | None:
+    beside = Path(sys.executable).parent / "bids-validator-deno"
+    return str(beside) if beside.exists() else shutil.which("bids-validator-deno")
+
+
+def run_validator(dataset: Path, timeout: float = 900) -> ValidatorResult | None:
+    """Validate ``dataset``; ``None`` when the validator is not installed.
+
+    bids-validator-deno exits 16 when it finds errors and 0 otherwise.
+    """
+    command = validator_command()
+    if command is None:
+        return None
+    done = subprocess.run(
+        [command, "--format", "json", str(dataset)], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        message = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return ValidatorResult(exit_code=done.returncode, version="?",
+                               issues=(ValidatorIssue("error", "VALIDATOR_FAILED", str(dataset), message[0]),))
+    issues = tuple(
+        ValidatorIssue(
+            severity=item.get("severity", "error"),
+            code=item.get("code", "?") + (f"/{item['subCode']}" if item.get("subCode") else ""),
+            location=item.get("location", ""),
+            message=(item.get("issueMessage") or "").strip().splitlines()[0] if item.get("issueMessage") else "",
+        )
+        for item in report.get("issues", {}).get("issues", [])
+    )
+    return ValidatorResult(exit_code=done.returncode, issues=issues,
+                           version=str(report.get("summary", {}).get("schemaVersion", "?")))

@@ -1,0 +1,215 @@
+"""Stage 4 — write: the only module that writes into the BIDS dataset.
+
+A visit's files are assembled in a staging folder inside the dataset (same filesystem), then the
+whole ``sub-<p>/ses-<v>`` folder is swapped in with ``rename``: a visit is fully there or not at
+all. Text files are written to a temporary file, fsynced, then renamed over the target.
+Provenance and state live in ``code/bids-factory/`` (BIDS leaves ``code/`` to the curator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bids_factory import __version__
+from bids_factory.errors import DatasetLockedError
+from bids_factory.model import Placement, VisitPlan
+
+STATE_DIR = Path("code") / "bids-factory"
+VISIT_RECORDS = STATE_DIR / "visits"
+SUBJECTS_FILE = STATE_DIR / "subjects.json"
+SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
+
+
+class DatasetWriter:
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.state = self.root / STATE_DIR
+        self._lock_file = None
+
+    # -- locking and staging -------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the dataset for one run; a second run on the same dataset stops with a clear error.
+
+        ``flock`` on a file in the dataset: exclusive across processes on one host, and on NFS v4
+        (where the lock is forwarded to the server). Stale locks do not exist: the kernel drops
+        the lock when the process dies.
+        """
+        self.state.mkdir(parents=True, exist_ok=True)
+        handle = open(self.state / "lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise DatasetLockedError(
+                    f"another bids-factory run is writing {self.root} (lock {self.state / 'lock'}); "
+                    "wait for it to finish"
+                ) from exc
+            raise
+        try:
+            self._recover()
+            yield self
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def new_staging(self) -> Path:
+        """A private folder for this run's conversions, on the dataset's filesystem."""
+        base = self.state / "staging"
+        base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="run-", dir=base))
+
+    def discard(self, path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # the staging folder, when no other run uses it
+
+    def _recover(self) -> None:
+        """Finish or undo what a killed run left: restore swapped-out sessions, drop staging."""
+        trash = self.state / "trash"
+        if trash.is_dir():
+            for old in trash.iterdir():
+                target = self.root / old.name.replace("__", "/")
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(old, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(self.state / "staging", ignore_errors=True)
+
+    # -- visits ----------------------------------------------------------------------------
+    def place_visit(self, plan: VisitPlan, staging: Path) -> Path:
+        """Move a planned visit into ``sub-<p>/ses-<v>`` atomically; record its provenance."""
+        subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
+        build = staging / "placed" / f"{subject}_{session}"
+        for placement in plan.placements:
+            self._stage_placement(build, placement)
+        _write_text(build / f"{subject}_{session}_scans.tsv", _scans_tsv(plan.placements))
+        session_dir = self.root / subject / session
+        self._swap_in(build, session_dir)
+        self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", _visit_record(plan))
+        return session_dir
+
+    def _stage_placement(self, build: Path, placement: Placement) -> None:
+        folder = build / placement.datatype
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / placement.stem
+        os.rename(placement.series.nifti, f"{target}.nii.gz")
+        for extra in placement.series.extras:
+            os.rename(extra, f"{target}{extra.suffix}")
+        _write_text(Path(f"{target}.json"), json.dumps(placement.sidecar, indent=2) + "\n")
+        _fsync_file(Path(f"{target}.nii.gz"))
+
+    def _swap_in(self, build: Path, session_dir: Path) -> None:
+        session_dir.parent.mkdir(parents=True, exist_ok=True)
+        _fsync_dir(build)
+        if session_dir.exists():
+            trash = self.state / "trash"
+            trash.mkdir(parents=True, exist_ok=True)
+            parked = trash / session_dir.relative_to(self.root).as_posix().replace("/", "__")
+            os.rename(session_dir, parked)
+            os.rename(build, session_dir)
+            shutil.rmtree(parked)
+        else:
+            os.rename(build, session_dir)
+        _fsync_dir(session_dir.parent)
+
+    # -- dataset-level files -----------------------------------------------------------------
+    def write_text(self, relpath: Path | str, text: str) -> None:
+        _write_text(self.root / relpath, text)
+
+    def write_files(self, files: dict[str, str]) -> None:
+        for relpath, text in files.items():
+            self.write_text(relpath, text)
+
+    def write_json(self, relpath: Path | str, data) -> None:
+        _write_text(self.root / relpath, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def write_run_record(self, record: dict) -> None:
+        """The run's report, kept per run (``runs/``) and as ``last-run.json``."""
+        stamp = record["finished_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
+        self.write_json(STATE_DIR / "runs" / f"run-{stamp}.json", record)
+        self.write_json(STATE_DIR / "last-run.json", record)
+
+    def read_json(self, relpath: Path | str, default=None):
+        path = self.root / relpath
+        return json.loads(path.read_text()) if path.exists() else default
+
+    def visit_records(self) -> list[dict]:
+        folder = self.root / VISIT_RECORDS
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def _scans_tsv(placements: tuple[Placement, ...]) -> str:
+    rows = ["\t".join(SCANS_COLUMNS)]
+    for p in sorted(placements, key=lambda p: p.relpath):
+        folders = p.series.source_folders
+        days = sorted({f.split("/")[2] for f in folders if f.count("/") >= 3})
+        rows.append("\t".join([
+            p.relpath,
+            ",".join(days) or "n/a",
+            ",".join(folders) or "n/a",
+            "n/a" if p.series.series_number is None else str(p.series.series_number),
+            p.rule,
+        ]))
+    return "\n".join(rows) + "\n"
+
+
+def _visit_record(plan: VisitPlan) -> dict:
+    extracted = plan.extracted
+    return {
+        "scan_research_id": extracted.visit.scan_research_id,
+        "participant_id": f"sub-{plan.subject_label}",
+        "session_id": f"ses-{plan.session_label}",
+        "patient_key_sha256": extracted.patient_key,
+        "export_folders": [{"kind": f.kind, "day": f.day, "path": f.relpath} for f in extracted.visit.folders],
+        "converted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "bids_factory_version": __version__,
+        "converter": {"name": "dcm2niix", "version": extracted.converter_version},
+        "heuristic": {"name": plan.heuristic_name, "sha256": plan.heuristic_sha256},
+        "non_dicom_files": extracted.non_dicom_files,
+        "files": [
+            {"path": p.relpath, "rule": p.rule, "SeriesNumber": p.series.series_number,
+             "SeriesDescription": p.series.series_description, "source_folders": list(p.series.source_folders)}
+            for p in plan.placements
+        ],
+        "not_placed": [o.record() for o in plan.not_placed],
+        "converter_log": extracted.converter_log.splitlines(),
+    }
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, fsync, rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
