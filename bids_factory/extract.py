@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # are re-asserted after any options a heuristic adds, so a heuristic cannot switch them off.
 BASE_OPTIONS = ("-b", "y", "-z", "y", "-f", "%s_%p")
 ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "y")
-_HEADER_TAGS = ("PatientID", "SeriesNumber", "SeriesInstanceUID")
+_HEADER_TAGS = ("PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType")
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,25 @@ class VisitHeaders:
     dicom_files: tuple[SourceFile, ...]
     patient_ids: frozenset[str]
     series_folders: dict  # SeriesNumber -> sorted export-relative visit folders
+    series_names: dict  # SeriesNumber -> (SeriesDescription, ProtocolName, ImageType)
     non_dicom_files: int
+
+    def unconverted(self, converted: list[Series]) -> tuple[Series, ...]:
+        """DICOM series of the visit for which the converter produced no image."""
+        done = {s.series_number for s in converted}
+        return tuple(
+            Series(nifti=None, sidecar=None, extras=(), series_number=number, series_description=names[0],
+                   protocol_name=names[1], image_type=names[2], source_folders=self.series_folders[number])
+            for number, names in sorted(self.series_names.items(), key=lambda item: (item[0] is None, item[0] or 0))
+            if number not in done
+        )
 
 
 def read_visit_headers(visit: Visit) -> VisitHeaders:
     dicom_files: list[SourceFile] = []
     patient_ids: set[str] = set()
     series_folders: dict[int | None, set[str]] = defaultdict(set)
+    series_names: dict[int | None, tuple] = {}
     non_dicom = 0
     for source in visit.files:
         try:
@@ -57,11 +69,17 @@ def read_visit_headers(visit: Visit) -> VisitHeaders:
         if patient_id:
             patient_ids.add(patient_id)
         number = ds.get("SeriesNumber")
-        series_folders[int(number) if number not in (None, "") else None].add(source.folder.relpath)
+        number = int(number) if number not in (None, "") else None
+        series_folders[number].add(source.folder.relpath)
+        series_names.setdefault(number, (
+            str(ds.get("SeriesDescription", "")), str(ds.get("ProtocolName", "")),
+            tuple(str(v) for v in (ds.get("ImageType") or ())),
+        ))
     return VisitHeaders(
         dicom_files=tuple(dicom_files),
         patient_ids=frozenset(patient_ids),
         series_folders={k: tuple(sorted(v)) for k, v in series_folders.items()},
+        series_names=series_names,
         non_dicom_files=non_dicom,
     )
 
@@ -171,6 +189,7 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         patient_key=patient_key,
         staging=staging,
         series=tuple(s for s in series if s.sidecar.exists()),
+        unconverted=headers.unconverted(series),
         non_dicom_files=headers.non_dicom_files,
         converter_version=dcm2niix_version(),
         converter_log=converter_log,

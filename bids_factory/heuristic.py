@@ -46,16 +46,21 @@ def load_heuristic(path: Path | None = None) -> Heuristic:
         where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise HeuristicError(f"heuristic {path}: not valid JSON{where}: {getattr(exc, 'msg', exc)}") from exc
     schema = json.loads(schema_path("heuristic.schema.json").read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path))
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.path]))
     if errors:
-        first = errors[0]
-        pointer = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise HeuristicError(
-            f"heuristic {path}: at {pointer}{_line_hint(raw, first.absolute_path)}: {_message(first)}{more}"
-        )
+        faults = "; ".join(_fault(raw, error) for error in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise HeuristicError(f"heuristic {path}: {faults}{more}")
     name = config.get("bids_factory", {}).get("name") or path.stem
     return Heuristic(path=path.resolve(), name=name, sha256=hashlib.sha256(raw).hexdigest(), config=config)
+
+
+def _fault(raw: bytes, error: jsonschema.ValidationError) -> str:
+    pointer = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        path += sorted(set(error.instance) - set(error.schema.get("properties", {})))[:1]
+    return f"at {pointer}{_line_hint(raw, path)}: {_message(error)}"
 
 
 def _message(error: jsonschema.ValidationError) -> str:

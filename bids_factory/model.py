@@ -67,10 +67,13 @@ class Visit:
 
 @dataclass(frozen=True)
 class Series:
-    """One image produced by the converter: a NIfTI in staging with its BIDS sidecar."""
+    """One image produced by the converter: a NIfTI in staging with its BIDS sidecar.
 
-    nifti: Path
-    sidecar: Path
+    A DICOM series the converter made no image of (a report, a raw-data series) has no NIfTI.
+    """
+
+    nifti: Path | None
+    sidecar: Path | None
     extras: tuple[Path, ...]  # .bval / .bvec beside the NIfTI
     series_number: int | None
     series_description: str
@@ -100,6 +103,7 @@ class ExtractedVisit:
     patient_key: str  # sha256 of the raw PatientID: detects label collisions, never the raw id
     staging: Path
     series: tuple[Series, ...]
+    unconverted: tuple[Series, ...]  # DICOM series of which dcm2niix made no image
     non_dicom_files: int
     converter_version: str
     converter_log: str

@@ -59,7 +59,8 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, keep_site_fields
     pairing.build_acquisitions(participant)
     pairing.find_runs()
 
-    not_placed: list[SeriesOutcome] = []
+    not_placed = [SeriesOutcome(s, "not-converted", "dcm2niix made no image of this DICOM series")
+                  for s in extracted.unconverted]
     for sidecar, matched in graph.items():
         series = by_sidecar[sidecar.filename]
         if not matched:

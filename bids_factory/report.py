@@ -17,8 +17,8 @@ def summary_lines(report: RunReport) -> list[str]:
         f"visits: {statuses.get('placed', 0)} placed, {statuses.get('nothing-to-place', 0)} with nothing to place, "
         f"{statuses.get('failed', 0)} failed"
         + (f", {statuses['not-selected']} not selected" if statuses.get("not-selected") else ""),
-        f"series: {placed_series} placed, {sum(1 for _, o in outcomes if o.status != 'rejected')} unmatched, "
-        f"{sum(1 for _, o in outcomes if o.status == 'rejected')} rejected; "
+        f"series: {placed_series} placed, {_count(outcomes, 'unmatched', 'ambiguous')} unmatched, "
+        f"{_count(outcomes, 'rejected')} rejected, {_count(outcomes, 'not-converted')} without image; "
         f"{report.non_dicom_files} non-DICOM files ignored",
     ]
     for visit, outcome in outcomes:
@@ -32,6 +32,10 @@ def summary_lines(report: RunReport) -> list[str]:
     if report.validator_errors is not None:
         lines.append(f"BIDS validator: {report.validator_errors} errors, {report.validator_warnings} warnings")
     return lines
+
+
+def _count(outcomes, *statuses: str) -> int:
+    return sum(1 for _, outcome in outcomes if outcome.status in statuses)
 
 
 def report_record(report: RunReport) -> dict:

@@ -1,0 +1,152 @@
+"""End to end on real scanner data: XA30 visit, GE T1w, nine transfer syntaxes, a visit over two days."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from bids_factory.pipeline import ConvertOptions, convert
+from conftest import (GE_T1W, TEST_HEURISTICS, TRANSFER_SYNTAXES, XA30, add_series, assert_valid_bids,
+                      fingerprint)
+
+SUB, SES = "sub-12343hucheng", "ses-VISIT01"
+
+
+@pytest.fixture(scope="module")
+def xa30_run(xa30_export, tmp_path_factory):
+    before = fingerprint(xa30_export)
+    bids = tmp_path_factory.mktemp("xa30-bids") / "bids"
+    report = convert(ConvertOptions(export=xa30_export, bids=bids, heuristic=TEST_HEURISTICS / "xa30_reproin.json"))
+    return report, bids, before, xa30_export
+
+
+def _names(bids: Path) -> set[str]:
+    return {p.relative_to(bids).as_posix() for p in bids.rglob("*") if p.is_file() and "code" not in p.parts}
+
+
+def _tsv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def test_xa30_places_t1w_bold_fieldmaps_dwi(xa30_run):
+    report, bids, _, _ = xa30_run
+    assert not report.failed
+    names = _names(bids)
+    prefix = f"{SUB}/{SES}"
+    for expected in (
+        f"anat/{SUB}_{SES}_acq-tfl_run-01_T1w.nii.gz", f"anat/{SUB}_{SES}_acq-tfl_run-02_T1w.nii.gz",
+        f"func/{SUB}_{SES}_task-fa_bold.nii.gz",
+        f"fmap/{SUB}_{SES}_magnitude1.nii.gz", f"fmap/{SUB}_{SES}_magnitude2.nii.gz",
+        f"fmap/{SUB}_{SES}_phasediff.nii.gz",
+        f"dwi/{SUB}_{SES}_dir-PA_dwi.nii.gz", f"dwi/{SUB}_{SES}_dir-PA_dwi.bval", f"dwi/{SUB}_{SES}_dir-PA_dwi.bvec",
+        f"dwi/{SUB}_{SES}_dir-AP_dwi.nii.gz", f"dwi/{SUB}_{SES}_dir-AP_dwi.bvec",
+    ):
+        assert f"{prefix}/{expected}" in names, expected
+    assert nib.load(bids / prefix / "func" / f"{SUB}_{SES}_task-fa_bold.nii.gz").shape == (64, 64, 33, 20)
+    phasediff = json.loads((bids / prefix / "fmap" / f"{SUB}_{SES}_phasediff.json").read_text())
+    assert phasediff["IntendedFor"] == f"bids::{prefix}/func/{SUB}_{SES}_task-fa_bold.nii.gz"
+    assert json.loads((bids / prefix / "func" / f"{SUB}_{SES}_task-fa_bold.json").read_text())["TaskName"] == "fa"
+
+
+def test_xa30_lists_every_series_not_placed(xa30_run):
+    report, _, _, _ = xa30_run
+    [visit] = report.visits
+    outcomes = {(o.series.series_number, o.status) for o in visit.not_placed}
+    derived = {11, 12, 13, 14, 16, 19, 20, 21, 22, 24, 25, 27, 28}
+    assert {(n, "unmatched") for n in derived} <= outcomes
+    assert (99, "not-converted") in outcomes
+    placed_numbers = {5, 6, 7, 8, 9, 10, 17}
+    assert not {n for n, _ in outcomes} & placed_numbers
+    adc = next(o for o in visit.not_placed if o.series.series_number == 11)
+    assert adc.series.series_description.startswith("DWI_dir80_PA") and "DERIVED" in adc.series.image_type
+
+
+def test_xa30_dataset_is_valid_and_indexable(xa30_run):
+    from bids import BIDSLayout
+
+    _, bids, _, _ = xa30_run
+    assert_valid_bids(bids)
+    layout = BIDSLayout(bids)
+    assert layout.get_subjects() == ["12343hucheng"]
+    assert layout.get_sessions() == ["VISIT01"]
+    assert len(layout.get(extension=".nii.gz")) == 8
+
+
+def test_xa30_records_provenance_of_every_file(xa30_run):
+    _, bids, _, _ = xa30_run
+    rows = _tsv(bids / SUB / SES / f"{SUB}_{SES}_scans.tsv")
+    assert len(rows) == 8
+    t1 = next(r for r in rows if r["filename"].endswith("run-01_T1w.nii.gz"))
+    assert t1 == {"filename": f"anat/{SUB}_{SES}_acq-tfl_run-01_T1w.nii.gz", "source_day": "20240105",
+                  "source_folder": "DICOM/2024/20240105/VISIT01", "series_number": "5", "heuristic_rule": "t1w-tfl"}
+    record = json.loads((bids / "code" / "bids-factory" / "visits" / f"{SUB}_{SES}.json").read_text())
+    assert record["scan_research_id"] == "VISIT01"
+    assert record["converter"]["version"].startswith("v1.")
+    assert {n["SeriesNumber"] for n in record["not_placed"]} >= {11, 25, 99}
+    description = json.loads((bids / "dataset_description.json").read_text())
+    assert [g["Name"] for g in description["GeneratedBy"]] == ["bids-factory", "dcm2niix"]
+
+
+def test_xa30_no_patient_field_reaches_the_dataset(xa30_run):
+    _, bids, _, _ = xa30_run
+    header = pydicom.dcmread(next(XA30.glob("5_*/*")), stop_before_pixels=True)
+    secrets = [str(header.PatientName), header.PatientBirthDate, header.InstitutionName, header.PatientID]
+    assert all(secrets)
+    for path in bids.rglob("*"):
+        if path.suffix in {".json", ".tsv", ".md"} or path.name in {"CHANGES", "README"}:
+            text = path.read_text(encoding="utf-8")
+            for secret in secrets:
+                assert secret not in text, f"{secret!r} found in {path}"
+
+
+def test_xa30_export_is_not_modified(xa30_run):
+    _, _, before, export = xa30_run
+    assert fingerprint(export) == before
+
+
+def test_ge_t1w_is_placed_by_the_default_heuristic(export, bids):
+    add_series(export, "20230301", "GE-0001", GE_T1W)
+    report = convert(ConvertOptions(export=export, bids=bids))
+    assert not report.failed
+    patient = pydicom.dcmread(next(GE_T1W.glob("*.dcm")), stop_before_pixels=True).PatientID
+    label = "".join(c for c in patient if c.isalnum() and c.isascii())
+    t1 = bids / f"sub-{label}" / "ses-GE0001" / "anat" / f"sub-{label}_ses-GE0001_T1w.nii.gz"
+    assert sorted(nib.load(t1).shape) == [196, 256, 256]
+    assert_valid_bids(bids)
+
+
+def test_nine_transfer_syntaxes_convert_to_identical_voxels(export, bids):
+    for dicom in sorted(TRANSFER_SYNTAXES.glob("*.dcm")):
+        add_series(export, "20230301", "TS01", dicom, subfolder=dicom.stem)
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=TEST_HEURISTICS / "transfer_syntaxes.json"))
+    assert not report.failed and report.visits[0].placed == 9
+    images = sorted(bids.rglob("*_T2starw.nii.gz"))
+    assert len(images) == 9
+    reference = np.asanyarray(nib.load(images[0]).dataobj)
+    for image in images[1:]:
+        assert np.array_equal(np.asanyarray(nib.load(image).dataobj), reference), image.name
+    assert_valid_bids(bids)
+
+
+def test_visit_spread_over_two_days_is_one_session(export, bids):
+    series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+    add_series(export, "20240105", "VISIT01", series["5"])
+    add_series(export, "20240105", "VISIT01", series["7"])
+    add_series(export, "20240106", "VISIT01", series["8"])
+    add_series(export, "20240106", "VISIT01", series["9"])
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=TEST_HEURISTICS / "xa30_reproin.json"))
+    assert not report.failed and [v.placed for v in report.visits] == [5]
+    rows = {r["filename"].split("/")[0] + "/" + r["filename"].rsplit("_", 1)[1]: r
+            for r in _tsv(bids / SUB / SES / f"{SUB}_{SES}_scans.tsv")}
+    assert rows["anat/T1w.nii.gz"]["source_day"] == "20240105"
+    assert rows["fmap/phasediff.nii.gz"]["source_folder"] == "DICOM/2024/20240106/VISIT01"
+    sessions = _tsv(bids / SUB / f"{SUB}_sessions.tsv")
+    assert sessions == [{"session_id": SES, "scan_research_id": "VISIT01", "export_days": "20240105,20240106"}]
+    assert_valid_bids(bids)

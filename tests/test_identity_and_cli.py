@@ -1,0 +1,171 @@
+"""Identity rules, exit status, messages and the CLI, on the synthetic demo export."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from bids_factory.cli import main
+from bids_factory.demo_export import build_demo_export
+from bids_factory.pipeline import ConvertOptions, convert
+from conftest import assert_valid_bids, fingerprint
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    return build_demo_export(tmp_path / "export").root
+
+
+def _set_patient(visit_dir: Path, patient_id: str | None, every: int = 1) -> None:
+    for index, path in enumerate(sorted(visit_dir.rglob("*.dcm"))):
+        if index % every:
+            continue
+        ds = pydicom.dcmread(path)
+        if patient_id is None:
+            del ds.PatientID
+        else:
+            ds.PatientID = patient_id
+        ds.save_as(path)
+
+
+def _visit(export: Path, visit: str) -> Path:
+    return next(export.glob(f"DICOM/*/*/{visit}"))
+
+
+def _status(report) -> dict[str, str]:
+    return {v.scan_research_id: v.status for v in report.visits}
+
+
+def test_demo_export_converts_with_sanitised_labels(demo, tmp_path):
+    bids = tmp_path / "bids"
+    report = convert(ConvertOptions(export=demo, bids=bids))
+    assert _status(report) == {"V0001A": "placed", "V0001B": "placed", "V0002-A": "placed"}
+    assert sorted(p.name for p in bids.glob("sub-*") if p.is_dir()) == ["sub-DEMO001", "sub-DEMO002"]
+    assert (bids / "sub-DEMO002" / "ses-V0002A" / "anat" / "sub-DEMO002_ses-V0002A_T1w.nii.gz").exists()
+    assert report.non_dicom_files == 1
+    assert (bids / "participants.tsv").read_text() == "participant_id\nsub-DEMO001\nsub-DEMO002\n"
+    assert_valid_bids(bids)
+
+
+def test_two_ids_that_sanitise_alike_are_never_merged(demo, tmp_path):
+    _set_patient(_visit(demo, "V0002-A"), "DEMO0_01")  # -> DEMO001, like DEMO-001
+    bids = tmp_path / "bids"
+    report = convert(ConvertOptions(export=demo, bids=bids))
+    assert _status(report) == {"V0001A": "placed", "V0001B": "placed", "V0002-A": "failed"}
+    assert report.failed
+    [problem] = [p for p in report.problems if p.fatal]
+    assert "same subject label sub-DEMO001" in problem.reason
+    assert sorted(p.name for p in (bids / "sub-DEMO001").iterdir() if p.is_dir()) == ["ses-V0001A", "ses-V0001B"]
+    assert_valid_bids(bids)
+
+
+def test_collision_is_detected_across_runs(demo, tmp_path):
+    bids = tmp_path / "bids"
+    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    _set_patient(_visit(demo, "V0002-A"), "DEMO00-2")  # -> DEMO002 again but another raw id
+    report = convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    assert _status(report)["V0002-A"] == "failed"
+
+
+def test_visit_with_two_patients_is_not_placed(demo, tmp_path):
+    _set_patient(_visit(demo, "V0002-A"), "SOMEONE-ELSE", every=7)
+    report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids"))
+    assert _status(report)["V0002-A"] == "failed"
+    assert any("2 different PatientIDs" in p.reason for p in report.problems)
+    assert not (tmp_path / "bids" / "sub-DEMO002").exists()
+    assert _status(report)["V0001A"] == "placed"
+
+
+def test_visit_without_patient_id_is_not_placed(demo, tmp_path):
+    _set_patient(_visit(demo, "V0001B"), None)
+    report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids"))
+    assert _status(report)["V0001B"] == "failed"
+    assert any("carry no PatientID" in p.reason for p in report.problems)
+
+
+def test_parallel_jobs_give_the_same_dataset(demo, tmp_path):
+    convert(ConvertOptions(export=demo, bids=tmp_path / "one", jobs=1, validate=False))
+    convert(ConvertOptions(export=demo, bids=tmp_path / "two", jobs=2, validate=False))
+
+    def images(root: Path) -> dict[str, str]:
+        return {k: v for k, v in fingerprint(root).items() if k.endswith(".nii.gz")}
+
+    assert images(tmp_path / "one") == images(tmp_path / "two") != {}
+
+
+def test_rerun_replaces_sessions_and_stays_valid(demo, tmp_path):
+    bids = tmp_path / "bids"
+    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    first = {k: v for k, v in fingerprint(bids).items() if k.startswith("sub-") and k.endswith(".nii.gz")}
+    report = convert(ConvertOptions(export=demo, bids=bids))
+    again = {k: v for k, v in fingerprint(bids).items() if k.startswith("sub-") and k.endswith(".nii.gz")}
+    assert not report.failed and first == again
+    assert not (bids / "code" / "bids-factory" / "staging").exists()
+    assert_valid_bids(bids)
+
+
+def test_participant_label_selects_subjects(demo, tmp_path):
+    bids = tmp_path / "bids"
+    report = convert(ConvertOptions(export=demo, bids=bids, participant_labels=frozenset({"DEMO002"})))
+    assert _status(report) == {"V0001A": "not-selected", "V0001B": "not-selected", "V0002-A": "placed"}
+    assert [p.name for p in bids.glob("sub-*") if p.is_dir()] == ["sub-DEMO002"]
+
+
+def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
+    before = fingerprint(demo)
+    _set_patient(_visit(demo, "V0001B"), None)
+    code = main(["convert", str(demo), str(tmp_path / "bids"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "visits: 2 placed, 0 with nothing to place, 1 failed" in out
+    assert "FAILED: DICOM/2024/20240312/V0001B: visit V0001B: the DICOM files carry no PatientID" in out
+    assert "unmatched: visit V0001A SeriesNumber=1 SeriesDescription='AAHead_Scout'" in out
+    assert fingerprint(demo) != before  # only our own edit above...
+    _set_patient(_visit(demo, "V0001B"), "DEMO-001")
+    assert main(["convert", str(demo), str(tmp_path / "bids"), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["convert", "/nonexistent/export", "/tmp/x"], "export folder /nonexistent/export does not exist"),
+    (["convert", "{tmp}", "{tmp}/bids"], "is not a Data Capture export: no DICOM/ folder"),
+    (["convert", "{demo}", "{tmp}/bids", "--heuristic", "/nonexistent.json"], "cannot be read"),
+])
+def test_bad_input_is_one_line_without_traceback(args, message, demo, tmp_path):
+    args = [a.format(tmp=tmp_path, demo=demo) for a in args]
+    done = subprocess.run([sys.executable, "-m", "bids_factory", *args], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert message in done.stderr and done.stderr.startswith("bids-factory: error: ")
+
+
+def test_heuristic_with_a_typo_is_refused_before_any_conversion(demo, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"descriptions": [\n {"datatype": "anat", "suffix": "T1w",\n  "critera": {"SeriesDescription": "*"}}]}')
+    bids = tmp_path / "bids"
+    done = subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(demo), str(bids), "--heuristic", str(bad)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "at descriptions/0" in done.stderr and "'critera'" in done.stderr and "criteria" in done.stderr
+    assert not bids.exists()
+
+
+def test_version_and_help():
+    for args in (["--version"], ["--help"], ["convert", "--help"], ["demo", "--help"]):
+        done = subprocess.run([sys.executable, "-m", "bids_factory", *args], capture_output=True, text=True)
+        assert done.returncode == 0, args
+        assert "bids-factory" in done.stdout
+
+
+def test_demo_command_writes_a_valid_dataset(tmp_path):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([sys.executable, "-m", "bids_factory", "demo", str(tmp_path / "demo")],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"BIDS dataset: {tmp_path / 'demo' / 'bids'}" in done.stdout
+    assert "BIDS validator: 0 errors" in done.stdout
+    assert len(list((tmp_path / "demo" / "bids").rglob("sub-*_T1w.nii.gz"))) == 3
