@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--jobs", type=_positive, default=1, metavar="N", help="visits converted in parallel")
     convert.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
                          help="only convert visits of these subjects (labels with or without 'sub-')")
+    convert.add_argument("--reconvert", action="store_true",
+                         help="convert every visit again, even those unchanged since the last run")
     convert.add_argument("--dataset-name", help="Name in dataset_description.json (first run)")
     convert.add_argument("--keep-site-fields", action="store_true",
                          help="keep InstitutionName/StationName/DeviceSerialNumber... in sidecars (removed by default)")
@@ -97,7 +99,8 @@ def _convert(args) -> int:
     labels = frozenset(label.removeprefix("sub-") for label in args.participant_label)
     options = ConvertOptions(export=args.export, bids=args.bids, heuristic=args.heuristic, jobs=args.jobs,
                              participant_labels=labels, validate=args.validate,
-                             dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields)
+                             dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
+                             reconvert=args.reconvert)
     return _finish(convert(options), args.bids)
 
 

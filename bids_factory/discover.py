@@ -133,7 +133,8 @@ def _visit_files(root: Path, folder: VisitFolder, problems: list[Problem]):
             if not os.access(path, os.R_OK):
                 problems.append(Problem(rel, "unreadable file (permission denied)"))
                 continue
-            yield SourceFile(path=path, folder=folder)
+            stat = path.stat()
+            yield SourceFile(path=path, folder=folder, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
 
 
 def _rel(root: Path, path: Path) -> str:

@@ -7,6 +7,7 @@ All values are plain, picklable dataclasses so visits can be processed in worker
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ class VisitFolder:
 class SourceFile:
     path: Path
     folder: VisitFolder
+    size: int = 0
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,14 @@ class Visit:
     @property
     def days(self) -> tuple[str, ...]:
         return tuple(sorted({f.day for f in self.folders}))
+
+    @property
+    def fingerprint(self) -> str:
+        """Cheap identity of the visit's sources: file list, sizes and mtimes (no file is read)."""
+        digest = hashlib.sha256()
+        for source in sorted(self.files, key=lambda s: str(s.path)):
+            digest.update(f"{source.folder.relpath}\0{source.path}\0{source.size}\0{source.mtime_ns}\n".encode())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)

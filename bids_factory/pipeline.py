@@ -7,11 +7,13 @@ dataset, one visit at a time, so parallel conversion never races on the dataset.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import logging
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bids_factory import __version__
 from bids_factory.discover import discover
 from bids_factory.errors import BidsFactoryError, VisitError
 from bids_factory.extract import dcm2niix_version, extract
@@ -37,6 +39,13 @@ class ConvertOptions:
     validate: bool = True
     dataset_name: str | None = None
     keep_site_fields: bool = False
+    reconvert: bool = False
+
+    def settings_key(self, heuristic: Heuristic) -> str:
+        """What, besides its sources, decides a visit's output: a change reconverts the visit."""
+        return hashlib.sha256(
+            f"{__version__}|{heuristic.sha256}|{self.keep_site_fields}".encode()
+        ).hexdigest()
 
 
 def _extract_and_plan(visit: Visit, staging: Path, heuristic: Heuristic, options: ConvertOptions
@@ -60,14 +69,15 @@ def convert(options: ConvertOptions) -> RunReport:
     with writer.locked():
         staging = writer.new_staging()
         try:
-            _convert_visits(discovery.visits, staging, heuristic, options, writer, report)
+            todo = _changed_visits(discovery.visits, writer, heuristic, options, report)
+            _convert_visits(todo, staging, heuristic, options, writer, report)
             placed = [v for v in report.visits if v.status == "placed"]
             changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                        f"from visit {v.scan_research_id}" for v in placed]
             writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes))
         finally:
             writer.discard(staging)
-        if options.validate:
+        if options.validate and (todo or not report.visits):
             _validate(writer, report)
         writer.write_run_record(report_record(report))
     return report
@@ -84,6 +94,23 @@ def _validate(writer: DatasetWriter, report: RunReport) -> None:
                                        f"BIDS validator: {issue.code} {issue.message}".strip()))
 
 
+def _changed_visits(visits, writer: DatasetWriter, heuristic: Heuristic, options: ConvertOptions,
+                    report: RunReport) -> list[Visit]:
+    """Visits whose sources or settings changed since their last conversion (all with ``reconvert``)."""
+    if options.reconvert:
+        return list(visits)
+    states, key = writer.visit_states(), options.settings_key(heuristic)
+    todo = []
+    for visit in visits:
+        state = states.get(visit.scan_research_id)
+        if state and state["fingerprint"] == visit.fingerprint and state["settings"] == key:
+            report.visits.append(VisitResult(visit.scan_research_id, "unchanged", state.get("subject_label", ""),
+                                             state.get("session_label", "")))
+        else:
+            todo.append(visit)
+    return todo
+
+
 def _convert_visits(visits, staging: Path, heuristic: Heuristic, options: ConvertOptions,
                     writer: DatasetWriter, report: RunReport) -> None:
     subjects: dict[str, str] = writer.read_json(SUBJECTS_FILE, default={}) or {}
@@ -98,6 +125,12 @@ def _convert_visits(visits, staging: Path, heuristic: Heuristic, options: Conver
         else:
             result = _place(outcome, writer, subjects, sessions)
             report.non_dicom_files += outcome.extracted.non_dicom_files
+            if result.status in ("placed", "nothing-to-place"):
+                writer.write_visit_state({
+                    "scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
+                    "settings": options.settings_key(heuristic), "status": result.status,
+                    "subject_label": result.subject_label, "session_label": result.session_label,
+                })
         report.visits.append(result)
         report.problems.extend(result.problems)
         progress.step(f"{visit.scan_research_id}: {result.status}")

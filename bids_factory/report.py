@@ -16,6 +16,7 @@ def summary_lines(report: RunReport) -> list[str]:
     lines = [
         f"visits: {statuses.get('placed', 0)} placed, {statuses.get('nothing-to-place', 0)} with nothing to place, "
         f"{statuses.get('failed', 0)} failed"
+        + (f", {statuses['unchanged']} unchanged since the last run" if statuses.get("unchanged") else "")
         + (f", {statuses['not-selected']} not selected" if statuses.get("not-selected") else ""),
         f"series: {placed_series} placed, {_count(outcomes, 'unmatched', 'ambiguous')} unmatched, "
         f"{_count(outcomes, 'rejected')} rejected, {_count(outcomes, 'not-converted')} without image; "

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -20,11 +21,12 @@ from pathlib import Path
 
 from bids_factory import __version__
 from bids_factory.errors import DatasetLockedError
-from bids_factory.model import Placement, VisitPlan
+from bids_factory.model import Placement, VisitPlan, bids_label
 
 STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"
 SUBJECTS_FILE = STATE_DIR / "subjects.json"
+VISIT_STATES = STATE_DIR / "state"
 SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
 
 
@@ -134,10 +136,21 @@ class DatasetWriter:
         _write_text(self.root / relpath, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
     def write_run_record(self, record: dict) -> None:
-        """The run's report, kept per run (``runs/``) and as ``last-run.json``."""
-        stamp = record["finished_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
-        self.write_json(STATE_DIR / "runs" / f"run-{stamp}.json", record)
-        self.write_json(STATE_DIR / "last-run.json", record)
+        """The run's report, one file per run in ``runs/`` (the newest is the last run)."""
+        stamp = record["finished_at"].replace("+00:00", "Z").replace(":", "").replace("-", "")
+        self.write_json(STATE_DIR / "runs" / f"run-{stamp}-{os.getpid()}.json", record)
+
+    # -- incremental state ---------------------------------------------------------------------
+    def visit_states(self) -> dict[str, dict]:
+        """scan_research_id -> state of its last conversion (fingerprint, settings, outcome)."""
+        folder = self.root / VISIT_STATES
+        states = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        return {state["scan_research_id"]: state for state in states}
+
+    def write_visit_state(self, state: dict) -> None:
+        raw = state["scan_research_id"]
+        name = f"{bids_label(raw) or 'visit'}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}.json"
+        self.write_json(VISIT_STATES / name, state)
 
     def read_json(self, relpath: Path | str, default=None):
         path = self.root / relpath
@@ -186,10 +199,26 @@ def _visit_record(plan: VisitPlan) -> dict:
     }
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync, rename: never a half-written file."""
+    """Write via a temporary file in the same folder, fsync, rename: never a half-written file.
+
+    A file whose content would not change is not rewritten (a no-op run touches nothing).
+    """
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if path.read_text(encoding="utf-8") == text:
+            return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; the dataset is for other users too
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)

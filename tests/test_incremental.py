@@ -1,0 +1,93 @@
+"""Daily runs: unchanged visits are not reconverted, changed ones are, the dataset is locked per run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bids_factory import pipeline
+from bids_factory.demo_export import build_demo_export
+from bids_factory.errors import DatasetLockedError
+from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.write import DatasetWriter
+from conftest import XA30, add_series, assert_valid_bids, fingerprint
+
+
+def _mtimes(bids: Path) -> dict[str, int]:
+    return {p.relative_to(bids).as_posix(): p.stat().st_mtime_ns
+            for p in bids.rglob("*") if p.is_file() and "runs" not in p.parts}
+
+
+def _statuses(report) -> dict[str, str]:
+    return {v.scan_research_id: v.status for v in report.visits}
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    return build_demo_export(tmp_path / "export").root
+
+
+def test_rerun_over_unchanged_export_converts_and_rewrites_nothing(demo, tmp_path, monkeypatch):
+    bids = tmp_path / "bids"
+    convert(ConvertOptions(export=demo, bids=bids))
+    before = _mtimes(bids)
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("an unchanged visit was converted again")
+
+    monkeypatch.setattr(pipeline, "extract", no_conversion)
+    report = convert(ConvertOptions(export=demo, bids=bids))
+    assert _statuses(report) == {"V0001A": "unchanged", "V0001B": "unchanged", "V0002-A": "unchanged"}
+    assert not report.failed
+    assert _mtimes(bids) == before
+
+
+def test_a_visit_that_recurs_on_a_later_day_is_reconverted_whole(export, tmp_path):
+    series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+    add_series(export, "20240105", "VISIT01", series["5"])
+    add_series(export, "20240105", "VISIT02", series["6"])
+    bids = tmp_path / "bids"
+    heuristic = Path(__file__).parent / "heuristics" / "xa30_reproin.json"
+    first = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, validate=False))
+    assert _statuses(first) == {"VISIT01": "placed", "VISIT02": "placed"}
+    add_series(export, "20240106", "VISIT01", series["7"])  # the next day brings the bold of VISIT01
+    second = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic))
+    assert _statuses(second) == {"VISIT01": "placed", "VISIT02": "unchanged"}
+    session = bids / "sub-12343hucheng" / "ses-VISIT01"
+    assert sorted(p.name for p in session.rglob("*.nii.gz")) == [
+        "sub-12343hucheng_ses-VISIT01_acq-tfl_T1w.nii.gz", "sub-12343hucheng_ses-VISIT01_task-fa_bold.nii.gz"]
+    sessions = (bids / "sub-12343hucheng" / "sub-12343hucheng_sessions.tsv").read_text()
+    assert "ses-VISIT01\tVISIT01\t20240105,20240106" in sessions
+    assert "Placed sub-12343hucheng ses-VISIT01" in (bids / "CHANGES").read_text().split("\n\n")[0]
+    assert_valid_bids(bids)
+
+
+def test_a_changed_heuristic_or_reconvert_converts_again(demo, tmp_path):
+    bids = tmp_path / "bids"
+    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    default = json.loads((Path(__file__).parents[1] / "heuristics" / "default.json").read_text())
+    default["descriptions"] = [d for d in default["descriptions"] if d["suffix"] != "FLAIR"]
+    changed = tmp_path / "no-flair.json"
+    changed.write_text(json.dumps(default))
+    report = convert(ConvertOptions(export=demo, bids=bids, heuristic=changed, validate=False))
+    assert set(_statuses(report).values()) == {"placed"}
+    assert not list(bids.rglob("*_FLAIR.nii.gz"))
+    again = convert(ConvertOptions(export=demo, bids=bids, heuristic=changed, reconvert=True, validate=False))
+    assert set(_statuses(again).values()) == {"placed"}
+
+
+def test_a_second_run_on_the_same_dataset_is_refused(demo, tmp_path):
+    bids = tmp_path / "bids"
+    with DatasetWriter(bids).locked():
+        with pytest.raises(DatasetLockedError, match="another bids-factory run is writing"):
+            convert(ConvertOptions(export=demo, bids=bids))
+    assert not list(bids.glob("sub-*"))
+
+
+def test_export_unchanged_by_repeated_runs(demo, tmp_path):
+    before = fingerprint(demo)
+    for _ in range(2):
+        convert(ConvertOptions(export=demo, bids=tmp_path / "bids", validate=False))
+    assert fingerprint(demo) == before
