@@ -4,6 +4,11 @@ dcm2niix ``-ba y`` already drops the patient's name, id and birth date, but keep
 address and device identifiers. Every sidecar is scrubbed with this deny list before it is
 placed, whatever produced it (dcm2niix, a hospital's NIfTI export, a heuristic's
 ``sidecar_changes``).
+
+What WAS done to de-identify the data is kept: ``DeidentificationMethod`` and
+``DeidentificationMethodCodeSequence`` are the BIDS fields for it (BIDS schema 1.11, MRI "Deidentification
+information"; DICOM (0012,0063)/(0012,0064), which dcm2niix copies), and ``PatientIdentityRemoved``
+(DICOM (0012,0062), "YES"/"NO") is kept beside them. They are never on the deny list.
 """
 
 from __future__ import annotations
@@ -28,11 +33,22 @@ SITE_KEYS = (
 )
 
 
+# The record of the de-identification: kept, and normalised to the BIDS types (arrays).
+DEIDENTIFICATION_KEYS = ("DeidentificationMethod", "DeidentificationMethodCodeSequence", "PatientIdentityRemoved")
+
+
 def denied_keys(keep_site_fields: bool = False) -> tuple[str, ...]:
     return PATIENT_KEYS if keep_site_fields else PATIENT_KEYS + SITE_KEYS
 
 
 def scrub(sidecar: dict, keep_site_fields: bool = False) -> dict:
-    """A copy of ``sidecar`` without any denied key."""
+    """A copy of ``sidecar`` without any denied key, its de-identification record kept in BIDS form."""
     denied = set(denied_keys(keep_site_fields))
-    return {key: value for key, value in sidecar.items() if key not in denied}
+    kept = {key: value for key, value in sidecar.items() if key not in denied}
+    # BIDS: DeidentificationMethod is an array of strings, DeidentificationMethodCodeSequence an array
+    # of code objects. dcm2niix writes arrays; a hospital's own JSON may hold one string / one object.
+    if isinstance(kept.get("DeidentificationMethod"), str):
+        kept["DeidentificationMethod"] = [kept["DeidentificationMethod"]]
+    if isinstance(kept.get("DeidentificationMethodCodeSequence"), dict):
+        kept["DeidentificationMethodCodeSequence"] = [kept["DeidentificationMethodCodeSequence"]]
+    return kept

@@ -1,0 +1,171 @@
+"""Sidecar schemas: is a placed image "well-defined"?
+
+Each ``<name>.schema.json`` of a schemas folder (default: the shipped ``schemas/sidecar``; a site
+passes its own with ``--schemas DIR``) says what a well-defined image of one BIDS suffix is. A
+placement is checked against the schema its heuristic rule names (``"bids_factory":
+{"sidecar_schema": "T1w-strict"}``) or else the one named like its suffix; a suffix without a
+schema is accepted. The instance validated is the sidecar plus two keys read from the NIfTI header
+(header only, never the voxels), which are not written anywhere:
+
+- ``ImageDimensions``: the image shape ``[x, y, z(, t)]`` (trailing size-1 dimensions after the third dropped);
+- ``VoxelSize``: the voxel edge lengths in mm ``[dx, dy, dz]``, rounded to 4 decimals.
+
+Schemas may ``$ref`` each other by file name (every shipped schema refers to
+``forbidden.schema.json``, the de-identification deny list). See ``docs/schemas.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import nibabel as nib
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from bids_factory.errors import BidsFactoryError
+from bids_factory.model import Placement
+from bids_factory.resources import shipped_dir
+
+SUFFIX = ".schema.json"
+BASE_URI = "https://bids-factory.org/schemas/sidecar/"
+DERIVED_KEYS = ("ImageDimensions", "VoxelSize")
+_REQUIRED = re.compile(r"^'(.+)' is a required property$")
+
+
+class SidecarSchemaError(BidsFactoryError):
+    """A sidecar schemas folder cannot be used (missing, unreadable, not JSON, not a JSON Schema)."""
+
+
+@dataclass(frozen=True)
+class SidecarSchemas:
+    """The sidecar schemas of one folder, by name (file name without ``.schema.json``). Picklable."""
+
+    folder: Path
+    schemas: dict[str, dict]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self.schemas))
+
+    def validator(self, name: str) -> jsonschema.Draft202012Validator:
+        return jsonschema.Draft202012Validator(self.schemas[name], registry=_registry(self.schemas))
+
+
+def default_folder() -> Path:
+    return shipped_dir("schemas") / "sidecar"
+
+
+def load_sidecar_schemas(folder: Path | None = None) -> SidecarSchemas:
+    """Read and check every ``*.schema.json`` of ``folder``; any fault is a :class:`SidecarSchemaError`."""
+    folder = Path(folder) if folder is not None else default_folder()
+    if not folder.is_dir():
+        raise SidecarSchemaError(f"sidecar schemas folder {folder}: not a folder")
+    schemas: dict[str, dict] = {}
+    for path in sorted(folder.glob("*" + SUFFIX)):
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SidecarSchemaError(f"sidecar schema {path}: cannot be read ({exc.strerror or exc})") from exc
+        except json.JSONDecodeError as exc:
+            raise SidecarSchemaError(
+                f"sidecar schema {path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise SidecarSchemaError(f"sidecar schema {path}: not UTF-8 text ({exc.reason})") from exc
+        try:
+            jsonschema.Draft202012Validator.check_schema(content)
+        except SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+            raise SidecarSchemaError(
+                f"sidecar schema {path}: not a valid JSON Schema at {where}: {exc.message}"
+            ) from exc
+        schemas[path.name[: -len(SUFFIX)]] = content
+    if not schemas:
+        raise SidecarSchemaError(f"sidecar schemas folder {folder}: no *{SUFFIX} file in it")
+    loaded = SidecarSchemas(folder=folder.resolve(), schemas=schemas)
+    for name in loaded.names:  # resolve every $ref now, not in the middle of a conversion
+        try:
+            list(loaded.validator(name).iter_errors({}))
+        except referencing.exceptions.Unresolvable as exc:
+            raise SidecarSchemaError(f"sidecar schema {folder / (name + SUFFIX)}: cannot resolve $ref {exc}") from exc
+    return loaded
+
+
+def _registry(schemas: dict[str, dict]) -> referencing.Registry:
+    """Each schema under ``BASE_URI + file name`` and under its own ``$id``: file-name $refs resolve."""
+    registry = referencing.Registry()
+    for name, content in schemas.items():
+        resource = referencing.Resource.from_contents(
+            content, default_specification=referencing.jsonschema.DRAFT202012
+        )
+        uris = {BASE_URI + name + SUFFIX, content.get("$id") if isinstance(content.get("$id"), str) else None}
+        registry = registry.with_resources((uri, resource) for uri in uris if uri)
+    return registry
+
+
+def header_facts(nifti: Path) -> dict:
+    """``ImageDimensions`` and ``VoxelSize`` from the NIfTI header (the voxel data are not read)."""
+    header = nib.load(str(nifti)).header
+    shape = [int(n) for n in header.get_data_shape()]
+    while len(shape) > 3 and shape[-1] == 1:
+        shape.pop()
+    zooms = [round(float(z), 4) for z in header.get_zooms()[:3]]
+    return {"ImageDimensions": shape, "VoxelSize": zooms}
+
+
+def check_placement(schemas: SidecarSchemas, placement: Placement, schema_name: str | None = None) -> list[str]:
+    """Every fault of ``placement`` against its schema, one precise message each; [] when well-defined."""
+    name = schema_name or placement.stem.rsplit("_", 1)[-1]
+    if name not in schemas.schemas:
+        if schema_name:
+            return [f"sidecar schema {schema_name!r} named by the heuristic rule is not in {schemas.folder} "
+                    f"(available: {', '.join(schemas.names)})"]
+        return []
+    label = name + SUFFIX
+    try:
+        facts = header_facts(placement.series.nifti)
+    except Exception as exc:  # nibabel raises many types for a damaged or missing file
+        return [f"{label}: cannot read the NIfTI header of {placement.series.nifti.name}: {exc}"]
+    instance = {**placement.sidecar, **facts}
+    try:
+        errors = sorted(schemas.validator(name).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
+    except referencing.exceptions.Unresolvable as exc:
+        return [f"{label}: cannot resolve $ref {exc}"]
+    return [f"{label}: {_message(error)}" for error in errors]
+
+
+def _pointer(path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _message(error: ValidationError) -> str:
+    """``<path> <what is wrong> (<title of the bound>)``; never repeats the value of a forbidden key."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    path = _pointer(error.absolute_path)
+    title = schema.get("title")
+    if error.validator == "required":
+        match = _REQUIRED.match(error.message)
+        missing = match.group(1) if match else None
+        sub = schema.get("properties", {}).get(missing, {}) if missing else {}
+        title = sub.get("title") if isinstance(sub, dict) else None
+        text = f"{_pointer([*error.absolute_path, missing]) if missing else path} is required but missing"
+    elif error.validator == "not" and error.validator_value == {}:
+        text = f"{path} must never appear in a sidecar"
+    elif error.validator == "not":
+        text = f"{path} {error.instance!r} is not allowed"
+    elif error.validator == "const":
+        text = f"{path} is {error.instance!r}, {error.validator_value!r} is required"
+    elif error.validator == "contains" and isinstance(error.validator_value, dict) and "const" in error.validator_value:
+        text = f"{path} {error.instance!r} has no item {error.validator_value['const']!r}"
+    else:
+        text = f"{path} {error.message}" if path else error.message
+    return f"{text} ({title})" if title else text
