@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("bids", type=Path, metavar="BIDS_DIR", help="the BIDS dataset to create or update")
     convert.add_argument("--heuristic", type=Path, metavar="FILE",
                          help="Dcm2Bids v3 configuration file (default: the shipped heuristics/default.json)")
+    convert.add_argument("--schemas", type=Path, metavar="DIR",
+                         help="folder of sidecar schemas <suffix>.schema.json (default: the shipped schemas/sidecar)")
     convert.add_argument("--jobs", type=_positive, default=1, metavar="N", help="visits converted in parallel")
     convert.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
                          help="only convert visits of these subjects (labels with or without 'sub-')")
@@ -100,7 +102,7 @@ def _convert(args) -> int:
     options = ConvertOptions(export=args.export, bids=args.bids, heuristic=args.heuristic, jobs=args.jobs,
                              participant_labels=labels, validate=args.validate,
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
-                             reconvert=args.reconvert)
+                             reconvert=args.reconvert, schemas=args.schemas)
     return _finish(convert(options), args.bids)
 
 

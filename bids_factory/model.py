@@ -129,6 +129,7 @@ class Placement:
     stem: str  # sub-<p>_ses-<v>_[entities]_<suffix>
     sidecar: dict
     rule: str
+    sidecar_schema: str | None = None  # the schema the heuristic rule names (else: by suffix)
 
     @property
     def relpath(self) -> str:
@@ -141,7 +142,7 @@ class SeriesOutcome:
     """A series that was not placed: unmatched, ambiguous or rejected, with the reason."""
 
     series: Series
-    status: str  # "unmatched" | "ambiguous" | "rejected"
+    status: str  # "unmatched" | "ambiguous" | "rejected" | "held-back" | "not-converted"
     reason: str
 
     def record(self) -> dict:

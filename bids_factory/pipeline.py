@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import json
 import logging
 import traceback
 from dataclasses import dataclass, field
@@ -15,13 +16,14 @@ from pathlib import Path
 
 from bids_factory import __version__
 from bids_factory.discover import discover
-from bids_factory.errors import BidsFactoryError, VisitError
+from bids_factory.errors import BidsFactoryError, HeuristicError, VisitError
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
 from bids_factory.heuristic import Heuristic, load_heuristic
 from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
 from bids_factory.plan import plan_visit
 from bids_factory.progress import Progress
+from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 from bids_factory.report import report_record
 from bids_factory.validate import run_validator
 from bids_factory.write import SUBJECTS_FILE, DatasetWriter
@@ -40,20 +42,45 @@ class ConvertOptions:
     dataset_name: str | None = None
     keep_site_fields: bool = False
     reconvert: bool = False
+    schemas: Path | None = None  # sidecar schemas folder (default: the shipped schemas/sidecar)
 
-    def settings_key(self, heuristic: Heuristic) -> str:
+    def settings_key(self, heuristic: Heuristic, schemas: SidecarSchemas) -> str:
         """What, besides its sources, decides a visit's output: a change reconverts the visit."""
+        schema_text = json.dumps(schemas.schemas, sort_keys=True)
         return hashlib.sha256(
-            f"{__version__}|{heuristic.sha256}|{self.keep_site_fields}".encode()
+            f"{__version__}|{heuristic.sha256}|{self.keep_site_fields}|{schema_text}".encode()
         ).hexdigest()
 
 
-def _extract_and_plan(visit: Visit, staging: Path, heuristic: Heuristic, options: ConvertOptions
+@dataclass(frozen=True)
+class Rules:
+    """What decides where and whether a series is placed, loaded once before any conversion."""
+
+    heuristic: Heuristic
+    schemas: SidecarSchemas
+
+    @classmethod
+    def load(cls, options: ConvertOptions) -> "Rules":
+        heuristic, schemas = load_heuristic(options.heuristic), load_sidecar_schemas(options.schemas)
+        for description in heuristic.descriptions:
+            named = description.get("bids_factory", {}).get("sidecar_schema")
+            if named and named not in schemas.names:
+                raise HeuristicError(
+                    f"heuristic {heuristic.path}: rule {heuristic.rule_name(description)} names the sidecar schema "
+                    f"{named!r}, which is not in {schemas.folder} (there: {', '.join(schemas.names)})"
+                )
+        return cls(heuristic, schemas)
+
+
+def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions
                       ) -> VisitPlan | None:
     """One visit's work, run in a worker: precise errors become :class:`VisitError`."""
     try:
-        extracted = extract(visit, staging, heuristic.config.get("dcm2niixOptions", ""), options.participant_labels)
-        return None if extracted is None else plan_visit(extracted, heuristic, options.keep_site_fields)
+        extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
+                            options.participant_labels)
+        if extracted is None:
+            return None
+        return plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields)
     except BidsFactoryError:
         raise
     except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on
@@ -62,15 +89,15 @@ def _extract_and_plan(visit: Visit, staging: Path, heuristic: Heuristic, options
 
 
 def convert(options: ConvertOptions) -> RunReport:
-    heuristic = load_heuristic(options.heuristic)  # a bad heuristic stops the run before any conversion
+    rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     discovery = discover(options.export)
     report = RunReport(problems=list(discovery.problems))
     writer = DatasetWriter(options.bids)
     with writer.locked():
         staging = writer.new_staging()
         try:
-            todo = _changed_visits(discovery.visits, writer, heuristic, options, report)
-            _convert_visits(todo, staging, heuristic, options, writer, report)
+            todo = _changed_visits(discovery.visits, writer, rules, options, report)
+            _convert_visits(todo, staging, rules, options, writer, report)
             placed = [v for v in report.visits if v.status == "placed"]
             changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                        f"from visit {v.scan_research_id}" for v in placed]
@@ -94,12 +121,12 @@ def _validate(writer: DatasetWriter, report: RunReport) -> None:
                                        f"BIDS validator: {issue.code} {issue.message}".strip()))
 
 
-def _changed_visits(visits, writer: DatasetWriter, heuristic: Heuristic, options: ConvertOptions,
+def _changed_visits(visits, writer: DatasetWriter, rules: Rules, options: ConvertOptions,
                     report: RunReport) -> list[Visit]:
     """Visits whose sources or settings changed since their last conversion (all with ``reconvert``)."""
     if options.reconvert:
         return list(visits)
-    states, key = writer.visit_states(), options.settings_key(heuristic)
+    states, key = writer.visit_states(), options.settings_key(rules.heuristic, rules.schemas)
     todo = []
     for visit in visits:
         state = states.get(visit.scan_research_id)
@@ -111,12 +138,12 @@ def _changed_visits(visits, writer: DatasetWriter, heuristic: Heuristic, options
     return todo
 
 
-def _convert_visits(visits, staging: Path, heuristic: Heuristic, options: ConvertOptions,
+def _convert_visits(visits, staging: Path, rules: Rules, options: ConvertOptions,
                     writer: DatasetWriter, report: RunReport) -> None:
     subjects: dict[str, str] = writer.read_json(SUBJECTS_FILE, default={}) or {}
     sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
     progress = Progress(len(visits), "visits")
-    for visit, outcome in _run_workers(visits, staging, heuristic, options):
+    for visit, outcome in _run_workers(visits, staging, rules, options):
         if isinstance(outcome, VisitError):
             result = VisitResult(visit.scan_research_id, "failed",
                                  problems=(Problem(_where(visit), str(outcome)),))
@@ -128,7 +155,7 @@ def _convert_visits(visits, staging: Path, heuristic: Heuristic, options: Conver
             if result.status in ("placed", "nothing-to-place"):
                 writer.write_visit_state({
                     "scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
-                    "settings": options.settings_key(heuristic), "status": result.status,
+                    "settings": options.settings_key(rules.heuristic, rules.schemas), "status": result.status,
                     "subject_label": result.subject_label, "session_label": result.session_label,
                 })
         report.visits.append(result)
@@ -138,10 +165,10 @@ def _convert_visits(visits, staging: Path, heuristic: Heuristic, options: Conver
     writer.write_json(SUBJECTS_FILE, subjects)
 
 
-def _run_workers(visits, staging: Path, heuristic: Heuristic, options: ConvertOptions):
+def _run_workers(visits, staging: Path, rules: Rules, options: ConvertOptions):
     """Yield (visit, VisitPlan | None | VisitError) in export order, converting ``jobs`` at once."""
     def work(index: int, visit: Visit):
-        return _extract_and_plan(visit, staging / f"visit-{index:05d}", heuristic, options)
+        return _extract_and_plan(visit, staging / f"visit-{index:05d}", rules, options)
 
     if options.jobs <= 1:
         for index, visit in enumerate(visits):
@@ -151,7 +178,7 @@ def _run_workers(visits, staging: Path, heuristic: Heuristic, options: ConvertOp
                 yield visit, exc
         return
     with cf.ProcessPoolExecutor(max_workers=options.jobs) as pool:
-        futures = [pool.submit(_extract_and_plan, visit, staging / f"visit-{i:05d}", heuristic, options)
+        futures = [pool.submit(_extract_and_plan, visit, staging / f"visit-{i:05d}", rules, options)
                    for i, visit in enumerate(visits)]
         for visit, future in zip(visits, futures):
             try:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import replace
 
 from bids_factory.deidentify import scrub
 from bids_factory.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, VisitPlan
+from bids_factory.sidecar_check import SidecarSchemas, check_placement
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,9 @@ def _dcm2bids():
     return Participant, Sidecar, SidecarPairing, DEFAULT
 
 
-def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, keep_site_fields: bool = False) -> VisitPlan:
+def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: SidecarSchemas | None = None,
+               keep_site_fields: bool = False) -> VisitPlan:
+    """Placements of a visit's series; with ``schemas``, ill-defined images are held back."""
     Participant, Sidecar, SidecarPairing, DEFAULT = _dcm2bids()
     config = heuristic.config
     by_sidecar = {str(series.sidecar): series for series in extracted.series}
@@ -78,12 +82,16 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, keep_site_fields
                 os.path.join(participant.name, acquisition.dstId + ".nii.gz")
             )
         sidecar = scrub(acquisition.dstSidecarData(id_list), keep_site_fields)
-        rule = _rule_for(acquisition, graph, heuristic)
+        description = graph[acquisition.src_sidecar][0]
         placements.append(
             Placement(series=series, datatype=acquisition.datatype, stem=acquisition.dstFile,
-                      sidecar=sidecar, rule=rule)
+                      sidecar=sidecar, rule=heuristic.rule_name(description),
+                      sidecar_schema=description.get("bids_factory", {}).get("sidecar_schema"))
         )
     placements, rejected = _reject_bad_names(placements)
+    if schemas is not None:
+        placements, held_back = _hold_back_ill_defined(placements, schemas, participant.name)
+        rejected += held_back
     return VisitPlan(
         extracted=extracted,
         placements=tuple(placements),
@@ -93,9 +101,37 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, keep_site_fields
     )
 
 
-def _rule_for(acquisition, graph, heuristic: Heuristic) -> str:
-    """The rule that placed an acquisition (dcm2bids only places series with exactly one match)."""
-    return heuristic.rule_name(graph[acquisition.src_sidecar][0])
+def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas, subject: str
+                           ) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """Keep only placements whose sidecar meets its schema; drop references to the others."""
+    kept: list[Placement] = []
+    held_back: list[SeriesOutcome] = []
+    for placement in placements:
+        faults = check_placement(schemas, placement, placement.sidecar_schema)
+        if faults:
+            held_back.append(SeriesOutcome(placement.series, "held-back", "; ".join(faults)))
+        else:
+            kept.append(placement)
+    if held_back:
+        gone = {f"bids::{subject}/{p.relpath}" for p in placements if p not in kept}
+        gone |= {f"{p.relpath}" for p in placements if p not in kept}
+        kept = [_without_references(p, gone) for p in kept]
+    return kept, held_back
+
+
+def _without_references(placement: Placement, gone: set[str]) -> Placement:
+    """IntendedFor must not name an image that was held back (the validator would fail the dataset)."""
+    intended = placement.sidecar.get("IntendedFor")
+    if intended is None:
+        return placement
+    items = [intended] if isinstance(intended, str) else list(intended)
+    left = [i for i in items if not any(i.endswith(g) for g in gone)]
+    if left == items:
+        return placement
+    sidecar = {k: v for k, v in placement.sidecar.items() if k != "IntendedFor"}
+    if left:
+        sidecar["IntendedFor"] = left[0] if isinstance(intended, str) else left
+    return replace(placement, sidecar=sidecar)
 
 
 def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], list[SeriesOutcome]]:

@@ -19,7 +19,8 @@ def summary_lines(report: RunReport) -> list[str]:
         + (f", {statuses['unchanged']} unchanged since the last run" if statuses.get("unchanged") else "")
         + (f", {statuses['not-selected']} not selected" if statuses.get("not-selected") else ""),
         f"series: {placed_series} placed, {_count(outcomes, 'unmatched', 'ambiguous')} unmatched, "
-        f"{_count(outcomes, 'rejected')} rejected, {_count(outcomes, 'not-converted')} without image; "
+        f"{_count(outcomes, 'held-back')} held back by their schema, {_count(outcomes, 'rejected')} rejected, "
+        f"{_count(outcomes, 'not-converted')} without image; "
         f"{report.non_dicom_files} non-DICOM files ignored",
     ]
     for visit, outcome in outcomes:

@@ -35,13 +35,12 @@ def _tsv(path: Path) -> list[dict]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def test_xa30_places_t1w_bold_fieldmaps_dwi(xa30_run):
+def test_xa30_places_bold_fieldmaps_dwi(xa30_run):
     report, bids, _, _ = xa30_run
     assert not report.failed
     names = _names(bids)
     prefix = f"{SUB}/{SES}"
     for expected in (
-        f"anat/{SUB}_{SES}_acq-tfl_run-01_T1w.nii.gz", f"anat/{SUB}_{SES}_acq-tfl_run-02_T1w.nii.gz",
         f"func/{SUB}_{SES}_task-fa_bold.nii.gz",
         f"fmap/{SUB}_{SES}_magnitude1.nii.gz", f"fmap/{SUB}_{SES}_magnitude2.nii.gz",
         f"fmap/{SUB}_{SES}_phasediff.nii.gz",
@@ -55,6 +54,16 @@ def test_xa30_places_t1w_bold_fieldmaps_dwi(xa30_run):
     assert json.loads((bids / prefix / "func" / f"{SUB}_{SES}_task-fa_bold.json").read_text())["TaskName"] == "fa"
 
 
+def test_xa30_t1w_of_2mm_is_held_back_by_the_t1w_schema(xa30_run):
+    report, bids, _, _ = xa30_run
+    assert not list(bids.rglob("*_T1w.nii.gz"))
+    held = {o.series.series_number: o.reason for o in report.visits[0].not_placed if o.status == "held-back"}
+    assert sorted(held) == [5, 6]
+    assert "T1w.schema.json: VoxelSize[0] 2.0 is greater than the maximum of 1.5" in held[5]
+    record = json.loads((bids / "code" / "bids-factory" / "visits" / f"{SUB}_{SES}.json").read_text())
+    assert {(n["SeriesNumber"], n["status"]) for n in record["not_placed"]} >= {(5, "held-back"), (6, "held-back")}
+
+
 def test_xa30_lists_every_series_not_placed(xa30_run):
     report, _, _, _ = xa30_run
     [visit] = report.visits
@@ -62,7 +71,7 @@ def test_xa30_lists_every_series_not_placed(xa30_run):
     derived = {11, 12, 13, 14, 16, 19, 20, 21, 22, 24, 25, 27, 28}
     assert {(n, "unmatched") for n in derived} <= outcomes
     assert (99, "not-converted") in outcomes
-    placed_numbers = {5, 6, 7, 8, 9, 10, 17}
+    placed_numbers = {7, 8, 9, 10, 17}
     assert not {n for n, _ in outcomes} & placed_numbers
     adc = next(o for o in visit.not_placed if o.series.series_number == 11)
     assert adc.series.series_description.startswith("DWI_dir80_PA") and "DERIVED" in adc.series.image_type
@@ -76,16 +85,16 @@ def test_xa30_dataset_is_valid_and_indexable(xa30_run):
     layout = BIDSLayout(bids)
     assert layout.get_subjects() == ["12343hucheng"]
     assert layout.get_sessions() == ["VISIT01"]
-    assert len(layout.get(extension=".nii.gz")) == 8
+    assert len(layout.get(extension=".nii.gz")) == 6
 
 
 def test_xa30_records_provenance_of_every_file(xa30_run):
     _, bids, _, _ = xa30_run
     rows = _tsv(bids / SUB / SES / f"{SUB}_{SES}_scans.tsv")
-    assert len(rows) == 8
-    t1 = next(r for r in rows if r["filename"].endswith("run-01_T1w.nii.gz"))
-    assert t1 == {"filename": f"anat/{SUB}_{SES}_acq-tfl_run-01_T1w.nii.gz", "source_day": "20240105",
-                  "source_folder": "DICOM/2024/20240105/VISIT01", "series_number": "5", "heuristic_rule": "t1w-tfl"}
+    assert len(rows) == 6
+    bold = next(r for r in rows if r["filename"].endswith("_bold.nii.gz"))
+    assert bold == {"filename": f"func/{SUB}_{SES}_task-fa_bold.nii.gz", "source_day": "20240105",
+                    "source_folder": "DICOM/2024/20240105/VISIT01", "series_number": "7", "heuristic_rule": "bold-fa"}
     record = json.loads((bids / "code" / "bids-factory" / "visits" / f"{SUB}_{SES}.json").read_text())
     assert record["scan_research_id"] == "VISIT01"
     assert record["converter"]["version"].startswith("v1.")
@@ -142,11 +151,42 @@ def test_visit_spread_over_two_days_is_one_session(export, bids):
     add_series(export, "20240106", "VISIT01", series["8"])
     add_series(export, "20240106", "VISIT01", series["9"])
     report = convert(ConvertOptions(export=export, bids=bids, heuristic=TEST_HEURISTICS / "xa30_reproin.json"))
-    assert not report.failed and [v.placed for v in report.visits] == [5]
+    assert not report.failed and [v.placed for v in report.visits] == [4]  # the 2 mm T1w is held back
     rows = {r["filename"].split("/")[0] + "/" + r["filename"].rsplit("_", 1)[1]: r
             for r in _tsv(bids / SUB / SES / f"{SUB}_{SES}_scans.tsv")}
-    assert rows["anat/T1w.nii.gz"]["source_day"] == "20240105"
+    assert rows["func/bold.nii.gz"]["source_day"] == "20240105"
     assert rows["fmap/phasediff.nii.gz"]["source_folder"] == "DICOM/2024/20240106/VISIT01"
     sessions = _tsv(bids / SUB / f"{SUB}_sessions.tsv")
     assert sessions == [{"session_id": SES, "scan_research_id": "VISIT01", "export_days": "20240105,20240106"}]
     assert_valid_bids(bids)
+
+
+def test_site_schemas_hold_back_what_the_default_accepts(export, bids, tmp_path):
+    import shutil
+
+    from bids_factory.resources import shipped_dir
+
+    site = tmp_path / "site-schemas"
+    shutil.copytree(shipped_dir("schemas") / "sidecar", site)
+    t1w = json.loads((site / "T1w.schema.json").read_text())
+    t1w["properties"]["VoxelSize"]["items"]["maximum"] = 1.0
+    (site / "T1w.schema.json").write_text(json.dumps(t1w))
+    add_series(export, "20230301", "GE-0001", GE_T1W)
+    report = convert(ConvertOptions(export=export, bids=bids, schemas=site))
+    [visit] = report.visits
+    assert visit.status == "nothing-to-place"
+    [held] = visit.not_placed
+    assert held.status == "held-back" and "VoxelSize[0] 1.2 is greater than the maximum of 1.0" in held.reason
+
+
+def test_a_rule_naming_a_missing_schema_is_refused_before_conversion(export, bids, tmp_path):
+    from bids_factory.errors import HeuristicError
+
+    heuristic = json.loads((TEST_HEURISTICS / "xa30_reproin.json").read_text())
+    heuristic["descriptions"][0]["bids_factory"]["sidecar_schema"] = "T1w-strict"
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps(heuristic))
+    add_series(export, "20230301", "GE-0001", GE_T1W)
+    with pytest.raises(HeuristicError, match="names the sidecar schema 'T1w-strict', which is not in"):
+        convert(ConvertOptions(export=export, bids=bids, heuristic=path))
+    assert not bids.exists()
