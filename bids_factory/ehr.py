@@ -21,7 +21,7 @@ import jsonschema
 import yaml
 
 from bids_factory.ehr_read import (
-    MISSING_VALUES, VALUE, CsvError, EhrFile, TableSpec, TableState, find_column, find_ehr_files, read_csv,
+    MISSING_VALUES, VALUE, CsvError, TableSpec, TableState, find_column, find_ehr_files, read_csv,
 )
 from bids_factory.errors import BidsFactoryError
 from bids_factory.model import Problem, bids_label
@@ -33,6 +33,7 @@ NA = "n/a"
 MAX_LEVELS = 10
 AGE_CAP = 89  # BIDS: ages above 89 are capped for privacy (the validator refuses larger values)
 _NUMBER = re.compile(r"^ *[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)? *$")  # the validator's
+_BREAKS = re.compile(r"[\t\r\n]+")
 _DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?([ T].*)?$|^\d{1,2}[./]\d{1,2}[./]\d{2,4}$")
 _BIDS_VALUES = {
     "sex": {"m": "male", "male": "male", "f": "female", "female": "female", "o": "other", "other": "other"},
@@ -187,6 +188,7 @@ def collect_ehr(export_root: Path, mapping: dict | None, *, today: dt.date | Non
     for key in (mapping or {}).get("tables", {}):
         if key not in matched:
             problems.append(Problem("EHR", f"mapping table {key!r} matched no CSV file of the export", fatal=False))
+    states = {name: state for name, state in states.items() if state.sources}  # some file was merged
     bad_patients, bad_visits = _collisions(states, problems)
     built = {name: _build(states[name], (mapping or {}).get("tables", {}).get(name, {}),
                           bad_patients, bad_visits, problems) for name in sorted(states)}
@@ -244,19 +246,22 @@ def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: s
            problems: list[Problem]) -> tuple[PhenotypeTable, Records, list[str]]:
     """The table's TSV text and data dictionary, and its records by (label, session) for participants.tsv."""
     records: Records = {}
-    present: set[str] = set()
     for key, payload in state.rows.items():
         if key[0] in bad_patients or key[1] in bad_visits:
             continue
         where = (bids_label(key[0]), bids_label(key[1]))
         recency, values = records.get(where, (0, {}))
         if state.long:
-            values[key[2]] = payload[VALUE]
-            values.update({f"{key[2]}_{c}": v for c, v in payload.items() if c != VALUE})
+            cells = {(key[2] if c == VALUE else f"{key[2]}_{c}"): v for c, v in payload.items()}
         else:
-            values.update(payload)
-        present.update(values)
+            cells = payload
+        for column, value in cells.items():  # only non-missing values are kept, as TSV-safe text
+            if (text := _cell(value)) != NA:
+                values[column] = text
+            else:
+                values.pop(column, None)
         records[where] = (max(recency, state.recency[key]), values)
+    present = {column for _, values in records.values() for column in values}
     if state.long:
         columns = [name for m in state.measurements for name in (m, *(f"{m}_{c}" for c in state.columns))
                    if name in present]
@@ -267,7 +272,7 @@ def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: s
     lines = ["\t".join(header)]
     for (label, session), (_, values) in sorted(records.items()):
         row = [f"sub-{label}", *([f"ses-{session}" if session else NA] if has_visit else [])]
-        row += [_cell(values.get(c, "")) for c in columns]
+        row += [values.get(c, NA) for c in columns]
         lines.append("\t".join(row))
     sidecar = _table_sidecar(state, entry, columns, records, has_visit, problems)
     return PhenotypeTable(name=state.spec.name, tsv="\n".join(lines) + "\n", sidecar=sidecar), records, columns
@@ -278,7 +283,9 @@ def _safe(column: str) -> str:
 
 
 def _cell(value: str) -> str:
-    return re.sub(r"[\t\r\n]+", " ", value).strip() or NA
+    if "\t" in value or "\n" in value or "\r" in value:
+        value = _BREAKS.sub(" ", value).strip()
+    return value or NA
 
 
 def _table_sidecar(state: TableState, entry: dict, columns: list[str], records: Records, has_visit: bool,
@@ -297,7 +304,7 @@ def _table_sidecar(state: TableState, entry: dict, columns: list[str], records: 
                                                 f"{state.visit_column!r} reduced to [A-Za-z0-9]; n/a: no visit."}
     described = entry.get("columns", {})
     for column in columns:
-        values = [v for _, vals in records.values() if (v := _cell(vals.get(column, ""))) != NA]
+        values = [vals[column] for _, vals in records.values() if column in vals]
         sidecar[_safe(column)] = _column_entry(
             dict(described.get(column, {})), _describe(state, column), values,
             f"phenotype/{state.spec.name}.tsv column {column!r}", problems)
@@ -334,11 +341,17 @@ def _column_entry(entry: dict, description: str, values: list[str], where: str, 
                                **{v: "value found in the export, not described in the mapping" for v in unknown}}
             problems.append(Problem(where, f"value(s) {', '.join(map(repr, unknown[:5]))} not in the mapping's "
                                            "Levels: added to the data dictionary", fatal=False))
-    elif ("Units" not in entry and distinct and len(distinct) <= MAX_LEVELS
-          and (len(distinct) <= 2 or 2 * len(distinct) <= len(values))
-          and not all(_NUMBER.match(v) or _DATE.match(v) for v in distinct)):
+    elif "Units" not in entry and _categorical(distinct, len(values)):
         entry["Levels"] = {v: v for v in distinct}
     return entry
+
+
+def _categorical(distinct: list[str], count: int) -> bool:
+    """Low-cardinality text: at most MAX_LEVELS values, repeated (or a few short codes), not numbers or dates."""
+    if not distinct or len(distinct) > MAX_LEVELS or all(_NUMBER.match(v) or _DATE.match(v) for v in distinct):
+        return False
+    codes = len(distinct) <= 3 and all(len(v) <= 12 and not any(c.isspace() for c in v) for v in distinct)
+    return codes or 2 * len(distinct) <= count
 
 
 # -- participants.tsv -----------------------------------------------------------------------------------
@@ -375,7 +388,7 @@ def _participants(states, built, mapping, subjects, problems) -> tuple[dict[str,
                 continue
             latest: dict[str, tuple[int, str]] = {}
             for (label, _), (recency, values) in built[table][1].items():
-                value = _cell(values.get(source["column"], ""))
+                value = values.get(source["column"], NA)
                 if value != NA and recency >= latest.get(label, (0, ""))[0]:
                     latest[label] = (recency, value)
             for label, (_, value) in latest.items():

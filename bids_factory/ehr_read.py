@@ -25,6 +25,7 @@ DELIMITER_NAMES = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}
 _CANDIDATES = ("\t", ";", ",", "|")  # order breaks ties on the header line
 _YEAR = re.compile(r"^\d{4}$")
 _DAY = re.compile(r"^\d{8}$")
+_EXCEL_SEP = re.compile(r"^sep=([,;\t|])[ \t]*(\r?\n|$)")
 
 
 class CsvError(Exception):
@@ -149,7 +150,13 @@ def read_csv(raw: bytes, encoding: str | None = None, delimiter: str | None = No
     text, used = decode(raw, encoding)
     if "\x00" in text:
         raise CsvError("binary content (NUL character): not a CSV text file")
-    sep = DELIMITER_NAMES.get(delimiter, delimiter) if delimiter else detect_delimiter(text)
+    hint = _EXCEL_SEP.match(text)  # Excel's "sep=;" first line
+    if hint:
+        text = text[len(hint.group(0)) - len(hint.group(2)):]  # keep the line break: line numbers stay right
+    if delimiter:
+        sep = DELIMITER_NAMES.get(delimiter, delimiter)
+    else:
+        sep = hint.group(1) if hint else detect_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', strict=True,
                         skipinitialspace=True)
     records: list[tuple[int, list[str]]] = []
@@ -212,7 +219,6 @@ ID_NAMES = ("patient_id", "patientid", "patient_ipp", "subject", "subject_id", "
 VISIT_NAMES = ("scan_research_id", "visit", "visit_id", "session", "session_id")
 MEASUREMENT_NAMES = ("measurement_id", "measurement", "measurement_name", "variable", "test")
 VALUE_NAMES = ("measurement_value", "value", "result", "score")
-RESERVED = ("participant_id", "session_id")
 VALUE = ""  # payload key of the value of a long table's row (no column can be named "")
 _DECIMAL_COMMA = re.compile(r"^[+-]?(\d+,\d+|,\d+)$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
@@ -272,6 +278,7 @@ class TableState:
         self.long: tuple[str, str] | None = None
         self._warned: set[str] = set()
         self._tick = 0
+        self._measured: set[str] = set()
 
     def _warn_once(self, problems: list[Problem], path: str, message: str) -> None:
         if message not in self._warned:
@@ -289,7 +296,6 @@ class TableState:
             return
         id_col, visit_col, long = roles
         data_cols = [c for c in columns if c not in (id_col, visit_col, *(long or ()))]
-        at = {c: i for i, c in enumerate(raw.columns)}
         cells = [(line, {c: ("" if v in spec.missing else v) for c, v in zip(raw.columns, values)})
                  for line, values in raw.rows]
         self._decimal_commas(cells, data_cols + [long[1]] if long else data_cols, long, raw.delimiter, rel, problems)
@@ -314,7 +320,8 @@ class TableState:
                 measure = " ".join(row[long[0]].split())
                 key += (measure,)
                 payload = {VALUE: row[long[1]], **{c: row[c] for c in data_cols}}
-                if measure not in self.measurements:
+                if measure not in self._measured:
+                    self._measured.add(measure)
                     self.measurements.append(measure)
             else:
                 payload = {c: row[c] for c in data_cols}
@@ -340,11 +347,13 @@ class TableState:
             if spec.patient_id:
                 reason = f"the mapping's patient id column {spec.patient_id!r} is not in the file"
             else:
-                reason = f"no patient id column (none named like {', '.join(ID_NAMES)}); set 'patient_id' in the mapping"
+                reason = (f"no patient id column (none named like {', '.join(ID_NAMES)}); "
+                          "set 'patient_id' in the mapping")
             problems.append(Problem(rel, f"{reason}; columns: {', '.join(columns)}"))
             return None
         if not spec.patient_id:
-            self._warn_once(problems, rel, f"{prefix.format(what='patient_id')}: patient id column guessed as {id_col!r}")
+            self._warn_once(problems, rel,
+                            f"{prefix.format(what='patient_id')}: patient id column guessed as {id_col!r}")
         visit_col = spec.visit if spec.visit_given else find_column(columns, VISIT_NAMES, (id_col,))
         if visit_col is not None and visit_col not in columns:
             problems.append(Problem(rel, f"the mapping's visit column {visit_col!r} is not in the file; "
@@ -383,18 +392,24 @@ class TableState:
         if setting is not None:
             targets = {(c, None) for c in columns if setting is True or c in setting}
         else:
-            targets = set()
-            for column in columns:
-                groups = sorted({row[long[0]] for _, row in cells}) if long and column == long[1] else [None]
-                for group in groups:
-                    values = [row[column] for _, row in cells
-                              if row[column] and (group is None or row[long[0]] == group)]
-                    if any(_DECIMAL_COMMA.match(v) for v in values) and all(
-                            _DECIMAL_COMMA.match(v) or _INTEGER.match(v) for v in values):
-                        targets.add((column, group))
+            seen: dict[tuple[str, str | None], list[bool]] = {}  # (column, group) -> [has comma, all numbers]
+            for _, row in cells:
+                for column in columns:
+                    value = row[column]
+                    if value:
+                        flags = seen.setdefault((column, row[long[0]] if long and column == long[1] else None),
+                                                [False, True])
+                        comma = bool(_DECIMAL_COMMA.match(value))
+                        flags[0] |= comma
+                        flags[1] &= comma or bool(_INTEGER.match(value))
+            targets = {target for target, (comma, numbers) in seen.items() if comma and numbers}
             if targets:
-                names = sorted(c if g is None else f"{c} ({g})" for c, g in targets)
-                self._warn_once(problems, rel, f"decimal commas read as decimal points in {', '.join(names)} "
+                names = []
+                for column in dict.fromkeys(c for c in columns if any(t[0] == c for t in targets)):
+                    groups = sorted(g for c, g in targets if c == column and g is not None)
+                    names.append(column + (f" (measurements {', '.join(groups[:5])}"
+                                           f"{', ...' if len(groups) > 5 else ''})" if groups else ""))
+                self._warn_once(problems, rel, f"decimal commas read as decimal points in {'; '.join(names)} "
                                                "(detected; set 'decimal_comma' in the mapping)")
         for _, row in cells:
             for column, group in targets:
