@@ -77,11 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
     log.setLevel(level)
+    if not args.debug:
+        logging.getLogger("pydicom").setLevel(logging.ERROR)
     try:
         if args.command == "demo":
             return _demo(args)
         return _convert(args)
     except BidsFactoryError as exc:
+        if args.debug:
+            log.debug("traceback of the error below", exc_info=True)
         print(f"bids-factory: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

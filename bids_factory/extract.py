@@ -10,8 +10,10 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import shlex
 import subprocess
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from bids_factory.errors import ToolMissingError, VisitError
-from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, bids_label
+from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, bids_label
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 # are re-asserted after any options a heuristic adds, so a heuristic cannot switch them off.
 BASE_OPTIONS = ("-b", "y", "-z", "y", "-f", "%s_%p")
 ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "y")
-_HEADER_TAGS = ("PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType")
+_HEADER_TAGS = ("SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class VisitHeaders:
     series_folders: dict  # SeriesNumber -> sorted export-relative visit folders
     series_names: dict  # SeriesNumber -> (SeriesDescription, ProtocolName, ImageType)
     non_dicom_files: int
+    problems: tuple[Problem, ...]  # corrupt DICOM (fatal), non-DICOM files (named, ignored)
 
     def unconverted(self, converted: list[Series]) -> tuple[Series, ...]:
         """DICOM series of the visit for which the converter produced no image."""
@@ -58,11 +61,21 @@ def read_visit_headers(visit: Visit) -> VisitHeaders:
     series_folders: dict[int | None, set[str]] = defaultdict(set)
     series_names: dict[int | None, tuple] = {}
     non_dicom = 0
+    problems: list[Problem] = []
     for source in visit.files:
         try:
-            ds = pydicom.dcmread(source.path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
-        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError):
-            non_dicom += 1
+            with warnings.catch_warnings():  # pydicom's complaints about odd values are not the user's business
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(source.path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
+        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            if _has_dicom_preamble(source.path):
+                problems.append(Problem(source.relpath, f"corrupt DICOM file ({type(exc).__name__}): not converted"))
+            else:
+                non_dicom += 1
+                problems.append(Problem(source.relpath, "not a DICOM file: ignored", fatal=False))
+            continue
+        if "SOPInstanceUID" not in ds:
+            problems.append(Problem(source.relpath, "corrupt DICOM file (no SOPInstanceUID): not converted"))
             continue
         dicom_files.append(source)
         patient_id = str(ds.get("PatientID", "") or "").strip()
@@ -81,7 +94,32 @@ def read_visit_headers(visit: Visit) -> VisitHeaders:
         series_folders={k: tuple(sorted(v)) for k, v in series_folders.items()},
         series_names=series_names,
         non_dicom_files=non_dicom,
+        problems=tuple(problems),
     )
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+_CONVERTER_FILE = re.compile(r"input/(\d{6})\.dcm")
+
+
+def converter_file_problems(converter_log: str, headers: VisitHeaders) -> list[Problem]:
+    """dcm2niix's warnings and errors about single input files, named by their export path."""
+    problems = []
+    for line in converter_log.splitlines():
+        found = _CONVERTER_FILE.search(line)
+        if found and any(word in line for word in ("Warning", "Error", "Unable", "not large enough")):
+            index = int(found.group(1))
+            if index < len(headers.dicom_files):
+                message = line.replace(found.group(0), "").strip().rstrip(":").strip()
+                problems.append(Problem(headers.dicom_files[index].relpath, f"dcm2niix: {message}"))
+    return problems
 
 
 def subject_identity(headers: VisitHeaders, visit: Visit) -> tuple[str, str]:
@@ -123,7 +161,8 @@ def dcm2niix_version() -> str:
     return "unknown"
 
 
-def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: str = "") -> tuple[list[Series], str]:
+def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: str = ""
+            ) -> tuple[list[Series], str]:
     """Run dcm2niix on the visit's DICOM files into ``staging``; return the series and its log.
 
     The visit's files (possibly spread over several export days) are linked into one input folder in
@@ -142,12 +181,7 @@ def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: s
     done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
     converter_log = done.stdout + done.stderr
     series = [_series(nifti, headers) for nifti in sorted(outputs.glob("*.nii.gz"))]
-    if not series:
-        tail = " | ".join(converter_log.strip().splitlines()[-3:])
-        raise VisitError(
-            f"visit {visit.scan_research_id}: dcm2niix produced no image (exit {done.returncode}): {tail}"
-        )
-    if done.returncode != 0:
+    if done.returncode != 0 and series:
         log.warning("visit %s: dcm2niix exited %s but produced %d image(s)",
                     visit.scan_research_id, done.returncode, len(series))
     return series, converter_log
@@ -180,6 +214,11 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
     if wanted_subjects and label not in wanted_subjects:
         return None
     series, converter_log = convert(visit, headers, staging, extra_options)
+    file_problems = headers.problems + tuple(converter_file_problems(converter_log, headers))
+    if not series:
+        named = [f"{p.path}: {p.reason}" for p in file_problems if p.fatal][:3]
+        tail = named or converter_log.strip().splitlines()[-2:]
+        raise VisitError(f"visit {visit.scan_research_id}: dcm2niix produced no image ({' | '.join(tail)})")
     missing = [s.nifti.name for s in series if not s.sidecar.exists()]
     if missing:
         log.warning("visit %s: no sidecar for %s", visit.scan_research_id, ", ".join(missing))
@@ -191,6 +230,7 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         series=tuple(s for s in series if s.sidecar.exists()),
         unconverted=headers.unconverted(series),
         non_dicom_files=headers.non_dicom_files,
+        problems=file_problems,
         converter_version=dcm2niix_version(),
         converter_log=converter_log,
     )

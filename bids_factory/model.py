@@ -50,6 +50,13 @@ class SourceFile:
     size: int = 0
     mtime_ns: int = 0
 
+    @property
+    def relpath(self) -> str:
+        """Path relative to the export root (for reports)."""
+        if self.path.is_relative_to(self.folder.path):
+            return f"{self.folder.relpath}/{self.path.relative_to(self.folder.path).as_posix()}"
+        return self.path.name
+
 
 @dataclass(frozen=True)
 class Visit:
@@ -116,6 +123,7 @@ class ExtractedVisit:
     series: tuple[Series, ...]
     unconverted: tuple[Series, ...]  # DICOM series of which dcm2niix made no image
     non_dicom_files: int
+    problems: tuple[Problem, ...]  # bad files of the visit (corrupt DICOM, converter complaints)
     converter_version: str
     converter_log: str
 

@@ -151,6 +151,7 @@ def _convert_visits(visits, staging: Path, rules: Rules, options: ConvertOptions
             result = VisitResult(visit.scan_research_id, "not-selected")
         else:
             result = _place(outcome, writer, subjects, sessions)
+            result.problems = outcome.extracted.problems + result.problems
             report.non_dicom_files += outcome.extracted.non_dicom_files
             if result.status in ("placed", "nothing-to-place"):
                 writer.write_visit_state({

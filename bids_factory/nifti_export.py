@@ -1,0 +1,255 @@
+"""Stage 2, NIfTI variant — read a visit exported as NIfTI + JSON into staging (no dcm2niix).
+
+Layout: ``EXPORT/NIFTI/<yyyy>/<yyyymmdd>/<scan_research_id>/<name>.nifti`` (or ``.nii``/``.nii.gz``)
+beside ``<name>.json`` and, for diffusion, ``<name>.bval``/``<name>.bvec``. A pair is formed only by
+the same ``<name>`` in the same folder; nothing is guessed. The real format is read from the content
+(gzip magic, NIfTI-1 or NIfTI-2 header in either byte order), never from the extension.
+
+Every image is staged as ``.nii.gz`` with its voxel data untouched: a gzipped file is copied byte for
+byte, a plain one is gzipped. The JSON is staged as the hospital wrote it (plan.py scrubs patient
+fields before placing); its patient id is returned, never logged and never written in a problem.
+The export is only read.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import shutil
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import nibabel as nib
+
+from bids_factory.model import Problem, Series, SourceFile
+
+IMAGE_SUFFIXES = (".nifti.gz", ".nii.gz", ".nifti", ".nii")
+_OTHER_SUFFIXES = {".json": "json", ".bval": "bval", ".bvec": "bvec"}
+_GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = b"\xef\xbb\xbf"
+_CHUNK = 1 << 20
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class NiftiVisitPart:
+    """The series staged from the NIfTI files of one visit, with what could not be staged."""
+
+    series: tuple[Series, ...]
+    patient_ids: frozenset[str]  # raw values of the patient id field of the staged JSONs
+    problems: tuple[Problem, ...]
+    ignored_files: int  # neither image, JSON, .bval nor .bvec
+
+
+class _Unusable(Exception):
+    """A file that cannot be staged; the message is the reason reported (never a patient value)."""
+
+
+def stage_nifti_files(files: Sequence[SourceFile], staging: Path, patient_id_field: str = "PatientID"
+                      ) -> NiftiVisitPart:
+    """Pair, check and stage the NIfTI + JSON files of one visit into ``staging``."""
+    staging.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple[Path, str], dict[str, list[SourceFile]]] = {}
+    ignored = 0
+    for source in sorted(files, key=_rel):
+        kind = _classify(source.path.name)
+        if kind is None:
+            ignored += 1
+            continue
+        stem, what = kind
+        groups.setdefault((source.path.parent, stem), {}).setdefault(what, []).append(source)
+
+    series: list[Series] = []
+    patient_ids: set[str] = set()
+    problems: list[Problem] = []
+    for index, ((_, stem), group) in enumerate(groups.items()):
+        try:
+            staged, patient_id = _stage_pair(group, staging, f"{index:04d}_{_UNSAFE.sub('_', stem)}",
+                                             patient_id_field)
+        except _Unusable as exc:
+            problems.append(Problem(_rel(_first(group)), str(exc)))
+            continue
+        series.append(staged)
+        if patient_id:
+            patient_ids.add(patient_id)
+    return NiftiVisitPart(series=tuple(series), patient_ids=frozenset(patient_ids),
+                          problems=tuple(problems), ignored_files=ignored)
+
+
+def _stage_pair(group: dict[str, list[SourceFile]], staging: Path, name: str, patient_id_field: str
+                ) -> tuple[Series, str]:
+    images, sidecars = group.get("image", []), group.get("json", [])
+    bval, bvec = group.get("bval", []), group.get("bvec", [])
+    for kind, found in (("images", images), ("JSON files", sidecars), (".bval files", bval), (".bvec files", bvec)):
+        if len(found) > 1:
+            raise _Unusable(f"{len(found)} {kind} share one name ({', '.join(s.path.name for s in found)}): "
+                            "which belongs to which is not guessed; none is converted")
+    if not images:
+        what = "JSON sidecar" if sidecars else "b-values/b-vectors file"
+        raise _Unusable(f"{what} without an image of the same name (.nifti, .nii or .nii.gz) beside it")
+    if not sidecars:
+        raise _Unusable("image without a JSON sidecar of the same name beside it: not converted")
+    if bool(bval) != bool(bvec):
+        have, missing = (".bval", ".bvec") if bval else (".bvec", ".bval")
+        raise _Unusable(f"image has a {have} but no {missing} file: not converted")
+    image, sidecar = images[0], sidecars[0]
+    text, data = _read_json(sidecar.path)
+    target = staging / f"{name}.nii.gz"
+    try:
+        _stage_image(image.path, target)
+    except _Unusable:
+        target.unlink(missing_ok=True)
+        raise
+    staged_json = staging / f"{name}.json"
+    staged_json.write_bytes(text)
+    extras = []
+    for source in (*bval, *bvec):
+        extra = staging / f"{name}{source.path.suffix.lower()}"
+        shutil.copyfile(source.path, extra)
+        extras.append(extra)
+    image_type = data.get("ImageType") or ()
+    if isinstance(image_type, str):
+        image_type = image_type.split("\\")
+    raw_id = data.get(patient_id_field)
+    patient_id = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
+    return Series(
+        nifti=target, sidecar=staged_json, extras=tuple(extras),
+        series_number=_series_number(data.get("SeriesNumber")),
+        series_description=str(data.get("SeriesDescription", "")),
+        protocol_name=str(data.get("ProtocolName", "")),
+        image_type=tuple(str(v) for v in image_type) if isinstance(image_type, (list, tuple)) else (),
+        source_folders=(image.folder.relpath,),
+    ), patient_id
+
+
+def _classify(name: str) -> tuple[str, str] | None:
+    """(stem, kind) of a file name, kind in image/json/bval/bvec; None for any other file."""
+    lowered = name.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if lowered.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], "image"
+    for suffix, kind in _OTHER_SUFFIXES.items():
+        if lowered.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], kind
+    return None
+
+
+def _read_json(path: Path) -> tuple[bytes, dict]:
+    """The JSON's bytes (a UTF-8 byte order mark dropped) and content; only a JSON object is a sidecar."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise _Unusable(f"JSON sidecar cannot be read ({exc.strerror}): its image is not converted") from None
+    text = text[len(_UTF8_BOM):] if text.startswith(_UTF8_BOM) else text
+    try:
+        data = json.loads(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Unusable("JSON sidecar is not UTF-8 text: its image is not converted") from None
+    except json.JSONDecodeError as exc:  # the message gives a position, never the content
+        raise _Unusable(f"invalid JSON sidecar ({exc.msg} at line {exc.lineno} column {exc.colno}): "
+                        "its image is not converted") from None
+    if not isinstance(data, dict):
+        raise _Unusable("JSON sidecar is not a JSON object: its image is not converted")
+    return text, data
+
+
+def _stage_image(source: Path, target: Path) -> None:
+    """Write ``source`` as a gzipped NIfTI at ``target`` without touching a voxel; check it fully."""
+    try:
+        with open(source, "rb") as handle:
+            gzipped = handle.read(2) == _GZIP_MAGIC
+        opener = gzip.open if gzipped else open
+        with opener(source, "rb") as handle:
+            _nifti_version(handle.read(544))
+        if gzipped:
+            shutil.copyfile(source, target)
+            with gzip.open(target, "rb") as handle:
+                size = _drain(handle)
+        else:
+            with open(source, "rb") as reader, open(target, "wb") as raw, \
+                    gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as writer:
+                size = 0
+                while chunk := reader.read(_CHUNK):
+                    writer.write(chunk)
+                    size += len(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _Unusable(f"unreadable or corrupt image ({type(exc).__name__}: "
+                        f"{getattr(exc, 'strerror', None) or exc}): not converted") from None
+    try:
+        header = nib.load(target).header
+        shape, dtype = header.get_data_shape(), header.get_data_dtype()
+        needed = int(header.get_data_offset()) + int(dtype.itemsize) * _product(shape)
+    except Exception as exc:  # nibabel raises many types for a bad header
+        raise _Unusable(f"corrupt image: nibabel cannot read its header ({type(exc).__name__}): "
+                        "not converted") from None
+    if size < needed:
+        raise _Unusable(f"corrupt image: voxel data cut short ({size} of {needed} bytes): not converted")
+
+
+def _nifti_version(head: bytes) -> int:
+    """1 or 2 for a single-file NIfTI header (either byte order); otherwise :class:`_Unusable`."""
+    if len(head) < 348:
+        raise _Unusable(f"corrupt image: {len(head)} bytes, too short for a NIfTI header: not converted")
+    for order in "<>":
+        sizeof_hdr = struct.unpack(f"{order}i", head[:4])[0]
+        if sizeof_hdr == 348:
+            magic = head[344:348]
+            if magic == b"n+1\0":
+                return 1
+            if magic == b"ni1\0":
+                raise _Unusable("NIfTI-1 header of a .hdr/.img pair, not a single-file image: not converted")
+            raise _Unusable("not a NIfTI image (an Analyze header or a bad magic string): not converted")
+        if sizeof_hdr == 540:
+            if head[4:8] == b"n+2\0":
+                return 2
+            raise _Unusable("not a single-file NIfTI-2 image (bad magic string): not converted")
+    raise _Unusable("not a NIfTI-1 or NIfTI-2 image (its first bytes are no NIfTI header): not converted")
+
+
+def _drain(handle) -> int:
+    """Read a (gzip) stream to its end, so a truncated or damaged file fails here; its length."""
+    size = 0
+    while chunk := handle.read(_CHUNK):
+        size += len(chunk)
+    return size
+
+
+def _product(shape) -> int:
+    total = 1
+    for n in shape:
+        total *= int(n)
+    return total
+
+
+def _series_number(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _first(group: dict[str, list[SourceFile]]) -> SourceFile:
+    for kind in ("image", "json", "bval", "bvec"):
+        if group.get(kind):
+            return group[kind][0]
+    raise AssertionError("empty group")  # pragma: no cover
+
+
+def _rel(source: SourceFile) -> str:
+    """Path of a source file relative to the export root."""
+    try:
+        return f"{source.folder.relpath}/{source.path.relative_to(source.folder.path).as_posix()}"
+    except ValueError:  # a symbolic link inside the export, resolved by discover
+        root = source.folder.path
+        for _ in Path(source.folder.relpath).parts:
+            root = root.parent
+        try:
+            return source.path.relative_to(root).as_posix()
+        except ValueError:
+            return f"{source.folder.relpath}/{source.path.name}"
