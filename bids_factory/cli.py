@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="Dcm2Bids v3 configuration file (default: the shipped heuristics/default.json)")
     convert.add_argument("--schemas", type=Path, metavar="DIR",
                          help="folder of sidecar schemas <suffix>.schema.json (default: the shipped schemas/sidecar)")
+    convert.add_argument("--ehr-mapping", type=Path, metavar="FILE",
+                         help="EHR mapping (JSON or YAML, see docs/ehr.md); without it EHR columns are detected")
     convert.add_argument("--jobs", type=_positive, default=1, metavar="N", help="visits converted in parallel")
     convert.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
                          help="only convert visits of these subjects (labels with or without 'sub-')")
@@ -106,19 +108,22 @@ def _convert(args) -> int:
     options = ConvertOptions(export=args.export, bids=args.bids, heuristic=args.heuristic, jobs=args.jobs,
                              participant_labels=labels, validate=args.validate,
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
-                             reconvert=args.reconvert, schemas=args.schemas)
+                             reconvert=args.reconvert, schemas=args.schemas,
+                             ehr_mapping=args.ehr_mapping)
     return _finish(convert(options), args.bids)
 
 
 def _demo(args) -> int:
     from bids_factory.demo_export import build_demo_export
     from bids_factory.pipeline import ConvertOptions, convert
+    from bids_factory.resources import shipped_dir
 
     export = build_demo_export(args.out / "export")
     log.info("demo export written to %s (%d patients, %d visits, %d export days)",
              export.root, len(export.patients), len(export.visits), len(export.days))
     options = ConvertOptions(export=export.root, bids=args.out / "bids", jobs=args.jobs,
-                             dataset_name="bids-factory demo dataset")
+                             dataset_name="bids-factory demo dataset",
+                             ehr_mapping=shipped_dir("heuristics") / "demo-ehr-mapping.json")
     return _finish(convert(options), args.out / "bids")
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from bids_factory import __version__
+from bids_factory.ehr import EhrResult
 from bids_factory.write import DatasetWriter
 
 BIDS_VERSION = "1.10.1"
@@ -46,8 +47,8 @@ one session is one visit (`scan_research_id`).
 
 
 def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: str | None = None,
-                  changes: list[str] | None = None) -> dict[str, str]:
-    """Relative path -> text of every dataset-level file, from the visit records."""
+                  changes: list[str] | None = None, ehr: EhrResult | None = None) -> dict[str, str]:
+    """Relative path -> text of every dataset-level file, from the visit records and the EHR tables."""
     records = writer.visit_records()
     files: dict[str, str] = {}
     description = writer.read_json("dataset_description.json", default={}) or {}
@@ -72,8 +73,13 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
     sessions: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         sessions[record["participant_id"]].append(record)
-    files["participants.tsv"] = "participant_id\n" + "".join(f"{p}\n" for p in sorted(sessions))
-    files["participants.json"] = _json(PARTICIPANTS_SIDECAR)
+    files.update(_participants_files(sorted(sessions), ehr))
+    if ehr is not None:
+        for table in ehr.tables:
+            files[f"phenotype/{table.name}.tsv"] = table.tsv
+            files[f"phenotype/{table.name}.json"] = _json(table.sidecar)
+        if ehr.bidsignore:
+            files[".bidsignore"] = "".join(f"{line}\n" for line in ehr.bidsignore)
     files["scans.json"] = _json(SCANS_SIDECAR)
     files["sessions.json"] = _json(SESSIONS_SIDECAR)
     for participant, visits in sessions.items():
@@ -83,6 +89,24 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
             lines.append(f"{record['session_id']}\t{record['scan_research_id']}\t{','.join(days)}")
         files[f"{participant}/{participant}_sessions.tsv"] = "\n".join(lines) + "\n"
     return files
+
+
+def _participants_files(image_participants: list[str], ehr: EhrResult | None) -> dict[str, str]:
+    """participants.tsv lists every participant of the study: with images, or with EHR rows only
+    (BEP036 / bids-examples pheno004); EHR columns are ``n/a`` for image-only participants."""
+    ehr_rows = {f"sub-{label}": row for label, row in (ehr.participants if ehr else {}).items()}
+    columns = sorted({column for row in ehr_rows.values() for column in row}, key=_column_order)
+    lines = ["\t".join(["participant_id", *columns])]
+    for participant in sorted(set(image_participants) | set(ehr_rows)):
+        row = ehr_rows.get(participant, {})
+        lines.append("\t".join([participant, *(row.get(c, "n/a") for c in columns)]))
+    sidecar = {**PARTICIPANTS_SIDECAR, **(ehr.participants_sidecar if ehr else {})}
+    return {"participants.tsv": "\n".join(lines) + "\n", "participants.json": _json(sidecar)}
+
+
+def _column_order(column: str) -> tuple[int, str]:
+    preferred = ("age", "sex", "handedness")
+    return (preferred.index(column), "") if column in preferred else (len(preferred), column)
 
 
 def _changes_text(writer: DatasetWriter, entries: list[str]) -> str:

@@ -196,6 +196,8 @@ class RunReport:
     non_dicom_files: int = 0
     validator_errors: int | None = None
     validator_warnings: int | None = None
+    images_without_ehr: list[str] = field(default_factory=list)  # subject labels
+    ehr_without_images: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:

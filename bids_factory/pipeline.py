@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bids_factory import __version__
 from bids_factory.discover import discover
+from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, HeuristicError, VisitError
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
@@ -43,6 +44,7 @@ class ConvertOptions:
     keep_site_fields: bool = False
     reconvert: bool = False
     schemas: Path | None = None  # sidecar schemas folder (default: the shipped schemas/sidecar)
+    ehr_mapping: Path | None = None  # EHR mapping file (JSON/YAML); without it columns are detected
 
     def settings_key(self, heuristic: Heuristic, schemas: SidecarSchemas) -> str:
         """What, besides its sources, decides a visit's output: a change reconverts the visit."""
@@ -58,6 +60,7 @@ class Rules:
 
     heuristic: Heuristic
     schemas: SidecarSchemas
+    ehr_mapping: dict | None = None
 
     @classmethod
     def load(cls, options: ConvertOptions) -> "Rules":
@@ -69,7 +72,8 @@ class Rules:
                     f"heuristic {heuristic.path}: rule {heuristic.rule_name(description)} names the sidecar schema "
                     f"{named!r}, which is not in {schemas.folder} (there: {', '.join(schemas.names)})"
                 )
-        return cls(heuristic, schemas)
+        mapping = load_ehr_mapping(options.ehr_mapping) if options.ehr_mapping else None
+        return cls(heuristic, schemas, mapping)
 
 
 def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions
@@ -98,13 +102,17 @@ def convert(options: ConvertOptions) -> RunReport:
         try:
             todo = _changed_visits(discovery.visits, writer, rules, options, report)
             _convert_visits(todo, staging, rules, options, writer, report)
+            ehr = collect_ehr(options.export, rules.ehr_mapping)
+            report.problems.extend(ehr.problems)
             placed = [v for v in report.visits if v.status == "placed"]
             changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                        f"from visit {v.scan_research_id}" for v in placed]
-            writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes))
+            writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr))
+            image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
+            report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
         finally:
             writer.discard(staging)
-        if options.validate and (todo or not report.visits):
+        if options.validate and (writer.changed or not report.visits):
             _validate(writer, report)
         writer.write_run_record(report_record(report))
     return report

@@ -28,9 +28,15 @@ def summary_lines(report: RunReport) -> list[str]:
     fatal = [p for p in report.problems if p.fatal]
     skipped = [p for p in report.problems if not p.fatal]
     for problem in skipped:
-        lines.append(f"  skipped: {problem.path}: {problem.reason}")
+        lines.append(f"  note: {problem.path}: {problem.reason}")
     for problem in fatal:
         lines.append(f"  FAILED: {problem.path}: {problem.reason}")
+    if report.images_without_ehr:
+        lines.append(f"  linkage: {len(report.images_without_ehr)} subjects with images but no EHR row: "
+                     + ", ".join(f"sub-{s}" for s in report.images_without_ehr))
+    if report.ehr_without_images:
+        lines.append(f"  linkage: {len(report.ehr_without_images)} EHR patients without images: "
+                     + ", ".join(f"sub-{s}" for s in report.ehr_without_images))
     if report.validator_errors is not None:
         lines.append(f"BIDS validator: {report.validator_errors} errors, {report.validator_warnings} warnings")
     return lines
@@ -58,5 +64,7 @@ def report_record(report: RunReport) -> dict:
         ],
         "problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in report.problems],
         "non_dicom_files": report.non_dicom_files,
+        "linkage": {"images_without_ehr": [f"sub-{s}" for s in report.images_without_ehr],
+                    "ehr_without_images": [f"sub-{s}" for s in report.ehr_without_images]},
         "validator": {"errors": report.validator_errors, "warnings": report.validator_warnings},
     }

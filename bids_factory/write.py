@@ -34,7 +34,7 @@ class DatasetWriter:
     def __init__(self, root: Path):
         self.root = root.resolve()
         self.state = self.root / STATE_DIR
-        self._lock_file = None
+        self.changed = 0  # files of the dataset written (or replaced) by this writer
 
     # -- locking and staging -------------------------------------------------------------
     @contextlib.contextmanager
@@ -97,6 +97,7 @@ class DatasetWriter:
         _write_text(build / f"{subject}_{session}_scans.tsv", _scans_tsv(plan.placements))
         session_dir = self.root / subject / session
         self._swap_in(build, session_dir)
+        self.changed += 1
         self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", _visit_record(plan))
         return session_dir
 
@@ -126,14 +127,14 @@ class DatasetWriter:
 
     # -- dataset-level files -----------------------------------------------------------------
     def write_text(self, relpath: Path | str, text: str) -> None:
-        _write_text(self.root / relpath, text)
+        self.changed += _write_text(self.root / relpath, text)
 
     def write_files(self, files: dict[str, str]) -> None:
         for relpath, text in files.items():
             self.write_text(relpath, text)
 
     def write_json(self, relpath: Path | str, data) -> None:
-        _write_text(self.root / relpath, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self.write_text(relpath, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
     def write_run_record(self, record: dict) -> None:
         """The run's report, one file per run in ``runs/`` (the newest is the last run)."""
@@ -208,14 +209,14 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def _write_text(path: Path, text: str) -> None:
+def _write_text(path: Path, text: str) -> bool:
     """Write via a temporary file in the same folder, fsync, rename: never a half-written file.
 
     A file whose content would not change is not rewritten (a no-op run touches nothing).
     """
     with contextlib.suppress(OSError, UnicodeDecodeError):
         if path.read_text(encoding="utf-8") == text:
-            return
+            return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; the dataset is for other users too
@@ -229,6 +230,7 @@ def _write_text(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return True
 
 
 def _fsync_file(path: Path) -> None:

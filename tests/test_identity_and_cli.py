@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,7 +49,31 @@ def test_demo_export_converts_with_sanitised_labels(demo, tmp_path):
     assert sorted(p.name for p in bids.glob("sub-*") if p.is_dir()) == ["sub-DEMO001", "sub-DEMO002"]
     assert (bids / "sub-DEMO002" / "ses-V0002A" / "anat" / "sub-DEMO002_ses-V0002A_T1w.nii.gz").exists()
     assert report.non_dicom_files == 1
-    assert (bids / "participants.tsv").read_text() == "participant_id\nsub-DEMO001\nsub-DEMO002\n"
+    # no mapping: the EHR columns are detected; DEMO-003 has EHR rows but no image and is listed too
+    assert (bids / "participants.tsv").read_text() == (
+        "participant_id\tage\tsex\thandedness\n"
+        "sub-DEMO001\t73\tfemale\tright\nsub-DEMO002\t61\tmale\tright\nsub-DEMO003\t68\tfemale\tright\n")
+    assert report.ehr_without_images == ["DEMO003"] and report.images_without_ehr == []
+    assert sorted(p.name for p in (bids / "phenotype").iterdir()) == [
+        "cognitive_scores.json", "cognitive_scores.tsv", "demographics.json", "demographics.tsv",
+        "diagnosis.json", "diagnosis.tsv"]
+    assert_valid_bids(bids)
+
+
+def test_ehr_mapping_names_columns_and_a_broken_table_fails_the_run(demo, tmp_path, capsys):
+    from bids_factory.resources import shipped_dir
+
+    (demo / "EHR" / "2024" / "20240312" / "labs.csv").write_bytes(b'patient_id,value\n"DEMO-001,1\n')
+    mapping = shipped_dir("heuristics") / "demo-ehr-mapping.json"
+    bids = tmp_path / "bids"
+    code = main(["convert", str(demo), str(bids), "--ehr-mapping", str(mapping), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED: EHR/2024/20240312/labs.csv: cannot be parsed" in out
+    assert "linkage: 1 EHR patients without images: sub-DEMO003" in out
+    assert (bids / "phenotype" / "diagnosis.tsv").exists() and not (bids / "phenotype" / "labs.tsv").exists()
+    record = json.loads(sorted((bids / "code" / "bids-factory" / "runs").glob("*.json"))[-1].read_text())
+    assert record["linkage"]["ehr_without_images"] == ["sub-DEMO003"]
     assert_valid_bids(bids)
 
 
