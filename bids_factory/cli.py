@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="folder of sidecar schemas <suffix>.schema.json (default: the shipped schemas/sidecar)")
     convert.add_argument("--ehr-mapping", type=Path, metavar="FILE",
                          help="EHR mapping (JSON or YAML, see docs/ehr.md); without it EHR columns are detected")
+    convert.add_argument("--nifti-patient-field", default="PatientID", metavar="NAME",
+                         help="NIfTI exports: the JSON field that holds the patient id (default: PatientID)")
     convert.add_argument("--jobs", type=_positive, default=1, metavar="N", help="visits converted in parallel")
     convert.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
                          help="only convert visits of these subjects (labels with or without 'sub-')")
@@ -109,7 +111,7 @@ def _convert(args) -> int:
                              participant_labels=labels, validate=args.validate,
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
                              reconvert=args.reconvert, schemas=args.schemas,
-                             ehr_mapping=args.ehr_mapping)
+                             ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field)
     return _finish(convert(options), args.bids)
 
 

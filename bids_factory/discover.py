@@ -1,6 +1,7 @@
 """Stage 1 — discover: walk a Data Capture export and group its files into visits.
 
-Layout: ``EXPORT/DICOM/<yyyy>/<yyyymmdd>/<scan_research_id>/**``. Export days are walked in date
+Layout: ``EXPORT/DICOM/<yyyy>/<yyyymmdd>/<scan_research_id>/**`` and/or the NIfTI variant
+``EXPORT/NIFTI/<yyyy>/<yyyymmdd>/<scan_research_id>/<name>.nifti + <name>.json``. Export days are walked in date
 order; a scan_research_id found on several days is ONE visit, the union of its folders.
 Nothing here opens a DICOM file or writes anything.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from bids_factory.errors import ExportLayoutError
 from bids_factory.model import Problem, SourceFile, Visit, VisitFolder
 
-IMAGE_KINDS = ("DICOM",)
+IMAGE_KINDS = ("DICOM", "NIFTI")
 READY_MARKER = ".ready"
 SKIPPED_NAME_PARTS = ("delete", "phantom")
 _YEAR = re.compile(r"^\d{4}$")
@@ -37,7 +38,7 @@ def discover(export_root: Path, today: dt.date | None = None) -> Discovery:
     kinds = [k for k in IMAGE_KINDS if (root / k).is_dir()]
     if not kinds:
         raise ExportLayoutError(
-            f"{export_root} is not a Data Capture export: no {' or '.join(IMAGE_KINDS)}/ folder in it"
+            f"{export_root} is not a Data Capture export: no {' or '.join(k + '/' for k in IMAGE_KINDS)} folder in it"
         )
     today = today or dt.date.today()
     problems: list[Problem] = []

@@ -23,6 +23,7 @@ from pydicom.errors import InvalidDicomError
 
 from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, bids_label
+from bids_factory.nifti_export import stage_nifti_files
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,14 @@ class VisitHeaders:
         )
 
 
-def read_visit_headers(visit: Visit) -> VisitHeaders:
+def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
     dicom_files: list[SourceFile] = []
     patient_ids: set[str] = set()
     series_folders: dict[int | None, set[str]] = defaultdict(set)
     series_names: dict[int | None, tuple] = {}
     non_dicom = 0
     problems: list[Problem] = []
-    for source in visit.files:
+    for source in sources:
         try:
             with warnings.catch_warnings():  # pydicom's complaints about odd values are not the user's business
                 warnings.simplefilter("ignore")
@@ -122,18 +123,17 @@ def converter_file_problems(converter_log: str, headers: VisitHeaders) -> list[P
     return problems
 
 
-def subject_identity(headers: VisitHeaders, visit: Visit) -> tuple[str, str]:
+def subject_identity(patient_ids: frozenset[str], visit: Visit) -> tuple[str, str]:
     """(subject label, patient key) for a visit, or :class:`VisitError` when it is not one patient."""
-    if not headers.dicom_files:
-        raise VisitError(f"visit {visit.scan_research_id}: no DICOM file among {len(visit.files)} files")
-    if not headers.patient_ids:
-        raise VisitError(f"visit {visit.scan_research_id}: the DICOM files carry no PatientID")
-    if len(headers.patient_ids) > 1:
+    if not patient_ids:
+        raise VisitError(f"visit {visit.scan_research_id}: the DICOM files carry no PatientID "
+                         "(NIfTI export: no patient id field in the JSON)")
+    if len(patient_ids) > 1:
         raise VisitError(
-            f"visit {visit.scan_research_id}: its DICOM files carry {len(headers.patient_ids)} different "
+            f"visit {visit.scan_research_id}: its DICOM files carry {len(patient_ids)} different "
             "PatientIDs (one visit must be one patient)"
         )
-    raw = next(iter(headers.patient_ids))
+    raw = next(iter(patient_ids))
     label = bids_label(raw)
     if not label:
         raise VisitError(f"visit {visit.scan_research_id}: its PatientID has no letter or digit to make a label")
@@ -206,17 +206,30 @@ def _series(nifti: Path, headers: VisitHeaders) -> Series:
     )
 
 
-def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subjects: frozenset[str] = frozenset()
-            ) -> ExtractedVisit | None:
-    """Identity, then conversion. ``None`` when the visit's subject is not among ``wanted_subjects``."""
-    headers = read_visit_headers(visit)
-    label, patient_key = subject_identity(headers, visit)
+def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subjects: frozenset[str] = frozenset(),
+            nifti_patient_field: str = "PatientID") -> ExtractedVisit | None:
+    """Identity, then conversion (dcm2niix for DICOM folders, staging for NIfTI folders).
+
+    ``None`` when the visit's subject is not among ``wanted_subjects``.
+    """
+    headers = read_visit_headers([f for f in visit.files if f.folder.kind == "DICOM"])
+    nifti_sources = [f for f in visit.files if f.folder.kind == "NIFTI"]
+    nifti = stage_nifti_files(nifti_sources, staging / "nifti", nifti_patient_field) if nifti_sources else None
+    if not headers.dicom_files and not (nifti and nifti.series):
+        named = [f"{p.path}: {p.reason}" for p in headers.problems + (nifti.problems if nifti else ()) if p.fatal][:3]
+        raise VisitError(f"visit {visit.scan_research_id}: no DICOM file or NIfTI image among "
+                         f"{len(visit.files)} files" + (f" ({' | '.join(named)})" if named else ""))
+    label, patient_key = subject_identity(headers.patient_ids | (nifti.patient_ids if nifti else frozenset()), visit)
     if wanted_subjects and label not in wanted_subjects:
         return None
-    series, converter_log = convert(visit, headers, staging, extra_options)
-    file_problems = headers.problems + tuple(converter_file_problems(converter_log, headers))
-    if not series:
-        named = [f"{p.path}: {p.reason}" for p in file_problems if p.fatal][:3]
+    series, converter_log, problems = [], "", list(headers.problems)
+    if headers.dicom_files:
+        series, converter_log = convert(visit, headers, staging, extra_options)
+        problems += converter_file_problems(converter_log, headers)
+    if nifti:
+        problems += nifti.problems
+    if not series and not (nifti and nifti.series):
+        named = [f"{p.path}: {p.reason}" for p in problems if p.fatal][:3]
         tail = named or converter_log.strip().splitlines()[-2:]
         raise VisitError(f"visit {visit.scan_research_id}: dcm2niix produced no image ({' | '.join(tail)})")
     missing = [s.nifti.name for s in series if not s.sidecar.exists()]
@@ -227,10 +240,10 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         subject_label=label,
         patient_key=patient_key,
         staging=staging,
-        series=tuple(s for s in series if s.sidecar.exists()),
-        unconverted=headers.unconverted(series),
-        non_dicom_files=headers.non_dicom_files,
-        problems=file_problems,
+        series=tuple(s for s in series if s.sidecar.exists()) + (nifti.series if nifti else ()),
+        unconverted=headers.unconverted(series) if headers.dicom_files else (),
+        non_dicom_files=headers.non_dicom_files + (nifti.ignored_files if nifti else 0),
+        problems=tuple(problems),
         converter_version=dcm2niix_version(),
         converter_log=converter_log,
     )

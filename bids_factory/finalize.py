@@ -73,15 +73,17 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
     sessions: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         sessions[record["participant_id"]].append(record)
-    files.update(_participants_files(sorted(sessions), ehr))
+    if sessions or (ehr and ehr.participants):  # a header-only participants.tsv is a validator error
+        files.update(_participants_files(sorted(sessions), ehr))
     if ehr is not None:
         for table in ehr.tables:
             files[f"phenotype/{table.name}.tsv"] = table.tsv
             files[f"phenotype/{table.name}.json"] = _json(table.sidecar)
         if ehr.bidsignore:
             files[".bidsignore"] = "".join(f"{line}\n" for line in ehr.bidsignore)
-    files["scans.json"] = _json(SCANS_SIDECAR)
-    files["sessions.json"] = _json(SESSIONS_SIDECAR)
+    if records:  # column descriptions need a scans/sessions file to describe (else a validator error)
+        files["scans.json"] = _json(SCANS_SIDECAR)
+        files["sessions.json"] = _json(SESSIONS_SIDECAR)
     for participant, visits in sessions.items():
         lines = ["session_id\tscan_research_id\texport_days"]
         for record in sorted(visits, key=lambda r: r["session_id"]):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import re
 import shutil
 import struct
@@ -32,7 +33,7 @@ _OTHER_SUFFIXES = {".json": "json", ".bval": "bval", ".bvec": "bvec"}
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -98,26 +99,26 @@ def _stage_pair(group: dict[str, list[SourceFile]], staging: Path, name: str, pa
         raise _Unusable(f"image has a {have} but no {missing} file: not converted")
     image, sidecar = images[0], sidecars[0]
     text, data = _read_json(sidecar.path)
-    target = staging / f"{name}.nii.gz"
+    target, staged_json = staging / f"{name}.nii.gz", staging / f"{name}.json"
+    extras = [(source.path, staging / f"{name}{source.path.suffix.lower()}") for source in (*bval, *bvec)]
     try:
         _stage_image(image.path, target)
-    except _Unusable:
-        target.unlink(missing_ok=True)
-        raise
-    staged_json = staging / f"{name}.json"
-    staged_json.write_bytes(text)
-    extras = []
-    for source in (*bval, *bvec):
-        extra = staging / f"{name}{source.path.suffix.lower()}"
-        shutil.copyfile(source.path, extra)
-        extras.append(extra)
+        staged_json.write_bytes(text)
+        for source, extra in extras:
+            shutil.copyfile(source, extra)
+    except (_Unusable, OSError) as exc:
+        for written in (target, staged_json, *(extra for _, extra in extras)):
+            written.unlink(missing_ok=True)
+        if isinstance(exc, _Unusable):
+            raise
+        raise _Unusable(f"cannot be staged ({type(exc).__name__}: {exc.strerror}): not converted") from None
     image_type = data.get("ImageType") or ()
     if isinstance(image_type, str):
         image_type = image_type.split("\\")
     raw_id = data.get(patient_id_field)
     patient_id = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
     return Series(
-        nifti=target, sidecar=staged_json, extras=tuple(extras),
+        nifti=target, sidecar=staged_json, extras=tuple(extra for _, extra in extras),
         series_number=_series_number(data.get("SeriesNumber")),
         series_description=str(data.get("SeriesDescription", "")),
         protocol_name=str(data.get("ProtocolName", "")),
@@ -182,7 +183,7 @@ def _stage_image(source: Path, target: Path) -> None:
     try:
         header = nib.load(target).header
         shape, dtype = header.get_data_shape(), header.get_data_dtype()
-        needed = int(header.get_data_offset()) + int(dtype.itemsize) * _product(shape)
+        needed = int(header.get_data_offset()) + int(dtype.itemsize) * math.prod(int(n) for n in shape)
     except Exception as exc:  # nibabel raises many types for a bad header
         raise _Unusable(f"corrupt image: nibabel cannot read its header ({type(exc).__name__}): "
                         "not converted") from None
@@ -216,13 +217,6 @@ def _drain(handle) -> int:
     while chunk := handle.read(_CHUNK):
         size += len(chunk)
     return size
-
-
-def _product(shape) -> int:
-    total = 1
-    for n in shape:
-        total *= int(n)
-    return total
 
 
 def _series_number(value) -> int | None:

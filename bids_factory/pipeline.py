@@ -45,6 +45,7 @@ class ConvertOptions:
     reconvert: bool = False
     schemas: Path | None = None  # sidecar schemas folder (default: the shipped schemas/sidecar)
     ehr_mapping: Path | None = None  # EHR mapping file (JSON/YAML); without it columns are detected
+    nifti_patient_field: str = "PatientID"  # NIfTI export: the JSON field holding the patient id
 
     def settings_key(self, heuristic: Heuristic, schemas: SidecarSchemas) -> str:
         """What, besides its sources, decides a visit's output: a change reconverts the visit."""
@@ -81,7 +82,7 @@ def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Conver
     """One visit's work, run in a worker: precise errors become :class:`VisitError`."""
     try:
         extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
-                            options.participant_labels)
+                            options.participant_labels, options.nifti_patient_field)
         if extracted is None:
             return None
         return plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields)

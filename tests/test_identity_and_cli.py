@@ -157,7 +157,7 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["convert", "/nonexistent/export", "/tmp/x"], "export folder /nonexistent/export does not exist"),
-    (["convert", "{tmp}", "{tmp}/bids"], "is not a Data Capture export: no DICOM/ folder"),
+    (["convert", "{tmp}", "{tmp}/bids"], "is not a Data Capture export: no DICOM/ or NIFTI/ folder"),
     (["convert", "{demo}", "{tmp}/bids", "--heuristic", "/nonexistent.json"], "cannot be read"),
 ])
 def test_bad_input_is_one_line_without_traceback(args, message, demo, tmp_path):
