@@ -86,6 +86,10 @@ class DatasetWriter:
                     os.rename(old, target)
             shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(self.state / "staging", ignore_errors=True)
+        folders = [self.root, self.root / "phenotype", *self.root.glob("sub-*"), self.state, *self.state.rglob("*")]
+        for folder in (f for f in folders if f.is_dir() and not f.is_symlink()):
+            for leftover in folder.glob(".*.tmp"):  # a text file a killed run did not finish
+                leftover.unlink(missing_ok=True)
 
     # -- visits ----------------------------------------------------------------------------
     def place_visit(self, plan: VisitPlan, staging: Path) -> Path:

@@ -1,0 +1,87 @@
+"""A run killed at any moment leaves no partial file in the dataset, and the next run completes it.
+
+The kill is deterministic: the run is a subprocess whose N-th ``os.rename``/``os.replace`` (every
+step that publishes something in the dataset) ends the process with ``os._exit`` — no cleanup,
+no ``finally``, as with SIGKILL or a power cut.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bids_factory.demo_export import build_demo_export
+from conftest import assert_valid_bids, fingerprint
+
+KILLER = """
+import os, sys
+from bids_factory.cli import main
+limit, calls = int(sys.argv[1]), [0]
+def deadly(real):
+    def call(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == limit:
+            os._exit(137)
+        return real(*args, **kwargs)
+    return call
+os.rename, os.replace = deadly(os.rename), deadly(os.replace)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _run(export: Path, bids: Path, kill_at: int = 0) -> int:
+    args = [sys.executable, "-c", KILLER, str(kill_at), "convert", str(export), str(bids), "--quiet", "--no-validate"]
+    return subprocess.run(args, capture_output=True, text=True).returncode
+
+
+def _published(bids: Path) -> dict[str, bytes]:
+    """What a user sees: every file outside code/ (CHANGES lists runs, so it differs by design)."""
+    return {p.relative_to(bids).as_posix(): p.read_bytes() for p in sorted(bids.rglob("*"))
+            if p.is_file() and "code" not in p.relative_to(bids).parts and p.name != "CHANGES"}
+
+
+def _assert_no_partial_file(bids: Path) -> None:
+    for path in bids.rglob("*"):
+        rel = path.relative_to(bids)
+        if not path.is_file() or rel.parts[0] == "code":
+            continue
+        assert not path.name.endswith(".tmp"), f"temporary file left in the dataset: {rel}"
+        if path.name.endswith(".nii.gz"):
+            assert np.asanyarray(nib.load(path).dataobj).size > 0, rel
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+    for scans in bids.glob("sub-*/ses-*/*_scans.tsv"):
+        with open(scans) as handle:
+            listed = {row["filename"] for row in csv.DictReader(handle, delimiter="\t")}
+        present = {p.relative_to(scans.parent).as_posix() for p in scans.parent.glob("*/*.nii.gz")}
+        assert listed == present, f"{scans.name} does not match its session folder"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    work = tmp_path_factory.mktemp("crash")
+    export = build_demo_export(work / "export").root
+    assert _run(export, work / "reference") == 0
+    return export, _published(work / "reference")
+
+
+@pytest.mark.parametrize("kill_at", [1, 4, 9, 14, 22, 31, 40, 47])  # a demo run makes 48
+def test_killed_run_leaves_complete_files_and_the_next_run_finishes(reference, tmp_path, kill_at):
+    export, expected = reference
+    before = fingerprint(export)
+    bids = tmp_path / "bids"
+    assert _run(export, bids, kill_at) == 137, "the run finished before the kill point"
+    _assert_no_partial_file(bids)
+    assert _run(export, bids) == 0
+    _assert_no_partial_file(bids)
+    assert _published(bids) == expected
+    assert not list((bids / "code").rglob(".*.tmp"))
+    assert fingerprint(export) == before
+    assert_valid_bids(bids)
