@@ -86,10 +86,7 @@ class DatasetWriter:
                     os.rename(old, target)
             shutil.rmtree(trash, ignore_errors=True)
         shutil.rmtree(self.state / "staging", ignore_errors=True)
-        folders = [self.root, self.root / "phenotype", *self.root.glob("sub-*"), self.state, *self.state.rglob("*")]
-        for folder in (f for f in folders if f.is_dir() and not f.is_symlink()):
-            for leftover in folder.glob(".*.tmp"):  # a text file a killed run did not finish
-                leftover.unlink(missing_ok=True)
+        shutil.rmtree(self.state / "tmp", ignore_errors=True)  # text files a killed run did not finish
 
     # -- visits ----------------------------------------------------------------------------
     def place_visit(self, plan: VisitPlan, staging: Path) -> Path:
@@ -131,7 +128,10 @@ class DatasetWriter:
 
     # -- dataset-level files -----------------------------------------------------------------
     def write_text(self, relpath: Path | str, text: str) -> None:
-        self.changed += _write_text(self.root / relpath, text)
+        """Temporary files live in code/bids-factory/tmp, so no partial file is ever in a BIDS folder."""
+        tmp_dir = self.state / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.changed += _write_text(self.root / relpath, text, tmp_dir)
 
     def write_files(self, files: dict[str, str]) -> None:
         for relpath, text in files.items():
@@ -213,8 +213,8 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def _write_text(path: Path, text: str) -> bool:
-    """Write via a temporary file in the same folder, fsync, rename: never a half-written file.
+def _write_text(path: Path, text: str, tmp_dir: Path | None = None) -> bool:
+    """Write via a temporary file (in ``tmp_dir``, same filesystem), fsync, rename: never a half-written file.
 
     A file whose content would not change is not rewritten (a no-op run touches nothing).
     """
@@ -222,7 +222,7 @@ def _write_text(path: Path, text: str) -> bool:
         if path.read_text(encoding="utf-8") == text:
             return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tmp_dir or path.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; the dataset is for other users too
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
@@ -230,6 +230,7 @@ def _write_text(path: Path, text: str) -> bool:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
