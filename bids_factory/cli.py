@@ -44,12 +44,21 @@ def _parser() -> argparse.ArgumentParser:
                          help="only convert visits of these subjects (labels with or without 'sub-')")
     convert.add_argument("--reconvert", action="store_true",
                          help="convert every visit again, even those unchanged since the last run")
+    convert.add_argument("--visit", nargs="+", default=[], metavar="ID",
+                         help="only convert these visits (scan_research_id), e.g. one per SLURM array task")
+    convert.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                         help="wait this long for another run's write lock instead of stopping (default 0)")
     convert.add_argument("--dataset-name", help="Name in dataset_description.json (first run)")
     convert.add_argument("--keep-site-fields", action="store_true",
                          help="keep InstitutionName/StationName/DeviceSerialNumber... in sidecars (removed by default)")
     convert.add_argument("--no-validate", dest="validate", action="store_false",
                          help="do not run bids-validator-deno at the end")
     _common(convert)
+
+    visits = commands.add_parser("visits", help="list the visits (scan_research_id) of an export, one per line",
+                                 description="List the visits of EXPORT_DIR, one per line (for job arrays).")
+    visits.add_argument("export", type=Path, metavar="EXPORT_DIR")
+    _common(visits)
 
     demo = commands.add_parser("demo", help="write a small synthetic export and convert it",
                                description="Write a synthetic Data Capture export into OUT_DIR/export and "
@@ -86,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "visits":
+            return _visits(args)
         return _convert(args)
     except BidsFactoryError as exc:
         if args.debug:
@@ -111,8 +122,17 @@ def _convert(args) -> int:
                              participant_labels=labels, validate=args.validate,
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
                              reconvert=args.reconvert, schemas=args.schemas,
-                             ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field)
+                             ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field,
+                             visits=frozenset(args.visit), wait=args.wait)
     return _finish(convert(options), args.bids)
+
+
+def _visits(args) -> int:
+    from bids_factory.discover import discover
+
+    for visit in discover(args.export).visits:
+        print(visit.scan_research_id)
+    return EXIT_OK
 
 
 def _demo(args) -> int:

@@ -46,6 +46,8 @@ class ConvertOptions:
     schemas: Path | None = None  # sidecar schemas folder (default: the shipped schemas/sidecar)
     ehr_mapping: Path | None = None  # EHR mapping file (JSON/YAML); without it columns are detected
     nifti_patient_field: str = "PatientID"  # NIfTI export: the JSON field holding the patient id
+    visits: frozenset[str] = field(default_factory=frozenset)  # only these scan_research_ids
+    wait: float = 0  # seconds to wait for another run's write lock
 
     def settings_key(self, heuristic: Heuristic, schemas: SidecarSchemas) -> str:
         """What, besides its sources, decides a visit's output: a change reconverts the visit."""
@@ -97,12 +99,15 @@ def convert(options: ConvertOptions) -> RunReport:
     rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     discovery = discover(options.export)
     report = RunReport(problems=list(discovery.problems))
+    visits = _selected(discovery.visits, options, report)
     writer = DatasetWriter(options.bids)
-    with writer.locked():
-        staging = writer.new_staging()
-        try:
-            todo = _changed_visits(discovery.visits, writer, rules, options, report)
-            _convert_visits(todo, staging, rules, options, writer, report)
+    if not options.wait:
+        writer.ensure_not_locked()
+    with writer.staging_area() as staging:
+        todo = _changed_visits(visits, writer, rules, options, report)
+        outcomes = _convert_all(todo, staging, rules, options)  # outside the lock: parallel runs convert at once
+        with writer.locked(options.wait):
+            _place_all(outcomes, writer, rules, options, report)
             ehr = collect_ehr(options.export, rules.ehr_mapping)
             report.problems.extend(ehr.problems)
             placed = [v for v in report.visits if v.status == "placed"]
@@ -111,12 +116,20 @@ def convert(options: ConvertOptions) -> RunReport:
             writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr))
             image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
             report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
-        finally:
-            writer.discard(staging)
-        if options.validate and (writer.changed or not report.visits):
-            _validate(writer, report)
-        writer.write_run_record(report_record(report))
+            if options.validate and (writer.changed or not report.visits):
+                _validate(writer, report)
+            writer.write_run_record(report_record(report))
     return report
+
+
+def _selected(visits, options: ConvertOptions, report: RunReport) -> list[Visit]:
+    """The visits named with ``--visit`` (all when none is named); unknown names are reported."""
+    if not options.visits:
+        return list(visits)
+    known = {v.scan_research_id for v in visits}
+    for missing in sorted(options.visits - known):
+        report.problems.append(Problem(missing, "visit named with --visit is not in the export"))
+    return [v for v in visits if v.scan_research_id in options.visits]
 
 
 def _validate(writer: DatasetWriter, report: RunReport) -> None:
@@ -147,12 +160,24 @@ def _changed_visits(visits, writer: DatasetWriter, rules: Rules, options: Conver
     return todo
 
 
-def _convert_visits(visits, staging: Path, rules: Rules, options: ConvertOptions,
-                    writer: DatasetWriter, report: RunReport) -> None:
+def _convert_all(visits: list[Visit], staging: Path, rules: Rules, options: ConvertOptions) -> list:
+    """(visit, VisitPlan | None | VisitError) for every visit, converted ``jobs`` at a time."""
+    progress = Progress(len(visits), "visits converted")
+    outcomes = []
+    for visit, outcome in _run_workers(visits, staging, rules, options):
+        outcomes.append((visit, outcome))
+        status = "failed" if isinstance(outcome, VisitError) else "not selected" if outcome is None else "ok"
+        progress.step(f"{visit.scan_research_id}: {status}")
+    progress.close()
+    return outcomes
+
+
+def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: ConvertOptions,
+               report: RunReport) -> None:
+    """Move converted visits into the dataset (under the lock), recording their state."""
     subjects: dict[str, str] = writer.read_json(SUBJECTS_FILE, default={}) or {}
     sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
-    progress = Progress(len(visits), "visits")
-    for visit, outcome in _run_workers(visits, staging, rules, options):
+    for visit, outcome in outcomes:
         if isinstance(outcome, VisitError):
             result = VisitResult(visit.scan_research_id, "failed",
                                  problems=(Problem(_where(visit), str(outcome)),))
@@ -170,8 +195,6 @@ def _convert_visits(visits, staging: Path, rules: Rules, options: ConvertOptions
                 })
         report.visits.append(result)
         report.problems.extend(result.problems)
-        progress.step(f"{visit.scan_research_id}: {result.status}")
-    progress.close()
     writer.write_json(SUBJECTS_FILE, subjects)
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from bids_factory import __version__
@@ -38,25 +39,26 @@ class DatasetWriter:
 
     # -- locking and staging -------------------------------------------------------------
     @contextlib.contextmanager
-    def locked(self):
-        """Hold the dataset for one run; a second run on the same dataset stops with a clear error.
+    def locked(self, wait: float = 0):
+        """Hold the dataset while writing; another run waits up to ``wait`` seconds, then stops.
 
         ``flock`` on a file in the dataset: exclusive across processes on one host, and on NFS v4
-        (where the lock is forwarded to the server). Stale locks do not exist: the kernel drops
-        the lock when the process dies.
+        (where the lock is forwarded to the server; on NFS v3 without lockd, and on some cluster
+        filesystems, flock is local to a host: give each host its own dataset or run one writer).
+        Stale locks do not exist: the kernel drops the lock when the process dies. Conversions run
+        outside the lock, so parallel runs (SLURM array tasks) only queue for their writes.
         """
         self.state.mkdir(parents=True, exist_ok=True)
         handle = open(self.state / "lock", "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            handle.close()
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
+        deadline = time.monotonic() + wait
+        while not _try_flock(handle):
+            if time.monotonic() >= deadline:
+                handle.close()
                 raise DatasetLockedError(
                     f"another bids-factory run is writing {self.root} (lock {self.state / 'lock'}); "
-                    "wait for it to finish"
-                ) from exc
-            raise
+                    "wait for it to finish, or pass --wait SECONDS"
+                )
+            time.sleep(0.2)
         try:
             self._recover()
             yield self
@@ -64,19 +66,32 @@ class DatasetWriter:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
 
-    def new_staging(self) -> Path:
-        """A private folder for this run's conversions, on the dataset's filesystem."""
+    def ensure_not_locked(self) -> None:
+        """Stop before any conversion when another run is writing now (a run that will not wait)."""
+        with self.locked(wait=0):
+            pass
+
+    @contextlib.contextmanager
+    def staging_area(self):
+        """A private folder for one run's conversions, on the dataset's filesystem.
+
+        The run holds a lock on ``.alive`` inside it, so recovery never removes a live run's staging.
+        """
         base = self.state / "staging"
         base.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix="run-", dir=base))
-
-    def discard(self, path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()  # the staging folder, when no other run uses it
+        path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+        alive = open(path / ".alive", "w")
+        fcntl.flock(alive, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            alive.close()
+            with contextlib.suppress(OSError):
+                base.rmdir()  # when no other run uses it
 
     def _recover(self) -> None:
-        """Finish or undo what a killed run left: restore swapped-out sessions, drop staging."""
+        """Finish or undo what a killed run left: restore swapped-out sessions, drop dead staging."""
         trash = self.state / "trash"
         if trash.is_dir():
             for old in trash.iterdir():
@@ -85,7 +100,10 @@ class DatasetWriter:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.rename(old, target)
             shutil.rmtree(trash, ignore_errors=True)
-        shutil.rmtree(self.state / "staging", ignore_errors=True)
+        staging = self.state / "staging"
+        for run in (staging.iterdir() if staging.is_dir() else ()):
+            if _dead_run(run):
+                shutil.rmtree(run, ignore_errors=True)
         shutil.rmtree(self.state / "tmp", ignore_errors=True)  # text files a killed run did not finish
 
     # -- visits ----------------------------------------------------------------------------
@@ -202,6 +220,25 @@ def _visit_record(plan: VisitPlan) -> dict:
         "not_placed": [o.record() for o in plan.not_placed],
         "converter_log": extracted.converter_log.splitlines(),
     }
+
+
+def _try_flock(handle) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+
+
+def _dead_run(run: Path) -> bool:
+    """A staging folder whose run is gone (its ``.alive`` lock can be taken)."""
+    try:
+        with open(run / ".alive", "a") as handle:
+            return _try_flock(handle)
+    except OSError:
+        return True
 
 
 def _current_umask() -> int:

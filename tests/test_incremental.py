@@ -92,3 +92,32 @@ def test_export_unchanged_by_repeated_runs(demo, tmp_path):
     for _ in range(2):
         convert(ConvertOptions(export=demo, bids=tmp_path / "bids", validate=False))
     assert fingerprint(demo) == before
+
+
+def test_parallel_runs_on_one_dataset_each_convert_their_visit(demo, tmp_path):
+    """As SLURM array tasks do: `visits` lists the ids, each task converts one, writes queue on the lock."""
+    import subprocess
+    import sys
+
+    listed = subprocess.run([sys.executable, "-m", "bids_factory", "visits", str(demo)],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert listed == ["V0001A", "V0001B", "V0002-A"]
+    bids = tmp_path / "bids"
+    tasks = [subprocess.Popen([sys.executable, "-m", "bids_factory", "convert", str(demo), str(bids), "--visit", visit,
+                               "--wait", "120", "--no-validate", "--quiet"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for visit in listed]
+    results = [(task.wait(timeout=300), task.stderr.read()) for task in tasks]
+    assert [code for code, _ in results] == [0, 0, 0], results
+    assert sorted(p.relative_to(bids).as_posix() for p in bids.glob("sub-*/ses-*")) == [
+        "sub-DEMO001/ses-V0001A", "sub-DEMO001/ses-V0001B", "sub-DEMO002/ses-V0002A"]
+    final = convert(ConvertOptions(export=demo, bids=bids))  # the finalize step: nothing left to convert
+    assert set(_statuses(final).values()) == {"unchanged"}
+    assert not (bids / "code" / "bids-factory" / "staging").exists()
+    assert_valid_bids(bids)
+
+
+def test_unknown_visit_name_is_reported(demo, tmp_path):
+    report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids", visits=frozenset({"V0001A", "NOPE"}),
+                                    validate=False))
+    assert _statuses(report) == {"V0001A": "placed"}
+    assert [(p.path, p.fatal) for p in report.problems if "not in the export" in p.reason] == [("NOPE", True)]
