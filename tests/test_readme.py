@@ -21,3 +21,22 @@ def test_ci_runs_exactly_the_readme_test_command():
     _, tests = _opening_commands()
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if not line.startswith("#")]
     assert tests in ci
+
+
+def test_readme_ehr_mapping_example_is_a_valid_mapping(tmp_path):
+    from bids_factory.ehr import load_ehr_mapping
+
+    text = (REPO / "README.md").read_text()
+    example = text.split("```yaml", 1)[1].split("```", 1)[0]
+    (tmp_path / "mapping.yaml").write_text(example)
+    mapping = load_ehr_mapping(tmp_path / "mapping.yaml")
+    assert set(mapping["tables"]) == {"demographics", "cognitive_scores"}
+
+
+def test_readme_documents_every_convert_option():
+    from bids_factory.cli import _parser
+
+    text = (REPO / "README.md").read_text()
+    convert = _parser()._subparsers._group_actions[0].choices["convert"]
+    options = [o for action in convert._actions for o in action.option_strings if o.startswith("--")]
+    assert [o for o in options if f"`{o}" not in text and o != "--help"] == []
