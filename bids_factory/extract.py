@@ -18,8 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
+from pydicom.tag import Tag
 
 from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, bids_label
@@ -31,7 +32,20 @@ log = logging.getLogger(__name__)
 # are re-asserted after any options a heuristic adds, so a heuristic cannot switch them off.
 BASE_OPTIONS = ("-b", "y", "-z", "y", "-f", "%s_%p")
 ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "y")
-_HEADER_TAGS = ("SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType")
+_HEADER_TAGS = tuple(Tag(keyword) for keyword in (
+    "SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType"))
+_LAST_HEADER_TAG = max(_HEADER_TAGS)
+
+
+def _past_header_tags(tag, vr, length) -> bool:
+    """Stop reading a file after the last tag we need: enhanced (multi-frame) DICOM carries megabytes
+    of per-frame sequences after it, which pydicom would otherwise parse (14x slower on the XA30 visit)."""
+    return tag > _LAST_HEADER_TAG
+
+
+def _read_header(path: Path):
+    with open(path, "rb") as handle:
+        return read_partial(handle, stop_when=_past_header_tags, specific_tags=list(_HEADER_TAGS))
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         try:
             with warnings.catch_warnings():  # pydicom's complaints about odd values are not the user's business
                 warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(source.path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
+                ds = _read_header(source.path)
         except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             if _has_dicom_preamble(source.path):
                 problems.append(Problem(source.relpath, f"corrupt DICOM file ({type(exc).__name__}): not converted"))
