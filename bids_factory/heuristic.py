@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import jsonschema
 
 from bids_factory.errors import HeuristicError
 from bids_factory.resources import default_heuristic, schema_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ def load_heuristic(path: Path | None = None) -> Heuristic:
         faults = "; ".join(_fault(raw, error) for error in errors[:3])
         more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         raise HeuristicError(f"heuristic {path}: {faults}{more}")
+    if config.get("post_op"):
+        log.warning("heuristic %s: post_op is ignored (bids-factory never runs shell commands from a heuristic)", path)
     name = config.get("bids_factory", {}).get("name") or path.stem
     return Heuristic(path=path.resolve(), name=name, sha256=hashlib.sha256(raw).hexdigest(), config=config)
 

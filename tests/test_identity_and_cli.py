@@ -194,3 +194,15 @@ def test_demo_command_writes_a_valid_dataset(tmp_path):
     assert f"BIDS dataset: {tmp_path / 'demo' / 'bids'}" in done.stdout
     assert "BIDS validator: 0 errors" in done.stdout
     assert len(list((tmp_path / "demo" / "bids").rglob("sub-*_T1w.nii.gz"))) == 3
+
+
+def test_dcm2bids_post_op_is_accepted_but_never_run(demo, tmp_path, caplog):
+    config = json.loads((Path(__file__).parents[1] / "heuristics" / "default.json").read_text())
+    marker = tmp_path / "post-op-ran"
+    config["post_op"] = [{"cmd": f"touch {marker} src_file dst_file", "datatype": "anat", "suffix": ["T1w"]}]
+    heuristic = tmp_path / "with-post-op.json"
+    heuristic.write_text(json.dumps(config))
+    report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids", heuristic=heuristic, validate=False))
+    assert {v.status for v in report.visits} == {"placed"}
+    assert not marker.exists()
+    assert "post_op is ignored" in caplog.text
