@@ -1,0 +1,108 @@
+"""The EHR mapping file (JSON or YAML, ``schemas/ehr-mapping.schema.json``) and what it says about a table.
+
+:func:`load_ehr_mapping` reads and checks the file; :func:`table_entry` finds the mapping table of a
+CSV file, :func:`table_spec` turns it into the :class:`~bids_factory.ehr_combine.TableSpec` used to
+read and combine its files, and :func:`table_name` names an unmapped table after its file.
+Format: ``docs/ehr.md``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import json
+import re
+import unicodedata
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from bids_factory.ehr_combine import MISSING_VALUES, TableSpec
+from bids_factory.errors import BidsFactoryError
+from bids_factory.resources import schema_path
+
+
+class EhrMappingError(BidsFactoryError):
+    """The EHR mapping file cannot be used (unreadable, not JSON/YAML, fails its schema)."""
+
+
+def load_ehr_mapping(path: Path) -> dict:
+    """Read a JSON or YAML mapping and check it against ``schemas/ehr-mapping.schema.json``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EhrMappingError(f"EHR mapping {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from exc
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            mapping = yaml.safe_load(text)
+        else:
+            mapping = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EhrMappingError(f"EHR mapping {path}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                              f"{exc.msg}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise EhrMappingError(f"EHR mapping {path}: not valid YAML{where}: "
+                              f"{getattr(exc, 'problem', None) or exc}") from exc
+    schema = json.loads(schema_path("ehr-mapping.schema.json").read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(mapping),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise EhrMappingError(f"EHR mapping {path}: at {_pointer(first.absolute_path)}: {_message(first)}{more}")
+    for name, table in mapping["tables"].items():
+        if table.get("encoding"):
+            try:
+                codecs.lookup(table["encoding"])
+            except LookupError:
+                raise EhrMappingError(f"EHR mapping {path}: at tables/{name}/encoding: unknown encoding "
+                                      f"{table['encoding']!r}") from None
+    return mapping
+
+
+def _pointer(parts) -> str:
+    return "/".join(str(p) for p in parts) or "(top level)"
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"{error.message} (a typo? allowed keys: {allowed})"
+    if error.validator == "oneOf" and error.context:
+        return "; or ".join(dict.fromkeys(e.message for e in error.context))
+    return error.message
+
+
+def table_entry(mapping: dict | None, file_name: str) -> tuple[str | None, dict]:
+    """The first mapping table whose ``files`` pattern(s) match ``file_name`` (case-insensitively)."""
+    for key, entry in (mapping or {}).get("tables", {}).items():
+        patterns = entry.get("files", f"{key}.csv")
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
+            if fnmatch.fnmatchcase(file_name.lower(), pattern.lower()):
+                return key, entry
+    return None, {}
+
+
+def table_spec(name: str, entry: dict, mapped: bool) -> TableSpec:
+    decimal = entry.get("decimal_comma")
+    long = entry.get("long")
+    return TableSpec(
+        name=name, mapped=mapped, patient_id=entry.get("patient_id"),
+        visit=entry.get("visit"), visit_given="visit" in entry,
+        long=(long["measurement"], long["value"]) if long else None,
+        drop=frozenset(entry.get("drop", ())),
+        decimal_comma=frozenset(decimal) if isinstance(decimal, list) else decimal,
+        missing=frozenset(entry["missing_values"]) | {""} if "missing_values" in entry else MISSING_VALUES,
+        encoding=entry.get("encoding"), delimiter=entry.get("delimiter"),
+        duplicates=entry.get("duplicates", "error"),
+    )
+
+
+def table_name(stem: str) -> str:
+    """A file stem as a portable phenotype table name: ASCII letters, digits, '_' and '-'."""
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_stem).strip("_-") or "table"
