@@ -52,10 +52,13 @@ class SourceFile:
 
     @property
     def relpath(self) -> str:
-        """Path relative to the export root (for reports)."""
+        """Path relative to the export root (for reports), also for a link resolved inside the export."""
         if self.path.is_relative_to(self.folder.path):
             return f"{self.folder.relpath}/{self.path.relative_to(self.folder.path).as_posix()}"
-        return self.path.name
+        root = self.folder.path.parents[len(Path(self.folder.relpath).parts) - 1]
+        if self.path.is_relative_to(root):
+            return self.path.relative_to(root).as_posix()
+        return f"{self.folder.relpath}/{self.path.name}"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import json
 import math
 import re
 import shutil
-import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ def stage_nifti_files(files: Sequence[SourceFile], staging: Path, patient_id_fie
     staging.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[Path, str], dict[str, list[SourceFile]]] = {}
     ignored = 0
-    for source in sorted(files, key=_rel):
+    for source in sorted(files, key=lambda f: f.relpath):
         kind = _classify(source.path.name)
         if kind is None:
             ignored += 1
@@ -72,7 +71,7 @@ def stage_nifti_files(files: Sequence[SourceFile], staging: Path, patient_id_fie
             staged, patient_id = _stage_pair(group, staging, f"{index:04d}_{_UNSAFE.sub('_', stem)}",
                                              patient_id_field)
         except _Unusable as exc:
-            problems.append(Problem(_rel(_first(group)), str(exc)))
+            problems.append(Problem(_first(group).relpath, str(exc)))
             continue
         series.append(staged)
         if patient_id:
@@ -192,23 +191,16 @@ def _stage_image(source: Path, target: Path) -> None:
 
 
 def _nifti_version(head: bytes) -> int:
-    """1 or 2 for a single-file NIfTI header (either byte order); otherwise :class:`_Unusable`."""
+    """1 or 2 for a single-file NIfTI header (either byte order, as nibabel tells); else :class:`_Unusable`."""
     if len(head) < 348:
         raise _Unusable(f"corrupt image: {len(head)} bytes, too short for a NIfTI header: not converted")
-    for order in "<>":
-        sizeof_hdr = struct.unpack(f"{order}i", head[:4])[0]
-        if sizeof_hdr == 348:
-            magic = head[344:348]
-            if magic == b"n+1\0":
-                return 1
-            if magic == b"ni1\0":
-                raise _Unusable("NIfTI-1 header of a .hdr/.img pair, not a single-file image: not converted")
-            raise _Unusable("not a NIfTI image (an Analyze header or a bad magic string): not converted")
-        if sizeof_hdr == 540:
-            if head[4:8] == b"n+2\0":
-                return 2
-            raise _Unusable("not a single-file NIfTI-2 image (bad magic string): not converted")
-    raise _Unusable("not a NIfTI-1 or NIfTI-2 image (its first bytes are no NIfTI header): not converted")
+    if nib.Nifti2Header.may_contain_header(head):
+        return 2
+    if nib.Nifti1Header.may_contain_header(head):
+        if head[344:348] == b"ni1\0":
+            raise _Unusable("NIfTI-1 header of a .hdr/.img pair, not a single-file image: not converted")
+        return 1
+    raise _Unusable("not a NIfTI-1 or NIfTI-2 image (an Analyze header or other bytes): not converted")
 
 
 def _drain(handle) -> int:
@@ -233,17 +225,3 @@ def _first(group: dict[str, list[SourceFile]]) -> SourceFile:
         if group.get(kind):
             return group[kind][0]
     raise AssertionError("empty group")  # pragma: no cover
-
-
-def _rel(source: SourceFile) -> str:
-    """Path of a source file relative to the export root."""
-    try:
-        return f"{source.folder.relpath}/{source.path.relative_to(source.folder.path).as_posix()}"
-    except ValueError:  # a symbolic link inside the export, resolved by discover
-        root = source.folder.path
-        for _ in Path(source.folder.relpath).parts:
-            root = root.parent
-        try:
-            return source.path.relative_to(root).as_posix()
-        except ValueError:
-            return f"{source.folder.relpath}/{source.path.name}"
