@@ -36,9 +36,9 @@ def discover(export_root: Path, today: dt.date | None = None) -> Discovery:
     if not root.is_dir():
         raise ExportLayoutError(f"export folder {export_root} does not exist or is not a folder")
     kinds = [k for k in IMAGE_KINDS if (root / k).is_dir()]
-    if not kinds:
+    if not kinds and not (root / "EHR").is_dir():
         raise ExportLayoutError(
-            f"{export_root} is not a Data Capture export: no {' or '.join(k + '/' for k in IMAGE_KINDS)} folder in it"
+            f"{export_root} is not a Data Capture export: no DICOM/, NIFTI/ or EHR/ folder in it"
         )
     today = today or dt.date.today()
     problems: list[Problem] = []

@@ -73,7 +73,7 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
     sessions: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         sessions[record["participant_id"]].append(record)
-    if sessions or (ehr and ehr.participants):  # a header-only participants.tsv is a validator error
+    if sessions:  # the validator refuses participants.tsv in a dataset without any sub- folder yet
         files.update(_participants_files(sorted(sessions), ehr))
     if ehr is not None:
         for table in ehr.tables:

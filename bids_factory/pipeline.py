@@ -1,7 +1,8 @@
-"""The run: discover -> extract -> plan (per visit, in parallel) -> write -> finalize.
+"""The run: discover -> extract -> plan (per visit, in parallel) -> write -> ehr -> finalize.
 
-Workers (``--jobs``) convert and plan visits in staging; only this process writes into the
-dataset, one visit at a time, so parallel conversion never races on the dataset.
+Workers (``--jobs``) convert and plan visits in the run's staging folder, without any lock; then,
+holding the dataset's write lock, this process alone places the visits one at a time, writes the
+EHR tables and the dataset-level files, runs the validator and records the run.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def test_empty_visit_folder_is_reported(tmp_path):
 
 
 def test_not_an_export(tmp_path):
-    with pytest.raises(ExportLayoutError, match="no DICOM/ or NIFTI/ folder"):
+    with pytest.raises(ExportLayoutError, match="no DICOM/, NIFTI/ or EHR/ folder"):
         discover(tmp_path)
     with pytest.raises(ExportLayoutError, match="does not exist"):
         discover(tmp_path / "missing")

@@ -157,7 +157,7 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["convert", "/nonexistent/export", "/tmp/x"], "export folder /nonexistent/export does not exist"),
-    (["convert", "{tmp}", "{tmp}/bids"], "is not a Data Capture export: no DICOM/ or NIFTI/ folder"),
+    (["convert", "{tmp}", "{tmp}/bids"], "is not a Data Capture export: no DICOM/, NIFTI/ or EHR/ folder"),
     (["convert", "{demo}", "{tmp}/bids", "--heuristic", "/nonexistent.json"], "cannot be read"),
 ])
 def test_bad_input_is_one_line_without_traceback(args, message, demo, tmp_path):
@@ -206,3 +206,15 @@ def test_dcm2bids_post_op_is_accepted_but_never_run(demo, tmp_path, caplog):
     assert {v.status for v in report.visits} == {"placed"}
     assert not marker.exists()
     assert "post_op is ignored" in caplog.text
+
+
+def test_an_export_with_only_ehr_tables_gives_a_valid_dataset(demo, tmp_path):
+    export = tmp_path / "export"
+    export.mkdir()
+    (demo / "EHR").rename(export / "EHR")
+    report = convert(ConvertOptions(export=export, bids=tmp_path / "bids"))
+    assert report.visits == [] and not report.failed
+    assert report.ehr_without_images == ["DEMO001", "DEMO002", "DEMO003"]
+    assert (tmp_path / "bids" / "phenotype" / "demographics.tsv").exists()
+    assert not (tmp_path / "bids" / "participants.tsv").exists()  # written with the first images
+    assert_valid_bids(tmp_path / "bids")

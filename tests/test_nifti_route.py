@@ -111,3 +111,4 @@ def test_nifti_bad_pairs_are_reported_and_patient_field_option(tmp_path):
     assert report.visits[0].status == "placed" and report.failed
     [problem] = [p for p in report.problems if p.fatal]
     assert problem.path.endswith("e1.nifti") and "JSON" in problem.reason
+
