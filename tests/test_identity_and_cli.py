@@ -209,7 +209,7 @@ def test_dcm2bids_post_op_is_accepted_but_never_run(demo, tmp_path, caplog):
 
 
 def test_an_export_with_only_ehr_tables_gives_a_valid_dataset(demo, tmp_path):
-    export = tmp_path / "export"
+    export = tmp_path / "ehr-only-export"
     export.mkdir()
     (demo / "EHR").rename(export / "EHR")
     report = convert(ConvertOptions(export=export, bids=tmp_path / "bids"))
