@@ -140,7 +140,10 @@ def _demo(args) -> int:
     from bids_factory.pipeline import ConvertOptions, convert
     from bids_factory.resources import shipped_dir
 
-    export = build_demo_export(args.out / "export")
+    try:
+        export = build_demo_export(args.out / "export")
+    except FileExistsError as exc:
+        raise BidsFactoryError(f"{exc} (choose a new OUT_DIR)") from exc
     log.info("demo export written to %s (%d patients, %d visits, %d export days)",
              export.root, len(export.patients), len(export.visits), len(export.days))
     options = ConvertOptions(export=export.root, bids=args.out / "bids", jobs=args.jobs,

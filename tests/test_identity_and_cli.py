@@ -194,6 +194,10 @@ def test_demo_command_writes_a_valid_dataset(tmp_path):
     assert f"BIDS dataset: {tmp_path / 'demo' / 'bids'}" in done.stdout
     assert "BIDS validator: 0 errors" in done.stdout
     assert len(list((tmp_path / "demo" / "bids").rglob("sub-*_T1w.nii.gz"))) == 3
+    again = subprocess.run([sys.executable, "-m", "bids_factory", "demo", str(tmp_path / "demo")],
+                           capture_output=True, text=True, env=env)
+    assert again.returncode == 1 and again.stderr.startswith("bids-factory: error: ")
+    assert "Traceback" not in again.stderr and "choose a new OUT_DIR" in again.stderr
 
 
 def test_dcm2bids_post_op_is_accepted_but_never_run(demo, tmp_path, caplog):
