@@ -97,3 +97,16 @@ def test_not_an_export(tmp_path):
         discover(tmp_path)
     with pytest.raises(ExportLayoutError, match="does not exist"):
         discover(tmp_path / "missing")
+
+
+def test_unreadable_files_are_reported(tmp_path, monkeypatch):
+    """Permissions cannot be tested as root (root reads everything), so access is denied by hand."""
+    import os
+
+    secret = _file(tmp_path / "DICOM/2024/20240301/V1/locked.dcm")
+    _file(tmp_path / "DICOM/2024/20240301/V1/open.dcm")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != secret and real_access(path, mode))
+    found = discover(tmp_path, today=TODAY)
+    assert [s.path.name for s in found.visits[0].files] == ["open.dcm"]
+    assert _problems(found) == {"DICOM/2024/20240301/V1/locked.dcm": "unreadable file (permission denied)"}
