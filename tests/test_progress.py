@@ -1,0 +1,32 @@
+"""Progress: a bar on a terminal, plain log lines in CI, containers and pipes."""
+
+import io
+import logging
+
+from bids_factory.progress import Progress
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bar_on_a_terminal(caplog):
+    caplog.set_level(logging.INFO, logger="bids_factory")
+    screen = _Terminal()
+    progress = Progress(2, "visits", stream=screen)
+    progress.step("V1: ok")
+    progress.step("V2: ok")
+    progress.close()
+    assert "\r[###############...............] 1/2 visits V1: ok" in screen.getvalue()
+    assert screen.getvalue().endswith("\n") and not caplog.records
+
+
+def test_plain_lines_elsewhere(caplog):
+    caplog.set_level(logging.INFO, logger="bids_factory")
+    pipe = io.StringIO()
+    progress = Progress(2, "visits", stream=pipe)
+    progress.step("V1: ok")
+    progress.close()
+    assert pipe.getvalue() == ""
+    assert [r.getMessage() for r in caplog.records] == ["visits 1/2: V1: ok"]
