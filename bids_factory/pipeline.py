@@ -8,6 +8,7 @@ EHR tables and the dataset-level files, runs the validator and records the run.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,11 +24,11 @@ from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
 from bids_factory.heuristic import Heuristic, load_heuristic
 from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
-from bids_factory.plan import plan_visit
+from bids_factory.plan import hold_back, plan_visit
 from bids_factory.progress import Progress
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 from bids_factory.report import report_record
-from bids_factory.validate import run_validator
+from bids_factory.validate import run_validator, visit_faults
 from bids_factory.write import SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
@@ -88,12 +89,22 @@ def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Conver
                             options.participant_labels, options.nifti_patient_field)
         if extracted is None:
             return None
-        return plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields)
+        plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields)
+        if options.validate and plan.placements:
+            plan = _hold_back_invalid(plan, visit_faults(plan, staging / "check"))
+        return plan
     except BidsFactoryError:
         raise
     except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on
         log.debug("visit %s failed:\n%s", visit.scan_research_id, traceback.format_exc())
         raise VisitError(f"visit {visit.scan_research_id}: internal error {type(exc).__name__}: {exc}") from None
+
+
+def _hold_back_invalid(plan: VisitPlan, faults: dict[str, str]) -> VisitPlan:
+    if not faults:
+        return plan
+    kept, held = hold_back(plan.placements, faults)
+    return dataclasses.replace(plan, placements=tuple(kept), not_placed=plan.not_placed + tuple(held))
 
 
 def convert(options: ConvertOptions) -> RunReport:

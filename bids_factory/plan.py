@@ -90,7 +90,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         )
     placements, rejected = _reject_bad_names(placements)
     if schemas is not None:
-        placements, held_back = _hold_back_ill_defined(placements, schemas, participant.name)
+        placements, held_back = _hold_back_ill_defined(placements, schemas)
         rejected += held_back
     return VisitPlan(
         extracted=extracted,
@@ -101,22 +101,21 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     )
 
 
-def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas, subject: str
+def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas
                            ) -> tuple[list[Placement], list[SeriesOutcome]]:
     """Keep only placements whose sidecar meets its schema; drop references to the others."""
-    kept: list[Placement] = []
-    held_back: list[SeriesOutcome] = []
-    for placement in placements:
-        faults = check_placement(schemas, placement, placement.sidecar_schema)
-        if faults:
-            held_back.append(SeriesOutcome(placement.series, "held-back", "; ".join(faults)))
-        else:
-            kept.append(placement)
-    if held_back:
-        gone = {f"bids::{subject}/{p.relpath}" for p in placements if p not in kept}
-        gone |= {f"{p.relpath}" for p in placements if p not in kept}
+    faults = {p.relpath: check_placement(schemas, p, p.sidecar_schema) for p in placements}
+    return hold_back(placements, {path: "; ".join(f) for path, f in faults.items() if f})
+
+
+def hold_back(placements, reasons: dict[str, str]) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """Take the placements named in ``reasons`` (by relpath) out; no IntendedFor may still name them."""
+    kept = [p for p in placements if p.relpath not in reasons]
+    held = [SeriesOutcome(p.series, "held-back", reasons[p.relpath]) for p in placements if p.relpath in reasons]
+    if held:
+        gone = {f"/{path}" for path in reasons}  # matches bids:: URIs and relative IntendedFor paths
         kept = [_without_references(p, gone) for p in kept]
-    return kept, held_back
+    return kept, held
 
 
 def _without_references(placement: Placement, gone: set[str]) -> Placement:

@@ -9,6 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bids_factory.model import VisitPlan
+from bids_factory.write import write_check_dataset
+
 
 @dataclass(frozen=True)
 class ValidatorIssue:
@@ -31,6 +34,22 @@ class ValidatorResult:
     @property
     def warnings(self) -> tuple[ValidatorIssue, ...]:
         return tuple(i for i in self.issues if i.severity == "warning")
+
+
+def visit_faults(plan: VisitPlan, folder: Path) -> dict[str, str]:
+    """Validator errors of one planned visit, checked alone in a scratch dataset: placement relpath -> reason.
+
+    What the validator refuses never reaches the dataset, whatever a vendor's converter wrote.
+    Errors about the scratch dataset itself (not about a placed file) are ignored.
+    """
+    paths = write_check_dataset(plan, folder)
+    result = run_validator(folder)
+    faults: dict[str, list[str]] = {}
+    for issue in result.errors if result else ():
+        relpath = paths.get(issue.location)
+        if relpath:
+            faults.setdefault(relpath, []).append(f"BIDS validator: {issue.code} {issue.message}".strip())
+    return {relpath: "; ".join(dict.fromkeys(reasons)) for relpath, reasons in faults.items()}
 
 
 def validator_command() -> str | None:

@@ -190,3 +190,31 @@ def test_a_rule_naming_a_missing_schema_is_refused_before_conversion(export, bid
     with pytest.raises(HeuristicError, match="names the sidecar schema 'T1w-strict', which is not in"):
         convert(ConvertOptions(export=export, bids=bids, heuristic=path))
     assert not bids.exists()
+
+
+def test_what_the_validator_refuses_is_held_back_per_visit(export, bids, tmp_path):
+    """A site without a dwi schema places an ADC map as dwi: the validator check of the visit holds it
+    back (no .bval/.bvec), the good series of the visit are placed, the dataset stays valid."""
+    import shutil
+
+    from bids_factory.resources import shipped_dir
+
+    site = tmp_path / "site-schemas"
+    shutil.copytree(shipped_dir("schemas") / "sidecar", site)
+    (site / "dwi.schema.json").unlink()
+    heuristic = {"descriptions": [
+        {"datatype": "dwi", "suffix": "dwi", "criteria": {"SeriesDescription": "DWI_dir80_PA_ADC"}},
+        {"datatype": "func", "suffix": "bold", "custom_entities": "task-fa",
+         "criteria": {"SeriesDescription": "func-bold_task-fa_run-1"}, "sidecar_changes": {"TaskName": "fa"}},
+    ]}
+    (tmp_path / "h.json").write_text(json.dumps(heuristic))
+    series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+    add_series(export, "20240105", "VISIT01", series["11"])
+    add_series(export, "20240105", "VISIT01", series["7"])
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=tmp_path / "h.json", schemas=site))
+    [visit] = report.visits
+    assert visit.status == "placed" and visit.placed == 1
+    [held] = [o for o in visit.not_placed if o.status == "held-back"]
+    assert held.series.series_number == 11 and held.reason.startswith("BIDS validator: ")
+    assert not list(bids.rglob("*_dwi.*")) and list(bids.rglob("*_bold.nii.gz"))
+    assert report.validator_errors == 0
