@@ -3,19 +3,22 @@
 Every ``EXPORT/EHR/<yyyy>/<yyyymmdd>/*.csv`` is read in date order (:mod:`bids_factory.ehr_read`);
 files of the same table on several days are combined (a later day's row for the same patient, visit
 and measurement wins, cell by cell; new rows and columns are added: :mod:`bids_factory.ehr_combine`);
-the result is rendered as text and dictionaries for the writer. The mapping file is read by
-:mod:`bids_factory.ehr_mapping`, data dictionaries are built by :mod:`bids_factory.ehr_dictionary` and
-``participants.tsv`` columns by :mod:`bids_factory.ehr_participants`. Rules and the mapping format:
-``docs/ehr.md``. This module is the public entry point: import from here.
+long tables are pivoted, and the result is rendered (with pandas) as TSV text and dictionaries for the
+writer. The mapping file is read by :mod:`bids_factory.ehr_mapping`, data dictionaries are built by
+:mod:`bids_factory.ehr_dictionary` and ``participants.tsv`` columns by :mod:`bids_factory.ehr_participants`.
+Rules and the mapping format: ``docs/ehr.md``. This module is the public entry point: import from here.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
 
 from bids_factory.ehr_combine import VALUE, TableState
 from bids_factory.ehr_dictionary import NA, Records, safe_column, table_sidecar
@@ -86,11 +89,11 @@ def collect_ehr(export_root: Path, mapping: dict | None, *, today: dt.date | Non
     bad_patients, bad_visits = _collisions(states, problems)
     built = {name: _build(states[name], (mapping or {}).get("tables", {}).get(name, {}),
                           bad_patients, bad_visits, problems) for name in sorted(states)}
-    subjects = frozenset(label for _, records, _ in built.values() for (label, _), _ in records.items())
+    subjects = frozenset(label for _, records, _ in built.values() for label in records.index.unique("label"))
     participants, participants_sidecar = participants_columns(states, built, mapping, subjects, problems)
     bidsignore: list[str] = []
     for name, (table, records, _) in built.items():
-        if len({label for label, _ in records}) < len(records):
+        if records.index.unique("label").size < len(records):
             bidsignore += [f"phenotype/{name}.tsv", f"phenotype/{name}.json"]
             problems.append(Problem(f"phenotype/{name}.tsv", "several visits of one participant: written as BEP036 "
                                     "(participant_id + session_id) and listed in .bidsignore, because the released "
@@ -109,67 +112,64 @@ def linkage(ehr_subjects: frozenset[str], image_subjects: frozenset[str]) -> tup
 
 def _collisions(states: dict[str, TableState], problems: list[Problem]) -> tuple[set[str], set[str]]:
     """Raw patient (visit) ids that sanitise to the same label: reported, and never merged."""
-    patients: dict[str, set[str]] = {}
-    visits: dict[str, set[str]] = {}
-    for state in states.values():
-        for key in state.rows:
-            patients.setdefault(bids_label(key[0]), set()).add(key[0])
-            if key[1]:
-                visits.setdefault(bids_label(key[1]), set()).add(key[1])
-    bad_patients, bad_visits = set(), set()
-    for kind, found, bad, prefix in (("patient", patients, bad_patients, "sub"), ("visit", visits, bad_visits, "ses")):
-        for label, raws in sorted(found.items()):
-            if len(raws) > 1:
-                bad.update(raws)
-                names = ", ".join(repr(r) for r in sorted(raws))
+    bad: list[set[str]] = []
+    for level, kind, prefix in ((0, "patient", "sub"), (1, "visit", "ses")):
+        raws = pd.Index(sorted({raw for state in states.values() for raw in state.frame.index.unique(level).tolist()
+                                if raw}), dtype="str")
+        labels = raws.map(bids_label)
+        suspect = labels.duplicated(keep=False) | (labels == "")
+        found: dict[str, set[str]] = {}
+        for raw, label in zip(raws[suspect], labels[suspect]):
+            found.setdefault(label, set()).add(raw)
+        for label, group in sorted(found.items()):
+            if len(group) > 1:
+                names = ", ".join(repr(r) for r in sorted(group))
                 problems.append(Problem("EHR", f"{kind} ids {names} all become {prefix}-{label or '(empty)'}: "
                                                "their rows are not written (never merged); correct the ids"))
-            elif not label:
-                bad.update(raws)
-                problems.append(Problem("EHR", f"{kind} id {next(iter(raws))!r} has no letter or digit: "
+            else:
+                problems.append(Problem("EHR", f"{kind} id {next(iter(group))!r} has no letter or digit: "
                                                "its rows are not written"))
-    return bad_patients, bad_visits
+        bad.append(set(raws[suspect]))
+    return bad[0], bad[1]
 
 
 # -- output ---------------------------------------------------------------------------------------------
 
 def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: set[str],
            problems: list[Problem]) -> tuple[PhenotypeTable, Records, list[str]]:
-    """The table's TSV text and data dictionary, and its records by (label, session) for participants.tsv."""
-    records: Records = {}
-    for key, payload in state.rows.items():
-        if key[0] in bad_patients or key[1] in bad_visits:
-            continue
-        where = (bids_label(key[0]), bids_label(key[1]))
-        recency, values = records.get(where, (0, {}))
-        if state.long:
-            cells = {(key[2] if c == VALUE else f"{key[2]}_{c}"): v for c, v in payload.items()}
-        else:
-            cells = payload
-        for column, value in cells.items():  # only non-missing values are kept, as TSV-safe text
-            if (text := _cell(value)) != NA:
-                values[column] = text
-            else:
-                values.pop(column, None)
-        records[where] = (max(recency, state.recency[key]), values)
-    present = {column for _, values in records.values() for column in values}
-    if state.long:
-        columns = [name for m in state.measurements for name in (m, *(f"{m}_{c}" for c in state.columns))
-                   if name in present]
+    """The table's TSV text and data dictionary, and its records (see :data:`Records`) for participants.tsv."""
+    index = state.frame.index
+    keep = ~index.get_level_values(0).isin(bad_patients) & ~index.get_level_values(1).isin(bad_visits)
+    frame, recency = state.frame[keep].astype("str").apply(_text), state.recency[keep]
+    if state.long:  # one column per measurement, and per measurement and other column
+        keys = frame.index.droplevel(2).unique()
+        frame = frame.unstack(2).reindex(keys)
+        named = {(column, m): m if column == VALUE else f"{m}_{column}"
+                 for m in state.measurements for column in (VALUE, *state.columns)}
+        present = [source for source in named if source in frame.columns and frame[source].notna().any()]
+        frame = frame[present].set_axis([named[source] for source in present], axis=1)
+        recency = recency.groupby(level=[0, 1], sort=False).max().reindex(keys)
     else:
-        columns = list(state.columns)
-    has_visit = any(key[1] for key in state.rows) or state.visit_column is not None
-    header = ["participant_id", *(["session_id"] if has_visit else []), *(safe_column(c) for c in columns)]
-    lines = ["\t".join(header)]
-    for (label, session), (_, values) in sorted(records.items()):
-        row = [f"sub-{label}", *([f"ses-{session}" if session else NA] if has_visit else [])]
-        row += [values.get(c, NA) for c in columns]
-        lines.append("\t".join(row))
+        frame = frame.reindex(columns=state.columns)
+    labels = [frame.index.levels[level].map(bids_label).take(frame.index.codes[level]) for level in (0, 1)]
+    records = frame.set_axis(pd.MultiIndex.from_arrays([*labels, recency.to_numpy()],
+                                                       names=["label", "session", "recency"]))
+    has_visit = (index.get_level_values(1) != "").any() or state.visit_column is not None
+    ordered = records.sort_index()
+    label, session = (ordered.index.get_level_values(level) for level in (0, 1))
+    ids = pd.DataFrame({"participant_id": "sub-" + label})
+    if has_visit:
+        ids["session_id"] = ("ses-" + session).where(session != "", NA)
+    table = pd.concat([ids, ordered.reset_index(drop=True).rename(columns=safe_column)], axis=1)
+    # no quoting in BIDS TSV: a '"' is written as is (tabs and line breaks were replaced by _text)
+    tsv = table.to_csv(sep="\t", na_rep=NA, index=False, lineterminator="\n", quoting=csv.QUOTE_NONE)
+    columns = list(records.columns)
     sidecar = table_sidecar(state, entry, columns, records, has_visit, problems)
-    return PhenotypeTable(name=state.spec.name, tsv="\n".join(lines) + "\n", sidecar=sidecar), records, columns
+    return PhenotypeTable(name=state.spec.name, tsv=tsv, sidecar=sidecar), records, columns
 
 
-def _cell(value: str) -> str:
-    if "\t" in value or "\n" in value or "\r" in value:
-        value = _BREAKS.sub(" ", value).strip()
-    return value or NA
+def _text(values: pd.Series) -> pd.Series:
+    """TSV-safe text: tabs and line breaks inside a value become a space; NaN (n/a) for an empty cell."""
+    if _BREAKS.search("".join(values.dropna().tolist())):  # rare: one search of the joined text is faster
+        values = values.str.replace(_BREAKS, " ", regex=True)
+    return values.mask(values == "")

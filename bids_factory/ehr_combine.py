@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 from bids_factory.ehr_read import EhrFile, RawTable
 from bids_factory.model import Problem
 
@@ -19,9 +22,8 @@ ID_NAMES = ("patient_id", "patientid", "patient_ipp", "subject", "subject_id", "
 VISIT_NAMES = ("scan_research_id", "visit", "visit_id", "session", "session_id")
 MEASUREMENT_NAMES = ("measurement_id", "measurement", "measurement_name", "variable", "test")
 VALUE_NAMES = ("measurement_value", "value", "result", "score")
-VALUE = ""  # payload key of the value of a long table's row (no column can be named "")
-_DECIMAL_COMMA = re.compile(r"^[+-]?(\d+,\d+|,\d+)$")
-_INTEGER = re.compile(r"^[+-]?\d+$")
+VALUE = ""  # column of a long table's value in TableState.frame (no CSV column can be named "")
+_NUMBER = r"^[+-]?(?:\d+|\d+,\d+|,\d+)$"  # an integer or a decimal-comma number
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,10 @@ def lines_text(lines: list[int]) -> str:
 class TableState:
     """Rows of one table combined over the export days: a later row of the same key wins, cell by cell.
 
-    Keys use the RAW patient and visit ids, so that two ids that sanitise to the same label are
-    never merged (the collision is reported when the output is built).
+    ``frame`` has one row per key: the RAW (patient id, visit[, measurement]), so that two ids that
+    sanitise to the same label are never merged (the collision is reported when the output is built),
+    in the order the keys first appeared; NaN where no file of the key had the column. ``recency``
+    orders the keys by their latest row.
     """
 
     def __init__(self, spec: TableSpec, first: EhrFile):
@@ -71,14 +75,13 @@ class TableState:
         self.days: list[str] = []
         self.columns: list[str] = []  # wide: data columns; long: the other kept columns
         self.measurements: list[str] = []  # long tables only
-        self.rows: dict[tuple[str, ...], dict[str, str]] = {}
-        self.recency: dict[tuple[str, ...], int] = {}
+        self.frame = pd.DataFrame()
+        self.recency = pd.Series(dtype="int64")
         self.id_column = ""
         self.visit_column: str | None = None
         self.long: tuple[str, str] | None = None
         self._warned: set[str] = set()
         self._tick = 0
-        self._measured: set[str] = set()
 
     def _warn_once(self, problems: list[Problem], path: str, message: str) -> None:
         if message not in self._warned:
@@ -96,47 +99,33 @@ class TableState:
             return
         id_col, visit_col, long = roles
         data_cols = [c for c in columns if c not in (id_col, visit_col, *(long or ()))]
-        cells = [(line, {c: ("" if v in spec.missing else v) for c, v in zip(raw.columns, values)})
-                 for line, values in raw.rows]
+        cells = raw.frame.mask(raw.frame.isin(list(spec.missing)), "")
         self._decimal_commas(cells, data_cols + [long[1]] if long else data_cols, long, raw.delimiter, rel, problems)
         self.id_column, self.visit_column, self.long = id_col, visit_col, long
         self.sources.append(rel)
         self.days.append(file.day)
-        no_id, no_label, no_measure, conflicts, emptied = [], [], [], [], []
-        seen: dict[tuple[str, ...], tuple[int, dict[str, str]]] = {}
-        for line, row in cells:
-            pid = row[id_col]
-            if not pid:
-                no_id.append(line)
-                continue
-            if not re.search(r"[A-Za-z0-9]", pid):
-                no_label.append(line)
-                continue
-            key: tuple[str, ...] = (pid, row[visit_col] if visit_col else "")
-            if long:
-                if not row[long[0]]:
-                    no_measure.append(line)
-                    continue
-                measure = " ".join(row[long[0]].split())
-                key += (measure,)
-                payload = {VALUE: row[long[1]], **{c: row[c] for c in data_cols}}
-                if measure not in self._measured:
-                    self._measured.add(measure)
-                    self.measurements.append(measure)
-            else:
-                payload = {c: row[c] for c in data_cols}
-            if key in seen and seen[key][1] != payload:
-                conflicts.append(seen[key][0])
-                conflicts.append(line)
-            earlier = self.rows.get(key) if key not in seen else None
-            if earlier is not None:
-                emptied += [(line, c) for c, v in payload.items() if not v and earlier.get(c)]
-            seen[key] = (line, payload)
-            self.rows.setdefault(key, {}).update(payload)
-            self._tick += 1
-            self.recency[key] = self._tick
+        no_id = cells[id_col] == ""
+        no_label = ~no_id & ~cells[id_col].str.contains(r"[A-Za-z0-9]")
+        no_measure = ~(no_id | no_label) & (cells[long[0]] == "") if long else pd.Series(False, index=cells.index)
+        rows = cells[~(no_id | no_label | no_measure)]
+        keys = [rows[id_col], rows[visit_col] if visit_col else pd.Series("", index=rows.index, dtype="str")]
+        if long:
+            keys.append(rows[long[0]].map({m: " ".join(m.split()) for m in rows[long[0]].unique()}))
+            self.measurements += [m for m in keys[2].unique() if m not in self.measurements]
+            rows = rows[[long[1], *data_cols]].set_axis([VALUE, *data_cols], axis=1)
+        else:
+            rows = rows[data_cols]
+        lines = rows.index.to_numpy()
+        rows = rows.set_axis(pd.MultiIndex.from_arrays(keys))
+        conflicts, emptied = _conflicts(rows, lines), _emptied(rows, lines, self.frame)
+        latest, order = ~rows.index.duplicated(keep="last"), rows.index.unique()  # last values, first order
+        ticks = pd.Series(self._tick + np.arange(1, len(rows) + 1), index=rows.index)
+        self._tick += len(rows)
+        self.frame = _combine(self.frame, rows[latest].reindex(order))
+        self.recency = _combine(self.recency, ticks[latest].reindex(order))
         self.columns += [c for c in data_cols if c not in self.columns]
-        self._report(rel, file.day, problems, no_id, no_label, no_measure, conflicts, emptied)
+        lines_of = [cells.index[mask].tolist() for mask in (no_id, no_label, no_measure)]
+        self._report(rel, file.day, problems, *lines_of, conflicts, emptied)
 
     def _roles(self, columns: list[str], rel: str, problems: list[Problem]):
         """(patient id column, visit column or None, long (measurement, value) or None), or None if unusable."""
@@ -190,19 +179,20 @@ class TableState:
         if setting is False or (setting is None and delimiter == ","):
             return
         if setting is not None:
-            targets = {(c, None) for c in columns if setting is True or c in setting}
+            columns = [c for c in columns if setting is True or c in setting]
+        numbers = {c: cells[c].str.match(_NUMBER) for c in columns}
+        commas = {c: numbers[c] & cells[c].str.contains(",", regex=False) for c in columns}
+        if setting is not None:
+            targets = {(c, None) for c in columns}
         else:
-            seen: dict[tuple[str, str | None], list[bool]] = {}  # (column, group) -> [has comma, all numbers]
-            for _, row in cells:
-                for column in columns:
-                    value = row[column]
-                    if value:
-                        flags = seen.setdefault((column, row[long[0]] if long and column == long[1] else None),
-                                                [False, True])
-                        comma = bool(_DECIMAL_COMMA.match(value))
-                        flags[0] |= comma
-                        flags[1] &= comma or bool(_INTEGER.match(value))
-            targets = {target for target, (comma, numbers) in seen.items() if comma and numbers}
+            targets = set()
+            for column in columns:
+                flags = pd.DataFrame({"comma": commas[column], "other": (cells[column] != "") & ~numbers[column]})
+                if long and column == long[1]:  # per measurement, among its non-empty values
+                    flags = flags[cells[column] != ""].groupby(cells[long[0]], sort=False).any()
+                    targets |= {(column, group) for group in flags.index[flags.comma & ~flags.other]}
+                elif flags.comma.any() and not flags.other.any():
+                    targets.add((column, None))
             if targets:
                 names = []
                 for column in dict.fromkeys(c for c in columns if any(t[0] == c for t in targets)):
@@ -211,10 +201,9 @@ class TableState:
                                            f"{', ...' if len(groups) > 5 else ''})" if groups else ""))
                 self._warn_once(problems, rel, f"decimal commas read as decimal points in {'; '.join(names)} "
                                                "(detected; set 'decimal_comma' in the mapping)")
-        for _, row in cells:
-            for column, group in targets:
-                if (group is None or row[long[0]] == group) and _DECIMAL_COMMA.match(row[column]):
-                    row[column] = row[column].replace(",", ".")
+        for column, group in targets:
+            rewrite = commas[column] if group is None else commas[column] & (cells[long[0]] == group)
+            cells.loc[rewrite, column] = cells.loc[rewrite, column].str.replace(",", ".")
 
     def _report(self, rel, day, problems, no_id, no_label, no_measure, conflicts, emptied) -> None:
         if no_id:
@@ -238,3 +227,34 @@ class TableState:
             shown = ", ".join(f"line {n} {c!r}" for n, c in emptied[:3]) + (", ..." if len(emptied) > 3 else "")
             problems.append(Problem(rel, f"{len(emptied)} value(s) of earlier days are empty on day {day} "
                                          f"and were emptied (a later day wins): {shown}", fatal=False))
+
+
+def _conflicts(rows: pd.DataFrame, lines: np.ndarray) -> list[int]:
+    """Lines of the rows of one key whose values differ from the key's previous row in the file."""
+    repeated = np.flatnonzero(rows.index.duplicated(keep=False))
+    codes, _ = pd.factorize(rows.index[repeated])
+    by_key = np.argsort(codes, kind="stable")  # each key's rows together, in line order
+    order, codes = repeated[by_key], codes[by_key]
+    values = rows.iloc[order].to_numpy()
+    differ = (codes[1:] == codes[:-1]) & (values[1:] != values[:-1]).any(axis=1)
+    return [*lines[order[:-1][differ]].tolist(), *lines[order[1:][differ]].tolist()]
+
+
+def _emptied(rows: pd.DataFrame, lines: np.ndarray, earlier: pd.DataFrame) -> list[tuple[int, str]]:
+    """(line, column) of the empty cells of a key's first row in the file that an earlier day had filled."""
+    columns = [c for c in rows.columns if c in earlier.columns]
+    if not columns:
+        return []
+    first = np.flatnonzero(~rows.index.duplicated() & rows.index.isin(earlier.index))
+    before = earlier.reindex(rows.index[first])[columns]
+    emptied = (rows.iloc[first][columns].to_numpy() == "") & before.notna().to_numpy() & (before != "").to_numpy()
+    where, column = emptied.nonzero()  # in line order, then column order
+    return [(int(lines[first[w]]), columns[c]) for w, c in zip(where, column)]
+
+
+def _combine(earlier, later):
+    """``later`` (one row per key) over ``earlier``: cell by cell, NaN never wins; keys in first-seen order."""
+    if not len(earlier.index):
+        return later
+    keys = earlier.index.append(later.index[~later.index.isin(earlier.index)])
+    return later.combine_first(earlier).reindex(keys)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
+
 from bids_factory.ehr_combine import TableState
 from bids_factory.model import Problem
 
@@ -17,7 +19,9 @@ MAX_LEVELS = 10
 NUMBER = re.compile(r"^ *[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)? *$")  # the validator's
 _DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?([ T].*)?$|^\d{1,2}[./]\d{1,2}[./]\d{2,4}$")
 
-Records = dict[tuple[str, str], tuple[int, dict[str, str]]]  # (label, session label) -> (recency, values)
+# A table's output: one row per (label, session label, recency: the larger, the more recently exported),
+# in the order the rows were first exported; one column per output column; NaN for n/a.
+Records = pd.DataFrame
 
 
 def safe_column(column: str) -> str:
@@ -40,7 +44,7 @@ def table_sidecar(state: TableState, entry: dict, columns: list[str], records: R
                                                 f"{state.visit_column!r} reduced to [A-Za-z0-9]; n/a: no visit."}
     described = entry.get("columns", {})
     for column in columns:
-        values = [vals[column] for _, vals in records.values() if column in vals]
+        values = records[column].dropna().tolist()
         sidecar[safe_column(column)] = column_entry(
             dict(described.get(column, {})), _describe(state, column), values,
             f"phenotype/{state.spec.name}.tsv column {column!r}", problems)

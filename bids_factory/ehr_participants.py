@@ -7,6 +7,8 @@ and handedness levels, ages as numbers capped at 89); values that cannot be are 
 
 from __future__ import annotations
 
+import pandas as pd
+
 from bids_factory.ehr_combine import find_column
 from bids_factory.ehr_dictionary import NA, NUMBER, column_entry
 from bids_factory.model import Problem
@@ -55,12 +57,7 @@ def participants_columns(states, built, mapping, subjects, problems) -> tuple[di
                 problems.append(Problem(f"phenotype/{table}.tsv", f"participants.tsv column {bids!r}: the table has "
                                                                   f"no column {source['column']!r}", fatal=False))
                 continue
-            latest: dict[str, tuple[int, str]] = {}
-            for (label, _), (recency, values) in built[table][1].items():
-                value = values.get(source["column"], NA)
-                if value != NA and recency >= latest.get(label, (0, ""))[0]:
-                    latest[label] = (recency, value)
-            for label, (_, value) in latest.items():
+            for label, value in _latest(built[table][1][source["column"]]).items():
                 chosen[label] = _map_value(value, source.get("values", {}))
         rejected: dict[str, str] = {}
         for label, value in chosen.items():
@@ -72,6 +69,15 @@ def participants_columns(states, built, mapping, subjects, problems) -> tuple[di
         sidecar[bids] = _participant_entry(bids, feeds, origin, [r[bids] for r in rows.values() if r[bids] != NA],
                                            problems)
     return rows, sidecar
+
+
+def _latest(values: pd.Series) -> dict[str, str]:
+    """Label -> its most recently exported non-empty value, labels in the order of the records."""
+    values = values.dropna()
+    recent = values.iloc[values.index.get_level_values("recency").argsort(kind="stable")]
+    recent = recent.droplevel(["session", "recency"])
+    recent = recent[~recent.index.duplicated(keep="last")].reindex(values.index.unique("label"))
+    return dict(zip(recent.index.tolist(), recent.tolist()))
 
 
 def _map_value(value: str, values: dict[str, str]) -> str:

@@ -2,20 +2,22 @@
 
 Real hospital CSV files: UTF-8 with or without BOM, UTF-16 with BOM, Latin-1/CP1252; ``,`` ``;``
 tab or ``|`` delimiters (counted on the header line, outside quotes); quoted fields (a value may
-span lines); empty lines; trailing delimiters. Parsing is done with the :mod:`csv` module in strict
-mode so that a damaged file is refused with its line number instead of being silently shifted
-(pandas' ``read_csv`` drops surplus fields of a row with only a warning). Pure reading: nothing is
-written anywhere.
+span lines); empty lines; trailing delimiters. pandas parses; the decoding, the delimiter and the
+checks pandas does not make (strict quoting, surplus fields: see :func:`_parse`) are done here, so
+that a damaged file is refused with its line number instead of being silently shifted. Pure
+reading: nothing is written anywhere.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from bids_factory.model import Problem
 
@@ -45,13 +47,22 @@ class EhrFile:
 
 @dataclass(frozen=True)
 class RawTable:
-    """One parsed CSV file: header and rows as text, exactly as written (stripped of blanks)."""
+    """One parsed CSV file: one column per header name, values as text exactly as written (stripped of
+    blanks, "" when empty), indexed by the line number where the row starts in the file."""
 
-    columns: tuple[str, ...]
-    rows: tuple[tuple[int, tuple[str, ...]], ...]  # (line number in the file, one value per column)
+    frame: pd.DataFrame
     encoding: str
     delimiter: str
     notes: tuple[str, ...]  # repairs worth a warning (unnamed or duplicated column names)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.frame.columns)
+
+    @property
+    def rows(self) -> tuple[tuple[int, tuple[str, ...]], ...]:
+        """(line number, values) of every row, for inspection."""
+        return tuple((int(line), tuple(values)) for line, *values in self.frame.itertuples())
 
 
 def find_ehr_files(export_root: Path, today: dt.date | None = None) -> tuple[list[EhrFile], list[Problem]]:
@@ -146,7 +157,7 @@ def detect_delimiter(text: str) -> str:
 
 
 def read_csv(raw: bytes, encoding: str | None = None, delimiter: str | None = None) -> RawTable:
-    """Parse one CSV file. Raises :class:`CsvError` with the reason when it cannot be parsed."""
+    """Parse one CSV file with pandas. Raises :class:`CsvError` with the reason when it cannot be parsed."""
     text, used = decode(raw, encoding)
     if "\x00" in text:
         raise CsvError("binary content (NUL character): not a CSV text file")
@@ -157,37 +168,90 @@ def read_csv(raw: bytes, encoding: str | None = None, delimiter: str | None = No
         sep = DELIMITER_NAMES.get(delimiter, delimiter)
     else:
         sep = hint.group(1) if hint else detect_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"', strict=True,
-                        skipinitialspace=True)
-    records: list[tuple[int, list[str]]] = []
-    try:
-        start = 1
-        for fields in reader:
-            if any(f.strip() for f in fields):
-                records.append((start, [f.strip() for f in fields]))
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise CsvError(f"malformed quoting near line {reader.line_num}: {exc}") from exc
-    if not records:
+    spanning = _check_quoting(text, sep)
+    # lines of blanks, delimiters or "" only before the header: pandas would take the first one as the header
+    blank = re.match(rf'(?:(?:[ \t{re.escape(sep)}]|"")*(?:\r\n|\r|\n))*', text).group(0)
+    frame, width = _parse(text[len(blank):], sep)
+    frame.index = _record_lines(frame, spanning, 1 + _line_count(blank))
+    frame = frame.apply(lambda values: values.str.strip())
+    frame = frame[(frame != "").any(axis=1)]  # empty or blank lines
+    if frame.empty:
         raise CsvError("no header line: the file is empty")
-    _, header = records[0]
-    width = len(header)
-    while width and not header[width - 1] and all(len(r) < width or not r[width - 1] for _, r in records[1:]):
+    header, rows = frame.iloc[0].tolist(), frame.iloc[1:]
+    filled = (rows != "").any().tolist()
+    while width and not header[width - 1] and not filled[width - 1]:
         width -= 1  # an unnamed trailing column with no value: trailing delimiters
+    surplus = (rows.iloc[:, width:] != "").any(axis=1)
+    if surplus.any():
+        line = surplus.idxmax()
+        fields = (rows.loc[line] != "").to_numpy().nonzero()[0][-1] + 1
+        raise CsvError(f"line {line} has {fields} fields but the header has {width} "
+                       f"(an unquoted {_name(sep)} inside a value, or a wrong delimiter?)")
     notes: list[str] = []
-    rows: list[tuple[int, tuple[str, ...]]] = []
-    for line, fields in records[1:]:
-        extra = [f for f in fields[width:] if f]
-        if extra:
-            raise CsvError(
-                f"line {line} has {len(fields)} fields but the header has {width} "
-                f"(an unquoted {_name(sep)} inside a value, or a wrong delimiter?)"
-            )
-        rows.append((line, tuple(fields[:width] + [""] * (width - len(fields)))))
-    columns = _column_names(header[:width] + [""] * (width - len(header)), notes)
+    columns = _column_names(header[:width], notes)
     if not columns:
         raise CsvError("the header line has no column name")
-    return RawTable(columns=tuple(columns), rows=tuple(rows), encoding=used, delimiter=sep, notes=tuple(notes))
+    return RawTable(frame=rows.iloc[:, :width].set_axis(columns, axis=1), encoding=used, delimiter=sep,
+                    notes=tuple(notes))
+
+
+def _parse(text: str, sep: str) -> tuple[pd.DataFrame, int]:
+    """Every record as text, one column per field (shorter records padded with ""), and the header's width.
+
+    ``header=None``: with a header, pandas 3 silently turns a first data row with one field more
+    than the header into the index (shifting every value), or with ``index_col=False`` drops the
+    surplus. Without one it refuses any record longer than the first ("Expected N fields in line L,
+    saw M"); the file is then parsed again M fields wide, so that :func:`read_csv` sees the surplus
+    fields and accepts them only when they are empty (trailing delimiters).
+    ``na_filter=False``: the missing-value codes are the table's, compared after stripping blanks
+    (:mod:`bids_factory.ehr_combine`), and the header line is a record here: it must never become NaN.
+    """
+    names, width = None, None
+    while True:
+        try:
+            frame = pd.read_csv(io.StringIO(text), sep=sep, header=None, names=names, dtype=str, na_filter=False,
+                                quotechar='"', skipinitialspace=True, skip_blank_lines=False, engine="c",
+                                on_bad_lines="error")
+            return frame, width or frame.shape[1]
+        except pd.errors.EmptyDataError as exc:
+            raise CsvError("no header line: the file is empty") from exc
+        except pd.errors.ParserError as exc:
+            wider = re.search(r"Expected (\d+) fields in line \d+, saw (\d+)", str(exc))
+            if not wider:
+                raise CsvError(f"cannot be parsed by pandas: {str(exc).strip()}") from exc
+            width = width or int(wider.group(1))
+            names = range(int(wider.group(2)))
+
+
+def _check_quoting(text: str, sep: str) -> bool:
+    """Strict CSV quoting, which pandas does not check (``"a"b`` silently becomes ``ab``).
+
+    True when a quoted value spans several lines (then records and lines no longer correspond).
+    """
+    spanning = False
+    if '"' in text:
+        for match in re.finditer(rf'(?:^|(?<=[\r\n{re.escape(sep)}]))[ ]*"[^"]*(?:""[^"]*)*("?)', text):
+            after = text[match.end():match.end() + 1]
+            if not match.group(1):
+                raise CsvError(f"malformed quoting near line {_line_count(text[:match.start()]) + 1}: "
+                               "a quoted value is never closed")
+            if after not in ("", sep, "\r", "\n"):
+                raise CsvError(f"malformed quoting near line {_line_count(text[:match.end()]) + 1}: "
+                               f"{after!r} after a closing quote")
+            spanning = spanning or "\n" in match.group(0) or "\r" in match.group(0)
+    return spanning
+
+
+def _record_lines(frame: pd.DataFrame, spanning: bool, first: int) -> np.ndarray:
+    """The line number where each record starts: one record a line, plus the line breaks inside values."""
+    inside = np.zeros(len(frame), dtype=np.int64)
+    if spanning:
+        inside[1:] = sum(frame[column].str.count(r"\r\n|\r|\n") for column in frame).to_numpy()[:-1]
+    return first + np.arange(len(frame)) + inside.cumsum()
+
+
+def _line_count(text: str) -> int:
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
 def _column_names(header: list[str], notes: list[str]) -> list[str]:
