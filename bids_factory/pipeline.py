@@ -126,8 +126,9 @@ def convert(options: ConvertOptions) -> RunReport:
             changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                        f"from visit {v.scan_research_id}" for v in placed]
             writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr))
-            image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
-            report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
+            if ehr.tables:  # an export without EHR tables has no linkage to report
+                image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
+                report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
             if options.validate and (writer.changed or not report.visits):
                 _validate(writer, report)
             writer.write_run_record(report_record(report))

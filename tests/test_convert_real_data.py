@@ -89,7 +89,8 @@ def test_xa30_dataset_is_valid_and_indexable(xa30_run):
 
 
 def test_xa30_records_provenance_of_every_file(xa30_run):
-    _, bids, _, _ = xa30_run
+    report, bids, _, _ = xa30_run
+    assert report.images_without_ehr == []  # no EHR tables in this export: no linkage to report
     rows = _tsv(bids / SUB / SES / f"{SUB}_{SES}_scans.tsv")
     assert len(rows) == 6
     bold = next(r for r in rows if r["filename"].endswith("_bold.nii.gz"))
