@@ -15,12 +15,11 @@ import re
 import unicodedata
 from pathlib import Path
 
-import jsonschema
 import yaml
 
 from bids_factory.ehr_combine import MISSING_VALUES, TableSpec
+from bids_factory.config_check import schema_faults
 from bids_factory.errors import BidsFactoryError
-from bids_factory.resources import schema_path
 
 
 class EhrMappingError(BidsFactoryError):
@@ -47,13 +46,9 @@ def load_ehr_mapping(path: Path) -> dict:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise EhrMappingError(f"EHR mapping {path}: not valid YAML{where}: "
                               f"{getattr(exc, 'problem', None) or exc}") from exc
-    schema = json.loads(schema_path("ehr-mapping.schema.json").read_text())
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(mapping),
-                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise EhrMappingError(f"EHR mapping {path}: at {_pointer(first.absolute_path)}: {_message(first)}{more}")
+    faults = schema_faults(mapping, "ehr-mapping.schema.json", text, most=1)
+    if faults:
+        raise EhrMappingError(f"EHR mapping {path}: {faults}")
     for name, table in mapping["tables"].items():
         if table.get("encoding"):
             try:
@@ -62,19 +57,6 @@ def load_ehr_mapping(path: Path) -> dict:
                 raise EhrMappingError(f"EHR mapping {path}: at tables/{name}/encoding: unknown encoding "
                                       f"{table['encoding']!r}") from None
     return mapping
-
-
-def _pointer(parts) -> str:
-    return "/".join(str(p) for p in parts) or "(top level)"
-
-
-def _message(error: jsonschema.ValidationError) -> str:
-    if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        return f"{error.message} (a typo? allowed keys: {allowed})"
-    if error.validator == "oneOf" and error.context:
-        return "; or ".join(dict.fromkeys(e.message for e in error.context))
-    return error.message
 
 
 def table_entry(mapping: dict | None, file_name: str) -> tuple[str | None, dict]:

@@ -352,10 +352,11 @@ def test_mapping_loads_from_yaml_and_json(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("text", "suffix", "expected"), [
-    ('{"tables": {"demo": {"patient_idd": "x"}}}', ".json", "at tables/demo: Additional properties"),
+    ('{"tables": {"demo": {"patient_idd": "x"}}}', ".json", "at tables/demo (line 1): Additional properties"),
+    ('tables:\n  demo:\n    patient_idd: x\n', ".yaml", "at tables/demo (line 3): Additional properties"),
     ('{"tables": {"demo": {"participants": {"sex": {"column": "s", "values": {"M": 1}}}}}}', ".json",
      "at tables/demo/participants/sex"),
-    ('{"tables": {"demo": {"long": {"measurement": "m"}}}}', ".json", "at tables/demo/long: 'value' is a required"),
+    ('{"tables": {"demo": {"long": {"measurement": "m"}}}}', ".json", "at tables/demo/long (line 1): 'value' is a required"),
     ('{"tables": {"demo": {"delimiter": "::"}}}', ".json", "at tables/demo/delimiter"),
     ('{"tables": {"demo": {"encoding": "klingon"}}}', ".json", "at tables/demo/encoding: unknown encoding"),
     ('{"tables": {"bad name": {}}}', ".json", "at tables"),
