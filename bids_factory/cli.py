@@ -103,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             log.debug("traceback of the error below", exc_info=True)
         print(f"bids-factory: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except OSError as exc:  # the dataset's disk or folder: full, read-only, not a folder...
+        if args.debug:
+            log.debug("traceback of the error below", exc_info=True)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"bids-factory: error: {exc.strerror or exc}{where}; the dataset holds only complete visits, "
+              "run again once this is fixed", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("bids-factory: interrupted; the dataset holds only complete visits", file=sys.stderr)
         return 130

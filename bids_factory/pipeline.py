@@ -19,7 +19,7 @@ from pathlib import Path
 from bids_factory import __version__
 from bids_factory.discover import discover
 from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
-from bids_factory.errors import BidsFactoryError, HeuristicError, VisitError
+from bids_factory.errors import BidsFactoryError, ExportLayoutError, HeuristicError, VisitError
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
 from bids_factory.heuristic import Heuristic, load_heuristic
@@ -109,6 +109,9 @@ def _hold_back_invalid(plan: VisitPlan, faults: dict[str, str]) -> VisitPlan:
 
 def convert(options: ConvertOptions) -> RunReport:
     rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
+    if options.bids.resolve().is_relative_to(options.export.resolve()):
+        raise ExportLayoutError(f"the BIDS dataset {options.bids} is inside the export {options.export}: "
+                                "the export is read-only to bids-factory, choose a dataset folder outside it")
     discovery = discover(options.export)
     report = RunReport(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)

@@ -157,10 +157,13 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["convert", "/nonexistent/export", "/tmp/x"], "export folder /nonexistent/export does not exist"),
-    (["convert", "{tmp}", "{tmp}/bids"], "is not a Data Capture export: no DICOM/, NIFTI/ or EHR/ folder"),
+    (["convert", "{demo}/DICOM", "{tmp}/bids"], "is not a Data Capture export: no DICOM/, NIFTI/ or EHR/ folder"),
     (["convert", "{demo}", "{tmp}/bids", "--heuristic", "/nonexistent.json"], "cannot be read"),
+    (["convert", "{demo}", "{demo}/bids"], "is inside the export"),
+    (["convert", "{demo}", "{demo}/../bad.json/bids"], "Not a directory"),
 ])
 def test_bad_input_is_one_line_without_traceback(args, message, demo, tmp_path):
+    (tmp_path / "bad.json").write_text("{}")  # a file where a folder is expected
     args = [a.format(tmp=tmp_path, demo=demo) for a in args]
     done = subprocess.run([sys.executable, "-m", "bids_factory", *args], capture_output=True, text=True)
     assert done.returncode == 1
