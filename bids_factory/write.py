@@ -36,6 +36,7 @@ class DatasetWriter:
         self.root = root.resolve()
         self.state = self.root / STATE_DIR
         self.changed = 0  # files of the dataset written (or replaced) by this writer
+        self._records: dict[str, dict] | None = None  # visit records, read once per run
 
     # -- locking and staging -------------------------------------------------------------
     @contextlib.contextmanager
@@ -117,7 +118,10 @@ class DatasetWriter:
         session_dir = self.root / subject / session
         self._swap_in(build, session_dir)
         self.changed += 1
-        self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", _visit_record(plan))
+        record = _visit_record(plan)
+        self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", record)
+        if self._records is not None:
+            self._records[f"{subject}_{session}.json"] = record
         return session_dir
 
     def _stage_placement(self, build: Path, placement: Placement) -> None:
@@ -180,8 +184,12 @@ class DatasetWriter:
         return json.loads(path.read_text()) if path.exists() else default
 
     def visit_records(self) -> list[dict]:
-        folder = self.root / VISIT_RECORDS
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+        """Provenance records of every placed visit (read from disk once, then kept up to date)."""
+        if self._records is None:
+            folder = self.root / VISIT_RECORDS
+            paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+            self._records = {p.name: json.loads(p.read_text()) for p in paths}
+        return [self._records[name] for name in sorted(self._records)]
 
 
 def write_check_dataset(plan: VisitPlan, folder: Path) -> dict[str, str]:
