@@ -32,6 +32,7 @@ from bids_factory.validate import run_validator, visit_faults
 from bids_factory.write import SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
+BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,17 @@ def convert(options: ConvertOptions) -> RunReport:
         writer.ensure_not_locked()
     with writer.staging_area() as staging:
         todo = _changed_visits(visits, writer, rules, options, report)
-        outcomes = _convert_all(todo, staging, rules, options)  # outside the lock: parallel runs convert at once
+        progress = Progress(len(todo), "visits converted")
+        batch = max(BATCH_VISITS, 4 * options.jobs)
+        for start in range(0, len(todo), batch):
+            # converted outside the lock (parallel runs convert at once), placed batch by batch: a long
+            # first run keeps what it converted if it is stopped, and staging never holds the whole export
+            outcomes = _convert_all(todo[start:start + batch], start, staging, rules, options, progress)
+            with writer.locked(options.wait):
+                _place_all(outcomes, writer, rules, options, report)
+            writer.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
+        progress.close()
         with writer.locked(options.wait):
-            _place_all(outcomes, writer, rules, options, report)
             ehr = collect_ehr(options.export, rules.ehr_mapping)
             report.problems.extend(ehr.problems)
             placed = [v for v in report.visits if v.status == "placed"]
@@ -176,15 +185,14 @@ def _changed_visits(visits, writer: DatasetWriter, rules: Rules, options: Conver
     return todo
 
 
-def _convert_all(visits: list[Visit], staging: Path, rules: Rules, options: ConvertOptions) -> list:
+def _convert_all(visits: list[Visit], start: int, staging: Path, rules: Rules, options: ConvertOptions,
+                 progress: Progress) -> list:
     """(visit, VisitPlan | None | VisitError) for every visit, converted ``jobs`` at a time."""
-    progress = Progress(len(visits), "visits converted")
     outcomes = []
-    for visit, outcome in _run_workers(visits, staging, rules, options):
+    for visit, outcome in _run_workers(visits, start, staging, rules, options):
         outcomes.append((visit, outcome))
         status = "failed" if isinstance(outcome, VisitError) else "not selected" if outcome is None else "ok"
         progress.step(f"{visit.scan_research_id}: {status}")
-    progress.close()
     return outcomes
 
 
@@ -214,21 +222,19 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
     writer.write_json(SUBJECTS_FILE, subjects)
 
 
-def _run_workers(visits, staging: Path, rules: Rules, options: ConvertOptions):
+def _run_workers(visits, start: int, staging: Path, rules: Rules, options: ConvertOptions):
     """Yield (visit, VisitPlan | None | VisitError) in export order, converting ``jobs`` at once."""
-    def work(index: int, visit: Visit):
-        return _extract_and_plan(visit, staging / f"visit-{index:05d}", rules, options)
-
+    folders = [staging / f"visit-{start + i:05d}" for i in range(len(visits))]
     if options.jobs <= 1:
-        for index, visit in enumerate(visits):
+        for visit, folder in zip(visits, folders):
             try:
-                yield visit, work(index, visit)
+                yield visit, _extract_and_plan(visit, folder, rules, options)
             except VisitError as exc:
                 yield visit, exc
         return
     with cf.ProcessPoolExecutor(max_workers=options.jobs) as pool:
-        futures = [pool.submit(_extract_and_plan, visit, staging / f"visit-{i:05d}", rules, options)
-                   for i, visit in enumerate(visits)]
+        futures = [pool.submit(_extract_and_plan, visit, folder, rules, options)
+                   for visit, folder in zip(visits, folders)]
         for visit, future in zip(visits, futures):
             try:
                 yield visit, future.result()

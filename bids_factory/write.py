@@ -91,6 +91,11 @@ class DatasetWriter:
             with contextlib.suppress(OSError):
                 base.rmdir()  # when no other run uses it
 
+    def discard_staged(self, staging: Path, names: list[str]) -> None:
+        """Drop what is left of converted visits in staging (what was not placed)."""
+        for name in names:
+            shutil.rmtree(staging / name, ignore_errors=True)
+
     def _recover(self) -> None:
         """Finish or undo what a killed run left: restore swapped-out sessions, drop dead staging."""
         trash = self.state / "trash"

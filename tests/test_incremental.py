@@ -12,7 +12,7 @@ from bids_factory.demo_export import build_demo_export
 from bids_factory.errors import DatasetLockedError
 from bids_factory.pipeline import ConvertOptions, convert
 from bids_factory.write import DatasetWriter
-from conftest import XA30, add_series, assert_valid_bids, fingerprint
+from conftest import TRANSFER_SYNTAXES, XA30, add_series, assert_valid_bids, fingerprint
 
 
 def _mtimes(bids: Path) -> dict[str, int]:
@@ -121,3 +121,31 @@ def test_unknown_visit_name_is_reported(demo, tmp_path):
                                     validate=False))
     assert _statuses(report) == {"V0001A": "placed"}
     assert [(p.path, p.fatal) for p in report.problems if "not in the export" in p.reason] == [("NOPE", True)]
+
+
+def test_a_stopped_long_run_keeps_the_batches_it_placed(export, tmp_path, monkeypatch):
+    """Visits are placed batch by batch: what a stopped run converted before is not lost."""
+    source = sorted(TRANSFER_SYNTAXES.glob("*.dcm"))[0]
+    visits = [f"V{i:02d}" for i in range(6)]
+    for visit in visits:
+        add_series(export, "20240105", visit, source, subfolder="a")
+    heuristic = Path(__file__).parent / "heuristics" / "transfer_syntaxes.json"
+    monkeypatch.setattr(pipeline, "BATCH_VISITS", 1)  # batches of 4 visits (4 per job)
+    real_place_all, calls = pipeline._place_all, []
+
+    def place_then_stop(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the operator stops the run during its second batch
+        return real_place_all(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_place_all", place_then_stop)
+    bids = tmp_path / "bids"
+    with pytest.raises(KeyboardInterrupt):
+        convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, validate=False))
+    assert sorted(p.name for p in bids.glob("sub-*/ses-*")) == ["ses-V00", "ses-V01", "ses-V02", "ses-V03"]
+    assert not (bids / "code" / "bids-factory" / "staging").exists()
+    monkeypatch.setattr(pipeline, "_place_all", real_place_all)
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic))
+    assert _statuses(report) == {**{v: "unchanged" for v in visits[:4]}, "V04": "placed", "V05": "placed"}
+    assert_valid_bids(bids)
