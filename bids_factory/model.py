@@ -167,6 +167,7 @@ class VisitPlan:
     not_placed: tuple[SeriesOutcome, ...]
     heuristic_name: str
     heuristic_sha256: str
+    thumbnails: dict = field(default_factory=dict)  # placement relpath -> PNG bytes (for the report)
 
     @property
     def subject_label(self) -> str:

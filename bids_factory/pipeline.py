@@ -28,8 +28,10 @@ from bids_factory.plan import hold_back, plan_visit
 from bids_factory.progress import Progress
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 from bids_factory.report import report_record
+from bids_factory.report_html import render_report
 from bids_factory.validate import run_validator, visit_faults
-from bids_factory.write import SUBJECTS_FILE, DatasetWriter
+from bids_factory.thumbnails import thumbnail_png
+from bids_factory.write import REPORT_PAGE, SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -93,12 +95,23 @@ def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Conver
         plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields)
         if options.validate and plan.placements:
             plan = _hold_back_invalid(plan, visit_faults(plan, staging / "check"))
-        return plan
+        return dataclasses.replace(plan, thumbnails=_thumbnails(plan))
     except BidsFactoryError:
         raise
     except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on
         log.debug("visit %s failed:\n%s", visit.scan_research_id, traceback.format_exc())
         raise VisitError(f"visit {visit.scan_research_id}: internal error {type(exc).__name__}: {exc}") from None
+
+
+def _thumbnails(plan: VisitPlan) -> dict[str, bytes]:
+    """Pictures for the report; an image nibabel cannot picture simply has none."""
+    pictures = {}
+    for placement in plan.placements:
+        try:
+            pictures[placement.relpath] = thumbnail_png(placement.series.nifti)
+        except Exception as exc:  # noqa: BLE001 - a thumbnail never fails a visit
+            log.debug("no thumbnail for %s: %s", placement.relpath, exc)
+    return pictures
 
 
 def _hold_back_invalid(plan: VisitPlan, faults: dict[str, str]) -> VisitPlan:
@@ -143,7 +156,10 @@ def convert(options: ConvertOptions) -> RunReport:
                 report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
             if options.validate and (writer.changed or not report.visits):
                 _validate(writer, report)
-            writer.write_run_record(report_record(report))
+            record = report_record(report)
+            if writer.changed:  # the page shows the dataset as of the last run that changed it
+                writer.write_text(REPORT_PAGE, render_report(writer.visit_records(), record, writer.thumbnail_links()))
+            writer.write_run_record(record)
     return report
 
 

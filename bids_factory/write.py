@@ -28,6 +28,8 @@ STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"
 SUBJECTS_FILE = STATE_DIR / "subjects.json"
 VISIT_STATES = STATE_DIR / "state"
+THUMBNAILS = STATE_DIR / "thumbnails"
+REPORT_PAGE = STATE_DIR / "report.html"
 SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
 
 
@@ -123,11 +125,26 @@ class DatasetWriter:
         session_dir = self.root / subject / session
         self._swap_in(build, session_dir)
         self.changed += 1
+        self._write_thumbnails(plan, Path(subject) / session)
         record = _visit_record(plan)
         self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", record)
         if self._records is not None:
             self._records[f"{subject}_{session}.json"] = record
         return session_dir
+
+    def _write_thumbnails(self, plan: VisitPlan, session: Path) -> None:
+        """The report's pictures of a session's images (replaced with the session)."""
+        folder = self.root / THUMBNAILS / session
+        shutil.rmtree(folder, ignore_errors=True)
+        for relpath, png in plan.thumbnails.items():
+            _write_bytes(folder / relpath.replace(".nii.gz", ".png"), png, self._tmp_dir())
+
+    def thumbnail_links(self) -> dict[str, str]:
+        """Dataset path of an image -> its thumbnail, relative to the report page."""
+        folder = self.root / THUMBNAILS
+        return {png.relative_to(folder).as_posix().replace(".png", ".nii.gz"):
+                png.relative_to(self.root / REPORT_PAGE.parent).as_posix()
+                for png in sorted(folder.rglob("*.png"))} if folder.is_dir() else {}
 
     def _stage_placement(self, build: Path, placement: Placement) -> None:
         folder = build / placement.datatype
@@ -156,9 +173,12 @@ class DatasetWriter:
     # -- dataset-level files -----------------------------------------------------------------
     def write_text(self, relpath: Path | str, text: str) -> None:
         """Temporary files live in code/bids-factory/tmp, so no partial file is ever in a BIDS folder."""
+        self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
+
+    def _tmp_dir(self) -> Path:
         tmp_dir = self.state / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.changed += _write_text(self.root / relpath, text, tmp_dir)
+        return tmp_dir
 
     def write_files(self, files: dict[str, str]) -> None:
         for relpath, text in files.items():
@@ -283,19 +303,23 @@ _UMASK = _current_umask()
 
 
 def _write_text(path: Path, text: str, tmp_dir: Path | None = None) -> bool:
+    return _write_bytes(path, text.encode("utf-8"), tmp_dir)
+
+
+def _write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
     """Write via a temporary file (in ``tmp_dir``, same filesystem), fsync, rename: never a half-written file.
 
     A file whose content would not change is not rewritten (a no-op run touches nothing).
     """
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        if path.read_text(encoding="utf-8") == text:
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == data:
             return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tmp_dir or path.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; the dataset is for other users too
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

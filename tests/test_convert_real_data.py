@@ -219,3 +219,16 @@ def test_what_the_validator_refuses_is_held_back_per_visit(export, bids, tmp_pat
     assert held.series.series_number == 11 and held.reason.startswith("BIDS validator: ")
     assert not list(bids.rglob("*_dwi.*")) and list(bids.rglob("*_bold.nii.gz"))
     assert report.validator_errors == 0
+
+
+def test_xa30_report_page_shows_every_image_and_why_the_others_are_not_placed(xa30_run):
+    _, bids, _, _ = xa30_run
+    state = bids / "code" / "bids-factory"
+    page = (state / "report.html").read_text()
+    for image in bids.glob("sub-*/ses-*/*/*.nii.gz"):
+        relpath = image.relative_to(bids).as_posix()
+        thumbnail = state / "thumbnails" / relpath.replace(".nii.gz", ".png")
+        assert thumbnail.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), relpath
+        assert f'src="thumbnails/{relpath.replace(".nii.gz", ".png")}"' in page
+    assert "VoxelSize[0] 2.0 is greater than the maximum of 1.5" in page
+    assert "PhoenixZIPReport" in page

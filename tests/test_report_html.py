@@ -1,0 +1,340 @@
+"""The visual report (report_html.render_report) and its thumbnails (thumbnails.thumbnail_png), checked on
+records and images written by the real pipeline from the synthetic demo export."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import struct
+import xml.etree.ElementTree as ET
+import zlib
+from collections import Counter
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from bids_factory.demo_export import build_demo_export
+from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.report_html import render_report
+from bids_factory.sidecar_check import default_folder
+from bids_factory.thumbnails import thumbnail_png
+
+STATE = Path("code") / "bids-factory"
+VOID = {"br", "img", "meta", "link", "hr", "input", "col", "wbr", "source", "area", "base", "embed", "param",
+        "track"}
+
+
+def _records(bids: Path) -> tuple[list[dict], dict]:
+    visits = [json.loads(p.read_text()) for p in sorted((bids / STATE / "visits").glob("*.json"))]
+    run = json.loads(sorted((bids / STATE / "runs").glob("*.json"))[-1].read_text())
+    return visits, run
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory) -> Path:
+    return build_demo_export(tmp_path_factory.mktemp("report") / "export").root
+
+
+@pytest.fixture(scope="module")
+def demo(export: Path, tmp_path_factory) -> Path:
+    """The demo dataset, converted with the shipped heuristic and schemas (validator on)."""
+    bids = tmp_path_factory.mktemp("report-bids") / "bids"
+    assert not convert(ConvertOptions(export=export, bids=bids)).failed
+    return bids
+
+
+@pytest.fixture(scope="module")
+def held_back(export: Path, tmp_path_factory) -> Path:
+    """One demo visit converted with a FLAIR schema allowing voxels of at most 4 mm: its 5 mm FLAIR is held back."""
+    base = tmp_path_factory.mktemp("report-held")
+    schemas = base / "sidecar"
+    shutil.copytree(default_folder(), schemas)
+    flair = json.loads((schemas / "FLAIR.schema.json").read_text())
+    flair["properties"]["VoxelSize"]["items"]["maximum"] = 4
+    (schemas / "FLAIR.schema.json").write_text(json.dumps(flair))
+    bids = base / "bids"
+    convert(ConvertOptions(export=export, bids=bids, schemas=schemas, validate=False,
+                           visits=frozenset({"V0002-A"})))
+    return bids
+
+
+class Page(HTMLParser):
+    """Tables of the page as rows of cell texts, keyed by (session anchor, table class); img sources per row;
+    tags left open or closed without being opened."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.errors: list[str] = []
+        self.tables: dict[tuple[str, str], list[list[str]]] = {}
+        self.images: dict[tuple[str, str], list[str]] = {}  # (session, file cell) -> img src
+        self.anchor, self.table, self.row, self.cell, self.row_imgs = "", None, None, None, []
+        self.feed(text)
+        self.close()
+        self.errors += [f"unclosed <{t}>" for t in self.stack]
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag not in VOID:
+            self.stack.append(tag)
+        if tag == "h3" and attrs.get("id"):
+            self.anchor = attrs["id"]
+        elif tag == "h2":
+            self.anchor = ""
+        elif tag == "table":
+            self.table = self.tables.setdefault((self.anchor, attrs.get("class") or ""), [])
+        elif tag == "tr":
+            self.row, self.row_imgs = [], []
+        elif tag in ("td", "th"):
+            self.cell = []
+        elif tag == "img":
+            self.row_imgs.append(attrs.get("src"))
+        elif tag == "br" and self.cell is not None:
+            self.cell.append("\n")
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:] or 'nothing'}")
+        else:
+            self.stack.pop()
+        if tag in ("td", "th") and self.row is not None:
+            self.row.append("".join(self.cell))
+            self.cell = None
+        elif tag == "tr" and self.table is not None:
+            self.table.append(self.row)
+            if self.row_imgs and len(self.row) > 1:
+                self.images[(self.anchor, self.row[1])] = self.row_imgs
+        elif tag == "table":
+            self.table = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def _anchor(record: dict) -> str:
+    return f"{record['participant_id']}_{record['session_id']}"
+
+
+def _totals(page: Page) -> dict[str, str]:
+    return {row[0]: row[1] for row in page.tables[("", "totals")][1:]}
+
+
+# -- the report --------------------------------------------------------------------------------------
+
+def test_every_placed_image_and_not_placed_series_is_listed(demo: Path) -> None:
+    visits, run = _records(demo)
+    page = Page(render_report(visits, run, {}))
+    assert len(visits) == 3
+    for record in visits:
+        placed = page.tables[(_anchor(record), "placed")][1:]
+        expected = [["", f["path"], f["rule"], str(f["SeriesNumber"]), f["SeriesDescription"],
+                     "\n".join(f["source_folders"])] for f in record["files"]]
+        assert sorted(placed) == sorted(expected) and len(expected) == 3
+        not_placed = page.tables[(_anchor(record), "not-placed")][1:]
+        expected = [[o["status"], o["reason"], str(o["SeriesNumber"]), o["SeriesDescription"], o["ProtocolName"],
+                     "/".join(o["ImageType"]), "\n".join(o["source_folders"])] for o in record["not_placed"]]
+        assert Counter(map(tuple, not_placed)) == Counter(map(tuple, expected)) and len(expected) == 3
+
+
+def test_totals_and_last_run_summary(demo: Path) -> None:
+    visits, run = _records(demo)
+    text = render_report(visits, run, {})
+    page = Page(text)
+    assert _totals(page) == {"subjects": "2", "sessions": "3", "images placed": "9",
+                             "series held back by their schema": "0", "series unmatched": "9",
+                             "series rejected": "0", "series not converted (no image)": "0"}
+    assert run["finished_at"] in text and "3 placed" in text
+    assert sorted(r[0] for r in page.tables[("", "run-visits")][1:]) == ["V0001A", "V0001B", "V0002-A"]
+    problems = [r for (anchor, cls), rows in page.tables.items() if anchor == "" and cls == "" for r in rows]
+    for problem in run["problems"]:
+        assert ["failed" if problem["fatal"] else "note", problem["path"], problem["reason"]] in problems
+    assert run["linkage"]["ehr_without_images"] == ["sub-DEMO003"]
+    assert "EHR patients without images (1): sub-DEMO003" in text
+    validator = run["validator"]
+    assert f"{validator['errors']} errors</span>, {validator['warnings']} warnings" in text
+
+
+def test_held_back_series_shows_its_full_schema_reason(held_back: Path) -> None:
+    visits, run = _records(held_back)
+    (record,) = visits
+    (held,) = [o for o in record["not_placed"] if o["status"] == "held-back"]
+    assert "VoxelSize" in held["reason"] and "FLAIR" in held["reason"]
+    page = Page(render_report(visits, run, {}))
+    rows = page.tables[(_anchor(record), "not-placed")]
+    assert ["held-back", held["reason"], str(held["SeriesNumber"]), "T2_FLAIR_AX"] in [r[:4] for r in rows]
+    assert _totals(page)["series held back by their schema"] == "1"
+    assert all(f["SeriesDescription"] != "T2_FLAIR_AX" for f in record["files"])
+
+
+def test_visit_without_session_lists_its_series_from_the_run_record(demo: Path) -> None:
+    visits, run = _records(demo)
+    run = copy.deepcopy(run)
+    lost = {"status": "not-converted", "reason": "dcm2niix wrote no image for this series", "SeriesNumber": 99,
+            "SeriesDescription": "PhoenixZIPReport", "ProtocolName": "", "ImageType": [], "source_folders": ["x"]}
+    run["visits"].append({"scan_research_id": "V0009", "status": "nothing-to-place", "participant_id": "sub-DEMO009",
+                          "session_id": "ses-V0009", "placed": 0, "not_placed": [lost]})
+    page = Page(render_report(visits, run, {}))
+    rows = [r for (anchor, cls), table in page.tables.items() if anchor == "" and cls == "not-placed" for r in table]
+    assert ["not-converted", lost["reason"], "99", "PhoenixZIPReport"] in [r[:4] for r in rows]
+
+
+def test_thumbnail_links_only_for_given_images(demo: Path) -> None:
+    visits, run = _records(demo)
+    record = visits[0]
+    image = next(f["path"] for f in record["files"] if f["path"].endswith("_T1w.nii.gz"))
+    key = f"{record['participant_id']}/{record['session_id']}/{image}"
+    src = f"thumbnails/{record['participant_id']}/{record['session_id']}/x&y.png"
+    text = render_report(visits, run, {key: src})
+    page = Page(text)
+    assert page.images == {(_anchor(record), image): [src]}
+    assert 'src="thumbnails/' in text and "x&amp;y.png" in text
+
+
+def test_page_is_well_formed(demo: Path) -> None:
+    visits, run = _records(demo)
+    text = render_report(visits, run, {f"{r['participant_id']}/{r['session_id']}/{f['path']}": "t.png"
+                                      for r in visits for f in r["files"]})
+    assert Page(text).errors == []
+    root = ET.fromstring(text)  # also well-formed XML
+    assert root.tag.endswith("html") and len(root.findall(".//{*}img")) == 9
+    assert "<script" not in text.lower() and "http://" not in text.replace('xmlns="http://www.w3.org/1999/xhtml"', "")
+    assert 'src="http' not in text and "<link" not in text  # self-contained: nothing fetched
+
+
+def test_text_is_escaped(demo: Path) -> None:
+    visits, run = _records(demo)
+    visits, run = copy.deepcopy(visits), copy.deepcopy(run)
+    nasty = "<script>alert('x')</script> & \"co\""
+    visits[0]["files"][0]["SeriesDescription"] = nasty
+    visits[0]["not_placed"][0]["reason"] = nasty
+    run["problems"].append({"path": "DICOM/<b>bad</b>", "reason": nasty, "fatal": True})
+    text = render_report(visits, run, {})
+    assert "<script" not in text and "<b>" not in text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;co&quot;" in text
+    page = Page(text)
+    assert page.errors == []
+    anchor = _anchor(visits[0])
+    assert nasty in [r[4] for r in page.tables[(anchor, "placed")]]
+    assert nasty in [r[1] for r in page.tables[(anchor, "not-placed")]]
+    ET.fromstring(text)
+
+
+def test_no_patient_field_reaches_the_page(demo: Path) -> None:
+    visits, run = _records(demo)
+    visits = copy.deepcopy(visits)
+    visits[0]["PatientName"] = "DOE^JANE"
+    visits[0]["files"][0]["PatientID"] = "PAT-4711"
+    visits[0]["not_placed"][0]["PatientBirthDate"] = "19450101"
+    text = render_report(visits, run, {})
+    for secret in ("DOE^JANE", "PAT-4711", "19450101", "Patient", visits[0]["patient_key_sha256"]):
+        assert secret not in text
+
+
+def test_output_is_sorted_and_deterministic(demo: Path) -> None:
+    visits, run = _records(demo)
+    first = render_report(visits, run, {})
+    shuffled = [dict(r, files=r["files"][::-1], not_placed=r["not_placed"][::-1]) for r in visits[::-1]]
+    run2 = dict(run, visits=run["visits"][::-1], problems=run["problems"][::-1])
+    assert render_report(shuffled, run2, {}) == first
+    order = [first.index(f'id="{_anchor(r)}"') for r in sorted(visits, key=_anchor)]
+    assert order == sorted(order)
+    assert render_report(visits, None, {}).count("No run record") == 1
+
+
+# -- thumbnails ---------------------------------------------------------------------------------------
+
+def _decode_png(data: bytes) -> np.ndarray:
+    """Check the PNG structure (signature, chunk CRCs, IHDR 8-bit grayscale) and return the pixels."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert crc == zlib.crc32(tag + body) & 0xFFFFFFFF
+        chunks.append((tag, body))
+        pos += 12 + length
+    assert pos == len(data)
+    assert chunks[0][0] == b"IHDR" and chunks[-1] == (b"IEND", b"")
+    assert {tag for tag, _ in chunks[1:-1]} == {b"IDAT"}
+    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert (depth, colour, compression, filtering, interlace) == (8, 0, 0, 0, 0)
+    raw = zlib.decompress(b"".join(body for _, body in chunks[1:-1]))
+    assert len(raw) == height * (width + 1)
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, width + 1)
+    assert not rows[:, 0].any()  # filter type 0 (None) on every row
+    return rows[:, 1:]
+
+
+def _image(demo: Path, suffix: str) -> Path:
+    return next(demo.glob(f"sub-DEMO001/ses-V0001A/*/*_{suffix}.nii.gz"))
+
+
+@pytest.mark.parametrize("suffix, shape, width", [
+    ("T1w", (48, 64, 64), 128 + 4 + 96 + 4 + 96),     # 1 mm isotropic: sagittal 64x64, coronal/axial 48 wide
+    ("bold", (32, 32, 16, 5), 256 + 4 + 256 + 4 + 128),  # 4D, 16 slices of 3.5 mm: wide sagittal/coronal
+    ("FLAIR", (64, 64, 20), 74 + 4 + 74 + 4 + 128),   # 2D: 0.9 mm in plane, 5 mm slices
+])
+def test_thumbnail_is_a_valid_png_with_physical_aspect(demo: Path, suffix: str, shape, width: int) -> None:
+    path = _image(demo, suffix)
+    assert nib.load(path).shape == shape
+    data = thumbnail_png(path)
+    pixels = _decode_png(data)
+    assert pixels.shape == (128, width)
+    assert pixels.max() == 255 and pixels.min() == 0
+    assert thumbnail_png(path) == data  # deterministic bytes
+    assert _decode_png(thumbnail_png(path, size=64)).shape[0] == 64
+
+
+def test_thumbnail_is_compressed(demo: Path) -> None:  # 128 x 328 raw pixels would be 42 kB
+    assert 1000 < len(thumbnail_png(_image(demo, "T1w"))) < 40000
+
+
+def _save(tmp_path: Path, name: str, data: np.ndarray, affine: np.ndarray) -> Path:
+    path = tmp_path / name
+    nib.save(nib.Nifti1Image(data, affine), path)
+    return path
+
+
+def test_thumbnail_orientation_is_canonical_and_upright(tmp_path: Path) -> None:
+    data = np.zeros((40, 40, 40), dtype=np.float32)
+    data[5:35, 5:35, 5:35] = 100  # a head
+    # bright markers (over 1% of the voxels, so above the head after the 99th-percentile clip)
+    data[14:26, 28:35, 28:35] = 1000  # marker 1, in the mid-sagittal slice: superior (high z), anterior (high y)
+    data[28:35, 28:35, 17:23] = 1000  # marker 2, in the mid-axial slice: subject's right (high x), anterior
+    ras = np.diag([2.0, 2.0, 2.0, 1.0])
+    pixels = _decode_png(thumbnail_png(_save(tmp_path, "ras.nii.gz", data, ras), size=40))
+    assert pixels.shape == (40, 40 + 1 + 40 + 1 + 40)
+    sagittal, coronal, axial = pixels[:, :40], pixels[:, 41:81], pixels[:, 82:]
+    rows, cols = np.nonzero(sagittal == 255)
+    assert rows.size and rows.max() < 12 and cols.min() >= 28  # top (superior), right (anterior)
+    assert not (coronal == 255).any()  # neither marker is in the mid-coronal slice
+    rows, cols = np.nonzero(axial == 255)
+    assert rows.size and rows.max() < 12 and cols.min() >= 28  # top (anterior), right (subject's right)
+    # the same anatomy stored flipped (LPI voxel order) gives the same thumbnail
+    lpi = np.diag([-2.0, -2.0, -2.0, 1.0])
+    lpi[:3, 3] = [78.0, 78.0, 78.0]
+    flipped = _save(tmp_path, "lpi.nii.gz", data[::-1, ::-1, ::-1].copy(), lpi)
+    assert thumbnail_png(flipped, size=40) == thumbnail_png(_save(tmp_path, "ras.nii.gz", data, ras), size=40)
+
+
+def test_thumbnail_uses_first_volume_and_clips_outliers(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    first = rng.uniform(0, 100, (20, 20, 20)).astype(np.float32)
+    first[0, 0, 0] = 1e6  # one hot voxel must not darken the picture
+    series = np.stack([first, np.zeros_like(first)], axis=-1)
+    affine = np.eye(4)
+    png4d = thumbnail_png(_save(tmp_path, "bold.nii.gz", series, affine), size=20)
+    assert png4d == thumbnail_png(_save(tmp_path, "vol0.nii.gz", first, affine), size=20)
+    pixels = _decode_png(png4d)
+    assert 80 < np.median(pixels[pixels > 0]) < 180  # uniform 0-100 spread over 0-255 (not crushed to 0)
