@@ -29,7 +29,7 @@ from bids_factory.progress import Progress
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 from bids_factory.report import report_record
 from bids_factory.report_html import render_report
-from bids_factory.validate import run_validator, visit_faults
+from bids_factory.validate import run_validator, unindexed_images, visit_faults
 from bids_factory.thumbnails import thumbnail_png
 from bids_factory.write import REPORT_PAGE, SUBJECTS_FILE, DatasetWriter
 
@@ -182,6 +182,8 @@ def _validate(writer: DatasetWriter, report: RunReport) -> None:
     for issue in result.errors:
         report.problems.append(Problem(issue.location or str(writer.root),
                                        f"BIDS validator: {issue.code} {issue.message}".strip()))
+    for missing in unindexed_images(writer.root, writer.visit_records()):
+        report.problems.append(Problem(missing, "pybids does not find this placed image when it reads the dataset"))
 
 
 def _changed_visits(visits, writer: DatasetWriter, rules: Rules, options: ConvertOptions,

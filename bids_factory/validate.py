@@ -52,6 +52,22 @@ def visit_faults(plan: VisitPlan, folder: Path) -> dict[str, str]:
     return {relpath: "; ".join(dict.fromkeys(reasons)) for relpath, reasons in faults.items()}
 
 
+def unindexed_images(dataset: Path, visit_records: list[dict]) -> list[str]:
+    """Images the provenance records place that pybids does not find when it reads the dataset back.
+
+    A dataset MRI pipelines cannot query (pybids is what they use) is a bug, even if it validates.
+    """
+    from bids import BIDSLayout  # slow to import: only when a run changed the dataset
+
+    placed = {f"{r['participant_id']}/{r['session_id']}/{f['path']}" for r in visit_records for f in r["files"]}
+    if not placed:
+        return []
+    layout = BIDSLayout(dataset, validate=False)
+    found = {Path(f).relative_to(dataset).as_posix()
+             for f in layout.get(extension=".nii.gz", return_type="filename")}
+    return sorted(placed - found)
+
+
 def validator_command() -> str | None:
     beside = Path(sys.executable).parent / "bids-validator-deno"
     return str(beside) if beside.exists() else shutil.which("bids-validator-deno")

@@ -232,3 +232,19 @@ def test_xa30_report_page_shows_every_image_and_why_the_others_are_not_placed(xa
         assert f'src="thumbnails/{relpath.replace(".nii.gz", ".png")}"' in page
     assert "VoxelSize[0] 2.0 is greater than the maximum of 1.5" in page
     assert "PhoenixZIPReport" in page
+
+
+def test_pybids_read_back_finds_every_placed_image_and_names_a_missing_one(xa30_run, tmp_path):
+    import shutil
+
+    from bids_factory.validate import unindexed_images
+    from bids_factory.write import DatasetWriter
+
+    _, bids, _, _ = xa30_run
+    copy = tmp_path / "bids"
+    shutil.copytree(bids, copy)
+    records = DatasetWriter(copy).visit_records()
+    assert unindexed_images(copy, records) == []
+    bold = next(copy.rglob("*_task-fa_bold.nii.gz"))
+    bold.rename(bold.with_name("not-a-bids-name.nii.gz"))
+    assert unindexed_images(copy, records) == [bold.relative_to(copy).as_posix()]
