@@ -248,3 +248,18 @@ def test_pybids_read_back_finds_every_placed_image_and_names_a_missing_one(xa30_
     bold = next(copy.rglob("*_task-fa_bold.nii.gz"))
     bold.rename(bold.with_name("not-a-bids-name.nii.gz"))
     assert unindexed_images(copy, records) == [bold.relative_to(copy).as_posix()]
+
+
+def test_site_fields_kept_only_on_request_and_dataset_name(export, bids, tmp_path):
+    series = next(p for p in XA30.iterdir() if p.name.startswith("7_"))
+    add_series(export, "20240105", "VISIT01", series)
+    heuristic = TEST_HEURISTICS / "xa30_reproin.json"
+    convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, dataset_name="Memory clinic 2024"))
+    sidecar = json.loads(next(bids.rglob("*_bold.json")).read_text())
+    assert "InstitutionName" not in sidecar and "StationName" not in sidecar
+    assert json.loads((bids / "dataset_description.json").read_text())["Name"] == "Memory clinic 2024"
+    kept = tmp_path / "kept"
+    report = convert(ConvertOptions(export=export, bids=kept, heuristic=heuristic, keep_site_fields=True))
+    sidecar = json.loads(next(kept.rglob("*_bold.json")).read_text())
+    assert sidecar["InstitutionName"] == "Indiana University Psychology Department"
+    assert "PatientName" not in sidecar and report.validator_errors == 0
