@@ -79,10 +79,15 @@ class Visit:
 
     @property
     def fingerprint(self) -> str:
-        """Cheap identity of the visit's sources: file list, sizes and mtimes (no file is read)."""
-        digest = hashlib.sha256()
-        for source in sorted(self.files, key=lambda s: str(s.path)):
-            digest.update(f"{source.folder.relpath}\0{source.path}\0{source.size}\0{source.mtime_ns}\n".encode())
+        """Cheap identity of the visit's sources: export-relative paths, sizes and mtimes (no file is read).
+
+        Keyed by what the export holds, not where it is mounted: the same export reached through another
+        path (a container mount, an NFS remount, a moved or hard-linked copy) is the same visit. A state
+        written before this rule (absolute paths) does not match: such a visit is reconverted once.
+        """
+        digest = hashlib.sha256(b"relative-v2\n")
+        for relpath, size, mtime in sorted((s.relpath, s.size, s.mtime_ns) for s in self.files):
+            digest.update(f"{relpath}\0{size}\0{mtime}\n".encode())
         return digest.hexdigest()
 
 

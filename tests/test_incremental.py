@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,47 @@ def test_a_stopped_long_run_keeps_the_batches_it_placed(export, tmp_path, monkey
     report = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic))
     assert _statuses(report) == {**{v: "unchanged" for v in visits[:4]}, "V04": "placed", "V05": "placed"}
     assert_valid_bids(bids)
+
+
+def _hard_linked_copy(source: Path, target: Path) -> None:
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target / path.relative_to(source))
+
+
+def test_a_moved_or_hard_linked_export_reconverts_nothing(demo, tmp_path, monkeypatch):
+    """The state is keyed by what the export holds, not by where it is mounted."""
+    bids = tmp_path / "bids"
+    first = convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    assert set(_statuses(first).values()) == {"placed"}
+    moved = tmp_path / "mounted" / "elsewhere" / "export-renamed"
+    moved.parent.mkdir(parents=True)
+    demo.rename(moved)
+    linked = tmp_path / "another-host-path" / "export"
+    _hard_linked_copy(moved, linked)
+    before = _mtimes(bids)
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("an unchanged visit was converted again")
+
+    monkeypatch.setattr(pipeline, "extract", no_conversion)
+    for export in (moved, linked):
+        report = convert(ConvertOptions(export=export, bids=bids, validate=False))
+        assert set(_statuses(report).values()) == {"unchanged"}, export
+        assert not report.failed
+    assert _mtimes(bids) == before
+
+
+def test_a_state_written_with_absolute_paths_reconverts_once_without_error(demo, tmp_path):
+    bids = tmp_path / "bids"
+    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    states = sorted((bids / "code" / "bids-factory" / "state").glob("*.json"))
+    for path in states:  # an older release's state: a fingerprint of absolute paths
+        state = json.loads(path.read_text())
+        state["fingerprint"] = "0" * 64
+        path.write_text(json.dumps(state))
+    again = convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    assert set(_statuses(again).values()) == {"placed"} and not again.failed
+    third = convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    assert set(_statuses(third).values()) == {"unchanged"}
