@@ -13,9 +13,9 @@ import json
 from collections import defaultdict
 from bids_factory import __version__
 from bids_factory.ehr import EhrResult
+from bids_factory.model import BIDS_VERSION
 from bids_factory.write import DatasetWriter
 
-BIDS_VERSION = "1.10.1"
 DEFAULT_NAME = "bids-factory dataset"
 
 SCANS_SIDECAR = {

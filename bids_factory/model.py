@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+BIDS_VERSION = "1.10.1"  # the BIDS specification version the dataset (and every scratch check) declares
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 

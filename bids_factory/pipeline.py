@@ -29,7 +29,7 @@ from bids_factory.progress import Progress
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 from bids_factory.report import report_record
 from bids_factory.report_html import render_report
-from bids_factory.validate import run_validator, unindexed_images, visit_faults
+from bids_factory.validate import batch_faults, run_validator, unindexed_images
 from bids_factory.thumbnails import thumbnail_png
 from bids_factory.write import REPORT_PAGE, SUBJECTS_FILE, DatasetWriter
 
@@ -93,8 +93,6 @@ def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Conver
         if extracted is None:
             return None
         plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields)
-        if options.validate and plan.placements:
-            plan = _hold_back_invalid(plan, visit_faults(plan, staging / "check"))
         return dataclasses.replace(plan, thumbnails=_thumbnails(plan))
     except BidsFactoryError:
         raise
@@ -114,11 +112,17 @@ def _thumbnails(plan: VisitPlan) -> dict[str, bytes]:
     return pictures
 
 
-def _hold_back_invalid(plan: VisitPlan, faults: dict[str, str]) -> VisitPlan:
-    if not faults:
-        return plan
-    kept, held = hold_back(plan.placements, faults)
-    return dataclasses.replace(plan, placements=tuple(kept), not_placed=plan.not_placed + tuple(held))
+def _hold_back_refused(outcomes: list, folder: Path) -> list:
+    """The validator's gate, once per batch: what it refuses in a visit is held back with its message."""
+    checked = [i for i, (_, outcome) in enumerate(outcomes) if isinstance(outcome, VisitPlan) and outcome.placements]
+    for index, faults in zip(checked, batch_faults([outcomes[i][1] for i in checked], folder)):
+        if faults:
+            visit, plan = outcomes[index]
+            kept, held = hold_back(plan.placements, faults)
+            thumbnails = {p.relpath: plan.thumbnails[p.relpath] for p in kept if p.relpath in plan.thumbnails}
+            outcomes[index] = (visit, dataclasses.replace(plan, placements=tuple(kept), thumbnails=thumbnails,
+                                                          not_placed=plan.not_placed + tuple(held)))
+    return outcomes
 
 
 def convert(options: ConvertOptions) -> RunReport:
@@ -140,6 +144,8 @@ def convert(options: ConvertOptions) -> RunReport:
             # converted outside the lock (parallel runs convert at once), placed batch by batch: a long
             # first run keeps what it converted if it is stopped, and staging never holds the whole export
             outcomes = _convert_all(todo[start:start + batch], start, staging, rules, options, progress)
+            if options.validate:
+                outcomes = _hold_back_refused(outcomes, staging / f"check-{start:05d}")
             with writer.locked(options.wait):
                 _place_all(outcomes, writer, rules, options, report)
             writer.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])

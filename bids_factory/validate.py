@@ -9,8 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bids_factory.model import VisitPlan
-from bids_factory.write import write_check_dataset
+from bids_factory.model import BIDS_VERSION, VisitPlan
 
 
 @dataclass(frozen=True)
@@ -36,20 +35,70 @@ class ValidatorResult:
         return tuple(i for i in self.issues if i.severity == "warning")
 
 
-def visit_faults(plan: VisitPlan, folder: Path) -> dict[str, str]:
-    """Validator errors of one planned visit, checked alone in a scratch dataset: placement relpath -> reason.
+def write_check_dataset(plans: list[VisitPlan], folder: Path) -> dict[str, tuple[int, str]]:
+    """A scratch BIDS dataset in the run's staging (never the dataset) holding planned visits: images
+    linked, sidecars written. Returns validator location -> (index of the plan, placement relpath)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "dataset_description.json").write_text(
+        json.dumps({"Name": "bids-factory visit check", "BIDSVersion": BIDS_VERSION, "DatasetType": "raw"}))
+    paths = {}
+    for index, plan in enumerate(plans):
+        session = folder / f"sub-{plan.subject_label}" / f"ses-{plan.session_label}"
+        for placement in plan.placements:
+            target = session / placement.datatype / placement.stem
+            target.parent.mkdir(parents=True, exist_ok=True)
+            for source, suffix in ((placement.series.nifti, ".nii.gz"),
+                                   *((extra, extra.suffix) for extra in placement.series.extras)):
+                Path(f"{target}{suffix}").symlink_to(source)
+                paths[f"/{Path(f'{target}{suffix}').relative_to(folder).as_posix()}"] = (index, placement.relpath)
+            Path(f"{target}.json").write_text(json.dumps(placement.sidecar, indent=2))
+            paths[f"/{target.relative_to(folder).as_posix()}.json"] = (index, placement.relpath)
+    return paths
 
-    What the validator refuses never reaches the dataset, whatever a vendor's converter wrote.
-    Errors about the scratch dataset itself (not about a placed file) are ignored.
+
+def batch_faults(plans: list[VisitPlan], folder: Path) -> list[dict[str, str]]:
+    """Validator errors of planned visits, per visit: placement relpath -> reason (one dict per plan).
+
+    What the validator refuses never reaches the dataset, whatever a vendor's converter wrote. The
+    visits are checked together in one scratch dataset (one validator run per batch); only when that
+    finds errors is the batch split in halves, down to the faulty visits alone, so a visit is held back
+    only for what the validator says about it checked on its own. Errors about the scratch dataset
+    itself (not about a placed file) are ignored.
     """
-    paths = write_check_dataset(plan, folder)
-    result = run_validator(folder)
-    faults: dict[str, list[str]] = {}
+    faults: list[dict[str, str]] = [{} for _ in plans]
+    sessions: dict[tuple[str, str], int] = {}
+    groups: list[list[int]] = []
+    for index, plan in enumerate(plans):  # two plans for one session cannot share a scratch dataset
+        key = (plan.subject_label, plan.session_label)
+        sessions[key] = sessions.get(key, -1) + 1
+        if sessions[key] == len(groups):
+            groups.append([])
+        groups[sessions[key]].append(index)
+    for number, group in enumerate(groups):
+        _check(plans, group, folder / f"group-{number}", faults)
+    return faults
+
+
+def _check(plans: list[VisitPlan], indices: list[int], folder: Path, faults: list[dict[str, str]]) -> None:
+    paths = write_check_dataset([plans[i] for i in indices], folder)
+    try:
+        result = run_validator(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    found: dict[int, dict[str, list[str]]] = {}
     for issue in result.errors if result else ():
-        relpath = paths.get(issue.location)
-        if relpath:
-            faults.setdefault(relpath, []).append(f"BIDS validator: {issue.code} {issue.message}".strip())
-    return {relpath: "; ".join(dict.fromkeys(reasons)) for relpath, reasons in faults.items()}
+        where = paths.get(issue.location)
+        if where:
+            found.setdefault(indices[where[0]], {}).setdefault(where[1], []).append(
+                f"BIDS validator: {issue.code} {issue.message}".strip())
+    if len(indices) == 1 and found:
+        faults[indices[0]] = {relpath: "; ".join(dict.fromkeys(reasons))
+                              for relpath, reasons in found[indices[0]].items()}
+        return
+    middle = len(indices) // 2
+    for number, half in enumerate((indices[:middle], indices[middle:])):
+        if any(i in found for i in half):
+            _check(plans, half, folder.with_name(f"{folder.name}-{number}"), faults)
 
 
 def unindexed_images(dataset: Path, visit_records: list[dict]) -> list[str]:

@@ -217,25 +217,6 @@ class DatasetWriter:
         return [self._records[name] for name in sorted(self._records)]
 
 
-def write_check_dataset(plan: VisitPlan, folder: Path) -> dict[str, str]:
-    """A scratch BIDS dataset in staging holding one planned visit (images linked, sidecars written),
-    for the validator to check before the visit is placed. Returns dataset path -> placement relpath."""
-    session = folder / f"sub-{plan.subject_label}" / f"ses-{plan.session_label}"
-    _write_text(folder / "dataset_description.json",
-                json.dumps({"Name": "bids-factory visit check", "BIDSVersion": "1.10.1", "DatasetType": "raw"}))
-    paths = {}
-    for placement in plan.placements:
-        target = session / placement.datatype / placement.stem
-        target.parent.mkdir(parents=True, exist_ok=True)
-        for source, suffix in ((placement.series.nifti, ".nii.gz"),
-                               *((extra, extra.suffix) for extra in placement.series.extras)):
-            Path(f"{target}{suffix}").symlink_to(source)
-            paths[f"/{Path(f'{target}{suffix}').relative_to(folder).as_posix()}"] = placement.relpath
-        _write_text(Path(f"{target}.json"), json.dumps(placement.sidecar, indent=2))
-        paths[f"/{target.relative_to(folder).as_posix()}.json"] = placement.relpath
-    return paths
-
-
 def _scans_tsv(placements: tuple[Placement, ...]) -> str:
     rows = ["\t".join(SCANS_COLUMNS)]
     for p in sorted(placements, key=lambda p: p.relpath):

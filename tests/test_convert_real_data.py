@@ -221,6 +221,57 @@ def test_what_the_validator_refuses_is_held_back_per_visit(export, bids, tmp_pat
     assert report.validator_errors == 0
 
 
+def test_the_validator_gate_runs_once_per_batch_and_still_holds_back_what_it_refuses(export, bids, tmp_path,
+                                                                                      monkeypatch):
+    """One validator run checks a batch of good visits; in a batch with an ADC map placed as dwi, the
+    batch is split until the visit is alone: its ADC map is held back with the validator's message
+    (DWI_MISSING_BVAL/BVEC), its bold and the other visits are placed, the dataset stays valid."""
+    import shutil
+
+    from bids_factory import validate
+    from bids_factory.resources import shipped_dir
+
+    site = tmp_path / "site-schemas"
+    shutil.copytree(shipped_dir("schemas") / "sidecar", site)
+    (site / "dwi.schema.json").unlink()
+    heuristic = {"descriptions": [
+        {"datatype": "dwi", "suffix": "dwi", "criteria": {"SeriesDescription": "DWI_dir80_PA_ADC"}},
+        {"datatype": "func", "suffix": "bold", "custom_entities": "task-fa",
+         "criteria": {"SeriesDescription": "func-bold_task-fa_run-1"}, "sidecar_changes": {"TaskName": "fa"}},
+    ]}
+    (tmp_path / "h.json").write_text(json.dumps(heuristic))
+    series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+    for visit in ("VISIT01", "VISIT02", "VISIT03", "VISIT04"):
+        add_series(export, "20240105", visit, series["7"])
+    checked = []
+    real = validate.run_validator
+
+    def counted(dataset, *args, **kwargs):
+        checked.append(sorted(p.name for p in Path(dataset).glob("sub-*/ses-*")))
+        return real(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(validate, "run_validator", counted)
+    options = dict(heuristic=tmp_path / "h.json", schemas=site, validate=True)
+    good = convert(ConvertOptions(export=export, bids=bids, visits=frozenset({"VISIT01", "VISIT02"}), **options))
+    assert [v.status for v in good.visits] == ["placed", "placed"]
+    assert checked == [["ses-VISIT01", "ses-VISIT02"]]  # one gate run for the batch
+    checked.clear()
+    add_series(export, "20240105", "VISIT03", series["11"])
+    report = convert(ConvertOptions(export=export, bids=bids, **options))
+    statuses = {v.scan_research_id: (v.status, v.placed) for v in report.visits}
+    assert statuses == {"VISIT01": ("unchanged", 0), "VISIT02": ("unchanged", 0),
+                        "VISIT03": ("placed", 1), "VISIT04": ("placed", 1)}
+    [visit] = [v for v in report.visits if v.scan_research_id == "VISIT03"]
+    [held] = [o for o in visit.not_placed if o.status == "held-back"]
+    assert held.series.series_number == 11
+    assert "DWI_MISSING_BVAL" in held.reason and "DWI_MISSING_BVEC" in held.reason
+    # the batch, then the faulty half alone (the good half is not checked again)
+    assert checked == [["ses-VISIT03", "ses-VISIT04"], ["ses-VISIT03"]]
+    assert not list(bids.rglob("*_dwi.*")) and len(list(bids.rglob("*_bold.nii.gz"))) == 4
+    assert report.validator_errors == 0
+    assert_valid_bids(bids)
+
+
 def test_xa30_report_page_shows_every_image_and_why_the_others_are_not_placed(xa30_run):
     _, bids, _, _ = xa30_run
     state = bids / "code" / "bids-factory"
