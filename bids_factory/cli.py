@@ -1,4 +1,4 @@
-"""Command line: ``bids-factory convert | demo``. Thin: parse, call the pipeline, print, exit.
+"""Command line: ``bids-factory convert | visits | check | demo``. Thin: parse, call the pipeline, print, exit.
 
 Every expected failure is one line on stderr and a non-zero exit status; ``--debug`` shows the
 traceback of unexpected ones.
@@ -14,7 +14,7 @@ from pathlib import Path
 from bids_factory import __version__
 from bids_factory.errors import BidsFactoryError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 16  # 16: the validator's own status for errors
 log = logging.getLogger("bids_factory")
 
 
@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     visits.add_argument("export", type=Path, metavar="EXPORT_DIR")
     _common(visits)
 
+    check = commands.add_parser("check", help="validate a whole dataset and read it back with pybids (a weekly job)",
+                                description="Run bids-validator-deno on the whole BIDS_DIR and read it back with "
+                                            "pybids (a daily convert checks only what it changed). Exit status "
+                                            "16 when the validator finds errors, 1 when pybids misses a placed image.")
+    check.add_argument("bids", type=Path, metavar="BIDS_DIR")
+    _common(check)
+
     demo = commands.add_parser("demo", help="write a small synthetic export and convert it",
                                description="Write a synthetic Data Capture export into OUT_DIR/export and "
                                            "convert it into OUT_DIR/bids.")
@@ -97,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "visits":
             return _visits(args)
+        if args.command == "check":
+            return _check(args)
         return _convert(args)
     except BidsFactoryError as exc:
         if args.debug:
@@ -139,6 +148,23 @@ def _visits(args) -> int:
 
     for visit in discover(args.export).visits:
         print(visit.scan_research_id)
+    return EXIT_OK
+
+
+def _check(args) -> int:
+    from bids_factory.pipeline import check
+
+    result, unindexed = check(args.bids)
+    for issue in result.errors:
+        print(f"error: {issue.location or args.bids}: {issue.code} {issue.message}".rstrip())
+    for missing in unindexed:
+        print(f"error: {missing}: pybids does not find this placed image when it reads the dataset")
+    summary = (f"{args.bids}: BIDS validator {len(result.errors)} errors, {len(result.warnings)} warnings; "
+               f"pybids misses {len(unindexed)} placed images")
+    if result.errors or unindexed:
+        print(f"bids-factory: check failed: {summary}", file=sys.stderr)
+        return EXIT_INVALID if result.errors else EXIT_FAILED
+    print(f"check passed: {summary}")
     return EXIT_OK
 
 

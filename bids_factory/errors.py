@@ -23,3 +23,7 @@ class DatasetLockedError(BidsFactoryError):
 
 class ToolMissingError(BidsFactoryError):
     """An external converter (dcm2niix) is not installed."""
+
+
+class DatasetError(BidsFactoryError):
+    """The folder given as a BIDS dataset is not one (no dataset_description.json)."""

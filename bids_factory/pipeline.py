@@ -19,7 +19,8 @@ from pathlib import Path
 from bids_factory import __version__
 from bids_factory.discover import discover
 from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
-from bids_factory.errors import BidsFactoryError, ExportLayoutError, HeuristicError, VisitError
+from bids_factory.errors import (BidsFactoryError, DatasetError, ExportLayoutError, HeuristicError, ToolMissingError,
+                                 VisitError)
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
 from bids_factory.heuristic import Heuristic, load_heuristic
@@ -29,7 +30,7 @@ from bids_factory.progress import Progress
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 from bids_factory.report import report_record
 from bids_factory.report_html import render_report
-from bids_factory.validate import batch_faults, run_validator, unindexed_images
+from bids_factory.validate import ValidatorResult, batch_faults, dataset_view, run_validator, unindexed_images
 from bids_factory.thumbnails import thumbnail_png
 from bids_factory.write import REPORT_PAGE, SUBJECTS_FILE, DatasetWriter
 
@@ -161,7 +162,7 @@ def convert(options: ConvertOptions) -> RunReport:
                 image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
                 report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
             if options.validate and (writer.changed or not report.visits):
-                _validate(writer, report)
+                _validate(writer, report, staging)
             record = report_record(report)
             if writer.changed:  # the page shows the dataset as of the last run that changed it
                 writer.write_text(REPORT_PAGE, render_report(writer.visit_records(), record, writer.thumbnail_links()))
@@ -179,8 +180,13 @@ def _selected(visits, options: ConvertOptions, report: RunReport) -> list[Visit]
     return [v for v in visits if v.scan_research_id in options.visits]
 
 
-def _validate(writer: DatasetWriter, report: RunReport) -> None:
-    result = run_validator(writer.root)
+def _validate(writer: DatasetWriter, report: RunReport, staging: Path) -> None:
+    """The validator and pybids' read-back over what this run changed (its sessions and the
+    dataset-level files, in a scratch view): a daily run's cost does not grow with the dataset.
+    ``bids-factory check`` checks the whole dataset."""
+    sessions = list(dict.fromkeys((r["participant_id"], r["session_id"]) for r in writer.placed))
+    view = dataset_view(writer.root, sessions, staging / "view")
+    result = run_validator(view)
     if result is None:
         log.warning("bids-validator-deno is not installed: the dataset was not validated")
         return
@@ -188,8 +194,18 @@ def _validate(writer: DatasetWriter, report: RunReport) -> None:
     for issue in result.errors:
         report.problems.append(Problem(issue.location or str(writer.root),
                                        f"BIDS validator: {issue.code} {issue.message}".strip()))
-    for missing in unindexed_images(writer.root, writer.visit_records()):
+    for missing in unindexed_images(view, writer.placed):
         report.problems.append(Problem(missing, "pybids does not find this placed image when it reads the dataset"))
+
+
+def check(bids: Path) -> tuple[ValidatorResult, list[str]]:
+    """The full check of a dataset (a weekly job): the validator and pybids' read-back over all of it."""
+    if not (bids / "dataset_description.json").is_file():
+        raise DatasetError(f"{bids} is not a BIDS dataset (no dataset_description.json in it)")
+    result = run_validator(bids)
+    if result is None:
+        raise ToolMissingError("bids-validator-deno is not installed: pip install bids-validator-deno")
+    return result, unindexed_images(bids.resolve(), DatasetWriter(bids).visit_records())
 
 
 def _changed_visits(visits, writer: DatasetWriter, rules: Rules, options: ConvertOptions,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,46 @@ def _check(plans: list[VisitPlan], indices: list[int], folder: Path, faults: lis
     for number, half in enumerate((indices[:middle], indices[middle:])):
         if any(i in found for i in half):
             _check(plans, half, folder.with_name(f"{folder.name}-{number}"), faults)
+
+
+def dataset_view(dataset: Path, sessions: list[tuple[str, str]], folder: Path) -> Path:
+    """A scratch view of what a run changed, for the validator and pybids: the dataset-level files
+    (dataset_description, participants, phenotype/, README, CHANGES, scans/sessions.json...), the
+    sessions files of the subjects named, and the ``(sub-<p>, ses-<v>)`` folders named, hard-linked
+    (symbolic links across filesystems). Its cost follows the run, not the dataset. A run that placed
+    no session shows the first session of the dataset, so participant files have a subject to describe.
+    """
+    if not sessions:
+        first = next((ses for sub in sorted(dataset.glob("sub-*")) if sub.is_dir()
+                      for ses in sorted(sub.glob("ses-*")) if ses.is_dir()), None)
+        sessions = [(first.parent.name, first.name)] if first else []
+    folder.mkdir(parents=True)
+    for path in dataset.iterdir():
+        if path.is_file() and (not path.name.startswith(".") or path.name == ".bidsignore"):
+            _link(path, folder / path.name)
+    if (dataset / "phenotype").is_dir():
+        _link_tree(dataset / "phenotype", folder / "phenotype")
+    for subject in sorted({subject for subject, _ in sessions}):
+        for path in (dataset / subject).glob("*"):
+            if path.is_file():
+                _link(path, folder / subject / path.name)
+    for subject, session in sessions:
+        _link_tree(dataset / subject / session, folder / subject / session)
+    return folder
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    for path in source.rglob("*"):
+        if path.is_file():
+            _link(path, target / path.relative_to(source))
+
+
+def _link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        target.symlink_to(source)
 
 
 def unindexed_images(dataset: Path, visit_records: list[dict]) -> list[str]:

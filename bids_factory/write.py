@@ -39,6 +39,7 @@ class DatasetWriter:
         self.state = self.root / STATE_DIR
         self.changed = 0  # files of the dataset written (or replaced) by this writer
         self._records: dict[str, dict] | None = None  # visit records, read once per run
+        self.placed: list[dict] = []  # records of the visits this writer placed (what this run changed)
 
     # -- locking and staging -------------------------------------------------------------
     @contextlib.contextmanager
@@ -128,6 +129,7 @@ class DatasetWriter:
         self._write_thumbnails(plan, Path(subject) / session)
         record = _visit_record(plan)
         self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", record)
+        self.placed.append(record)
         if self._records is not None:
             self._records[f"{subject}_{session}.json"] = record
         return session_dir
