@@ -147,6 +147,12 @@ class Placement:
     sidecar: dict
     rule: str
     sidecar_schema: str | None = None  # the schema the heuristic rule names (else: by suffix)
+    # Text files beside the image, named like it with their own suffix: (("aslcontext.tsv", text),)
+    extra_files: tuple[tuple[str, str], ...] = ()
+
+    def extra_file_stem(self, name: str) -> str:
+        """``sub-1_ses-1_asl`` + ``aslcontext.tsv`` -> ``sub-1_ses-1_aslcontext.tsv``."""
+        return f"{self.stem.rsplit('_', 1)[0]}_{name}"
 
     @property
     def relpath(self) -> str:

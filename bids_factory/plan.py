@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import replace
 
+from bids_factory import asl
+from bids_factory.classify import Classification, classify_visit, strip_keys
 from bids_factory.deidentify import scrub
 from bids_factory.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, VisitPlan
@@ -48,6 +50,11 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     config = heuristic.config
     by_sidecar = {str(series.sidecar): series for series in extracted.series}
     sidecars = sorted(Sidecar(path, config.get("compKeys", DEFAULT.compKeys)) for path in by_sidecar)
+    # The pre-matching step: derived keys in the copy dcm2bids matches on (``data``), never in the
+    # sidecar it writes out (``origData``).
+    classes = classify_visit([(by_sidecar[s.filename], s.data) for s in sidecars])
+    for sidecar in sidecars:
+        sidecar.data.update(classes[sidecar.filename].keys())
     pairing = SidecarPairing(
         sidecars,
         heuristic.descriptions,
@@ -61,6 +68,8 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     participant = Participant(extracted.subject_label, extracted.visit.session_label)
     graph = pairing.build_graph()
     pairing.build_acquisitions(participant)
+    for acquisition in pairing.acquisitions:
+        _add_classified_entities(acquisition, graph[acquisition.src_sidecar][0], classes[acquisition.src_sidecar.filename])
     pairing.find_runs()
 
     not_placed = [SeriesOutcome(s, "not-converted", "dcm2niix made no image of this DICOM series")
@@ -68,7 +77,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     for sidecar, matched in graph.items():
         series = by_sidecar[sidecar.filename]
         if not matched:
-            not_placed.append(SeriesOutcome(series, "unmatched", "no heuristic rule matches"))
+            not_placed.append(_not_matched(series, classes[sidecar.filename]))
         elif len(matched) > 1:
             rules = ", ".join(heuristic.rule_name(d) for d in matched)
             not_placed.append(SeriesOutcome(series, "ambiguous", f"several heuristic rules match: {rules}"))
@@ -81,7 +90,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
             id_list.setdefault(acquisition.id, []).append(
                 os.path.join(participant.name, acquisition.dstId + ".nii.gz")
             )
-        sidecar = scrub(acquisition.dstSidecarData(id_list), keep_site_fields)
+        sidecar = strip_keys(scrub(acquisition.dstSidecarData(id_list), keep_site_fields))
         description = graph[acquisition.src_sidecar][0]
         placements.append(
             Placement(series=series, datatype=acquisition.datatype, stem=acquisition.dstFile,
@@ -89,9 +98,13 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
                       sidecar_schema=description.get("bids_factory", {}).get("sidecar_schema"))
         )
     placements, rejected = _reject_bad_names(placements)
+    placements, held_back = _hold_back_asl(placements, graph, by_sidecar, classes)
+    rejected += held_back
     if schemas is not None:
         placements, held_back = _hold_back_ill_defined(placements, schemas)
         rejected += held_back
+    placements, held_back = _hold_back_lone_fieldmaps(placements)
+    rejected += held_back
     return VisitPlan(
         extracted=extracted,
         placements=tuple(placements),
@@ -99,6 +112,65 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         heuristic_name=heuristic.name,
         heuristic_sha256=heuristic.sha256,
     )
+
+
+def _add_classified_entities(acquisition, description: dict, classification: Classification) -> None:
+    """A rule with ``"bids_factory": {"classified_entities": true}`` names its file with the entities the
+    classification derived (ReproIn task/acq/ce/dir/rec/run, dir- from the phase encoding, rec-), and a
+    func image gets its TaskName. dcm2bids then numbers what still collides (run-)."""
+    if not description.get("bids_factory", {}).get("classified_entities"):
+        return
+    derived = classification.entity_string()
+    if derived:
+        own = acquisition.custom_entities.lstrip("_")
+        acquisition.custom_entities = "_".join(e for e in (own, derived) if e)
+        acquisition.setDstFile()
+    if classification.task_name and acquisition.datatype == "func":
+        acquisition.src_sidecar.data["TaskName"] = classification.task_name
+
+
+def _not_matched(series: Series, classification: Classification) -> SeriesOutcome:
+    """No rule matched: the classification says why (held back with the reason, or what it is)."""
+    if classification.hold:
+        return SeriesOutcome(series, "held-back", classification.hold)
+    return SeriesOutcome(series, "unmatched", classification.reason())
+
+
+def _hold_back_asl(placements: list[Placement], graph, by_sidecar, classes
+                   ) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """An ASL image needs the metadata BIDS requires and its aslcontext.tsv; without them it is held back."""
+    rules = {by_sidecar[s.filename].sidecar: d[0] for s, d in graph.items() if len(d) == 1}
+    kept, reasons = [], {}
+    for placement in placements:
+        if not (placement.datatype == "perf" and placement.stem.endswith("_asl")):
+            kept.append(placement)
+            continue
+        missing = asl.missing_fields(placement.sidecar)
+        order = rules[placement.series.sidecar].get("bids_factory", {}).get("aslcontext")
+        context, why = asl.aslcontext(order, classes[str(placement.series.sidecar)].volumes)
+        faults = ([f"ASL: BIDS requires {', '.join(missing)}, which dcm2niix did not give for this series; "
+                   + asl.HOW_TO_ADD] if missing else []) + ([f"ASL: {why}"] if why else [])
+        if faults:
+            reasons[placement.relpath] = "; ".join(faults)
+            kept.append(placement)
+        else:
+            kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)))
+    return hold_back(kept, reasons)
+
+
+_PHASES = ("phasediff", "phase1", "phase2", "fieldmap")
+
+
+def _hold_back_lone_fieldmaps(placements: list[Placement]) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """A field-map magnitude whose phase image is not placed (held back, rejected) is not placed alone."""
+    def group(p: Placement) -> str:
+        return p.series.protocol_name or p.series.series_description
+
+    phases = {group(p) for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1] in _PHASES}
+    reasons = {p.relpath: f"field-map magnitude whose phase image is not placed ({group(p)!r}): never placed alone"
+               for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1].startswith("magnitude")
+               and group(p) not in phases}
+    return hold_back(placements, reasons)
 
 
 def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas

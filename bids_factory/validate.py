@@ -54,6 +54,10 @@ def write_check_dataset(plans: list[VisitPlan], folder: Path) -> dict[str, tuple
                 paths[f"/{Path(f'{target}{suffix}').relative_to(folder).as_posix()}"] = (index, placement.relpath)
             Path(f"{target}.json").write_text(json.dumps(placement.sidecar, indent=2))
             paths[f"/{target.relative_to(folder).as_posix()}.json"] = (index, placement.relpath)
+            for name, text in placement.extra_files:  # e.g. an ASL image's aslcontext.tsv
+                extra = target.parent / placement.extra_file_stem(name)
+                extra.write_text(text)
+                paths[f"/{extra.relative_to(folder).as_posix()}"] = (index, placement.relpath)
     return paths
 
 

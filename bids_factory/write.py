@@ -156,6 +156,8 @@ class DatasetWriter:
         for extra in placement.series.extras:
             os.rename(extra, f"{target}{extra.suffix}")
         _write_text(Path(f"{target}.json"), json.dumps(placement.sidecar, indent=2) + "\n")
+        for name, text in placement.extra_files:
+            _write_text(folder / placement.extra_file_stem(name), text)
         _fsync_file(Path(f"{target}.nii.gz"))
 
     def _swap_in(self, build: Path, session_dir: Path) -> None:
