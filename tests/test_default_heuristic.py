@@ -1,7 +1,8 @@
-"""The shipped default heuristic on sidecars as dcm2niix writes them for Siemens, GE and Philips.
+"""The shipped default heuristic on sidecars as dcm2niix writes them for Siemens, GE, Philips and Canon.
 
-Sidecars only (no DICOM needed): each case is one series' sidecar fields and the rule that must
-place it, or None when nothing may place it (localizers, derived maps, 2D T1w...).
+Synthetic series (a sidecar and a small NIfTI of the right shape, no DICOM): each case is one series
+and where the default must place it (``rule``, file name after ``sub-P1_ses-V1_``) or the exact
+reason it is not placed. Real scanner data: tests/test_default_heuristic_real.py.
 """
 
 from __future__ import annotations
@@ -9,74 +10,223 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
+from bids_factory.classify import reproin, says_rest
 from bids_factory.heuristic import load_heuristic
 from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, VisitFolder
 from bids_factory.plan import plan_visit
+from bids_factory.sidecar_check import load_sidecar_schemas
 
 ORIGINAL = ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"]
-CASES = [
-    # (SeriesDescription, extra sidecar fields, expected rule)
-    ("t1_mprage_sag_p2_iso", {"MRAcquisitionType": "3D", "ScanningSequence": "GR\\IR"}, "t1w-3d"),
-    ("Accelerated SAG IR-SPGR", {"MRAcquisitionType": "3D", "ScanningSequence": "GR",
-                                 "ImageType": ["ORIGINAL", "PRIMARY", "OTHER"]}, "t1w-3d"),
-    ("Sag T1 BRAVO", {"MRAcquisitionType": "3D", "ScanningSequence": "GR"}, "t1w-3d"),
-    ("sT1W_3D_TFE", {"MRAcquisitionType": "3D", "ScanningSequence": "GR",
-                     "ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE"]}, "t1w-3d"),
-    ("t1_se_tra", {"MRAcquisitionType": "2D", "ScanningSequence": "SE"}, None),
-    ("t1_mprage_sag_p2_iso", {"MRAcquisitionType": "3D", "ImageType": ["DERIVED", "PRIMARY", "MPR"]}, None),
-    ("AAHead_Scout_64ch-head-coil", {"MRAcquisitionType": "3D", "ScanningSequence": "GR"}, None),
-    ("t2_tse_tra", {"MRAcquisitionType": "2D", "ScanningSequence": "SE"}, "t2w"),
-    ("Ax T2 FSE", {"MRAcquisitionType": "2D", "ScanningSequence": "SE"}, "t2w"),
-    ("T2W_TSE", {"MRAcquisitionType": "2D", "ScanningSequence": "SE"}, "t2w"),
-    ("t2_space_dark-fluid_sag", {"MRAcquisitionType": "3D", "ScanningSequence": "SE\\IR"}, "flair"),
-    ("Sag CUBE FLAIR", {"MRAcquisitionType": "3D", "ScanningSequence": "SE\\IR"}, "flair"),
-    ("ep2d_bold_resting_state", {"ScanningSequence": "EP"}, "bold-rest"),
-    ("rsfMRI", {"ScanningSequence": "EP\\GR"}, "bold-rest"),
-    ("fMRI_rest_SENSE", {"ScanningSequence": "GR"}, "bold-rest"),  # Philips: no EP in ScanningSequence
-    ("MoCoSeries", {"ScanningSequence": "EP", "ImageType": ["DERIVED", "PRIMARY", "MOCO"]}, None),
-    ("ep2d_diff_mddw_30", {"ScanningSequence": "EP"}, "dwi"),
-    ("DTI_32dir", {"ScanningSequence": "EP\\SE"}, "dwi"),
-    ("DWI_SENSE", {"ScanningSequence": "SE"}, "dwi"),
-    ("ep2d_diff_mddw_30_ADC", {"ScanningSequence": "EP", "ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]}, None),
-    ("gre_field_mapping", {"EchoNumber": 1, "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}, "fmap-magnitude1"),
-    ("gre_field_mapping", {"EchoNumber": 2, "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}, "fmap-magnitude2"),
-    ("gre_field_mapping", {"EchoNumber": 2, "ImageType": ["ORIGINAL", "PRIMARY", "P", "ND"]}, "fmap-phasediff"),
-    ("SpinEchoFieldMap_AP", {"ScanningSequence": "EP", "PhaseEncodingDirection": "j-"}, "fmap-epi"),
+T1 = {"MRAcquisitionType": "3D", "ScanningSequence": "GR\\IR", "EchoTime": 0.0025, "RepetitionTime": 2.3,
+      "InversionTime": 0.9}
+EPI = {"MRAcquisitionType": "2D", "ScanningSequence": "EP", "EchoTime": 0.03, "RepetitionTime": 2.0,
+       "PhaseEncodingDirection": "j-"}
+BOLD = (64, 64, 30, 10)
+VOL = (64, 64, 30)
+NO_TASK = ("held-back", "no task label: the series name gives no ReproIn task- and does not say rest")
+
+# (SeriesDescription, extra sidecar fields, image shape, with .bval/.bvec, expected)
+# expected: (rule, name after "sub-P1_ses-V1_") or (status, start of the reason)
+VISIT = [
+    ("t1_mprage_sag_p2_iso", T1, VOL, False, ("t1w", "run-01_T1w")),
+    ("Accelerated SAG IR-SPGR", {"MRAcquisitionType": "3D", "ScanningSequence": "GR", "EchoTime": 0.0028,
+                                 "RepetitionTime": 0.007, "InversionTime": 0.4,
+                                 "ImageType": ["ORIGINAL", "PRIMARY", "OTHER"]}, VOL, False, ("t1w", "run-02_T1w")),
+    ("sT1W_3D_TFE", {"MRAcquisitionType": "3D", "ScanningSequence": "GR", "EchoTime": 0.0046, "RepetitionTime": 0.0099,
+                     "ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE"]}, VOL, False, ("t1w", "run-03_T1w")),
+    ("t1_se_tra", {"MRAcquisitionType": "2D", "ScanningSequence": "SE", "EchoTime": 0.012, "RepetitionTime": 0.5},
+     VOL, False, ("unmatched", "not recognised (ImageType ORIGINAL/PRIMARY/M/ND/NORM, ScanningSequence SE")),
+    ("t1_mprage_sag_p2_iso_MPR", {**T1, "ImageType": ["DERIVED", "PRIMARY", "MPR"]}, VOL, False,
+     ("unmatched", "scanner-derived image (ImageType DERIVED/PRIMARY/MPR)")),
+    ("AAHead_Scout_64ch-head-coil", T1, VOL, False, ("unmatched", "localizer/scout")),
+    ("t2_tse_tra", {"MRAcquisitionType": "2D", "ScanningSequence": "SE", "EchoTime": 0.1, "RepetitionTime": 6.0},
+     VOL, False, ("t2w", "T2w")),
+    ("t2_space_dark-fluid_sag", {"MRAcquisitionType": "3D", "ScanningSequence": "SE\\IR", "EchoTime": 0.39,
+                                 "RepetitionTime": 5.0, "InversionTime": 1.8}, VOL, False, ("flair", "FLAIR")),
+    ("swi_tra", {"MRAcquisitionType": "3D", "ScanningSequence": "GR", "EchoTime": 0.02, "RepetitionTime": 0.028,
+                 "ImageType": ["ORIGINAL", "PRIMARY", "M", "SWI", "ND"]}, VOL, False, ("t2starw", "T2starw")),
+    ("swi_tra_mIP", {"MRAcquisitionType": "3D", "ScanningSequence": "GR",
+                     "ImageType": ["DERIVED", "PRIMARY", "MNIP", "SWI"]}, VOL, False,
+     ("unmatched", "scanner-derived image")),
+    ("func-bold_task-nback_acq-mb3_run-2", EPI, BOLD, False, ("bold", "task-nback_acq-mb3_run-2_bold")),
+    ("rsfMRI", {**EPI, "ScanningSequence": "EP\\GR"}, BOLD, False, ("bold", "task-rest_run-01_bold")),
+    ("fMRI_rest_SENSE", {**EPI, "ScanningSequence": "GR", "SequenceName": "FEEPI"}, BOLD, False,
+     ("bold", "task-rest_run-02_bold")),
+    ("fcMRI", EPI, BOLD, False, ("bold", "task-rest_run-03_bold")),
+    ("first_task_fMRI", EPI, BOLD, False, NO_TASK),  # 'first' holds "rs" but is not the word rs
+    ("Ax fMRI HB3 48sl", {**EPI, "ImageType": ["ORIGINAL", "PRIMARY", "EPI", "NONE"]}, BOLD, False, NO_TASK),
+    ("MoCoSeries", {**EPI, "ImageType": ["DERIVED", "PRIMARY", "MOCO"]}, BOLD, False,
+     ("unmatched", "scanner-derived image")),
+    ("ep2d_diff_mddw_30", {**EPI, "ImageType": ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]}, BOLD, True,
+     ("dwi", "dir-AP_run-01_dwi")),
+    ("DTI AX 30d", {**EPI, "ScanningSequence": "SE\\EP", "PhaseEncodingDirection": None, "PhaseEncodingAxis": "j",
+                    "ImageType": ["ORIGINAL", "PRIMARY", "GDC"]}, BOLD, True, ("dwi", "dwi")),
+    ("DWI_SENSE", {**EPI, "PhaseEncodingDirection": "j"}, BOLD, True, ("dwi", "dir-PA_dwi")),
+    ("DWI_PA_SBRef", {**EPI, "PhaseEncodingDirection": "j"}, VOL, False, ("dwi-sbref", "dir-PA_sbref")),
+    ("ep2d_diff_mddw_30_ADC", {**EPI, "ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]}, VOL, False,
+     ("unmatched", "scanner-derived image")),
+    ("ep2d_diff_mddw_30", {**EPI, "ImageType": ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]}, BOLD, True,
+     ("dwi", "dir-AP_run-02_dwi")),
+    ("gre_field_mapping", {"EchoNumber": 1, "ScanningSequence": "GR", "EchoTime": 0.00492,
+                           "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}, VOL, False, ("fmap-magnitude1", "magnitude1")),
+    ("gre_field_mapping", {"EchoNumber": 2, "ScanningSequence": "GR", "EchoTime": 0.00738,
+                           "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}, VOL, False, ("fmap-magnitude2", "magnitude2")),
+    ("gre_field_mapping", {"EchoNumber": 2, "ScanningSequence": "GR", "EchoTime": 0.00738, "EchoTime1": 0.00492,
+                           "EchoTime2": 0.00738, "ImageType": ["ORIGINAL", "PRIMARY", "P", "ND"]}, VOL, False,
+     ("fmap-phasediff", "phasediff")),
+    ("B0map_lone", {"EchoNumber": 1, "ScanningSequence": "GR", "EchoTime": 0.005,
+                    "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}, VOL, False,
+     ("held-back", "field-map magnitude without its phase image in this visit ('B0map_lone')")),
+    ("SpinEchoFieldMap_AP", {**EPI, "ScanningSequence": "EP\\SE"}, VOL, False, ("fmap-epi", "dir-AP_epi")),
+    ("SpinEchoFieldMap_PA", {**EPI, "ScanningSequence": "EP\\SE", "PhaseEncodingDirection": "j"}, VOL, False,
+     ("fmap-epi", "dir-PA_epi")),
+    ("anat-T2w_acq-highres", {"MRAcquisitionType": "2D", "ScanningSequence": "GR", "EchoTime": 0.01,
+                              "RepetitionTime": 0.5}, VOL, False, ("t2w", "acq-highres_T2w")),
+    ("asl_3d_tra", {**EPI, "ImageType": ["ORIGINAL", "PRIMARY", "ASL", "NONE"], "ArterialSpinLabelingType": "PCASL",
+                    "PostLabelingDelay": 1.8, "LabelingDuration": 1.8}, (64, 64, 30, 7), False,
+     ("held-back", "ASL: BIDS requires BackgroundSuppression, M0Type, TotalAcquiredPairs, RepetitionTimePreparation, "
+                   "which dcm2niix did not give for this series; a site adds what its scanner does not report with "
+                   "sidecar_changes in its own heuristic")),
+    ("pCASL", {**EPI, "ImageType": ["ORIGINAL", "PRIMARY", "PERFUSION", "FFE"]}, VOL, False,
+     ("unmatched", "scanner-derived image (ImageType ORIGINAL/PRIMARY/PERFUSION/FFE, the scanner's perfusion map")),
+]
+PHILIPS_FIELDMAP = [  # dual-echo B0 map: both echoes' magnitude and phase (phase1/phase2, no EchoTime1/2)
+    ("B0_map", {"EchoNumber": e, "ScanningSequence": "GR", "EchoTime": te, "ImageType": ["ORIGINAL", "PRIMARY", *it]},
+     VOL, False, (f"fmap-{suffix}", suffix))
+    for e, te, it, suffix in ((1, 0.003, ["M", "FFE"], "magnitude1"), (2, 0.0053, ["M", "FFE"], "magnitude2"),
+                              (1, 0.003, ["PHASE MAP", "FFE"], "phase1"), (2, 0.0053, ["PHASE MAP", "FFE"], "phase2"))
+]
+TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and without NORM (same AcquisitionTime)
+    ("anat-T1w_acq-tfl", {**T1, "AcquisitionTime": "12:05:17.0", "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]},
+     VOL, False, ("t1w", "acq-tfl_T1w")),
+    ("anat-T1w_acq-tfl", {**T1, "AcquisitionTime": "12:05:17.0",
+                          "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"]}, VOL, False,
+     ("t1w", "acq-tfl_rec-norm_T1w")),
 ]
 
 
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sidecars")
+def _extracted(folder: Path, cases) -> ExtractedVisit:
     series = []
-    for number, (description, extra, _) in enumerate(CASES, start=1):
+    for number, (description, extra, shape, diffusion, _) in enumerate(cases, start=1):
         sidecar = {"SeriesDescription": description, "ProtocolName": description, "SeriesNumber": number,
-                   "ImageType": ORIGINAL, "AcquisitionTime": f"10:{number:02d}:00.000000", **extra}
+                   "ImageType": ORIGINAL, "AcquisitionTime": f"10:{number:02d}:00.000000", "Manufacturer": "Siemens",
+                   "MagneticFieldStrength": 3, **{k: v for k, v in extra.items() if v is not None}}
         path = folder / f"{number:03d}.json"
         path.write_text(json.dumps(sidecar))
-        series.append(Series(nifti=path.with_suffix(".nii.gz"), sidecar=path, extras=(), series_number=number,
+        nifti = path.with_suffix(".nii.gz")
+        nib.save(nib.Nifti1Image(np.zeros(shape, dtype=np.int16), np.diag([2.0, 2.0, 2.0, 1.0])), nifti)
+        extras = ()
+        if diffusion:
+            extras = (path.with_suffix(".bval"), path.with_suffix(".bvec"))
+            for extra_path in extras:
+                extra_path.write_text("0\n")
+        series.append(Series(nifti=nifti, sidecar=path, extras=extras, series_number=number,
                              series_description=description, protocol_name=description,
                              image_type=tuple(sidecar["ImageType"]), source_folders=("DICOM/2024/20240101/V1",)))
     day = VisitFolder("DICOM", "20240101", folder, "DICOM/2024/20240101/V1")
     visit = Visit("V1", (day,), (SourceFile(folder / "x.dcm", day),))
-    extracted = ExtractedVisit(visit=visit, subject_label="P1", patient_key="k", staging=folder,
-                               series=tuple(series), unconverted=(), non_dicom_files=0, problems=(),
-                               converter_version="v1", converter_log="")
-    return plan_visit(extracted, load_heuristic())
+    return ExtractedVisit(visit=visit, subject_label="P1", patient_key="k", staging=folder, series=tuple(series),
+                          unconverted=(), non_dicom_files=0, problems=(), converter_version="v1", converter_log="")
 
 
-@pytest.mark.parametrize("number", range(1, len(CASES) + 1), ids=[f"{c[0]}-{c[2]}" for c in CASES])
-def test_default_heuristic_places_what_mip_pipelines_take(plan, number):
-    expected = CASES[number - 1][2]
-    rules = {p.series.series_number: p.rule for p in plan.placements}
-    assert rules.get(number) == expected, [o.reason for o in plan.not_placed if o.series.series_number == number]
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory):
+    heuristic = load_heuristic()
+    result = {}
+    for name, cases in (("visit", VISIT), ("philips", PHILIPS_FIELDMAP), ("recon", TWO_RECONSTRUCTIONS)):
+        result[name] = plan_visit(_extracted(tmp_path_factory.mktemp(name), cases), heuristic)
+    return result
 
 
-def test_fieldmaps_point_to_the_bold(plan):
+def _outcome(plan, number):
+    placed = {p.series.series_number: p for p in plan.placements}
+    if number in placed:
+        p = placed[number]
+        return p.rule, p.stem.removeprefix("sub-P1_ses-V1_")
+    [outcome] = [o for o in plan.not_placed if o.series.series_number == number]
+    return outcome.status, outcome.reason
+
+
+CASE_IDS = [(name, i) for name, cases in (("visit", VISIT), ("philips", PHILIPS_FIELDMAP),
+                                          ("recon", TWO_RECONSTRUCTIONS)) for i in range(1, len(cases) + 1)]
+ALL = {"visit": VISIT, "philips": PHILIPS_FIELDMAP, "recon": TWO_RECONSTRUCTIONS}
+
+
+@pytest.mark.parametrize("visit,number", CASE_IDS, ids=[f"{v}-{n}-{ALL[v][n - 1][0]}" for v, n in CASE_IDS])
+def test_default_heuristic_places_each_series_or_says_why(plans, visit, number):
+    expected = ALL[visit][number - 1][4]
+    status, what = _outcome(plans[visit], number)
+    if expected[0] in ("held-back", "unmatched"):
+        assert status == expected[0] and what.startswith(expected[1]), (status, what)
+    else:
+        assert (status, what) == expected
+
+
+def test_no_derived_key_reaches_a_placed_sidecar(plans):
+    for plan in plans.values():
+        for placement in plan.placements:
+            assert not [k for k in placement.sidecar if k.startswith("BidsFactory")], placement.stem
+
+
+def test_bold_task_name_comes_from_the_name_never_forced_to_rest(plans):
+    bold = {p.stem: p.sidecar.get("TaskName") for p in plans["visit"].placements if p.stem.endswith("_bold")}
+    assert bold["sub-P1_ses-V1_task-nback_acq-mb3_run-2_bold"] == "nback"
+    assert bold["sub-P1_ses-V1_task-rest_run-03_bold"] == "rest"
+
+
+def test_fieldmaps_point_to_the_bold_and_dwi(plans):
+    plan = plans["visit"]
     phasediff = next(p for p in plan.placements if p.rule == "fmap-phasediff")
-    bold = [p.relpath for p in plan.placements if p.rule == "bold-rest"]
-    assert phasediff.sidecar["IntendedFor"] == [f"bids::sub-P1/ses-V1/{path}" for path in bold]
-    epi = next(p for p in plan.placements if p.rule == "fmap-epi")
-    assert "_dir-AP_epi" in epi.stem
+    targets = sorted(p.relpath for p in plan.placements if p.stem.endswith(("_bold", "_dwi")))
+    assert sorted(phasediff.sidecar["IntendedFor"]) == [f"bids::sub-P1/ses-V1/{path}" for path in targets]
+    lone = [o for o in plan.not_placed if o.series.series_description == "B0map_lone"]
+    assert lone and lone[0].status == "held-back"
+
+
+def test_philips_phase1_phase2_keep_their_echo_times(plans):
+    phases = {p.stem.rsplit("_", 1)[-1]: p.sidecar for p in plans["philips"].placements}
+    assert sorted(phases) == ["magnitude1", "magnitude2", "phase1", "phase2"]
+    assert phases["phase1"]["EchoTime"] == 0.003 and phases["phase2"]["EchoTime"] == 0.0053
+
+
+@pytest.mark.parametrize("name,rest", [("rest", True), ("rs_fMRI", True), ("RestingState", True), ("fcMRI", True),
+                                       ("Resting state BOLD", True), ("first", False), ("cross_task", False),
+                                       ("mrs_press", False), ("forest_walk", False)])
+def test_rest_is_a_word_of_the_name_not_a_substring(name, rest):
+    assert says_rest(name) is rest
+
+
+def test_reproin_names_give_datatype_suffix_and_entities():
+    assert reproin("func-bold_task-fa_run-1") == ("func", "bold", {"task": "fa", "run": "1"})
+    assert reproin("anat-T1w_acq-tfl") == ("anat", "T1w", {"acq": "tfl"})
+    assert reproin("dwi_dir-AP_run-2") == ("dwi", "dwi", {"dir": "AP", "run": "2"})
+    assert reproin("fmap-epi_dir-PA__dup") == ("fmap", "epi", {"dir": "PA"})
+    assert reproin("t1_mprage_sag") is None and reproin("rsfMRI") is None
+
+
+def test_site_heuristic_with_asl_metadata_and_order_places_asl_with_aslcontext(tmp_path):
+    """What dcm2niix does not give, a site gives in its own heuristic: then the ASL series is placed."""
+    site = json.loads(load_heuristic().path.read_text())
+    rule = next(d for d in site["descriptions"] if d["suffix"] == "asl")
+    rule["sidecar_changes"] = {"M0Type": "Included", "BackgroundSuppression": False, "TotalAcquiredPairs": 3,
+                               "RepetitionTimePreparation": 4.8}
+    rule["bids_factory"]["aslcontext"] = {"first": ["m0scan"], "repeat": ["label", "control"]}
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps(site))
+    asl_case = [c for c in VISIT if c[0] == "asl_3d_tra"]
+    plan = plan_visit(_extracted(tmp_path, asl_case), load_heuristic(path), load_sidecar_schemas())
+    [placement] = plan.placements
+    assert placement.relpath == "perf/sub-P1_ses-V1_dir-AP_asl.nii.gz"
+    assert placement.extra_files == (("aslcontext.tsv", "volume_type\nm0scan\n" + "label\ncontrol\n" * 3),)
+    assert placement.extra_file_stem("aslcontext.tsv") == "sub-P1_ses-V1_dir-AP_aslcontext.tsv"
+
+    rule["bids_factory"]["aslcontext"] = {"repeat": ["label", "control"]}  # 7 volumes: does not fit
+    path.write_text(json.dumps(site))
+    (tmp_path / "again").mkdir()
+    plan = plan_visit(_extracted(tmp_path / "again", asl_case), load_heuristic(path))
+    assert plan.placements == ()
+    assert plan.not_placed[0].reason == "ASL: the rule's aslcontext (0 first + a repeat of 2) does not fit its 7 volumes"
