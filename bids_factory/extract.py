@@ -58,10 +58,12 @@ class VisitHeaders:
     series_names: dict  # SeriesNumber -> (SeriesDescription, ProtocolName, ImageType)
     non_dicom_files: int
     problems: tuple[Problem, ...]  # corrupt DICOM (fatal), non-DICOM files (named, ignored)
+    file_series: tuple = ()  # SeriesNumber of each of ``dicom_files`` (same order)
 
-    def unconverted(self, converted: list[Series]) -> tuple[Series, ...]:
-        """DICOM series of the visit for which the converter produced no image."""
-        done = {s.series_number for s in converted}
+    def unconverted(self, converted: list[Series], merged: frozenset = frozenset()) -> tuple[Series, ...]:
+        """DICOM series of the visit for which the converter produced no image (``merged``: series
+        numbers whose files went into an image named by another number, see :func:`merged_series`)."""
+        done = {s.series_number for s in converted} | set(merged)
         return tuple(
             Series(nifti=None, sidecar=None, extras=(), series_number=number, series_description=names[0],
                    protocol_name=names[1], image_type=names[2], source_folders=self.series_folders[number])
@@ -72,6 +74,7 @@ class VisitHeaders:
 
 def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
     dicom_files: list[SourceFile] = []
+    file_series: list[int | None] = []
     patient_ids: set[str] = set()
     series_folders: dict[int | None, set[str]] = defaultdict(set)
     series_names: dict[int | None, tuple] = {}
@@ -98,6 +101,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
             patient_ids.add(patient_id)
         number = ds.get("SeriesNumber")
         number = int(number) if number not in (None, "") else None
+        file_series.append(number)
         series_folders[number].add(source.folder.relpath)
         series_names.setdefault(number, (
             str(ds.get("SeriesDescription", "")), str(ds.get("ProtocolName", "")),
@@ -105,6 +109,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         ))
     return VisitHeaders(
         dicom_files=tuple(dicom_files),
+        file_series=tuple(file_series),
         patient_ids=frozenset(patient_ids),
         series_folders={k: tuple(sorted(v)) for k, v in series_folders.items()},
         series_names=series_names,
@@ -201,6 +206,31 @@ def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: s
     return series, converter_log
 
 
+def merged_series(headers: VisitHeaders, converted: list[Series], staging: Path) -> frozenset:
+    """DICOM series numbers that name no image but whose files dcm2niix converts: merged into an image
+    named by another number. Siemens XA classic DICOM gives each volume of a series its own SeriesNumber
+    (7001, 7002...), and dcm2niix merges them into one image named 7001. The files of each such number
+    are given to dcm2niix again alone, sidecar only (``-b o``: no image is written): a sidecar means
+    dcm2niix converts them, so in the visit's conversion they went into an image."""
+    named = {s.series_number for s in converted}
+    leftover: dict = defaultdict(list)
+    for index, number in enumerate(headers.file_series):
+        if number not in named:
+            leftover[number].append(index)
+    merged = set()
+    for number, indexes in leftover.items():
+        folder = staging / "recheck" / str(number)
+        (folder / "in").mkdir(parents=True)
+        (folder / "out").mkdir()
+        for index in indexes:
+            (folder / "in" / f"{index:06d}.dcm").symlink_to(headers.dicom_files[index].path)
+        subprocess.run([dcm2niix_command(), "-b", "o", "-ba", "y", "-o", str(folder / "out"), str(folder / "in")],
+                       capture_output=True, check=False)
+        if any((folder / "out").glob("*.json")):
+            merged.add(number)
+    return frozenset(merged)
+
+
 def _series(nifti: Path, headers: VisitHeaders) -> Series:
     stem = nifti.name[: -len(".nii.gz")]
     sidecar = nifti.with_name(stem + ".json")
@@ -255,7 +285,7 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         patient_key=patient_key,
         staging=staging,
         series=tuple(s for s in series if s.sidecar.exists()) + (nifti.series if nifti else ()),
-        unconverted=headers.unconverted(series) if headers.dicom_files else (),
+        unconverted=headers.unconverted(series, merged_series(headers, series, staging)) if headers.dicom_files else (),
         non_dicom_files=headers.non_dicom_files + (nifti.ignored_files if nifti else 0),
         problems=tuple(problems),
         converter_version=dcm2niix_version(),
