@@ -18,10 +18,8 @@ def summary_lines(report: RunReport) -> list[str]:
         f"{statuses.get('failed', 0)} failed"
         + (f", {statuses['unchanged']} unchanged since the last run" if statuses.get("unchanged") else "")
         + (f", {statuses['not-selected']} not selected" if statuses.get("not-selected") else ""),
-        f"series: {placed_series} placed, {_count(outcomes, 'unmatched', 'ambiguous')} unmatched, "
-        f"{_count(outcomes, 'held-back')} held back by their schema, {_count(outcomes, 'rejected')} rejected, "
-        f"{_count(outcomes, 'not-converted')} without image; "
-        f"{report.non_dicom_files} non-DICOM files ignored",
+        series_line(placed_series, [o.status for _, o in outcomes])
+        + f"; {report.non_dicom_files} non-DICOM files ignored",
     ]
     for visit, outcome in outcomes:
         lines.append(f"  {outcome.status}: visit {visit.scan_research_id} {outcome.series.describe()}: {outcome.reason}")
@@ -42,8 +40,13 @@ def summary_lines(report: RunReport) -> list[str]:
     return lines
 
 
-def _count(outcomes, *statuses: str) -> int:
-    return sum(1 for _, outcome in outcomes if outcome.status in statuses)
+def series_line(placed: int, statuses: list[str]) -> str:
+    """The run's series counts, worded once: the terminal summary and the report page's "Last run" show
+    this same line (from the run and from its record), so their counts always agree."""
+    count = Counter(statuses)
+    return (f"series: {placed} placed, {count['unmatched'] + count['ambiguous']} unmatched, "
+            f"{count['held-back']} held back, {count['rejected']} rejected, "
+            f"{count['not-converted']} without image")
 
 
 def report_record(report: RunReport) -> dict:

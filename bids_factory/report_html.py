@@ -13,6 +13,8 @@ from __future__ import annotations
 import html
 from collections import Counter
 
+from bids_factory.report import series_line
+
 # Not-placed statuses, in the order they are shown, and how the totals group them (as the run summary).
 _STATUS_GROUPS = (("held back by their schema", ("held-back",)), ("unmatched", ("unmatched", "ambiguous")),
                   ("rejected", ("rejected",)), ("not converted (no image)", ("not-converted",)))
@@ -100,7 +102,9 @@ def _last_run(run: dict | None, recorded: set[tuple]) -> str:
     outcome = '<span class="bad">FAILED</span>' if run.get("failed") else '<span class="ok">completed</span>'
     out = [f"<h2>Last run</h2><p class=\"meta\">finished at {_e(run.get('finished_at'))}, "
            f"bids-factory {_e(run.get('bids_factory_version'))}: {outcome}</p>",
-           "<p>visits: " + (", ".join(f"{statuses[s]} {_e(s)}" for s in known) or "none") + "</p>"]
+           "<p>visits: " + (", ".join(f"{statuses[s]} {_e(s)}" for s in known) or "none") + "</p>",
+           "<p>" + _e(series_line(sum(v.get("placed") or 0 for v in visits),
+                                  [o.get("status") for v in visits for o in v.get("not_placed") or []])) + "</p>"]
     worked = [v for v in visits if v.get("status") not in ("unchanged", "not-selected")]  # the rest: counted
     if worked:
         rows = [_row([_e(v.get("scan_research_id")), _e(v.get("participant_id")), _e(v.get("session_id")),
