@@ -168,7 +168,7 @@ class _Facts:
 def _facts(series: Series, data: dict) -> _Facts:
     names = [str(data.get("ProtocolName", "")), str(data.get("SeriesDescription", ""))]
     parsed = next((r for r in (reproin(n) for n in names) if r), None)
-    name = " ".join(n for n in names if n)
+    name = " ".join(dict.fromkeys(n for n in names if n))
     image = _words(data.get("ImageType"))
     phase = bool(image & _PHASE_WORDS) or (series.nifti is not None and series.nifti.name.endswith("_ph.nii.gz"))
     has_bvec = {p.suffix for p in series.extras} >= {".bval", ".bvec"}

@@ -230,3 +230,17 @@ def test_site_heuristic_with_asl_metadata_and_order_places_asl_with_aslcontext(t
     plan = plan_visit(_extracted(tmp_path / "again", asl_case), load_heuristic(path))
     assert plan.placements == ()
     assert plan.not_placed[0].reason == "ASL: the rule's aslcontext (0 first + a repeat of 2) does not fit its 7 volumes"
+
+
+def test_magnitudes_are_held_back_with_their_phase(tmp_path):
+    """A site schema refuses the phasediff: its magnitudes are not placed alone."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    (schemas / "phasediff.schema.json").write_text(json.dumps({"type": "object", "required": ["B0FieldIdentifier"]}))
+    fieldmap = [c for c in VISIT if c[0] == "gre_field_mapping"]
+    (tmp_path / "visit").mkdir()
+    plan = plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic(), load_sidecar_schemas(schemas))
+    assert plan.placements == ()
+    reasons = sorted(o.reason for o in plan.not_placed)
+    assert reasons == ["field-map magnitude whose phase image is not placed ('gre_field_mapping'): never placed alone"] * 2 \
+        + ["phasediff.schema.json: B0FieldIdentifier is required but missing"]
