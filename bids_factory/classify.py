@@ -191,7 +191,7 @@ def _kind(f: _Facts) -> tuple[str, str]:
     te, tr, ti = _number(data, "EchoTime"), _number(data, "RepetitionTime"), _number(data, "InversionTime")
     sequence = _words(data.get("ScanningSequence"))
     three_d = str(data.get("MRAcquisitionType", "")).upper() == "3D"
-    if "SBREF" in " ".join(f.words).upper() or "sbref" in f.words:
+    if any("sbref" in t for t in f.words):
         return ("dwi/sbref" if f.words & _DWI_WORDS else "func/sbref"), seen
     if f.has_bvec or "DIFFUSION" in image:
         return "dwi/dwi", seen + (", with .bval/.bvec" if f.has_bvec else "")
@@ -214,8 +214,8 @@ def _kind(f: _Facts) -> tuple[str, str]:
     if epi:
         return "unknown", seen + f", EPI of {f.volumes} volume(s) that the name does not explain"
     inversion = "IR" in sequence or (ti is not None and ti > 0) or "MP" in _words(data.get("SequenceVariant"))
-    if inversion and ((te or 0) >= 0.05 or (ti or 0) >= 1.4 or "flair" in f.words):
-        return "anat/FLAIR", seen
+    if inversion and ((ti or 0) >= 1.4 or (ti is None and f.words & {"flair", "dark", "darkfluid"})):
+        return "anat/FLAIR", seen  # a long inversion nulls the fluid (a short one, STIR, is not FLAIR)
     if three_d and (te or 1) < 0.01 and (inversion or ("GR" in sequence and (tr or 1) < 0.05)):
         return "anat/T1w", seen
     if "SE" in sequence and not inversion and (te or 0) >= 0.06 and (tr or 0) >= 1.5:
@@ -285,9 +285,10 @@ def classify_visit(series: list[tuple[Series, dict]]) -> dict[str, Classificatio
                     "PhaseEncodingAxis for this vendor): BIDS requires dir-; a site adds it in its own heuristic")
         if "/" in kind and kind.split("/")[0] not in _REC_DATATYPES:
             entities.pop("rec", None)
-        result[str(f.series.sidecar)] = Classification(kind=kind if "/" in kind or kind in (
-            "derived", "localizer") else "unknown", entities=entities, hold=hold, volumes=f.volumes,
-            task_name=task, why=seen if kind != "phase" else seen + ", a phase image")
+        known = kind if "/" in kind or kind in ("derived", "localizer") else "unknown"
+        result[str(f.series.sidecar)] = Classification(
+            kind=known, entities=entities, hold=hold, volumes=f.volumes, task_name=task,
+            why=seen + (", a phase image" if kind == "phase" else ""))
     _two_reconstructions(facts, result)
     return result
 
