@@ -103,7 +103,9 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     if schemas is not None:
         placements, held_back = _hold_back_ill_defined(placements, schemas)
         rejected += held_back
-    placements, held_back = _hold_back_lone_fieldmaps(placements)
+    classified = {str(s.filename) for s, d in graph.items()
+                  if len(d) == 1 and d[0].get("bids_factory", {}).get("classified_entities")}
+    placements, held_back = _hold_back_lone_fieldmaps(placements, classified)
     rejected += held_back
     return VisitPlan(
         extracted=extracted,
@@ -161,15 +163,17 @@ def _hold_back_asl(placements: list[Placement], graph, by_sidecar, classes
 _PHASES = ("phasediff", "phase1", "phase2", "fieldmap")
 
 
-def _hold_back_lone_fieldmaps(placements: list[Placement]) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """A field-map magnitude whose phase image is not placed (held back, rejected) is not placed alone."""
+def _hold_back_lone_fieldmaps(placements: list[Placement], classified: set[str]
+                              ) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """A field-map magnitude placed by a classified rule (the default's) whose phase image is not placed
+    (held back, rejected) is not placed alone. A site's own rules place what they say."""
     def group(p: Placement) -> str:
         return p.series.protocol_name or p.series.series_description
 
     phases = {group(p) for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1] in _PHASES}
     reasons = {p.relpath: f"field-map magnitude whose phase image is not placed ({group(p)!r}): never placed alone"
                for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1].startswith("magnitude")
-               and group(p) not in phases}
+               and group(p) not in phases and str(p.series.sidecar) in classified}
     return hold_back(placements, reasons)
 
 
