@@ -1,4 +1,4 @@
-"""Command line: ``bids-factory convert | visits | check | demo``. Thin: parse, call the pipeline, print, exit.
+"""Command line: ``bids-factory convert | visits | check | slurm | demo``. Thin: parse, call the pipeline, print, exit.
 
 Every expected failure is one line on stderr and a non-zero exit status; ``--debug`` shows the
 traceback of unexpected ones.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -67,6 +68,25 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("bids", type=Path, metavar="BIDS_DIR")
     _common(check)
 
+    slurm = commands.add_parser(
+        "slurm", help="convert on a SLURM cluster: a job array of the new or changed visits, then a finalize job",
+        description="Submit the visits of EXPORT_DIR that need converting (new or changed) as a SLURM job array, "
+                    "one task per visit, and a finalize job after it. Every convert option (--heuristic, "
+                    "--ehr-mapping, --no-validate...) is passed on to the jobs.")
+    slurm.add_argument("export", type=Path, metavar="EXPORT_DIR", help="the Data Capture export (read only)")
+    slurm.add_argument("bids", type=Path, metavar="BIDS_DIR", help="the BIDS dataset to create or update")
+    slurm.add_argument("--array-limit", type=_positive, metavar="N", help="at most N array tasks at once")
+    slurm.add_argument("--sbatch", default="", metavar="ARGS",
+                       help='more sbatch options for both jobs, e.g. --sbatch="--partition=short --mem=8G"')
+    slurm.add_argument("--image", type=Path, metavar="SIF",
+                       help="run bids-factory in this Apptainer image (the export is bound read-only)")
+    slurm.add_argument("--wait", type=float, default=3600, metavar="SECONDS",
+                       help="how long a job waits for another job's write lock (default 3600)")
+    slurm.add_argument("--visit", nargs="+", default=[], metavar="ID", help="only these visits")
+    slurm.add_argument("--reconvert", action="store_true", help="convert every visit again")
+    slurm.add_argument("--dry-run", action="store_true", help="print the scripts; write and submit nothing")
+    _common(slurm)
+
     demo = commands.add_parser("demo", help="write a small synthetic export and convert it",
                                description="Write a synthetic Data Capture export into OUT_DIR/export and "
                                            "convert it into OUT_DIR/bids.")
@@ -92,7 +112,10 @@ def _positive(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)  # unknown options: only `slurm` takes them (convert's)
+    if extra and args.command != "slurm":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
@@ -106,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             return _visits(args)
         if args.command == "check":
             return _check(args)
+        if args.command == "slurm":
+            return _slurm(args, extra)
         return _convert(args)
     except BidsFactoryError as exc:
         if args.debug:
@@ -131,7 +156,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert(args) -> int:
-    from bids_factory.pipeline import ConvertOptions, convert
+    from bids_factory.pipeline import convert
+
+    return _finish(convert(_convert_options(args)), args.bids)
+
+
+def _convert_options(args):
+    from bids_factory.pipeline import ConvertOptions
 
     labels = frozenset(label.removeprefix("sub-") for label in args.participant_label)
     options = ConvertOptions(export=args.export, bids=args.bids, heuristic=args.heuristic, jobs=args.jobs,
@@ -140,7 +171,7 @@ def _convert(args) -> int:
                              reconvert=args.reconvert, schemas=args.schemas,
                              ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field,
                              visits=frozenset(args.visit), wait=args.wait)
-    return _finish(convert(options), args.bids)
+    return options
 
 
 def _visits(args) -> int:
@@ -165,6 +196,40 @@ def _check(args) -> int:
         print(f"bids-factory: check failed: {summary}", file=sys.stderr)
         return EXIT_INVALID if result.errors else EXIT_FAILED
     print(f"check passed: {summary}")
+    return EXIT_OK
+
+
+def _slurm(args, extra: list[str]) -> int:
+    from bids_factory import slurm
+    from bids_factory.pipeline import pending_visits
+    from bids_factory.write import DatasetWriter
+
+    convert_args = _parser().parse_args(["convert", str(args.export), str(args.bids), *extra,
+                                         *(["--visit", *args.visit] if args.visit else []),
+                                         *(["--reconvert"] if args.reconvert else [])])
+    options = _convert_options(convert_args)
+    todo, problems = pending_visits(options)
+    for problem in problems:
+        log.warning("%s: %s", problem.path, problem.reason)
+    if not todo:
+        print(f"nothing to convert: every visit of {args.export} is in {args.bids} and unchanged; nothing submitted")
+        return EXIT_OK
+    request = slurm.SlurmRequest(
+        export=args.export, bids=args.bids, visits=tuple(v.scan_research_id for v in todo),
+        convert_args=tuple(extra), visit_filter=tuple(args.visit), reconvert=args.reconvert, wait=args.wait,
+        array_limit=args.array_limit, sbatch_args=tuple(shlex.split(args.sbatch)), image=args.image,
+        binds=tuple(p for p in (options.heuristic, options.schemas, options.ehr_mapping) if p), workdir=Path.cwd())
+    scripts = slurm.slurm_scripts(request, slurm.slurm_folder(args.bids))
+    if args.dry_run:
+        print(f"# dry run: {len(todo)} visit(s) to convert; nothing written, nothing submitted")
+        for name, text in ((slurm.ARRAY_SCRIPT, scripts.array), (slurm.FINALIZE_SCRIPT, scripts.finalize)):
+            print(f"# ---- {scripts.folder / name}\n{text}")
+        return EXIT_OK
+    submission = slurm.submit(scripts, DatasetWriter(args.bids), request.sbatch_args)
+    print(f"submitted {len(todo)} visit(s) as job array {submission.array_job} and the finalize job "
+          f"{submission.finalize_job} (after every array task)")
+    for line in slurm.follow_lines(submission):
+        print(line)
     return EXIT_OK
 
 

@@ -27,3 +27,7 @@ class ToolMissingError(BidsFactoryError):
 
 class DatasetError(BidsFactoryError):
     """The folder given as a BIDS dataset is not one (no dataset_description.json)."""
+
+
+class SlurmError(BidsFactoryError):
+    """The jobs cannot be submitted: no ``sbatch``, or SLURM refused them."""

@@ -128,9 +128,7 @@ def _hold_back_refused(outcomes: list, folder: Path) -> list:
 
 def convert(options: ConvertOptions) -> RunReport:
     rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
-    if options.bids.resolve().is_relative_to(options.export.resolve()):
-        raise ExportLayoutError(f"the BIDS dataset {options.bids} is inside the export {options.export}: "
-                                "the export is read-only to bids-factory, choose a dataset folder outside it")
+    _refuse_dataset_in_export(options)
     discovery = discover(options.export)
     report = RunReport(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
@@ -168,6 +166,26 @@ def convert(options: ConvertOptions) -> RunReport:
                 writer.write_text(REPORT_PAGE, render_report(writer.visit_records(), record, writer.thumbnail_links()))
             writer.write_run_record(record)
     return report
+
+
+def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]:
+    """The visits a convert run with these options would convert (new or changed), without converting.
+
+    The same checks as :func:`convert` (rules, dataset outside the export, ``--visit``, the recorded
+    state): what a job array submits is exactly what a local run would do.
+    """
+    rules = Rules.load(options)
+    _refuse_dataset_in_export(options)
+    discovery = discover(options.export)
+    report = RunReport(problems=list(discovery.problems))
+    visits = _selected(discovery.visits, options, report)
+    return _changed_visits(visits, DatasetWriter(options.bids), rules, options, report), report.problems
+
+
+def _refuse_dataset_in_export(options: ConvertOptions) -> None:
+    if options.bids.resolve().is_relative_to(options.export.resolve()):
+        raise ExportLayoutError(f"the BIDS dataset {options.bids} is inside the export {options.export}: "
+                                "the export is read-only to bids-factory, choose a dataset folder outside it")
 
 
 def _selected(visits, options: ConvertOptions, report: RunReport) -> list[Visit]:

@@ -30,6 +30,7 @@ SUBJECTS_FILE = STATE_DIR / "subjects.json"
 VISIT_STATES = STATE_DIR / "state"
 THUMBNAILS = STATE_DIR / "thumbnails"
 REPORT_PAGE = STATE_DIR / "report.html"
+SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
 SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
 
 

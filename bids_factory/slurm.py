@@ -1,0 +1,162 @@
+"""SLURM: the visits that need converting as one job array (a task per visit), then a finalize job.
+
+Each array task is a plain ``bids-factory convert EXPORT BIDS --visit <id> --wait S`` (conversions run
+at once on many nodes, only their short writes queue on the dataset lock); the finalize job, started
+after every task has ended (``afterany``), is a plain ``convert`` of the same export: it finds the
+visits the tasks placed unchanged, converts what is still missing, writes the dataset-level files and
+runs the validator. The scripts are data (:class:`SlurmScripts`); the writer stores them in the
+dataset (``code/bids-factory/slurm/<time>/``) next to the jobs' logs; ``sbatch`` submits them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from bids_factory.errors import SlurmError
+from bids_factory.write import SLURM_DIR, DatasetWriter
+
+ARRAY_SCRIPT, FINALIZE_SCRIPT = "convert-array.sbatch", "finalize.sbatch"
+LOCK_WAIT = 60  # seconds to wait for a running job's write to end before writing the scripts
+
+
+@dataclass(frozen=True)
+class SlurmRequest:
+    """What to submit: the export, the dataset, the visits, and how to run bids-factory on a node."""
+
+    export: Path
+    bids: Path
+    visits: tuple[str, ...]  # scan_research_ids, one array task each
+    convert_args: tuple[str, ...] = ()  # convert options given by the user, passed to every job
+    visit_filter: tuple[str, ...] = ()  # the user's --visit: the finalize job keeps to them too
+    reconvert: bool = False  # array tasks only: the finalize job finds the reconverted visits unchanged
+    wait: float = 3600  # seconds a job waits for the dataset's write lock
+    array_limit: int | None = None  # at most this many array tasks at once (``%N``)
+    sbatch_args: tuple[str, ...] = ()  # more sbatch options, for both jobs
+    image: Path | None = None  # an Apptainer image (.sif): the jobs run bids-factory in it
+    binds: tuple[Path, ...] = ()  # files the jobs read besides the export (heuristic...), bound read-only
+    workdir: Path = Path(".")  # relative paths in convert_args are relative to this folder
+
+
+@dataclass(frozen=True)
+class SlurmScripts:
+    folder: Path  # absolute: code/bids-factory/slurm/<time>/ in the dataset
+    array: str
+    finalize: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    array_job: str
+    finalize_job: str
+    folder: Path
+
+
+def slurm_folder(bids: Path, now: dt.datetime | None = None) -> Path:
+    """``code/bids-factory/slurm/<UTC time>`` in the dataset (a new name if that one is taken)."""
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    base = bids.resolve() / SLURM_DIR
+    folder, n = base / stamp, 1
+    while folder.exists():
+        n += 1
+        folder = base / f"{stamp}-{n}"
+    return folder
+
+
+def slurm_scripts(request: SlurmRequest, folder: Path) -> SlurmScripts:
+    export, bids, workdir = request.export.resolve(), request.bids.resolve(), request.workdir.resolve()
+    command = _bids_factory_command(request, export, bids)
+    common = [*command, "convert", str(export), str(bids), *request.convert_args]
+    wait = ["--wait", f"{request.wait:g}"]
+    limit = f"%{request.array_limit}" if request.array_limit else ""
+    task = [*common, *(["--reconvert"] if request.reconvert else [])]
+    array = "\n".join([
+        "#!/bin/bash",
+        "#SBATCH --job-name=bids-factory-visit",
+        f"#SBATCH --array=0-{len(request.visits) - 1}{limit}",
+        f"#SBATCH --output={folder}/visit-%A_%a.out",
+        f"#SBATCH --chdir={workdir}",
+        "# One visit (scan_research_id) per array task, written by `bids-factory slurm`.",
+        "set -euo pipefail",
+        "VISITS=(",
+        *(f"  {shlex.quote(visit)}" for visit in request.visits),
+        ")",
+        'VISIT="${VISITS[$SLURM_ARRAY_TASK_ID]}"',
+        f'exec {_join(task)} --visit "$VISIT" {_join(wait)}',
+        "",
+    ])
+    visits = ["--visit", *request.visit_filter] if request.visit_filter else []
+    finalize = "\n".join([
+        "#!/bin/bash",
+        "#SBATCH --job-name=bids-factory-finalize",
+        f"#SBATCH --output={folder}/finalize-%j.out",
+        f"#SBATCH --chdir={workdir}",
+        "# After every array task has ended: converts what is still missing, writes the dataset-level",
+        "# files and runs the validator (a plain convert run).",
+        "set -euo pipefail",
+        f"exec {_join([*common, *visits, *wait])}",
+        "",
+    ])
+    return SlurmScripts(folder, array, finalize)
+
+
+def _bids_factory_command(request: SlurmRequest, export: Path, bids: Path) -> list[str]:
+    """This very installation (its Python), or the image's entry point through Apptainer."""
+    if request.image is None:
+        return [sys.executable, "-m", "bids_factory"]
+    binds = [f"{export}:{export}:ro", f"{bids}:{bids}"]
+    binds += [f"{path}:{path}:ro" for path in dict.fromkeys(p.resolve() for p in request.binds)]
+    return ["apptainer", "run", *(arg for bind in binds for arg in ("--bind", bind)), str(request.image.resolve())]
+
+
+def _join(words: list[str]) -> str:
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def sbatch_path() -> str:
+    found = shutil.which("sbatch")
+    if found is None:
+        raise SlurmError("sbatch is not on PATH: run this on a SLURM login node (or load the slurm module); "
+                         "--dry-run prints the scripts without submitting them")
+    return found
+
+
+def submit(scripts: SlurmScripts, writer: DatasetWriter, sbatch_args: tuple[str, ...] = ()) -> Submission:
+    """Write the scripts into the dataset, submit the array, then the finalize job after it."""
+    sbatch = sbatch_path()
+    relative = scripts.folder.relative_to(writer.root)
+    with writer.locked(wait=LOCK_WAIT):
+        writer.write_text(relative / ARRAY_SCRIPT, scripts.array)
+        writer.write_text(relative / FINALIZE_SCRIPT, scripts.finalize)
+    array_job = _sbatch(sbatch, [*sbatch_args, str(scripts.folder / ARRAY_SCRIPT)], "the job array")
+    finalize_job = _sbatch(sbatch, [f"--dependency=afterany:{array_job}", *sbatch_args,
+                                    str(scripts.folder / FINALIZE_SCRIPT)],
+                           f"the finalize job (the array {array_job} is submitted: `scancel {array_job}` "
+                           "to cancel it, or run a plain convert once it has ended)")
+    return Submission(array_job, finalize_job, scripts.folder)
+
+
+def _sbatch(sbatch: str, args: list[str], what: str) -> str:
+    try:
+        done = subprocess.run([sbatch, "--parsable", *args], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SlurmError(f"sbatch could not submit {what}: {exc}") from None
+    job = done.stdout.strip().split(";")[0]
+    if done.returncode != 0 or not job:
+        said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        raise SlurmError(f"sbatch refused {what} (exit {done.returncode}): {said[-1] if said else 'no message'}")
+    return job
+
+
+def follow_lines(submission: Submission) -> list[str]:
+    jobs = f"{submission.array_job},{submission.finalize_job}"
+    return [
+        f"follow: squeue -j {jobs}",
+        f"when done: sacct -j {jobs} --format=JobID,JobName,State,Elapsed,ExitCode",
+        f"scripts and logs: {submission.folder}",
+    ]
