@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         "slurm", help="convert on a SLURM cluster: a job array of the new or changed visits, then a finalize job",
         description="Submit the visits of EXPORT_DIR that need converting (new or changed) as a SLURM job array, "
                     "one task per visit, and a finalize job after it. Every convert option (--heuristic, "
-                    "--ehr-mapping, --no-validate...) is passed on to the jobs.")
+                    "--ehr-mapping, --no-validate...), given after BIDS_DIR, is passed on to the jobs.")
     slurm.add_argument("export", type=Path, metavar="EXPORT_DIR", help="the Data Capture export (read only)")
     slurm.add_argument("bids", type=Path, metavar="BIDS_DIR", help="the BIDS dataset to create or update")
     slurm.add_argument("--array-limit", type=_positive, metavar="N", help="at most N array tasks at once")
