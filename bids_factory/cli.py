@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--dataset-name", help="Name in dataset_description.json (first run)")
     convert.add_argument("--keep-site-fields", action="store_true",
                          help="keep InstitutionName/StationName/DeviceSerialNumber... in sidecars (removed by default)")
+    convert.add_argument("--dates", choices=("keep", "year", "drop"), default="keep",
+                         help="calendar dates in the dataset (export days, run dates, EHR dates): keep them, "
+                              "keep only the year, or drop them (default: keep)")
     convert.add_argument("--no-validate", dest="validate", action="store_false",
                          help="do not run bids-validator-deno at the end")
     _common(convert)
@@ -162,6 +165,7 @@ def _convert(args) -> int:
 
 
 def _convert_options(args):
+    from bids_factory.dates import DatePolicy
     from bids_factory.pipeline import ConvertOptions
 
     labels = frozenset(label.removeprefix("sub-") for label in args.participant_label)
@@ -170,7 +174,7 @@ def _convert_options(args):
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
                              reconvert=args.reconvert, schemas=args.schemas,
                              ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field,
-                             visits=frozenset(args.visit), wait=args.wait)
+                             visits=frozenset(args.visit), wait=args.wait, dates=DatePolicy(args.dates))
     return options
 
 

@@ -1,20 +1,66 @@
-"""De-identification of sidecars: what must never reach the dataset.
+"""De-identification of placed sidecars by ALLOW-list: a key is kept only when it is known to be safe.
 
-dcm2niix ``-ba y`` already drops the patient's name, id and birth date, but keeps institution,
-address and device identifiers. Every sidecar is scrubbed with this deny list before it is
-placed, whatever produced it (dcm2niix, a hospital's NIfTI export, a heuristic's
-``sidecar_changes``).
+A placed sidecar (dcm2niix's, a hospital's NIfTI JSON, after a heuristic's ``sidecar_changes``) keeps:
+
+1. the keys the official BIDS schema (``bidsschematools``, the schema as data) defines for its
+   datatype and suffix: every field named by a ``rules.sidecars`` rule whose selectors can apply to
+   that datatype/suffix (selectors on sidecar values, entities or extensions are taken as "may apply");
+2. :data:`TECHNICAL_KEYS`: a short, named list of dcm2niix keys that pipelines or our own sidecar
+   schemas read (matching fields, acquisition and timing details BIDS does not define).
+
+Everything else is dropped and counted by key name in the visit's provenance (never a value).
+Site keys that BIDS defines (InstitutionName, StationName, DeviceSerialNumber...) are dropped unless
+``--keep-site-fields``. A kept key whose text holds one of the visit's identifiers
+(:class:`~bids_factory.identifiers.VisitIdentifiers`: patient ids and names, staff names, birth date)
+is dropped too, with a note; so is a date-valued key under ``--dates drop`` (``year`` keeps the year).
+Keys with a BIDS ``format`` or ``enum`` (IntendedFor paths, units, directions) are not free text.
 
 What WAS done to de-identify the data is kept: ``DeidentificationMethod`` and
-``DeidentificationMethodCodeSequence`` are the BIDS fields for it (BIDS schema 1.11, MRI "Deidentification
-information"; DICOM (0012,0063)/(0012,0064), which dcm2niix copies), and ``PatientIdentityRemoved``
-(DICOM (0012,0062), "YES"/"NO") is kept beside them. They are never on the deny list.
+``DeidentificationMethodCodeSequence`` (BIDS fields; DICOM (0012,0063)/(0012,0064)) and
+``PatientIdentityRemoved`` (DICOM (0012,0062)).
 """
 
 from __future__ import annotations
 
-# Direct and indirect identifiers of the patient and of the staff (DICOM PS3.15 Annex E keywords
-# as dcm2niix and hospital exports spell them in JSON).
+import functools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from bids_factory.dates import DatePolicy
+from bids_factory.identifiers import VisitIdentifiers
+
+# dcm2niix keys that are not BIDS metadata but are read by pipelines (sdcflows/fMRIPrep/QSIPrep/MRIQC:
+# readout and echo spacing fallbacks, GE/Philips polarity and EPI factors), by heuristics and by our
+# sidecar schemas (SeriesDescription, ProtocolName, ImageType, SeriesNumber...). Free text among them
+# is checked for identifiers like any other kept string.
+TECHNICAL_KEYS = (
+    # what heuristics match on and the sidecar schemas check
+    "SeriesDescription", "ProtocolName", "ImageType", "ImageTypeText", "SeriesNumber", "AcquisitionNumber",
+    "EchoNumber", "Modality", "StudyDescription", "ImageComments", "ProcedureStepDescription", "BodyPartExamined",
+    "PatientPosition", "RawImage", "BidsGuess",
+    # conversion provenance
+    "ConversionSoftware", "ConversionSoftwareVersion",
+    # acquisition geometry and timing (time of day only: dcm2niix -ba y writes no date)
+    "AcquisitionTime", "SliceThickness", "SpacingBetweenSlices", "ImageOrientationPatientDICOM",
+    "InPlanePhaseEncodingDirectionDICOM", "AcquisitionMatrixPE", "ReconMatrixPE", "BaseResolution",
+    "PhaseResolution", "PercentPhaseFOV", "PercentSampling", "PhaseEncodingSteps", "PhaseEncodingStepsOutOfPlane",
+    "FrequencyEncodingSteps", "RefLinesPE", "NumberOfAverages", "ImagingFrequency", "SAR",
+    # distortion correction fallbacks (sdcflows get_trt / QSIPrep)
+    "BandwidthPerPixelPhaseEncode", "PixelBandwidth", "DerivedVendorReportedEchoSpacing", "EchoTrainLength",
+    "PhaseEncodingPolarityGE", "EPIFactor", "WaterFatShift", "EstimatedTotalReadoutTime",
+    "EstimatedEffectiveEchoSpacing", "PhaseEncodingAxis",
+    # vendor shim and transmitter settings (field map and QC tools)
+    "ShimSetting", "TxRefAmp", "CoilString", "DiffusionScheme", "NumberOfKSpaceTrajectories",
+    # the record of the de-identification itself
+    "PatientIdentityRemoved",
+)
+# BIDS-defined site and device identifiers: removed by default, kept with ``keep_site_fields``.
+SITE_KEYS = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
+             "DeviceSerialNumber")
+DEIDENTIFICATION_KEYS = ("DeidentificationMethod", "DeidentificationMethodCodeSequence", "PatientIdentityRemoved")
+# The safety net: keys no sidecar schema may ever see (schemas/sidecar/forbidden.schema.json; a test
+# keeps both equal). None of them is in the allow-list; the schema makes a regression fail loudly.
 PATIENT_KEYS = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "PatientSex", "PatientAge",
     "PatientWeight", "PatientSize", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName",
@@ -26,25 +72,133 @@ PATIENT_KEYS = (
     "AcquisitionDateTime", "AcquisitionDate", "StudyDate", "SeriesDate", "ContentDate",
     "InstanceCreationDate", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
 )
-# Site and device identifiers: removed by default, kept with ``keep_site_fields``.
-SITE_KEYS = (
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
-    "DeviceSerialNumber",
-)
+# Technical keys with a controlled vocabulary (DICOM code strings, versions): not free text.
+CODED_KEYS = frozenset({"ImageType", "Modality", "PatientPosition", "ConversionSoftware", "ConversionSoftwareVersion",
+                        "PhaseEncodingAxis", "InPlanePhaseEncodingDirectionDICOM", "PatientIdentityRemoved"})
+HIDDEN_KEY = "[a key whose name holds an identifier]"
 
 
-# The record of the de-identification: kept, and normalised to the BIDS types (arrays).
-DEIDENTIFICATION_KEYS = ("DeidentificationMethod", "DeidentificationMethodCodeSequence", "PatientIdentityRemoved")
+@dataclass
+class Deidentification:
+    """What de-identification removed from one visit: key and field names with counts, never values."""
+
+    dropped_keys: Counter = field(default_factory=Counter)  # not on the allow-list
+    identifier_keys: Counter = field(default_factory=Counter)  # allowed, but their text holds an identifier
+    date_keys: Counter = field(default_factory=Counter)  # dates removed by the date policy
+    site_keys: Counter = field(default_factory=Counter)  # site fields (without --keep-site-fields)
+    nifti_header_fields: Counter = field(default_factory=Counter)  # NIfTI header text blanked
+    redacted_texts: int = 0  # series names / converter log lines with an identifier replaced
+
+    def record(self) -> dict:
+        out = {name: dict(sorted(getattr(self, name).items()))
+               for name in ("dropped_keys", "identifier_keys", "date_keys", "site_keys", "nifti_header_fields")}
+        out["redacted_texts"] = self.redacted_texts
+        return out
+
+    def merge(self, other: "Deidentification") -> "Deidentification":
+        merged = Deidentification()
+        for name in ("dropped_keys", "identifier_keys", "date_keys", "site_keys", "nifti_header_fields"):
+            getattr(merged, name).update(getattr(self, name))
+            getattr(merged, name).update(getattr(other, name))
+        merged.redacted_texts = self.redacted_texts + other.redacted_texts
+        return merged
 
 
-def denied_keys(keep_site_fields: bool = False) -> tuple[str, ...]:
-    return PATIENT_KEYS if keep_site_fields else PATIENT_KEYS + SITE_KEYS
+@functools.cache
+def _schema():
+    from bidsschematools.schema import load_schema
+
+    return load_schema()
 
 
-def scrub(sidecar: dict, keep_site_fields: bool = False) -> dict:
-    """A copy of ``sidecar`` without any denied key, its de-identification record kept in BIDS form."""
-    denied = set(denied_keys(keep_site_fields))
-    kept = {key: value for key, value in sidecar.items() if key not in denied}
+@functools.cache
+def _structured_keys() -> frozenset[str]:
+    """BIDS fields whose values are constrained (a ``format`` or ``enum`` anywhere): not free text."""
+    keys = set()
+    for definition in _schema().objects.metadata.values():
+        text = repr(definition.to_dict() if hasattr(definition, "to_dict") else definition)
+        if "'format'" in text or "'enum'" in text:
+            keys.add(definition["name"])
+    return frozenset(keys | CODED_KEYS)
+
+
+_EQ = re.compile(r'^(datatype|suffix|modality)\s*(==|!=)\s*["\']([^"\']+)["\']$')
+_IN = re.compile(r'^(!?)intersects\(\[?(datatype|suffix|modality)\]?,\s*\[([^\]]*)\]\)$')
+
+
+def _selector_may_apply(selector: str, facts: dict[str, str | None]) -> bool:
+    """False only when a selector on datatype/suffix/modality excludes these facts (``None``: unknown,
+    may apply); selectors on sidecar values, entities or extensions may apply."""
+    selector = selector.strip()
+    if selector == "false":
+        return False
+    if found := _EQ.match(selector):
+        name, op, value = found.groups()
+        return facts[name] is None or (facts[name] == value) == (op == "==")
+    if found := _IN.match(selector):
+        negate, name, values = found.groups()
+        if facts[name] is None:
+            return True
+        listed = {v.strip().strip("'\"") for v in values.split(",")}
+        return (facts[name] in listed) != bool(negate)
+    return True
+
+
+@functools.cache
+def bids_keys(datatype: str, suffix: str | None) -> frozenset[str]:
+    """Every sidecar field the BIDS schema's rules define for files of this datatype and suffix
+    (``suffix`` None: any suffix), plus for MRI every field any MRI sidecar rule names (BIDS defines
+    e.g. RepetitionTime only for bold, but a T1w's RepetitionTime is no identifier and MRIQC reads it)."""
+    schema = _schema()
+    modality = next((name for name, m in schema.rules.modalities.items() if datatype in m["datatypes"]), "")
+    keys = set(_rule_fields({"datatype": datatype, "suffix": suffix, "modality": modality}))
+    if modality == "mri" and suffix is not None:
+        for other in schema.rules.modalities["mri"]["datatypes"]:
+            keys |= bids_keys(other, None)
+    return frozenset(keys)
+
+
+def _rule_fields(facts: dict) -> set[str]:
+    schema = _schema()
+    names = {key: definition["name"] for key, definition in schema.objects.metadata.items()}
+    keys: set[str] = set()
+    for group in schema.rules.sidecars.values():
+        for rule in group.values():
+            if "fields" not in rule or "selectors" not in rule:
+                continue
+            if all(_selector_may_apply(s, facts) for s in rule["selectors"]):
+                keys.update(names.get(field_key, field_key) for field_key in rule["fields"])
+    return keys
+
+
+def allowed_keys(datatype: str, suffix: str, keep_site_fields: bool = False) -> frozenset[str]:
+    allowed = bids_keys(datatype, suffix) | set(TECHNICAL_KEYS) | set(DEIDENTIFICATION_KEYS)
+    return frozenset(allowed if keep_site_fields else allowed - set(SITE_KEYS))
+
+
+def keep_allowed(sidecar: dict, datatype: str, suffix: str, identifiers: VisitIdentifiers,
+                 dates: DatePolicy = DatePolicy(), keep_site_fields: bool = False,
+                 record: Deidentification | None = None) -> dict:
+    """A copy of ``sidecar`` with only allowed keys whose text holds no identifier (and no date the
+    policy removes); what was dropped is counted in ``record``."""
+    record = record if record is not None else Deidentification()
+    allowed = allowed_keys(datatype, suffix, keep_site_fields=True)
+    structured = _structured_keys()
+    kept = {}
+    for key, value in sidecar.items():
+        name = HIDDEN_KEY if identifiers.found_in(key) else key
+        if key not in allowed:
+            record.dropped_keys[name] += 1
+        elif key in SITE_KEYS and not keep_site_fields:
+            record.site_keys[key] += 1
+        elif key not in structured and identifiers.found_in(value):
+            record.identifier_keys[key] += 1
+        elif (dated := dates.sidecar_value(value)) is None:
+            record.date_keys[key] += 1
+        else:
+            if dated != value:
+                record.date_keys[key] += 1
+            kept[key] = dated
     # BIDS: DeidentificationMethod is an array of strings, DeidentificationMethodCodeSequence an array
     # of code objects. dcm2niix writes arrays; a hospital's own JSON may hold one string / one object.
     if isinstance(kept.get("DeidentificationMethod"), str):

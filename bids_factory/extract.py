@@ -23,6 +23,7 @@ from pydicom.filereader import read_partial
 from pydicom.tag import Tag
 
 from bids_factory.errors import ToolMissingError, VisitError
+from bids_factory.identifiers import read_nifti_sidecars, visit_identifiers
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, bids_label
 from bids_factory.nifti_export import stage_nifti_files
 
@@ -59,6 +60,7 @@ class VisitHeaders:
     non_dicom_files: int
     problems: tuple[Problem, ...]  # corrupt DICOM (fatal), non-DICOM files (named, ignored)
     file_series: tuple = ()  # SeriesNumber of each of ``dicom_files`` (same order)
+    series_files: dict = None  # SeriesNumber -> one readable file of the series (its identifiers are read whole)
 
     def unconverted(self, converted: list[Series], merged: frozenset = frozenset()) -> tuple[Series, ...]:
         """DICOM series of the visit for which the converter produced no image (``merged``: series
@@ -78,6 +80,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
     patient_ids: set[str] = set()
     series_folders: dict[int | None, set[str]] = defaultdict(set)
     series_names: dict[int | None, tuple] = {}
+    series_files: dict[int | None, SourceFile] = {}
     non_dicom = 0
     problems: list[Problem] = []
     for source in sources:
@@ -103,6 +106,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         number = int(number) if number not in (None, "") else None
         file_series.append(number)
         series_folders[number].add(source.folder.relpath)
+        series_files.setdefault(number, source)
         series_names.setdefault(number, (
             str(ds.get("SeriesDescription", "")), str(ds.get("ProtocolName", "")),
             tuple(str(v) for v in (ds.get("ImageType") or ())),
@@ -115,6 +119,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         series_names=series_names,
         non_dicom_files=non_dicom,
         problems=tuple(problems),
+        series_files=series_files,
     )
 
 
@@ -266,6 +271,10 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
     label, patient_key = subject_identity(headers.patient_ids | (nifti.patient_ids if nifti else frozenset()), visit)
     if wanted_subjects and label not in wanted_subjects:
         return None
+    identifiers = visit_identifiers(  # a visit whose identifiers cannot be read is not placed
+        [source.path for source in (headers.series_files or {}).values()],
+        read_nifti_sidecars(s.sidecar for s in nifti.series) if nifti else (),
+        nifti_patient_field, where=f"visit {visit.scan_research_id}")
     series, converter_log, problems = [], "", list(headers.problems)
     if headers.dicom_files:
         series, converter_log = convert(visit, headers, staging, extra_options)
@@ -290,4 +299,5 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         problems=tuple(problems),
         converter_version=dcm2niix_version(),
         converter_log=converter_log,
+        identifiers=identifiers,
     )

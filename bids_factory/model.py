@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bids_factory.deidentify import Deidentification
+from bids_factory.identifiers import VisitIdentifiers
+
 BIDS_VERSION = "1.10.1"  # the BIDS specification version the dataset (and every scratch check) declares
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
@@ -127,7 +130,7 @@ class Series:
 class ExtractedVisit:
     visit: Visit
     subject_label: str
-    patient_key: str  # sha256 of the raw PatientID: detects label collisions, never the raw id
+    patient_key: str  # unsalted sha256 of the raw PatientID: only to recognise legacy subjects.json entries
     staging: Path
     series: tuple[Series, ...]
     unconverted: tuple[Series, ...]  # DICOM series of which dcm2niix made no image
@@ -135,6 +138,10 @@ class ExtractedVisit:
     problems: tuple[Problem, ...]  # bad files of the visit (corrupt DICOM, converter complaints)
     converter_version: str
     converter_log: str
+    # the visit's identifiers (raw values, in memory only, never written) and what de-identification
+    # removed before planning (NIfTI header text, identifiers in series names and the converter log)
+    identifiers: VisitIdentifiers = field(default_factory=VisitIdentifiers)
+    deidentification: Deidentification = field(default_factory=Deidentification)
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,7 @@ class VisitPlan:
     heuristic_name: str
     heuristic_sha256: str
     thumbnails: dict = field(default_factory=dict)  # placement relpath -> PNG bytes (for the report)
+    deidentification: Deidentification = field(default_factory=Deidentification)  # what was removed (names, counts)
 
     @property
     def subject_label(self) -> str:

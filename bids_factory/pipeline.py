@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_factory import __version__
+from bids_factory.dates import DatePolicy
 from bids_factory.discover import discover
 from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import (BidsFactoryError, DatasetError, ExportLayoutError, HeuristicError, ToolMissingError,
@@ -24,9 +25,11 @@ from bids_factory.errors import (BidsFactoryError, DatasetError, ExportLayoutErr
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
 from bids_factory.heuristic import Heuristic, load_heuristic
+from bids_factory.identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
 from bids_factory.plan import hold_back, plan_visit
 from bids_factory.progress import Progress
+from bids_factory.redact import redact_visit
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 from bids_factory.report import report_record
 from bids_factory.report_html import render_report
@@ -54,12 +57,13 @@ class ConvertOptions:
     nifti_patient_field: str = "PatientID"  # NIfTI export: the JSON field holding the patient id
     visits: frozenset[str] = field(default_factory=frozenset)  # only these scan_research_ids
     wait: float = 0  # seconds to wait for another run's write lock
+    dates: DatePolicy = DatePolicy()  # --dates keep|year|drop
 
     def settings_key(self, heuristic: Heuristic, schemas: SidecarSchemas) -> str:
         """What, besides its sources, decides a visit's output: a change reconverts the visit."""
         schema_text = json.dumps(schemas.schemas, sort_keys=True)
         return hashlib.sha256(
-            f"{__version__}|{heuristic.sha256}|{self.keep_site_fields}|{schema_text}".encode()
+            f"{__version__}|{heuristic.sha256}|{self.keep_site_fields}|{schema_text}|dates={self.dates.mode}".encode()
         ).hexdigest()
 
 
@@ -93,7 +97,8 @@ def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Conver
                             options.participant_labels, options.nifti_patient_field)
         if extracted is None:
             return None
-        plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields)
+        extracted = redact_visit(extracted, options.dates)
+        plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields, options.dates)
         return dataclasses.replace(plan, thumbnails=_thumbnails(plan))
     except BidsFactoryError:
         raise
@@ -132,7 +137,7 @@ def convert(options: ConvertOptions) -> RunReport:
     discovery = discover(options.export)
     report = RunReport(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
-    writer = DatasetWriter(options.bids)
+    writer = DatasetWriter(options.bids, options.dates)
     if not options.wait:
         writer.ensure_not_locked()
     with writer.staging_area() as staging:
@@ -257,7 +262,8 @@ def _convert_all(visits: list[Visit], start: int, staging: Path, rules: Rules, o
 def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: ConvertOptions,
                report: RunReport) -> None:
     """Move converted visits into the dataset (under the lock), recording their state."""
-    subjects: dict[str, str] = writer.read_json(SUBJECTS_FILE, default={}) or {}
+    subjects: dict = writer.read_json(SUBJECTS_FILE, default={}) or {}
+    secret = writer.subject_key()
     sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
     for visit, outcome in outcomes:
         if isinstance(outcome, VisitError):
@@ -266,7 +272,7 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
         elif outcome is None:
             result = VisitResult(visit.scan_research_id, "not-selected")
         else:
-            result = _place(outcome, writer, subjects, sessions)
+            result = _place(outcome, writer, subjects, sessions, secret)
             result.problems = outcome.extracted.problems + result.problems
             report.non_dicom_files += outcome.extracted.non_dicom_files
             if result.status in ("placed", "nothing-to-place"):
@@ -300,13 +306,14 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
                 yield visit, exc
 
 
-def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict) -> VisitResult:
+def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes) -> VisitResult:
     visit = plan.extracted.visit
     subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
     base = dict(scan_research_id=visit.scan_research_id, subject_label=plan.subject_label,
                 session_label=plan.session_label, not_placed=plan.not_placed)
     known = subjects.get(plan.subject_label)
-    if known is not None and known != plan.extracted.patient_key:
+    raw_id = plan.extracted.identifiers.patient_id
+    if known is not None and not same_patient(known, raw_id, secret):
         reason = (f"visit {visit.scan_research_id}: two different PatientIDs give the same subject label "
                   f"{subject}; not merged (rename one patient's id upstream)")
         return VisitResult(**base, status="failed", problems=(Problem(_where(visit), reason),))
@@ -318,7 +325,7 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
     if not plan.placements:
         return VisitResult(**base, status="nothing-to-place")
     writer.place_visit(plan, plan.extracted.staging)
-    subjects[plan.subject_label] = plan.extracted.patient_key
+    subjects[plan.subject_label] = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
     sessions[(subject, session)] = visit.scan_research_id
     return VisitResult(**base, status="placed", placed=len(plan.placements))
 

@@ -14,7 +14,8 @@ from dataclasses import replace
 
 from bids_factory import asl
 from bids_factory.classify import Classification, classify_visit, strip_keys
-from bids_factory.deidentify import scrub
+from bids_factory.dates import DatePolicy
+from bids_factory.deidentify import Deidentification, keep_allowed
 from bids_factory.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, VisitPlan
 from bids_factory.sidecar_check import SidecarSchemas, check_placement
@@ -44,8 +45,11 @@ def _dcm2bids():
 
 
 def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: SidecarSchemas | None = None,
-               keep_site_fields: bool = False) -> VisitPlan:
-    """Placements of a visit's series; with ``schemas``, ill-defined images are held back."""
+               keep_site_fields: bool = False, dates: DatePolicy = DatePolicy()) -> VisitPlan:
+    """Placements of a visit's series; with ``schemas``, ill-defined images are held back.
+
+    Every sidecar keeps only allowed keys without the visit's identifiers (:mod:`bids_factory.deidentify`);
+    what was dropped is counted in the plan's ``deidentification`` record."""
     Participant, Sidecar, SidecarPairing, DEFAULT = _dcm2bids()
     config = heuristic.config
     by_sidecar = {str(series.sidecar): series for series in extracted.series}
@@ -83,6 +87,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
             not_placed.append(SeriesOutcome(series, "ambiguous", f"several heuristic rules match: {rules}"))
 
     placements: list[Placement] = []
+    removed = Deidentification()
     id_list: dict[str, list[str]] = {}
     for acquisition in pairing.acquisitions:
         series = by_sidecar[acquisition.src_sidecar.filename]
@@ -90,7 +95,8 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
             id_list.setdefault(acquisition.id, []).append(
                 os.path.join(participant.name, acquisition.dstId + ".nii.gz")
             )
-        sidecar = strip_keys(scrub(acquisition.dstSidecarData(id_list), keep_site_fields))
+        sidecar = keep_allowed(strip_keys(acquisition.dstSidecarData(id_list)), acquisition.datatype,
+                               acquisition.suffix.lstrip("_"), extracted.identifiers, dates, keep_site_fields, removed)
         description = graph[acquisition.src_sidecar][0]
         placements.append(
             Placement(series=series, datatype=acquisition.datatype, stem=acquisition.dstFile,
@@ -113,6 +119,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         not_placed=tuple(not_placed + rejected),
         heuristic_name=heuristic.name,
         heuristic_sha256=heuristic.sha256,
+        deidentification=extracted.deidentification.merge(removed),
     )
 
 

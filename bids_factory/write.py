@@ -3,7 +3,11 @@
 A visit's files are assembled in a staging folder inside the dataset (same filesystem), then the
 whole ``sub-<p>/ses-<v>`` folder is swapped in with ``rename``: a visit is fully there or not at
 all. Text files are written to a temporary file, fsynced, then renamed over the target.
-Provenance and state live in ``code/bids-factory/`` (BIDS leaves ``code/`` to the curator).
+Provenance and state live in ``code/bids-factory/`` (BIDS leaves ``code/`` to the curator), a folder
+only its owner can open (0700): it holds the secret key of the subjects' HMACs (0600) and provenance.
+The dataset's own files are written with the process umask. Every text file is written through the
+date policy (:class:`~bids_factory.dates.DatePolicy`): under ``--dates year|drop`` no file written here
+holds a calendar date (sidecars are filtered by plan, NIfTI headers by redact).
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
 
 from bids_factory import __version__
+from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, bids_label
 
@@ -31,12 +38,14 @@ VISIT_STATES = STATE_DIR / "state"
 THUMBNAILS = STATE_DIR / "thumbnails"
 REPORT_PAGE = STATE_DIR / "report.html"
 SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
+SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600
 SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
 
 
 class DatasetWriter:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
+        self.dates = dates
         self.state = self.root / STATE_DIR
         self.changed = 0  # files of the dataset written (or replaced) by this writer
         self._records: dict[str, dict] | None = None  # visit records, read once per run
@@ -53,7 +62,7 @@ class DatasetWriter:
         Stale locks do not exist: the kernel drops the lock when the process dies. Conversions run
         outside the lock, so parallel runs (SLURM array tasks) only queue for their writes.
         """
-        self.state.mkdir(parents=True, exist_ok=True)
+        self._make_state_dir()
         handle = open(self.state / "lock", "a+")
         deadline = time.monotonic() + wait
         while not _try_flock(handle):
@@ -71,6 +80,31 @@ class DatasetWriter:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
 
+    def _make_state_dir(self) -> None:
+        """``code/bids-factory/``: owner-only (it holds the subjects' key and the provenance)."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        if stat.S_IMODE(self.state.stat().st_mode) != 0o700:
+            os.chmod(self.state, 0o700)
+
+    def subject_key(self) -> bytes:
+        """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
+        to create it takes the first one's)."""
+        path = self.root / SUBJECT_KEY
+        with contextlib.suppress(FileNotFoundError):
+            return bytes.fromhex(path.read_text().strip())
+        self._make_state_dir()
+        fd, tmp = tempfile.mkstemp(prefix=".subject-key.", dir=self.state)  # 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+        return bytes.fromhex(path.read_text().strip())
+
     def ensure_not_locked(self) -> None:
         """Stop before any conversion when another run is writing now (a run that will not wait)."""
         with self.locked(wait=0):
@@ -82,6 +116,7 @@ class DatasetWriter:
 
         The run holds a lock on ``.alive`` inside it, so recovery never removes a live run's staging.
         """
+        self._make_state_dir()
         base = self.state / "staging"
         base.mkdir(parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
@@ -123,12 +158,12 @@ class DatasetWriter:
         build = staging / "placed" / f"{subject}_{session}"
         for placement in plan.placements:
             self._stage_placement(build, placement)
-        _write_text(build / f"{subject}_{session}_scans.tsv", _scans_tsv(plan.placements))
+        _write_text(build / f"{subject}_{session}_scans.tsv", self.dates.mask_text(_scans_tsv(plan.placements)))
         session_dir = self.root / subject / session
         self._swap_in(build, session_dir)
         self.changed += 1
         self._write_thumbnails(plan, Path(subject) / session)
-        record = _visit_record(plan)
+        record = self.dates.mask_json(_visit_record(plan))
         self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", record)
         self.placed.append(record)
         if self._records is not None:
@@ -177,7 +212,11 @@ class DatasetWriter:
 
     # -- dataset-level files -----------------------------------------------------------------
     def write_text(self, relpath: Path | str, text: str) -> None:
-        """Temporary files live in code/bids-factory/tmp, so no partial file is ever in a BIDS folder."""
+        """Temporary files live in code/bids-factory/tmp, so no partial file is ever in a BIDS folder.
+        The date policy applies to the text (to the strings of a .json file)."""
+        if not self.dates.keeps:
+            text = (json.dumps(self.dates.mask_json(json.loads(text)), indent=2, ensure_ascii=False) + "\n"
+                    if str(relpath).endswith(".json") else self.dates.mask_text(text))
         self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
 
     def _tmp_dir(self) -> Path:
@@ -194,7 +233,11 @@ class DatasetWriter:
 
     def write_run_record(self, record: dict) -> None:
         """The run's report, one file per run in ``runs/`` (the newest is the last run)."""
-        stamp = record["finished_at"].replace("+00:00", "Z").replace(":", "").replace("-", "")
+        if self.dates.keeps:
+            stamp = record["finished_at"].replace("+00:00", "Z").replace(":", "").replace("-", "")
+        else:  # no date in a file name either: a sequence number keeps the newest last
+            folder = self.root / STATE_DIR / "runs"
+            stamp = f"n{len(list(folder.glob('run-n*.json'))) + 1 if folder.is_dir() else 1:08d}"
         self.write_json(STATE_DIR / "runs" / f"run-{stamp}-{os.getpid()}.json", record)
 
     # -- incremental state ---------------------------------------------------------------------
@@ -243,7 +286,6 @@ def _visit_record(plan: VisitPlan) -> dict:
         "scan_research_id": extracted.visit.scan_research_id,
         "participant_id": f"sub-{plan.subject_label}",
         "session_id": f"ses-{plan.session_label}",
-        "patient_key_sha256": extracted.patient_key,
         "export_folders": [{"kind": f.kind, "day": f.day, "path": f.relpath} for f in extracted.visit.folders],
         "converted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "bids_factory_version": __version__,
@@ -256,6 +298,7 @@ def _visit_record(plan: VisitPlan) -> dict:
             for p in plan.placements
         ],
         "not_placed": [o.record() for o in plan.not_placed],
+        "deidentification": plan.deidentification.record(),
         "converter_log": extracted.converter_log.splitlines(),
     }
 

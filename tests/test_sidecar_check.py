@@ -11,7 +11,8 @@ from pathlib import Path
 import dcm2niix
 import pytest
 
-from bids_factory.deidentify import DEIDENTIFICATION_KEYS, PATIENT_KEYS, SITE_KEYS, denied_keys, scrub
+from bids_factory.deidentify import DEIDENTIFICATION_KEYS, PATIENT_KEYS, SITE_KEYS, allowed_keys, keep_allowed
+from bids_factory.identifiers import VisitIdentifiers
 from bids_factory.errors import BidsFactoryError
 from bids_factory.model import Placement, Series
 from bids_factory.sidecar_check import (SidecarSchemaError, check_placement, default_folder, header_facts,
@@ -52,6 +53,11 @@ def converted(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def schemas():
     return load_sidecar_schemas()
+
+
+def scrub(sidecar: dict) -> dict:
+    """What plan keeps of a sidecar (allow-list, no identifier of the visit known here)."""
+    return keep_allowed(sidecar, "anat", "T1w", VisitIdentifiers())
 
 
 def _sidecar(nifti: Path) -> dict:
@@ -211,7 +217,8 @@ def test_the_deidentification_record_of_the_ge_headers_is_kept_in_bids_form(sche
     assert scrubbed["DeidentificationMethod"] == ["mri_reface 0.3.4", "Per DICOM PS 3.15 AnnexE. Details in 0012,0064"]
     codes = [item["CodeValue"] for item in scrubbed["DeidentificationMethodCodeSequence"]]
     assert codes == ["113102", "replace_recognizable", "113100", "113107", "113111"]
-    assert not set(DEIDENTIFICATION_KEYS) & set(denied_keys(keep_site_fields=False))
+    assert set(DEIDENTIFICATION_KEYS) <= allowed_keys("anat", "T1w")
+    assert not set(PATIENT_KEYS) & allowed_keys("anat", "T1w", keep_site_fields=True)
     one = scrub({"DeidentificationMethod": "CTP", "DeidentificationMethodCodeSequence": {"CodeValue": "113100"},
                  "PatientIdentityRemoved": "YES", "PatientName": "X"})
     assert one == {"DeidentificationMethod": ["CTP"], "PatientIdentityRemoved": "YES",

@@ -1,0 +1,249 @@
+"""The identifiers of one visit: what free text placed in the dataset must never contain.
+
+Collected from the visit's own sources, never guessed from a list of field names alone:
+
+- DICOM (one representative file per series, read whole except the pixel data): PatientID,
+  OtherPatientIDs (and the PatientID items of OtherPatientIDsSequence), AccessionNumber,
+  PatientBirthDate, and the value of EVERY person-name (VR ``PN``) element anywhere in the header,
+  sequences included: the patient's names and every staff name (operators, physicians...).
+- NIfTI exports: the JSON field that holds the patient id (``--nifti-patient-field``) and every key
+  that names an identity field (patient id/name/birth, MRN, IPP, accession, physician, operator...).
+
+Names are split into words (``DOE^JANE`` -> ``doe``, ``jane``; single letters are ignored); ids are
+kept whole; a birth date gives every usual spelling (``19800101``, ``1980-01-01``, ``01.01.1980``,
+``01/01/1980``...). A value *holds* an identifier when the identifier appears in it as a whole word
+(letters and digits around it are not part of a match: ``Smith`` is found in ``T1_SMITH`` but not in
+``Smithson``). The raw values live only in memory: nothing here is ever written or logged.
+
+The collision check of subject labels keeps an HMAC-SHA256 of the raw PatientID under a per-dataset
+secret key (:func:`patient_hmac`); unsalted SHA-256 values of older datasets are still recognised
+(:func:`same_patient`) and upgraded when the raw id is seen again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from bids_factory.errors import VisitError
+
+_ALNUM = r"[^\W_]"  # a letter or a digit (any script): a match may not be glued to one
+_WORDS = re.compile(r"[\W_]+")
+_ID_ELEMENTS = ("PatientID", "OtherPatientIDs", "AccessionNumber")
+_DATE_ELEMENTS = ("PatientBirthDate",)
+# NIfTI JSON keys (lower case, letters and digits only) that name an identity field.
+_IDENTITY_WORDS = ("birth", "dob", "mrn", "ipp", "accession", "physician", "operator", "surname",
+                   "firstname", "lastname", "givenname", "familyname", "maidenname", "ssn", "insurance")
+_PATIENT_WORDS = ("id", "name", "birth", "number", "address", "phone", "telephone")
+_NOT_IDENTITY = {"patientposition", "patientorientation", "patientidentityremoved", "patientsex",
+                 "patientage", "patientweight", "patientsize"}
+REDACTED = "[removed]"
+
+
+class IdentifiersUnreadable(VisitError):
+    """A visit whose identifiers cannot be read: its free text cannot be checked, so it is not placed."""
+
+
+@dataclass(frozen=True)
+class VisitIdentifiers:
+    """Every identifier of one visit (raw values, in memory only), with ``patient_id`` the raw PatientID."""
+
+    patient_id: str = ""
+    ids: frozenset[str] = frozenset()  # PatientID, OtherPatientIDs, AccessionNumber, NIfTI id fields
+    names: frozenset[str] = frozenset()  # words of every person name (patient and staff)
+    dates: frozenset[str] = frozenset()  # every spelling of the birth date(s)
+    _pattern: re.Pattern | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def values(self) -> frozenset[str]:
+        return self.ids | self.names | self.dates
+
+    def _regex(self) -> re.Pattern | None:
+        if self._pattern is None and self.values:
+            words = sorted(self.values, key=len, reverse=True)
+            pattern = re.compile(f"(?<!{_ALNUM})(?:{'|'.join(map(re.escape, words))})(?!{_ALNUM})", re.IGNORECASE)
+            object.__setattr__(self, "_pattern", pattern)
+        return self._pattern
+
+    def found_in(self, value) -> bool:
+        """Whether ``value`` (a string, or any JSON value: lists and objects are searched) holds an identifier."""
+        regex = self._regex()
+        if regex is None:
+            return False
+        if isinstance(value, str):
+            return regex.search(value) is not None
+        if isinstance(value, dict):
+            return any(self.found_in(k) or self.found_in(v) for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            return any(self.found_in(v) for v in value)
+        return False
+
+    def redact(self, text: str) -> str:
+        """``text`` with every identifier replaced by ``[removed]`` (for logs and series names in records)."""
+        regex = self._regex()
+        return regex.sub(REDACTED, text) if regex is not None and text else text
+
+
+def visit_identifiers(dicom_files: Iterable[Path], nifti_sidecars: Iterable[dict] = (),
+                      nifti_patient_field: str = "PatientID", where: str = "visit") -> VisitIdentifiers:
+    """The identifiers of a visit from one DICOM file per series and the JSON of each NIfTI image.
+
+    Raises :class:`IdentifiersUnreadable` (naming the file, never a value) when a DICOM file's header
+    cannot be read whole: its free text could not be checked.
+    """
+    ids: set[str] = set()
+    names: set[str] = set()
+    dates: set[str] = set()
+    patient_ids: list[str] = []
+    for path in dicom_files:
+        dataset = _read_whole_header(path, where)
+        patient_ids.append(_text(dataset.get("PatientID")))
+        for keyword in _ID_ELEMENTS:
+            ids.update(_multi(dataset.get(keyword)))
+        for item in dataset.get("OtherPatientIDsSequence") or ():
+            ids.update(_multi(item.get("PatientID")))
+        for keyword in _DATE_ELEMENTS:
+            dates.update(date_spellings(_text(dataset.get(keyword))))
+        names.update(_person_names(dataset))
+    for sidecar in nifti_sidecars:
+        patient_ids.append(_text(sidecar.get(nifti_patient_field)))
+        for key, value in sidecar.items():
+            if key == nifti_patient_field or _is_identity_key(key):
+                for text in _json_strings(value):
+                    spellings = date_spellings(text)
+                    dates.update(spellings)
+                    if not spellings:
+                        ids.add(text.strip())
+                        names.update(_name_words(text))
+    ids = {i for i in ids if len(i) >= 3}
+    return VisitIdentifiers(patient_id=next((p for p in patient_ids if p), ""), ids=frozenset(ids),
+                            names=frozenset(names - {""}), dates=frozenset(dates))
+
+
+def _read_whole_header(path: Path, where: str):
+    from pydicom import dcmread
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise IdentifiersUnreadable(
+            f"{where}: the identifiers of {path.name} cannot be read ({type(exc).__name__}), so its free text "
+            "cannot be checked: the visit is not placed") from None
+
+
+def _person_names(dataset) -> set[str]:
+    """Words of every PN element of the header, sequences included."""
+    words: set[str] = set()
+
+    def visit(ds, element):
+        if element.VR == "PN":
+            for value in _multi(element.value):
+                words.update(_name_words(value))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset.walk(visit)
+    return words
+
+
+def _name_words(value: str) -> set[str]:
+    """``DOE^JANE^^DR`` -> {doe, jane, dr}: words of two letters or more (initials alone are ignored)."""
+    return {w.lower() for w in _WORDS.split(value) if len(w) >= 2}
+
+
+def _multi(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [t for t in (_text(v) for v in value) if t]
+    text = _text(value)
+    return [t.strip() for t in text.split("\\") if t.strip()] if text else []
+
+
+def _text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1", errors="replace")
+    return str(value).strip()
+
+
+def _json_strings(value) -> list[str]:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        text = str(value).strip()
+        return [text] if text else []
+    if isinstance(value, list):
+        return [t for v in value for t in _json_strings(v)]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _json_strings(v)]
+    return []
+
+
+def _is_identity_key(key: str) -> bool:
+    flat = re.sub(r"[^a-z0-9]", "", key.lower())
+    if flat in _NOT_IDENTITY:
+        return False
+    if "patient" in flat and any(word in flat for word in _PATIENT_WORDS):
+        return True
+    return any(word in flat for word in _IDENTITY_WORDS)
+
+
+_DATE_FORMATS = ("%Y%m%d", "%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%m-%Y", "%m/%d/%Y", "%Y.%m.%d")
+
+
+def date_spellings(text: str) -> set[str]:
+    """Every usual spelling of the calendar date in ``text`` (empty when it is not a date)."""
+    text = text.strip()[:10] if re.match(r"^\d{4}-\d{2}-\d{2}T", text.strip()) else text.strip()
+    day = None
+    for form in _DATE_FORMATS:
+        try:
+            day = dt.datetime.strptime(text, form).date()
+            break
+        except ValueError:
+            continue
+    if day is None:
+        return set()
+    spellings = {day.strftime(form) for form in _DATE_FORMATS}
+    spellings |= {f"{day.day}.{day.month}.{day.year}", f"{day.day}/{day.month}/{day.year}",
+                  f"{day.month}/{day.day}/{day.year}"}
+    return spellings
+
+
+# -- keyed hash of the raw PatientID (collision detection of subject labels) ------------------------
+
+def patient_hmac(secret: bytes, raw_id: str) -> str:
+    return hmac.new(secret, raw_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def same_patient(stored, raw_id: str, secret: bytes) -> bool:
+    """Whether a ``subjects.json`` entry is the key of ``raw_id``: an HMAC entry
+    (``{"hmac_sha256": ...}``) or a legacy unsalted SHA-256 string of older datasets."""
+    if isinstance(stored, dict):
+        return hmac.compare_digest(str(stored.get("hmac_sha256", "")), patient_hmac(secret, raw_id))
+    if isinstance(stored, str):
+        return hmac.compare_digest(stored, hashlib.sha256(raw_id.encode("utf-8")).hexdigest())
+    return False
+
+
+def subject_entry(secret: bytes, raw_id: str) -> dict:
+    return {"hmac_sha256": patient_hmac(secret, raw_id)}
+
+
+def read_nifti_sidecars(paths: Iterable[Path]) -> list[dict]:
+    """The staged NIfTI JSONs of a visit (already checked to be JSON objects when staged)."""
+    sidecars = []
+    for path in paths:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+        if isinstance(data, dict):
+            sidecars.append(data)
+    return sidecars

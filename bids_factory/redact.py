@@ -1,0 +1,54 @@
+"""Stage 2½ — redact a converted visit before it is planned: no identifier or removed date leaves staging.
+
+Between extract and plan (in the worker, on staged copies only):
+
+- every staged NIfTI's header text fields (``descrip``, ``aux_file``, ``intent_name``, ``db_name``) are
+  blanked when they hold one of the visit's identifiers, or a calendar date the date policy removes;
+- the series names (SeriesDescription, ProtocolName) shown in provenance, the run record and the
+  report, the converter's log and the problems' reasons get every identifier replaced by ``[removed]``.
+
+Sidecars are filtered later, by plan (:func:`bids_factory.deidentify.keep_allowed`): heuristics match
+on the converter's own sidecar, so matching is not changed by de-identification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bids_factory.dates import DatePolicy
+from bids_factory.deidentify import Deidentification
+from bids_factory.model import ExtractedVisit, Problem, Series
+from bids_factory.nifti_text import blank_text_fields
+
+
+def redact_visit(extracted: ExtractedVisit, dates: DatePolicy = DatePolicy()) -> ExtractedVisit:
+    identifiers = extracted.identifiers
+    record = Deidentification()
+
+    def must_go(text: str) -> bool:
+        return identifiers.found_in(text) or dates.holds_date(text)
+
+    for series in extracted.series:
+        if series.nifti is not None:
+            for name in blank_text_fields(series.nifti, must_go):
+                record.nifti_header_fields[name] += 1
+
+    def clean(text: str) -> str:
+        cleaned = dates.mask_text(identifiers.redact(text))
+        if cleaned != text:
+            record.redacted_texts += 1
+        return cleaned
+
+    def series_of(series: Series) -> Series:
+        return dataclasses.replace(series, series_description=clean(series.series_description),
+                                   protocol_name=clean(series.protocol_name))
+
+    log = "\n".join(clean(line) for line in extracted.converter_log.splitlines())
+    return dataclasses.replace(
+        extracted,
+        series=tuple(series_of(s) for s in extracted.series),
+        unconverted=tuple(series_of(s) for s in extracted.unconverted),
+        problems=tuple(Problem(p.path, clean(p.reason), p.fatal) for p in extracted.problems),
+        converter_log=log,
+        deidentification=extracted.deidentification.merge(record),
+    )
