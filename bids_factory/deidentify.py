@@ -40,7 +40,7 @@ TECHNICAL_KEYS = (
     "EchoNumber", "Modality", "StudyDescription", "ImageComments", "ProcedureStepDescription", "BodyPartExamined",
     "PatientPosition", "RawImage", "BidsGuess",
     # conversion provenance
-    "ConversionSoftware", "ConversionSoftwareVersion",
+    "ConversionSoftware", "ConversionSoftwareVersion", "Dcm2bidsVersion",
     # acquisition geometry and timing (time of day only: dcm2niix -ba y writes no date)
     "AcquisitionTime", "SliceThickness", "SpacingBetweenSlices", "ImageOrientationPatientDICOM",
     "InPlanePhaseEncodingDirectionDICOM", "AcquisitionMatrixPE", "ReconMatrixPE", "BaseResolution",

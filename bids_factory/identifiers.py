@@ -121,7 +121,8 @@ def visit_identifiers(dicom_files: Iterable[Path], nifti_sidecars: Iterable[dict
                     dates.update(spellings)
                     if not spellings:
                         ids.add(text.strip())
-                        names.update(_name_words(text))
+                        if "name" in key.lower():  # a person's name: each of its words
+                            names.update(_name_words(text))
     ids = {i for i in ids if len(i) >= 3}
     return VisitIdentifiers(patient_id=next((p for p in patient_ids if p), ""), ids=frozenset(ids),
                             names=frozenset(names - {""}), dates=frozenset(dates))
@@ -134,11 +135,24 @@ def _read_whole_header(path: Path, where: str):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return dcmread(path, stop_before_pixels=True)
+            dataset = dcmread(path, stop_before_pixels=True)
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise IdentifiersUnreadable(
-            f"{where}: the identifiers of {path.name} cannot be read ({type(exc).__name__}), so its free text "
-            "cannot be checked: the visit is not placed") from None
+        problem = type(exc).__name__
+    else:
+        if not _cut_short(dataset):
+            return dataset
+        problem = "its header is cut short"
+    raise IdentifiersUnreadable(
+        f"{where}: the identifiers of {path.name} cannot be read ({problem}), so its free text "
+        "cannot be checked: the visit is not placed")
+
+
+def _cut_short(dataset) -> bool:
+    """pydicom silently shortens the value of an element cut by the end of the file: find it."""
+    from pydicom.dataelem import RawDataElement
+
+    return any(isinstance(e, RawDataElement) and e.value is not None and e.length != 0xFFFFFFFF
+               and len(e.value) < e.length for e in getattr(dataset, "_dict", {}).values())
 
 
 def _person_names(dataset) -> set[str]:

@@ -6,7 +6,7 @@ the same ``<name>`` in the same folder; nothing is guessed. The real format is r
 (gzip magic, NIfTI-1 or NIfTI-2 header in either byte order), never from the extension.
 
 Every image is staged as ``.nii.gz`` with its voxel data untouched: a gzipped file is copied byte for
-byte, a plain one is gzipped. The JSON is staged as the hospital wrote it (plan.py scrubs patient
+byte, a plain one is gzipped. The JSON is staged as the hospital wrote it (plan.py keeps only allowed
 fields before placing); its patient id is returned, never logged and never written in a problem.
 The export is only read.
 """

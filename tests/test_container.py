@@ -326,8 +326,10 @@ def test_dataset_readable_by_other_users(real_conversion):
     (files written through mkstemp + rename are 0600 unless chmod-ed)."""
     assert real_conversion["proc"].returncode == 0, _tail(real_conversion["proc"])
     bids = real_conversion["bids"]
+    state = bids / "code" / "bids-factory"  # owner-only by design (the subjects' HMAC key, provenance)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
     private = sorted(f"{stat.S_IMODE(p.lstat().st_mode):o} {p.relative_to(bids)}" for p in bids.rglob("*")
-                     if not p.is_symlink() and p.lstat().st_mode & 0o044 != 0o044)
+                     if not p.is_symlink() and not p.is_relative_to(state) and p.lstat().st_mode & 0o044 != 0o044)
     assert not private, "not readable by group/others:\n" + "\n".join(private[:20])
 
 
