@@ -2,7 +2,8 @@
 
 Collected from the visit's own sources, never guessed from a list of field names alone:
 
-- DICOM (one representative file per series, read whole except the pixel data): PatientID,
+- DICOM (one representative file per series, read whole up to the per-frame functional groups and
+  the pixel data): PatientID,
   OtherPatientIDs (and the PatientID items of OtherPatientIDsSequence), AccessionNumber,
   PatientBirthDate, and the value of EVERY person-name (VR ``PN``) element anywhere in the header,
   sequences included: the patient's names and every staff name (operators, physicians...).
@@ -128,14 +129,23 @@ def visit_identifiers(dicom_files: Iterable[Path], nifti_sidecars: Iterable[dict
                             names=frozenset(names - {""}), dates=frozenset(dates))
 
 
+_PER_FRAME_GROUPS = 0x52009230  # PerFrameFunctionalGroupsSequence: no PN in any functional group macro
+
+
+def _stop_at_per_frame_groups(tag, vr, length) -> bool:
+    return tag >= _PER_FRAME_GROUPS
+
+
 def _read_whole_header(path: Path, where: str):
-    from pydicom import dcmread
+    """Every element before the per-frame functional groups (PS3.3 C.7.6.16: none holds a person name)
+    and the pixel data: enhanced DICOM repeats them per frame, 10x the time of everything else."""
     from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), open(path, "rb") as handle:
             warnings.simplefilter("ignore")
-            dataset = dcmread(path, stop_before_pixels=True)
+            dataset = read_partial(handle, stop_when=_stop_at_per_frame_groups)
     except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         problem = type(exc).__name__
     else:
