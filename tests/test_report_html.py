@@ -235,8 +235,9 @@ def test_no_patient_field_reaches_the_page(demo: Path) -> None:
     visits[0]["PatientName"] = "DOE^JANE"
     visits[0]["files"][0]["PatientID"] = "PAT-4711"
     visits[0]["not_placed"][0]["PatientBirthDate"] = "19450101"
+    visits[0]["patient_key_sha256"] = "ab12" * 16  # as in records of older versions
     text = render_report(visits, run, {})
-    for secret in ("DOE^JANE", "PAT-4711", "19450101", "Patient", visits[0]["patient_key_sha256"]):
+    for secret in ("DOE^JANE", "PAT-4711", "19450101", "Patient", "ab12" * 16):
         assert secret not in text
 
 
