@@ -60,7 +60,7 @@ class VisitHeaders:
     non_dicom_files: int
     problems: tuple[Problem, ...]  # corrupt DICOM (fatal), non-DICOM files (named, ignored)
     file_series: tuple = ()  # SeriesNumber of each of ``dicom_files`` (same order)
-    series_files: dict = None  # SeriesNumber -> one readable file of the series (its identifiers are read whole)
+    series_files: dict = None  # SeriesNumber -> the series' files (identifiers: the first whose header reads whole)
 
     def unconverted(self, converted: list[Series], merged: frozenset = frozenset()) -> tuple[Series, ...]:
         """DICOM series of the visit for which the converter produced no image (``merged``: series
@@ -80,7 +80,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
     patient_ids: set[str] = set()
     series_folders: dict[int | None, set[str]] = defaultdict(set)
     series_names: dict[int | None, tuple] = {}
-    series_files: dict[int | None, SourceFile] = {}
+    series_files: dict[int | None, list[SourceFile]] = defaultdict(list)
     non_dicom = 0
     problems: list[Problem] = []
     for source in sources:
@@ -106,7 +106,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         number = int(number) if number not in (None, "") else None
         file_series.append(number)
         series_folders[number].add(source.folder.relpath)
-        series_files.setdefault(number, source)
+        series_files[number].append(source)
         series_names.setdefault(number, (
             str(ds.get("SeriesDescription", "")), str(ds.get("ProtocolName", "")),
             tuple(str(v) for v in (ds.get("ImageType") or ())),
@@ -119,7 +119,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         series_names=series_names,
         non_dicom_files=non_dicom,
         problems=tuple(problems),
-        series_files=series_files,
+        series_files=dict(series_files),
     )
 
 
@@ -272,7 +272,7 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
     if wanted_subjects and label not in wanted_subjects:
         return None
     identifiers = visit_identifiers(  # a visit whose identifiers cannot be read is not placed
-        [source.path for source in (headers.series_files or {}).values()],
+        [[source.path for source in files] for files in (headers.series_files or {}).values()],
         read_nifti_sidecars(s.sidecar for s in nifti.series) if nifti else (),
         nifti_patient_field, where=f"visit {visit.scan_research_id}")
     series, converter_log, problems = [], "", list(headers.problems)

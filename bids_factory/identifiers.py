@@ -31,7 +31,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from bids_factory.errors import VisitError
 
@@ -92,19 +92,20 @@ class VisitIdentifiers:
         return regex.sub(REDACTED, text) if regex is not None and text else text
 
 
-def visit_identifiers(dicom_files: Iterable[Path], nifti_sidecars: Iterable[dict] = (),
+def visit_identifiers(dicom_series: Iterable[Sequence[Path]], nifti_sidecars: Iterable[dict] = (),
                       nifti_patient_field: str = "PatientID", where: str = "visit") -> VisitIdentifiers:
-    """The identifiers of a visit from one DICOM file per series and the JSON of each NIfTI image.
+    """The identifiers of a visit from its DICOM series and the JSON of each NIfTI image.
 
-    Raises :class:`IdentifiersUnreadable` (naming the file, never a value) when a DICOM file's header
-    cannot be read whole: its free text could not be checked.
+    ``dicom_series``: per series, its files in order; the header of the first one that reads whole is
+    used. Raises :class:`IdentifiersUnreadable` (naming the file, never a value) when no file of a series
+    can be read whole: the series' free text could not be checked.
     """
     ids: set[str] = set()
     names: set[str] = set()
     dates: set[str] = set()
     patient_ids: list[str] = []
-    for path in dicom_files:
-        dataset = _read_whole_header(path, where)
+    for candidates in dicom_series:
+        dataset = _first_whole_header(candidates, where)
         patient_ids.append(_text(dataset.get("PatientID")))
         for keyword in _ID_ELEMENTS:
             ids.update(_multi(dataset.get(keyword)))
@@ -134,6 +135,18 @@ _PER_FRAME_GROUPS = 0x52009230  # PerFrameFunctionalGroupsSequence: no PN in any
 
 def _stop_at_per_frame_groups(tag, vr, length) -> bool:
     return tag >= _PER_FRAME_GROUPS
+
+
+def _first_whole_header(candidates: Sequence[Path], where: str):
+    failure = None
+    for path in candidates:
+        try:
+            return _read_whole_header(path, where)
+        except IdentifiersUnreadable as exc:
+            failure = failure or exc
+    if failure is None:
+        raise IdentifiersUnreadable(f"{where}: a DICOM series without files")  # pragma: no cover
+    raise failure
 
 
 def _read_whole_header(path: Path, where: str):

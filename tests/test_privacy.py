@@ -194,14 +194,22 @@ def test_dates_drop_leaves_no_calendar_date_and_year_keeps_the_year(tmp_path):
 def test_a_visit_whose_identifiers_cannot_be_read_is_not_placed(tmp_path):
     export, bids = tmp_path / "export", tmp_path / "bids"
     folder = add_series(export, "20240312", "V1", GE_T1W) / GE_T1W.name
-    data = (GE_T1W / "00001.dcm").read_bytes()
+    ds = pydicom.dcmread(GE_T1W / "00001.dcm")
+    ds.SeriesNumber = 99
+    ds.save_as(tmp_path / "other.dcm")
+    data = (tmp_path / "other.dcm").read_bytes()
     cut = data.find(b"\x20\x00\x32\x00") + 12  # inside ImagePositionPatient, after SeriesNumber
-    (folder / "00000.dcm").write_bytes(data[:cut])  # the series' first file: its header is cut short
+    (folder / "zz.dcm").write_bytes(data[:cut])  # series 99: its only file's header is cut short
     report = convert(ConvertOptions(export=export, bids=bids, validate=False))
     assert [v.status for v in report.visits] == ["failed"]
     reason = report.visits[0].problems[0].reason
-    assert "identifiers of 00000.dcm cannot be read" in reason and "not placed" in reason
+    assert "identifiers of zz.dcm cannot be read" in reason and "not placed" in reason
     assert not list(bids.glob("sub-*"))
+    # a series with one cut file among readable ones is read from another file: placed
+    (folder / "zz.dcm").unlink()
+    (folder / "00000.dcm").write_bytes((GE_T1W / "00001.dcm").read_bytes()[:cut])
+    report = convert(ConvertOptions(export=export, bids=bids, validate=False))
+    assert [v.status for v in report.visits] == ["placed"]
 
 
 def test_identifiers_are_whole_words_of_every_spelling():
@@ -237,7 +245,7 @@ def test_every_pn_element_is_an_identifier(tmp_path):
     ds.ScheduledProcedureStepSequence = [item]
     ds.OperatorsName = ["KOWALSKA^ANNA", "O^B"]
     ds.save_as(tmp_path / "x.dcm")
-    ids = visit_identifiers([tmp_path / "x.dcm"], [{"PatientID": "P1", "MRN": "M-99", "PatientPosition": "HFS"}])
+    ids = visit_identifiers([[tmp_path / "x.dcm"]], [{"PatientID": "P1", "MRN": "M-99", "PatientPosition": "HFS"}])
     assert {"halvorsen", "trygve", "kowalska", "anna", "fruit"} <= ids.names
     assert "M-99" in ids.ids and "HFS" not in ids.ids and ids.patient_id == "FRUIT"
     shutil.rmtree(tmp_path)
