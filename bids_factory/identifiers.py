@@ -97,15 +97,23 @@ def visit_identifiers(dicom_series: Iterable[Sequence[Path]], nifti_sidecars: It
     """The identifiers of a visit from its DICOM series and the JSON of each NIfTI image.
 
     ``dicom_series``: per series, its files in order; the header of the first one that reads whole is
-    used. Raises :class:`IdentifiersUnreadable` (naming the file, never a value) when no file of a series
-    can be read whole: the series' free text could not be checked.
+    used. A series none of whose headers reads whole (cut short, malformed) has no pixel data the
+    converter could make an image of, so it gives no identifier (the converter names its files). When
+    no DICOM header of the visit reads whole (and it has no NIfTI JSON), nothing could be checked:
+    :class:`IdentifiersUnreadable`, naming the file, never a value.
     """
     ids: set[str] = set()
     names: set[str] = set()
     dates: set[str] = set()
     patient_ids: list[str] = []
+    failures: list[IdentifiersUnreadable] = []
+    nifti_sidecars = list(nifti_sidecars)
     for candidates in dicom_series:
-        dataset = _first_whole_header(candidates, where)
+        try:
+            dataset = _first_whole_header(candidates, where)
+        except IdentifiersUnreadable as exc:
+            failures.append(exc)
+            continue
         patient_ids.append(_text(dataset.get("PatientID")))
         for keyword in _ID_ELEMENTS:
             ids.update(_multi(dataset.get(keyword)))
@@ -125,6 +133,8 @@ def visit_identifiers(dicom_series: Iterable[Sequence[Path]], nifti_sidecars: It
                         ids.add(text.strip())
                         if "name" in key.lower():  # a person's name: each of its words
                             names.update(_name_words(text))
+    if failures and not patient_ids:  # not one DICOM header nor NIfTI JSON could be read
+        raise failures[0]
     ids = {i for i in ids if len(i) >= 3}
     return VisitIdentifiers(patient_id=next((p for p in patient_ids if p), ""), ids=frozenset(ids),
                             names=frozenset(names - {""}), dates=frozenset(dates))

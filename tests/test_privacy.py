@@ -193,23 +193,24 @@ def test_dates_drop_leaves_no_calendar_date_and_year_keeps_the_year(tmp_path):
 
 def test_a_visit_whose_identifiers_cannot_be_read_is_not_placed(tmp_path):
     export, bids = tmp_path / "export", tmp_path / "bids"
-    folder = add_series(export, "20240312", "V1", GE_T1W) / GE_T1W.name
-    ds = pydicom.dcmread(GE_T1W / "00001.dcm")
-    ds.SeriesNumber = 99
-    ds.save_as(tmp_path / "other.dcm")
-    data = (tmp_path / "other.dcm").read_bytes()
-    cut = data.find(b"\x20\x00\x32\x00") + 12  # inside ImagePositionPatient, after SeriesNumber
-    (folder / "zz.dcm").write_bytes(data[:cut])  # series 99: its only file's header is cut short
+    folder = export / "DICOM" / "2024" / "20240312" / "V1"
+    folder.mkdir(parents=True)
+    for source in sorted(GE_T1W.glob("*.dcm"))[:3]:  # every header cut short after SeriesNumber
+        data = source.read_bytes()
+        (folder / source.name).write_bytes(data[:data.find(b"\x20\x00\x32\x00") + 12])
     report = convert(ConvertOptions(export=export, bids=bids, validate=False))
     assert [v.status for v in report.visits] == ["failed"]
     reason = report.visits[0].problems[0].reason
-    assert "identifiers of zz.dcm cannot be read" in reason and "not placed" in reason
+    assert "identifiers of 00001.dcm cannot be read" in reason and "not placed" in reason
     assert not list(bids.glob("sub-*"))
-    # a series with one cut file among readable ones is read from another file: placed
-    (folder / "zz.dcm").unlink()
-    (folder / "00000.dcm").write_bytes((GE_T1W / "00001.dcm").read_bytes()[:cut])
-    report = convert(ConvertOptions(export=export, bids=bids, validate=False))
-    assert [v.status for v in report.visits] == ["placed"]
+
+
+def test_a_series_is_read_from_its_first_file_whose_header_reads_whole(tmp_path):
+    good = sorted(GE_T1W.glob("*.dcm"))[:2]
+    data = good[0].read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[:data.find(b"\x20\x00\x32\x00") + 12])
+    ids = visit_identifiers([[tmp_path / "cut.dcm", good[1]]])
+    assert ids.patient_id == "FRUIT" and "fruit" in ids.names
 
 
 def test_identifiers_are_whole_words_of_every_spelling():
