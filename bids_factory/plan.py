@@ -116,8 +116,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     return VisitPlan(
         extracted=extracted,
         placements=tuple(placements),
-        # reasons may quote series names or sidecar values: the visit's identifiers never pass
-        not_placed=tuple(replace(o, reason=extracted.identifiers.redact(o.reason)) for o in not_placed + rejected),
+        not_placed=tuple(not_placed + rejected),
         heuristic_name=heuristic.name,
         heuristic_sha256=heuristic.sha256,
         deidentification=extracted.deidentification.merge(removed),
