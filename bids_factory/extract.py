@@ -20,8 +20,10 @@ from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
+from pydicom.datadict import keyword_for_tag
 from pydicom.tag import Tag
 
+from bids_factory.dicom_head import read_head
 from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.identifiers import read_nifti_sidecars, visit_identifiers
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, bids_label
@@ -36,6 +38,8 @@ ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "y")
 _HEADER_TAGS = tuple(Tag(keyword) for keyword in (
     "SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType"))
 _LAST_HEADER_TAG = max(_HEADER_TAGS)
+_HEADER_TAG_NUMBERS = {int(tag): keyword_for_tag(tag) for tag in _HEADER_TAGS}
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
 def _past_header_tags(tag, vr, length) -> bool:
@@ -45,6 +49,13 @@ def _past_header_tags(tag, vr, length) -> bool:
 
 
 def _read_header(path: Path):
+    """The header values a visit needs: from the file's first bytes (:mod:`bids_factory.dicom_head`, the
+    common case), else pydicom reads the file (big endian, deflate, no preamble, non-ASCII values...)."""
+    values = read_head(path, _HEADER_TAG_NUMBERS)
+    if values is not None and _INTEGER.fullmatch(values.get("SeriesNumber", "0")):
+        if "ImageType" in values:
+            values["ImageType"] = tuple(v.strip() for v in values["ImageType"].split("\\")) if values["ImageType"] else ()
+        return values
     with open(path, "rb") as handle:
         return read_partial(handle, stop_when=_past_header_tags, specific_tags=list(_HEADER_TAGS))
 

@@ -1,0 +1,112 @@
+"""The header pass reads a DICOM file's first bytes, not the file: same values as pydicom, a fraction of its time."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
+
+from bids_factory import dicom_head, extract
+from bids_factory.dicom_head import read_head
+from bids_factory.extract import _HEADER_TAG_NUMBERS, _HEADER_TAGS, read_visit_headers
+from bids_factory.model import SourceFile, VisitFolder
+from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES
+
+
+def _pydicom_values(path: Path) -> dict[str, str]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    values = {}
+    for tag in _HEADER_TAGS:
+        if tag in ds:
+            value = ds[tag].value
+            multi = isinstance(value, (list, tuple, pydicom.multival.MultiValue))
+            values[ds[tag].keyword] = "\\".join(str(v) for v in value) if multi else "" if value is None else str(value)
+    return values
+
+
+def _dicom_files() -> list[Path]:
+    """Up to 60 files of every series folder of every shared set (all vendors, all transfer syntaxes)."""
+    files = [p for p in sorted(SHARED_DICOM.rglob("*"))
+             if p.is_file() and p.name not in ("LICENSE", "README.md") and p.suffix != ".txt"]
+    by_folder: dict[Path, list[Path]] = {}
+    for path in files:
+        by_folder.setdefault(path.parent, []).append(path)
+    return [p for folder in by_folder.values() for p in folder[:: max(1, len(folder) // 60)]]
+
+
+def test_first_bytes_give_what_pydicom_reads_on_every_shared_file():
+    """Every vendor's files we have (Siemens classic/enhanced XA, GE, Philips, Toshiba, nine transfer
+    syntaxes): the quick reader answers for all but big endian, with pydicom's values."""
+    answered = 0
+    for path in _dicom_files():
+        values = read_head(path, _HEADER_TAG_NUMBERS)
+        if values is None:
+            continue
+        answered += 1
+        assert values == _pydicom_values(path), path
+    assert answered >= len(_dicom_files()) - 1
+
+
+def test_what_the_first_bytes_cannot_answer_is_left_to_pydicom(tmp_path, monkeypatch):
+    big_endian = [p for p in TRANSFER_SYNTAXES.glob("*.dcm")
+                  if pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID == ExplicitVRBigEndian]
+    assert big_endian and read_head(big_endian[0], _HEADER_TAG_NUMBERS) is None
+    ds = pydicom.Dataset()
+    ds.SOPInstanceUID, ds.PatientID, ds.SeriesNumber = generate_uid(), "P1", 3
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
+    ds.save_as(tmp_path / "no-preamble.dcm", enforce_file_format=False)  # no preamble, no DICM
+    assert read_head(tmp_path / "no-preamble.dcm", _HEADER_TAG_NUMBERS) is None
+    ds.PatientID = "Pätient"  # a non-ASCII value: pydicom decodes it with the file's character set
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.save_as(tmp_path / "latin1.dcm", enforce_file_format=True)
+    assert read_head(tmp_path / "latin1.dcm", _HEADER_TAG_NUMBERS) is None
+    monkeypatch.setattr(dicom_head, "HEAD_BYTES", 300)  # the header runs past the bytes read
+    assert read_head(next(GE_T1W.rglob("*.dcm")), _HEADER_TAG_NUMBERS) is None
+
+
+def _sources(folder: Path) -> list[SourceFile]:
+    visit = VisitFolder("DICOM", "20240101", folder, "DICOM/2024/20240101/V1")
+    return [SourceFile(p, visit) for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "LICENSE"]
+
+
+def test_the_visit_header_pass_does_not_parse_ordinary_files_with_pydicom(monkeypatch):
+    sources = _sources(TRANSFER_SYNTAXES)
+    with_pydicom = read_visit_headers(sources)
+    parsed = []
+    real = extract.read_partial
+
+    def counted(handle, *args, **kwargs):
+        parsed.append(Path(handle.name).name)
+        return real(handle, *args, **kwargs)
+
+    monkeypatch.setattr(extract, "read_partial", counted)
+    quick = read_visit_headers(sources)
+    assert len(parsed) == 1  # the big endian file only
+    assert quick.patient_ids == with_pydicom.patient_ids and quick.series_names == with_pydicom.series_names
+    assert quick.series_folders == with_pydicom.series_folders and quick.dicom_files == with_pydicom.dicom_files
+    monkeypatch.setattr(extract, "read_head", lambda path, wanted: None)  # all through pydicom: the same answer
+    parsed.clear()
+    slow = read_visit_headers(sources)
+    assert len(parsed) == len(sources)
+    assert (slow.patient_ids, slow.series_names, slow.series_folders) == (
+        quick.patient_ids, quick.series_names, quick.series_folders)
+
+
+@pytest.mark.parametrize("cut", [200, 600, 3000])
+def test_a_truncated_file_is_judged_as_pydicom_judges_it(tmp_path, monkeypatch, cut):
+    source = next(GE_T1W.rglob("*.dcm"))
+    (tmp_path / "cut.dcm").write_bytes(source.read_bytes()[:cut])
+    quick = read_visit_headers(_sources(tmp_path))
+    monkeypatch.setattr(extract, "read_head", lambda path, wanted: None)
+    slow = read_visit_headers(_sources(tmp_path))
+    assert (quick.dicom_files, quick.series_names, [p.reason for p in quick.problems]) == (
+        slow.dicom_files, slow.series_names, [p.reason for p in slow.problems])
