@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import shlex
 import subprocess
@@ -143,19 +144,56 @@ def _has_dicom_preamble(path: Path) -> bool:
 
 
 _CONVERTER_FILE = re.compile(r"input/(\d{6})\.dcm")
+_CONVERTER_COMPLAINTS = ("Warning", "Error", "Unable", "not large enough")
+MAX_FOLDER_DEPTH = 9  # dcm2niix's deepest search (-d 9)
 
 
-def converter_file_problems(converter_log: str, headers: VisitHeaders) -> list[Problem]:
-    """dcm2niix's warnings and errors about single input files, named by their export path."""
+def converter_file_problems(converter_log: str, headers: VisitHeaders, input_folder: Path | None = None
+                            ) -> list[Problem]:
+    """dcm2niix's warnings and errors about single input files, named by their export path.
+
+    ``input_folder``: the visit folder dcm2niix read directly (its log names the files by their path),
+    else it read the numbered links in staging."""
+    by_path = {str(s.path): s for s in headers.dicom_files} if input_folder else {}
     problems = []
     for line in converter_log.splitlines():
-        found = _CONVERTER_FILE.search(line)
-        if found and any(word in line for word in ("Warning", "Error", "Unable", "not large enough")):
-            index = int(found.group(1))
-            if index < len(headers.dicom_files):
-                message = line.replace(found.group(0), "").strip().rstrip(":").strip()
-                problems.append(Problem(headers.dicom_files[index].relpath, f"dcm2niix: {message}"))
+        if not any(word in line for word in _CONVERTER_COMPLAINTS):
+            continue
+        if input_folder:
+            named = max((path for path in by_path if path in line), key=len, default=None)
+            source, text = (by_path[named], named) if named else (None, "")
+        else:
+            found = _CONVERTER_FILE.search(line)
+            index = int(found.group(1)) if found else len(headers.dicom_files)
+            source, text = (headers.dicom_files[index], found.group(0)) if index < len(headers.dicom_files) else (None, "")
+        if source is not None:
+            message = line.replace(text, "").strip().rstrip(":").strip()
+            problems.append(Problem(source.relpath, f"dcm2niix: {message}"))
     return problems
+
+
+def direct_input(visit: Visit, headers: VisitHeaders) -> Path | None:
+    """The visit's folder, when dcm2niix may read it as it is (no link per file in staging): one export
+    day, and nothing below it but the visit's DICOM files (no link, no hidden or other file, at most
+    ``MAX_FOLDER_DEPTH`` deep). Otherwise ``None``: the files are linked into staging one by one."""
+    if len(visit.folders) != 1 or visit.folders[0].kind != "DICOM" or len(headers.dicom_files) != len(visit.files):
+        return None
+    folder, count, stack = visit.folders[0].path, 0, [(visit.folders[0].path, 0)]
+    while stack:
+        here, depth = stack.pop()
+        with os.scandir(here) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or entry.is_symlink():
+                    return None
+                if entry.is_dir(follow_symlinks=False):
+                    if depth + 1 > MAX_FOLDER_DEPTH:
+                        return None
+                    stack.append((entry.path, depth + 1))
+                elif entry.is_file(follow_symlinks=False):
+                    count += 1
+                else:
+                    return None
+    return folder if count == len(visit.files) else None
 
 
 def subject_identity(patient_ids: frozenset[str], visit: Visit) -> tuple[str, str]:
@@ -196,22 +234,24 @@ def dcm2niix_version() -> str:
     return "unknown"
 
 
-def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: str = ""
-            ) -> tuple[list[Series], str]:
+def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: str = "",
+            input_folder: Path | None = None) -> tuple[list[Series], str]:
     """Run dcm2niix on the visit's DICOM files into ``staging``; return the series and its log.
 
-    The visit's files (possibly spread over several export days) are linked into one input folder in
-    staging, so dcm2niix sees exactly the union of the visit and nothing else of the export.
+    dcm2niix reads ``input_folder`` (see :func:`direct_input`) when given; otherwise the visit's files
+    (possibly spread over several export days) are linked into one input folder in staging, so dcm2niix
+    sees exactly the union of the visit and nothing else of the export.
     """
-    inputs = staging / "input"
     outputs = staging / "output"
-    inputs.mkdir(parents=True)
-    outputs.mkdir()
-    for index, source in enumerate(headers.dicom_files):
-        (inputs / f"{index:06d}.dcm").symlink_to(source.path)
+    outputs.mkdir(parents=True)
+    if input_folder is None:
+        input_folder = staging / "input"
+        input_folder.mkdir()
+        for index, source in enumerate(headers.dicom_files):
+            (input_folder / f"{index:06d}.dcm").symlink_to(source.path)
     command = [
         dcm2niix_command(), *BASE_OPTIONS, *shlex.split(extra_options), *ENFORCED_OPTIONS,
-        "-o", str(outputs), str(inputs),
+        "-d", str(MAX_FOLDER_DEPTH), "-o", str(outputs), str(input_folder),
     ]
     done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
     converter_log = done.stdout + done.stderr
@@ -288,8 +328,9 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         nifti_patient_field, where=f"visit {visit.scan_research_id}")
     series, converter_log, problems = [], "", list(headers.problems)
     if headers.dicom_files:
-        series, converter_log = convert(visit, headers, staging, extra_options)
-        problems += converter_file_problems(converter_log, headers)
+        direct = direct_input(visit, headers)
+        series, converter_log = convert(visit, headers, staging, extra_options, direct)
+        problems += converter_file_problems(converter_log, headers, direct)
     if nifti:
         problems += nifti.problems
     if not series and not (nifti and nifti.series):

@@ -14,7 +14,7 @@ from bids_factory import dicom_head, extract
 from bids_factory.dicom_head import read_head
 from bids_factory.extract import _HEADER_TAG_NUMBERS, _HEADER_TAGS, read_visit_headers
 from bids_factory.model import SourceFile, VisitFolder
-from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES
+from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES, add_series
 
 
 def _pydicom_values(path: Path) -> dict[str, str]:
@@ -110,3 +110,22 @@ def test_a_truncated_file_is_judged_as_pydicom_judges_it(tmp_path, monkeypatch, 
     slow = read_visit_headers(_sources(tmp_path))
     assert (quick.dicom_files, quick.series_names, [p.reason for p in quick.problems]) == (
         slow.dicom_files, slow.series_names, [p.reason for p in slow.problems])
+
+
+def test_dcm2niix_reads_a_plain_visit_folder_as_it_is_and_links_files_only_when_it_must(export, tmp_path):
+    """No link per file in staging for a visit that is one folder of DICOM files only; a visit over two
+    export days, or with anything else in its folder, is linked file by file (dcm2niix sees only the visit)."""
+    from bids_factory.discover import discover
+    from bids_factory.extract import extract
+
+    add_series(export, "20230301", "PLAIN", GE_T1W)
+    add_series(export, "20230301", "TWODAYS", TRANSFER_SYNTAXES / "1.dcm", subfolder="ts")
+    add_series(export, "20230302", "TWODAYS", TRANSFER_SYNTAXES / "2.dcm", subfolder="ts")
+    hidden = add_series(export, "20230301", "HIDDEN", GE_T1W) / ".DS_Store"
+    hidden.write_bytes(b"Finder")
+    visits = {v.scan_research_id: v for v in discover(export).visits}
+    staged = {}
+    for name, visit in visits.items():
+        extracted = extract(visit, tmp_path / name)
+        staged[name] = ((tmp_path / name / "input").is_dir(), len(extracted.series))
+    assert staged == {"PLAIN": (False, 1), "TWODAYS": (True, 2), "HIDDEN": (True, 1)}
