@@ -103,6 +103,12 @@ PHILIPS_FIELDMAP = [  # dual-echo B0 map: both echoes' magnitude and phase (phas
     for e, te, it, suffix in ((1, 0.003, ["M", "FFE"], "magnitude1"), (2, 0.0053, ["M", "FFE"], "magnitude2"),
                               (1, 0.003, ["PHASE MAP", "FFE"], "phase1"), (2, 0.0053, ["PHASE MAP", "FFE"], "phase2"))
 ]
+ENHANCED_FIELDMAP = [  # Philips enhanced DICOM: one series, ImageType T1/MIXED; dcm2niix names the phase "_ph"
+    ("B0map", {"EchoNumber": e, "ScanningSequence": "GR", "EchoTime": te, "_file": f"8_B0map_e{e}{ph}",
+               "ImageType": ["ORIGINAL", "PRIMARY", "T1", "MIXED"]}, VOL, False, (f"fmap-{suffix}", suffix))
+    for e, te, ph, suffix in ((1, 0.003, "", "magnitude1"), (2, 0.0053, "", "magnitude2"),
+                              (1, 0.003, "_ph", "phase1"), (2, 0.0053, "_ph", "phase2"))
+]
 TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and without NORM (same AcquisitionTime)
     ("anat-T1w_acq-tfl", {**T1, "AcquisitionTime": "12:05:17.0", "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]},
      VOL, False, ("t1w", "acq-tfl_T1w")),
@@ -112,19 +118,22 @@ TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and with
 ]
 
 
+ALL = {"visit": VISIT, "philips": PHILIPS_FIELDMAP, "enhanced": ENHANCED_FIELDMAP, "recon": TWO_RECONSTRUCTIONS}
+
+
 def _extracted(folder: Path, cases) -> ExtractedVisit:
     series = []
     for number, (description, extra, shape, diffusion, _) in enumerate(cases, start=1):
         sidecar = {"SeriesDescription": description, "ProtocolName": description, "SeriesNumber": number,
                    "ImageType": ORIGINAL, "AcquisitionTime": f"10:{number:02d}:00.000000", "Manufacturer": "Siemens",
                    "MagneticFieldStrength": 3, **{k: v for k, v in extra.items() if v is not None}}
-        path = folder / f"{number:03d}.json"
+        path = folder / f"{sidecar.pop('_file', f'{number:03d}')}.json"  # _file: dcm2niix's file name
         path.write_text(json.dumps(sidecar))
-        nifti = path.with_suffix(".nii.gz")
+        nifti = path.with_name(path.stem + ".nii.gz")
         nib.save(nib.Nifti1Image(np.zeros(shape, dtype=np.int16), np.diag([2.0, 2.0, 2.0, 1.0])), nifti)
         extras = ()
         if diffusion:
-            extras = (path.with_suffix(".bval"), path.with_suffix(".bvec"))
+            extras = (path.with_name(path.stem + ".bval"), path.with_name(path.stem + ".bvec"))
             for extra_path in extras:
                 extra_path.write_text("0\n")
         series.append(Series(nifti=nifti, sidecar=path, extras=extras, series_number=number,
@@ -140,7 +149,7 @@ def _extracted(folder: Path, cases) -> ExtractedVisit:
 def plans(tmp_path_factory):
     heuristic = load_heuristic()
     result = {}
-    for name, cases in (("visit", VISIT), ("philips", PHILIPS_FIELDMAP), ("recon", TWO_RECONSTRUCTIONS)):
+    for name, cases in ALL.items():
         result[name] = plan_visit(_extracted(tmp_path_factory.mktemp(name), cases), heuristic)
     return result
 
@@ -154,9 +163,7 @@ def _outcome(plan, number):
     return outcome.status, outcome.reason
 
 
-CASE_IDS = [(name, i) for name, cases in (("visit", VISIT), ("philips", PHILIPS_FIELDMAP),
-                                          ("recon", TWO_RECONSTRUCTIONS)) for i in range(1, len(cases) + 1)]
-ALL = {"visit": VISIT, "philips": PHILIPS_FIELDMAP, "recon": TWO_RECONSTRUCTIONS}
+CASE_IDS = [(name, i) for name, cases in ALL.items() for i in range(1, len(cases) + 1)]
 
 
 @pytest.mark.parametrize("visit,number", CASE_IDS, ids=[f"{v}-{n}-{ALL[v][n - 1][0]}" for v, n in CASE_IDS])
