@@ -1,4 +1,5 @@
-"""Command line: ``bids-factory convert | visits | check | slurm | demo``. Thin: parse, call the pipeline, print, exit.
+"""Command line: ``bids-factory convert | inventory | visits | check | slurm | demo``. Thin: parse, call the pipeline,
+print, exit.
 
 Every expected failure is one line on stderr and a non-zero exit status; ``--debug`` shows the
 traceback of unexpected ones.
@@ -7,6 +8,8 @@ traceback of unexpected ones.
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
 import logging
 import shlex
 import sys
@@ -19,17 +22,76 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 16  # 16: the validato
 log = logging.getLogger("bids_factory")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped option or command (difflib over the known names)."""
+
+    def error(self, message: str):
+        hint = _suggestion(self, message)
+        super().error(message + (f" (did you mean {hint}?)" if hint else ""))
+
+
+def _known_names(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string and command name of ``parser`` and of its subcommands."""
+    names = []
+    for action in parser._actions:
+        names += [o for o in action.option_strings if o.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            names += list(action.choices)
+            for sub in action.choices.values():
+                names += _known_names(sub)
+    return sorted(set(names))
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str | None:
+    if message.startswith("unrecognized arguments: "):
+        words = message.removeprefix("unrecognized arguments: ").split()
+    elif "invalid choice: " in message:
+        words = [message.split("invalid choice: ", 1)[1].split(" ", 1)[0].strip("'\"")]
+    else:
+        return None
+    for word in words:
+        typed = word.split("=", 1)[0]
+        close = difflib.get_close_matches(typed, _known_names(parser), n=1, cutoff=0.6)
+        if close:
+            return close[0]
+    return None
+
+
+EXAMPLES_CONVERT = """\
+examples:
+  bids-factory inventory /data/export                      # what a convert would do, nothing written
+  bids-factory convert /data/export /data/bids             # convert what is new since the last run
+  bids-factory convert /data/export /data/bids --heuristic site.json --jobs 4 \\
+      --authors "A. Curator" "B. Engineer" --license CC-BY-4.0
+  bids-factory convert /data/export /data/bids --visit VISIT0001   # one visit (e.g. a SLURM array task)
+
+The report of the dataset is code/bids-factory/report.html inside BIDS_DIR.
+"""
+EXAMPLES_INVENTORY = """\
+examples:
+  bids-factory inventory /data/export                      # every series, and where it would go
+  bids-factory inventory /data/export --visit VISIT0001 --json > inventory.json
+  bids-factory inventory /data/export --write-heuristic site.json   # one rule per unmatched series
+  # edit datatype/suffix of every rule of site.json (they say EDITME), then:
+  bids-factory inventory /data/export --heuristic site.json
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bids-factory",
         description="Turn a hospital's dated Data Capture exports (DICOM/<yyyy>/<yyyymmdd>/<visit>/) "
                     "into one BIDS dataset.",
+        epilog="the workflow: inventory -> write the heuristic -> convert -> open the report\n\n"
+               + EXAMPLES_CONVERT.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bids-factory {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     convert = commands.add_parser("convert", help="convert an export into a BIDS dataset (incrementally)",
-                                  description="Convert every visit of EXPORT_DIR into the BIDS dataset BIDS_DIR.")
+                                  description="Convert every visit of EXPORT_DIR into the BIDS dataset BIDS_DIR.",
+                                  epilog=EXAMPLES_CONVERT, formatter_class=argparse.RawDescriptionHelpFormatter)
     convert.add_argument("export", type=Path, metavar="EXPORT_DIR", help="the Data Capture export (read only)")
     convert.add_argument("bids", type=Path, metavar="BIDS_DIR", help="the BIDS dataset to create or update")
     convert.add_argument("--heuristic", type=Path, metavar="FILE",
@@ -37,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--schemas", type=Path, metavar="DIR",
                          help="folder of sidecar schemas <suffix>.schema.json (default: the shipped schemas/sidecar)")
     convert.add_argument("--ehr-mapping", type=Path, metavar="FILE",
-                         help="EHR mapping (JSON or YAML, see docs/ehr.md); without it EHR columns are detected")
+                         help="EHR mapping (JSON or YAML, checked against the shipped schemas/ehr-mapping.schema.json); "
+                              "without it EHR columns are detected")
     convert.add_argument("--nifti-patient-field", default="PatientID", metavar="NAME",
                          help="NIfTI exports: the JSON field that holds the patient id (default: PatientID)")
     convert.add_argument("--jobs", type=_positive, default=1, metavar="N", help="visits converted in parallel")
@@ -50,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                          help="wait this long for another run's write lock instead of stopping (default 0)")
     convert.add_argument("--dataset-name", help="Name in dataset_description.json (first run)")
+    convert.add_argument("--authors", nargs="+", metavar="NAME",
+                         help="Authors in dataset_description.json (replaces the list there; kept when not given)")
+    convert.add_argument("--license", metavar="ID",
+                         help="License in dataset_description.json, e.g. CC0 or CC-BY-4.0 (kept when not given)")
     convert.add_argument("--keep-site-fields", action="store_true",
                          help="keep InstitutionName/StationName/DeviceSerialNumber... in sidecars (removed by default)")
     convert.add_argument("--dates", choices=("keep", "year", "drop"), default="keep",
@@ -58,6 +125,26 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--no-validate", dest="validate", action="store_false",
                          help="do not run bids-validator-deno at the end")
     _common(convert)
+
+    inventory = commands.add_parser(
+        "inventory", help="show what a convert would do with every series, writing nothing",
+        description="List every series of every visit of EXPORT_DIR (SeriesNumber, description, ImageType, "
+                    "dimensions) and what a convert would do with it: its BIDS path, or unmatched / held back "
+                    "with the reason. Converts in a temporary folder it removes; writes nothing else.",
+        epilog=EXAMPLES_INVENTORY, formatter_class=argparse.RawDescriptionHelpFormatter)
+    inventory.add_argument("export", type=Path, metavar="EXPORT_DIR", help="the Data Capture export (read only)")
+    inventory.add_argument("--heuristic", type=Path, metavar="FILE",
+                           help="Dcm2Bids v3 configuration file (default: the shipped heuristics/default.json)")
+    inventory.add_argument("--schemas", type=Path, metavar="DIR", help="folder of sidecar schemas (as convert)")
+    inventory.add_argument("--visit", nargs="+", default=[], metavar="ID", help="only these visits")
+    inventory.add_argument("--nifti-patient-field", default="PatientID", metavar="NAME",
+                           help="NIfTI exports: the JSON field that holds the patient id (default: PatientID)")
+    inventory.add_argument("--json", action="store_true", help="print the inventory as JSON")
+    inventory.add_argument("--write-heuristic", type=Path, metavar="FILE",
+                           help="write a starter heuristic with one rule per distinct unmatched series")
+    inventory.add_argument("--no-validate", dest="validate", action="store_false",
+                           help="skip the per-visit validator check (faster; misses what it would hold back)")
+    _common(inventory)
 
     visits = commands.add_parser("visits", help="list the visits (scan_research_id) of an export, one per line",
                                  description="List the visits of EXPORT_DIR, one per line (for job arrays).")
@@ -119,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)  # unknown options: only `slurm` takes them (convert's)
     if extra and args.command != "slurm":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:  # bare ``bids-factory``: what can it do?
+        parser.print_help()
+        return EXIT_USAGE
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s")
@@ -134,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if args.command == "slurm":
             return _slurm(args, extra)
+        if args.command == "inventory":
+            return _inventory(args)
         return _convert(args)
     except BidsFactoryError as exc:
         if args.debug:
@@ -174,8 +266,32 @@ def _convert_options(args):
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
                              reconvert=args.reconvert, schemas=args.schemas,
                              ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field,
-                             visits=frozenset(args.visit), wait=args.wait, dates=DatePolicy(args.dates))
+                             visits=frozenset(args.visit), wait=args.wait, dates=DatePolicy(args.dates),
+                             authors=tuple(args.authors) if args.authors else None, license=args.license)
     return options
+
+
+def _inventory(args) -> int:
+    from bids_factory.inventory import inventory_lines, starter_heuristic, take_inventory
+
+    inventory = take_inventory(args.export, args.heuristic, args.schemas, frozenset(args.visit), args.validate,
+                               args.nifti_patient_field)
+    if args.json:
+        print(json.dumps(inventory.record(), indent=2, ensure_ascii=False))
+    else:
+        for line in inventory_lines(inventory):
+            print(line)
+    if args.write_heuristic:
+        if args.write_heuristic.exists():
+            raise BidsFactoryError(f"{args.write_heuristic} exists already: not overwritten (choose a new file)")
+        starter = starter_heuristic(inventory)
+        if not starter["descriptions"]:
+            raise BidsFactoryError("every series is matched by a rule: no starter heuristic to write")
+        args.write_heuristic.write_text(json.dumps(starter, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"starter heuristic with {len(starter['descriptions'])} rules written to {args.write_heuristic}: "
+              f"set datatype and suffix of each rule (now {starter['descriptions'][0]['suffix']}), then run "
+              f"bids-factory inventory {args.export} --heuristic {args.write_heuristic}", file=sys.stderr)
+    return EXIT_FAILED if any(v.error for v in inventory.visits) else EXIT_OK
 
 
 def _visits(args) -> int:

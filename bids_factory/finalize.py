@@ -47,8 +47,13 @@ one session is one visit (`scan_research_id`).
 
 
 def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: str | None = None,
-                  changes: list[str] | None = None, ehr: EhrResult | None = None) -> dict[str, str]:
-    """Relative path -> text of every dataset-level file, from the visit records and the EHR tables."""
+                  changes: list[str] | None = None, ehr: EhrResult | None = None,
+                  authors: tuple[str, ...] | None = None, license: str | None = None) -> dict[str, str]:
+    """Relative path -> text of every dataset-level file, from the visit records and the EHR tables.
+
+    ``dataset_description.json`` is merged: a curator's keys stay; ``authors``/``license`` replace
+    ``Authors``/``License`` only when given (never invented: without them the validator warns).
+    """
     records = writer.visit_records()
     files: dict[str, str] = {}
     description = writer.read_json("dataset_description.json", default={}) or {}
@@ -62,6 +67,10 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
             {"Name": "dcm2niix", "Version": converter_version},
         ],
     })
+    if authors:
+        description["Authors"] = list(authors)
+    if license:
+        description["License"] = license
     files["dataset_description.json"] = json.dumps(description, indent=2, ensure_ascii=False) + "\n"
     if not (writer.root / "README.md").exists() and not (writer.root / "README").exists():
         files["README.md"] = README_TEXT.format(name=description["Name"], version=__version__)

@@ -13,6 +13,7 @@ from bids_factory.config_check import schema_faults
 from bids_factory.resources import default_heuristic
 
 log = logging.getLogger(__name__)
+PLACEHOLDER_SUFFIX = "EDITME"  # the suffix of a starter heuristic's rules (``inventory --write-heuristic``)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class Heuristic:
             return named
         index = next(i for i, d in enumerate(self.descriptions) if d is description)
         return f"#{index} {description['datatype']}/{description['suffix']}"
+
+    def placeholder_rules(self) -> list[str]:
+        """Rules still holding the starter heuristic's placeholder suffix (the site has not edited them)."""
+        return [self.rule_name(d) for d in self.descriptions if d.get("suffix") == PLACEHOLDER_SUFFIX]
 
 
 def load_heuristic(path: Path | None = None) -> Heuristic:

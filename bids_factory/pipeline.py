@@ -24,7 +24,7 @@ from bids_factory.errors import (BidsFactoryError, DatasetError, ExportLayoutErr
                                  VisitError)
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
-from bids_factory.heuristic import Heuristic, load_heuristic
+from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
 from bids_factory.identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
 from bids_factory.plan import hold_back, plan_visit
@@ -58,6 +58,8 @@ class ConvertOptions:
     visits: frozenset[str] = field(default_factory=frozenset)  # only these scan_research_ids
     wait: float = 0  # seconds to wait for another run's write lock
     dates: DatePolicy = DatePolicy()  # --dates keep|year|drop
+    authors: tuple[str, ...] | None = None  # dataset_description.json Authors (None: keep what is there)
+    license: str | None = None  # dataset_description.json License (None: keep what is there)
 
     def settings_key(self, heuristic: Heuristic, schemas: SidecarSchemas) -> str:
         """What, besides its sources, decides a visit's output: a change reconverts the visit."""
@@ -76,8 +78,13 @@ class Rules:
     ehr_mapping: dict | None = None
 
     @classmethod
-    def load(cls, options: ConvertOptions) -> "Rules":
+    def load(cls, options: ConvertOptions, allow_placeholders: bool = False) -> "Rules":
         heuristic, schemas = load_heuristic(options.heuristic), load_sidecar_schemas(options.schemas)
+        unedited = heuristic.placeholder_rules()
+        if unedited and not allow_placeholders:
+            raise HeuristicError(
+                f"heuristic {heuristic.path}: {len(unedited)} rule(s) still have the placeholder suffix "
+                f"{PLACEHOLDER_SUFFIX!r} (first: {unedited[0]}): set their datatype and suffix, or delete them")
         for description in heuristic.descriptions:
             named = description.get("bids_factory", {}).get("sidecar_schema")
             if named and named not in schemas.names:
@@ -89,9 +96,9 @@ class Rules:
         return cls(heuristic, schemas, mapping)
 
 
-def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions
-                      ) -> VisitPlan | None:
-    """One visit's work, run in a worker: precise errors become :class:`VisitError`."""
+def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions,
+                     thumbnails: bool = True) -> VisitPlan | None:
+    """One visit's work, run in a worker (and by ``inventory``): precise errors become :class:`VisitError`."""
     try:
         extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
                             options.participant_labels, options.nifti_patient_field)
@@ -99,7 +106,7 @@ def _extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Conver
             return None
         extracted = redact_visit(extracted, options.dates)
         plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields, options.dates)
-        return dataclasses.replace(plan, thumbnails=_thumbnails(plan))
+        return dataclasses.replace(plan, thumbnails=_thumbnails(plan)) if thumbnails else plan
     except BidsFactoryError:
         raise
     except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on
@@ -118,7 +125,7 @@ def _thumbnails(plan: VisitPlan) -> dict[str, bytes]:
     return pictures
 
 
-def _hold_back_refused(outcomes: list, folder: Path) -> list:
+def hold_back_refused(outcomes: list, folder: Path) -> list:
     """The validator's gate, once per batch: what it refuses in a visit is held back with its message."""
     checked = [i for i, (_, outcome) in enumerate(outcomes) if isinstance(outcome, VisitPlan) and outcome.placements]
     for index, faults in zip(checked, batch_faults([outcomes[i][1] for i in checked], folder)):
@@ -149,7 +156,7 @@ def convert(options: ConvertOptions) -> RunReport:
             # first run keeps what it converted if it is stopped, and staging never holds the whole export
             outcomes = _convert_all(todo[start:start + batch], start, staging, rules, options, progress)
             if options.validate:
-                outcomes = _hold_back_refused(outcomes, staging / f"check-{start:05d}")
+                outcomes = hold_back_refused(outcomes, staging / f"check-{start:05d}")
             with writer.locked(options.wait):
                 _place_all(outcomes, writer, rules, options, report)
             writer.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
@@ -160,7 +167,8 @@ def convert(options: ConvertOptions) -> RunReport:
             placed = [v for v in report.visits if v.status == "placed"]
             changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                        f"from visit {v.scan_research_id}" for v in placed]
-            writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr))
+            writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,
+                                            authors=options.authors, license=options.license))
             if ehr.tables:  # an export without EHR tables has no linkage to report
                 image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
                 report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
@@ -292,12 +300,12 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
     if options.jobs <= 1:
         for visit, folder in zip(visits, folders):
             try:
-                yield visit, _extract_and_plan(visit, folder, rules, options)
+                yield visit, extract_and_plan(visit, folder, rules, options)
             except VisitError as exc:
                 yield visit, exc
         return
     with cf.ProcessPoolExecutor(max_workers=options.jobs) as pool:
-        futures = [pool.submit(_extract_and_plan, visit, folder, rules, options)
+        futures = [pool.submit(extract_and_plan, visit, folder, rules, options)
                    for visit, folder in zip(visits, folders)]
         for visit, future in zip(visits, futures):
             try:
