@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 def _convert(args) -> int:
     from bids_factory.pipeline import convert
 
-    return _finish(convert(_convert_options(args)), args.bids)
+    return _finish(convert(_convert_options(args)), args.bids, args.export)
 
 
 def _convert_options(args):
@@ -367,13 +367,33 @@ def _demo(args) -> int:
     options = ConvertOptions(export=export.root, bids=args.out / "bids", jobs=args.jobs,
                              dataset_name="bids-factory demo dataset",
                              ehr_mapping=shipped_dir("heuristics") / "demo-ehr-mapping.json")
-    return _finish(convert(options), args.out / "bids")
+    return _finish(convert(options), args.out / "bids", export.root)
 
 
-def _finish(report, bids: Path) -> int:
+def _finish(report, bids: Path, export: Path | None = None) -> int:
     from bids_factory.report import summary_lines
 
     for line in summary_lines(report):
         print(line)
     print(f"BIDS dataset: {bids.resolve()}")
+    if report.report_page:
+        print(f"report: {report.report_page}")
+    print(f"next: {_next_step(report, export)}")
     return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _next_step(report, export: Path | None) -> str:
+    """What the user does now, from this run's counts (the same ones the summary printed)."""
+    from bids_factory.report import run_counts
+
+    counts = run_counts(report.record) if report.record else {}
+    source = export or "EXPORT_DIR"
+    if report.failed:
+        return "fix what the FAILED lines say, then run the same command again (only what changed is converted)"
+    if counts.get("series unmatched") or report.dataset.get("series unmatched"):
+        return (f"write rules for the unmatched series: bids-factory inventory {source} --write-heuristic site.json, "
+                "edit it, then convert with --heuristic site.json")
+    if counts.get("series held back") or report.dataset.get("series held back"):
+        return ("open the report to see why series are held back (a missing field: add it with your heuristic's "
+                "sidecar_changes), or accept it")
+    return "open the report; run the same command after each export day (only new visits are converted)"

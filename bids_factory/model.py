@@ -222,6 +222,11 @@ class RunReport:
     validator_warnings: int | None = None
     images_without_ehr: list[str] = field(default_factory=list)  # subject labels
     ehr_without_images: list[str] = field(default_factory=list)
+    validator_output: str | None = None  # the validator's full JSON output, relative to code/bids-factory/
+    validator_issues: list[dict] = field(default_factory=list)  # one per issue code: severity, count, example
+    record: dict | None = None  # the run record as written (the summary and the page count from it)
+    dataset: dict[str, int] = field(default_factory=dict)  # report.dataset_counts of the whole dataset
+    report_page: str | None = None  # path of report.html
 
     @property
     def failed(self) -> bool:

@@ -28,14 +28,14 @@ from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
 from bids_factory.identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
 from bids_factory.plan import hold_back, plan_visit
-from bids_factory.progress import Progress
+from bids_factory.progress import Phases, Progress
 from bids_factory.redact import redact_visit
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
-from bids_factory.report import report_record
+from bids_factory.report import dataset_counts, history_entry, report_record
 from bids_factory.report_html import render_report
-from bids_factory.validate import ValidatorResult, batch_faults, dataset_view, run_validator, unindexed_images
+from bids_factory.validate import ValidatorResult, batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.thumbnails import thumbnail_png
-from bids_factory.write import REPORT_PAGE, SUBJECTS_FILE, DatasetWriter
+from bids_factory.write import HISTORY, REPORT_PAGE, SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -141,6 +141,8 @@ def hold_back_refused(outcomes: list, folder: Path) -> list:
 def convert(options: ConvertOptions) -> RunReport:
     rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     _refuse_dataset_in_export(options)
+    phases = Phases()
+    phases.start("discover", str(options.export))
     discovery = discover(options.export)
     report = RunReport(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
@@ -149,36 +151,59 @@ def convert(options: ConvertOptions) -> RunReport:
         writer.ensure_not_locked()
     with writer.staging_area() as staging:
         todo = _changed_visits(visits, writer, rules, options, report)
-        progress = Progress(len(todo), "visits converted")
+        phases.start("convert", f"{len(todo)} of {len(visits)} visits new or changed")
+        progress = Progress(len(todo), "convert")
         batch = max(BATCH_VISITS, 4 * options.jobs)
         for start in range(0, len(todo), batch):
             # converted outside the lock (parallel runs convert at once), placed batch by batch: a long
             # first run keeps what it converted if it is stopped, and staging never holds the whole export
             outcomes = _convert_all(todo[start:start + batch], start, staging, rules, options, progress)
             if options.validate:
+                phases.start("check", "bids-validator-deno on the converted visits before they are placed")
                 outcomes = hold_back_refused(outcomes, staging / f"check-{start:05d}")
+            phases.start("place", f"{sum(1 for _, o in outcomes if isinstance(o, VisitPlan))} visits")
             with writer.locked(options.wait):
                 _place_all(outcomes, writer, rules, options, report)
             writer.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
         progress.close()
         with writer.locked(options.wait):
+            phases.start("EHR")
             ehr = collect_ehr(options.export, rules.ehr_mapping)
             report.problems.extend(ehr.problems)
             placed = [v for v in report.visits if v.status == "placed"]
             changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                        f"from visit {v.scan_research_id}" for v in placed]
+            phases.start("dataset files")
             writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,
                                             authors=options.authors, license=options.license))
             if ehr.tables:  # an export without EHR tables has no linkage to report
                 image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
                 report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
             if options.validate and (writer.changed or not report.visits):
+                phases.start("validator", "bids-validator-deno and the pybids read-back")
                 _validate(writer, report, staging)
-            record = report_record(report)
-            if writer.changed:  # the page shows the dataset as of the last run that changed it
-                writer.write_text(REPORT_PAGE, render_report(writer.visit_records(), record, writer.thumbnail_links()))
-            writer.write_run_record(record)
+            phases.start("report")
+            _record_run(writer, report)
+        phases.close()
     return report
+
+
+def _record_run(writer: DatasetWriter, report: RunReport) -> None:
+    """The run record, the history line and the page, refreshed by every run (also one that changed nothing:
+    what is still held back comes from the visit records and states, not from this run)."""
+    report.record = report_record(report)
+    unplaced = [s for s in writer.visit_states().values() if s.get("not_placed")]
+    report.dataset = dataset_counts(writer.visit_records(), unplaced)
+    history = writer.read_json(HISTORY, default=None)
+    if history is None:  # a dataset written before the history existed: rebuilt once from the run records
+        history = [history_entry(r) for r in writer.run_records()]
+    history.append(history_entry(report.record, report.dataset))
+    writer.write_json(HISTORY, history)
+    writer.write_text(REPORT_PAGE, render_report(writer.visit_records(), report.record, writer.thumbnail_links(),
+                                                 history=history, unplaced=unplaced,
+                                                 mask_dates=None if writer.dates.keeps else writer.dates.mask_text))
+    writer.write_run_record(report.record)
+    report.report_page = str(writer.root / REPORT_PAGE)
 
 
 def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]:
@@ -222,6 +247,8 @@ def _validate(writer: DatasetWriter, report: RunReport, staging: Path) -> None:
         log.warning("bids-validator-deno is not installed: the dataset was not validated")
         return
     report.validator_errors, report.validator_warnings = len(result.errors), len(result.warnings)
+    report.validator_output = writer.write_validator_output(result.output) if result.output else None
+    report.validator_issues = issue_summary(result)
     for issue in result.errors:
         report.problems.append(Problem(issue.location or str(writer.root),
                                        f"BIDS validator: {issue.code} {issue.message}".strip()))
@@ -262,7 +289,8 @@ def _convert_all(visits: list[Visit], start: int, staging: Path, rules: Rules, o
     outcomes = []
     for visit, outcome in _run_workers(visits, start, staging, rules, options):
         outcomes.append((visit, outcome))
-        status = "failed" if isinstance(outcome, VisitError) else "not selected" if outcome is None else "ok"
+        status = ("failed" if isinstance(outcome, VisitError)
+                  else "skipped (subject not in --participant-label)" if outcome is None else "converted")
         progress.step(f"{visit.scan_research_id}: {status}")
     return outcomes
 
@@ -288,6 +316,8 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
                     "scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
                     "settings": options.settings_key(rules.heuristic, rules.schemas), "status": result.status,
                     "subject_label": result.subject_label, "session_label": result.session_label,
+                    # series of a visit with nothing placed (no visit record): the report still shows them
+                    "not_placed": [o.record() for o in result.not_placed] if result.status != "placed" else [],
                 })
         report.visits.append(result)
         report.problems.extend(result.problems)

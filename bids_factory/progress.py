@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 log = logging.getLogger("bids_factory")
 
@@ -29,3 +30,40 @@ class Progress:
         if self.bar and self.done:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class Phases:
+    """The run's phases by name (discover, convert, place, EHR, dataset files, validator, report).
+
+    Each phase is announced when it starts, so no step of a run is silent: on a terminal on the progress
+    line (overwritten by the next), elsewhere as a plain log line. ``durations`` keeps seconds per phase.
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.bar = bool(getattr(self.stream, "isatty", lambda: False)()) and log.isEnabledFor(logging.INFO)
+        self.durations: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    def start(self, name: str, detail: str = "") -> None:
+        self._finish()
+        self._current = (name, time.monotonic())
+        text = f"{name}: {detail}" if detail else f"{name}..."
+        if self.bar:
+            self.stream.write(f"\r{text}"[:120].ljust(120))
+            self.stream.flush()
+        else:
+            log.info("%s", text)
+
+    def _finish(self) -> None:
+        if self._current:
+            name, began = self._current
+            self.durations[name] = self.durations.get(name, 0.0) + time.monotonic() - began
+            self._current = None
+
+    def close(self) -> None:
+        self._finish()
+        if self.bar:
+            self.stream.write("\r" + " " * 120 + "\r")
+            self.stream.flush()
+        log.debug("phases: %s", ", ".join(f"{n} {s:.1f} s" for n, s in self.durations.items()))

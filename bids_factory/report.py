@@ -1,52 +1,148 @@
-"""The end-of-run summary: for the user's terminal and, as JSON, for the dataset's provenance."""
+"""The end-of-run summary: for the user's terminal and, as JSON, for the dataset's provenance.
+
+The counts shown by the terminal summary and by ``report.html`` come from ONE place: :func:`run_counts`
+(this run, from its run record) and :func:`dataset_counts` (the whole dataset, from the visit records and
+the state of visits with nothing placed), phrased by :func:`count_phrases`.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 
 from bids_factory import __version__
 from bids_factory.model import RunReport
 
+# (label, statuses) of series that were not placed, in the order they are shown everywhere.
+NOT_PLACED_GROUPS = (("held back", ("held-back",)), ("unmatched", ("unmatched", "ambiguous")),
+                     ("rejected", ("rejected",)), ("without image", ("not-converted",)))
+VISIT_LABELS = (("placed", "placed"), ("nothing-to-place", "with nothing to place"), ("failed", "failed"),
+                ("unchanged", "unchanged since the last run"), ("not-selected", "skipped (other subjects)"))
+_ALWAYS_SHOWN = ("placed", "failed", "held back", "unmatched", "subjects", "sessions", "images placed")
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def run_counts(record: dict) -> dict[str, int]:
+    """This run's counts, from its run record: visits by status and series by outcome."""
+    visits = record.get("visits") or []
+    statuses = Counter(v.get("status") for v in visits)
+    outcomes = Counter(o.get("status") for v in visits for o in v.get("not_placed") or [])
+    counts = {f"visits {key}": statuses.get(key, 0) for key, _ in VISIT_LABELS}
+    counts["series placed"] = sum(int(v.get("placed") or 0) for v in visits)
+    for label, statuses_ in NOT_PLACED_GROUPS:
+        counts[f"series {label}"] = sum(outcomes[s] for s in statuses_)
+    return counts
+
+
+def dataset_counts(visit_records: list[dict], unplaced_visits: list[dict] = ()) -> dict[str, int]:
+    """The whole dataset: subjects, sessions, images, and series still not placed (held back...).
+
+    ``unplaced_visits``: visit states of visits with nothing placed (their ``not_placed`` series), so a
+    run that changes nothing still shows what is held back.
+    """
+    outcomes = Counter(o.get("status") for r in [*visit_records, *unplaced_visits] for o in r.get("not_placed") or [])
+    counts = {"subjects": len({r.get("participant_id") for r in visit_records}),
+              "sessions": len({(r.get("participant_id"), r.get("session_id")) for r in visit_records}),
+              "images placed": sum(len(r.get("files") or []) for r in visit_records)}
+    for label, statuses in NOT_PLACED_GROUPS:
+        counts[f"series {label}"] = sum(outcomes[s] for s in statuses)
+    return counts
+
+
+def count_phrases(counts: dict[str, int]) -> dict[str, str]:
+    """``{"visits": "3 placed, 0 failed", "series": "9 placed, 2 held back", "dataset": "2 subjects, ..."}``
+    (zero counts of rare kinds left out)."""
+    phrases: dict[str, list[str]] = {}
+    for key, n in counts.items():
+        kind, _, what = key.partition(" ")
+        if kind not in ("visits", "series"):
+            kind, what = "dataset", key
+        label = dict(VISIT_LABELS).get(what, what) if kind == "visits" else what
+        if n or what in _ALWAYS_SHOWN:
+            phrases.setdefault(kind, []).append(f"{n} {label}")
+    return {kind: ", ".join(parts) for kind, parts in phrases.items()}
+
+
+def dedupe_reason(reason: str) -> str:
+    """A reason made of ``; ``-separated messages, each said once; messages that differ only by an item
+    index (``VoxelSize[0]``, ``VoxelSize[2]``) are said once, naming every index."""
+    groups: dict[str, list[str]] = {}
+    for part in (p.strip() for p in str(reason or "").split("; ")):
+        if not part:
+            continue
+        key = _INDEX.sub("[#]", part, count=1)
+        found = _INDEX.search(part)
+        groups.setdefault(key, [])
+        if found and found.group(1) not in groups[key]:
+            groups[key].append(found.group(1))
+    merged = []
+    for key, indexes in groups.items():
+        if len(indexes) > 1:  # one message for several items: the values may differ, keep the first as example
+            merged.append(key.replace("[#]", f"[{','.join(indexes)}]", 1))
+        else:
+            merged.append(key.replace("[#]", f"[{indexes[0]}]", 1) if indexes else key)
+    return "; ".join(merged)
+
+
+def grouped_not_placed(visits: list[dict]) -> list[dict]:
+    """Series not placed, identical ones (same status, description, ImageType, reason) counted once."""
+    groups: dict[tuple, dict] = {}
+    for visit in visits:
+        for o in visit.get("not_placed") or []:
+            reason = dedupe_reason(o.get("reason"))
+            key = (o.get("status"), o.get("SeriesDescription"), tuple(o.get("ImageType") or ()), reason)
+            group = groups.setdefault(key, {"status": o.get("status"), "SeriesDescription": o.get("SeriesDescription"),
+                                            "ImageType": list(o.get("ImageType") or ()), "reason": reason,
+                                            "count": 0, "visits": []})
+            group["count"] += 1
+            if visit.get("scan_research_id") not in group["visits"]:
+                group["visits"].append(visit.get("scan_research_id"))
+    return sorted(groups.values(), key=lambda g: (str(g["status"]), str(g["SeriesDescription"]), str(g["reason"])))
+
+
+def grouped_problems(problems: list[dict]) -> list[tuple[bool, str, int, list[str]]]:
+    """(fatal, reason, count, paths) with one entry per identical reason."""
+    groups: dict[tuple, list[str]] = {}
+    for p in problems:
+        groups.setdefault((bool(p.get("fatal")), str(p.get("reason"))), []).append(str(p.get("path")))
+    return [(fatal, reason, len(paths), sorted(paths)) for (fatal, reason), paths in
+            sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))]
+
 
 def summary_lines(report: RunReport) -> list[str]:
-    statuses = Counter(v.status for v in report.visits)
-    placed_series = sum(v.placed for v in report.visits)
-    outcomes = [(v, o) for v in report.visits for o in v.not_placed]
-    lines = [
-        f"visits: {statuses.get('placed', 0)} placed, {statuses.get('nothing-to-place', 0)} with nothing to place, "
-        f"{statuses.get('failed', 0)} failed"
-        + (f", {statuses['unchanged']} unchanged since the last run" if statuses.get("unchanged") else "")
-        + (f", {statuses['not-selected']} not selected" if statuses.get("not-selected") else ""),
-        series_line(placed_series, [o.status for _, o in outcomes])
-        + f"; {report.non_dicom_files} non-DICOM files ignored",
-    ]
-    for visit, outcome in outcomes:
-        lines.append(f"  {outcome.status}: visit {visit.scan_research_id} {outcome.series.describe()}: {outcome.reason}")
-    fatal = [p for p in report.problems if p.fatal]
-    skipped = [p for p in report.problems if not p.fatal]
-    for problem in skipped:
-        lines.append(f"  note: {problem.path}: {problem.reason}")
-    for problem in fatal:
-        lines.append(f"  FAILED: {problem.path}: {problem.reason}")
-    if report.images_without_ehr:
-        lines.append(f"  linkage: {len(report.images_without_ehr)} subjects with images but no EHR row: "
-                     + ", ".join(f"sub-{s}" for s in report.images_without_ehr))
-    if report.ehr_without_images:
-        lines.append(f"  linkage: {len(report.ehr_without_images)} EHR patients without images: "
-                     + ", ".join(f"sub-{s}" for s in report.ehr_without_images))
-    if report.validator_errors is not None:
-        lines.append(f"BIDS validator: {report.validator_errors} errors, {report.validator_warnings} warnings")
+    record = report.record or report_record(report)
+    phrases = count_phrases(run_counts(record))
+    lines = [f"visits: {phrases['visits']}",
+             f"series: {phrases['series']}; {record.get('non_dicom_files', 0)} non-DICOM files ignored"]
+    for group in grouped_not_placed(record["visits"]):
+        times = f" \u00d7{group['count']}" if group["count"] > 1 else ""
+        visits = _some(group["visits"])
+        lines.append(f"  {group['status']} {group['SeriesDescription'] or '(no description)'}{times} "
+                     f"[{'/'.join(group['ImageType']) or '-'}] (visit{'s' if len(group['visits']) > 1 else ''} "
+                     f"{visits}): {group['reason']}")
+    for fatal, reason, count, paths in grouped_problems(record["problems"]):
+        times = f" \u00d7{count}" if count > 1 else ""
+        lines.append(f"  {'FAILED' if fatal else 'note'}{times}: {_some(paths)}: {reason}")
+    linkage = record.get("linkage") or {}
+    if linkage.get("images_without_ehr"):
+        lines.append(f"  linkage: {len(linkage['images_without_ehr'])} subjects with images but no EHR row: "
+                     + ", ".join(linkage["images_without_ehr"]))
+    if linkage.get("ehr_without_images"):
+        lines.append(f"  linkage: {len(linkage['ehr_without_images'])} EHR patients without images: "
+                     + ", ".join(linkage["ehr_without_images"]))
+    validator = record.get("validator") or {}
+    if validator.get("errors") is not None:
+        kept = f" (all messages: code/bids-factory/{validator['output']})" if validator.get("output") else ""
+        lines.append(f"BIDS validator: {validator['errors']} errors, {validator['warnings']} warnings{kept}")
+    if report.dataset:
+        dataset = count_phrases(report.dataset)
+        lines.append(f"dataset: {dataset['dataset']}; series not placed: {dataset['series']}")
     return lines
 
 
-def series_line(placed: int, statuses: list[str]) -> str:
-    """The run's series counts, worded once: the terminal summary and the report page's "Last run" show
-    this same line (from the run and from its record), so their counts always agree."""
-    count = Counter(statuses)
-    return (f"series: {placed} placed, {count['unmatched'] + count['ambiguous']} unmatched, "
-            f"{count['held-back']} held back, {count['rejected']} rejected, "
-            f"{count['not-converted']} without image")
+def _some(items: list[str], shown: int = 3) -> str:
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def report_record(report: RunReport) -> dict:
@@ -69,5 +165,18 @@ def report_record(report: RunReport) -> dict:
         "non_dicom_files": report.non_dicom_files,
         "linkage": {"images_without_ehr": [f"sub-{s}" for s in report.images_without_ehr],
                     "ehr_without_images": [f"sub-{s}" for s in report.ehr_without_images]},
-        "validator": {"errors": report.validator_errors, "warnings": report.validator_warnings},
+        "validator": {"errors": report.validator_errors, "warnings": report.validator_warnings,
+                      "output": report.validator_output, "issues": list(report.validator_issues)},
     }
+
+
+def history_entry(record: dict, dataset: dict[str, int] | None = None) -> dict:
+    """One line of the dataset's run history (``code/bids-factory/history.json``), from a run record and
+    the dataset's counts after the run (what is still held back, also after a run that changed nothing)."""
+    counts = run_counts(record)
+    return {"finished_at": record.get("finished_at"), "failed": bool(record.get("failed")),
+            "visits placed": counts["visits placed"], "visits failed": counts["visits failed"],
+            "visits unchanged": counts["visits unchanged"], "series placed": counts["series placed"],
+            "series held back": counts["series held back"],
+            "held back in dataset": (dataset or {}).get("series held back"),
+            "validator errors": (record.get("validator") or {}).get("errors")}

@@ -1,4 +1,4 @@
-"""Thumbnails for the visual report: the middle slices of a NIfTI image as one small grayscale PNG.
+"""Thumbnails for the visual report: the middle slices of a NIfTI image as one grayscale PNG.
 
 The PNG is encoded here with ``zlib`` + ``struct`` (signature, IHDR, IDAT, IEND; CRCs by ``zlib.crc32``):
 it is a dozen lines, and bids-factory deliberately has no imaging library (no Pillow, no matplotlib) to
@@ -18,37 +18,75 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _MAX_ASPECT = 4  # a panel is at most 4x wider than high (a single-slice image would be a thin line)
 
 
-def thumbnail_png(nifti: Path, size: int = 128) -> bytes:
+def thumbnail_png(nifti: Path, size: int = 256) -> bytes:
     """Sagittal, coronal and axial middle slices of ``nifti`` side by side, as 8-bit grayscale PNG bytes.
 
     - 4D (or more) images: the first volume; 2D images are treated as one slice.
     - Oriented with ``nib.as_closest_canonical`` (RAS+), then shown the way viewers such as nilearn do:
       superior at the top of the sagittal and coronal panels, anterior at the top of the axial panel,
       anterior to the right in the sagittal panel, the subject's right on the right (neurological
-      convention) in the coronal and axial panels.
+      convention) in the coronal and axial panels. Each panel's edges carry their direction letters
+      (L/R, A/P, S/I), read from the canonical affine with ``nibabel.orientations.aff2axcodes``.
     - Intensities clipped to the 1st-99th percentile of the volume and scaled to 0-255.
     - Each panel is ``size`` pixels high; its width keeps the physical aspect (voxel sizes), capped at
-      4x ``size``; nearest-neighbour resampling (numpy indexing). Panels are separated by a black gap.
+      4x ``size``; bilinear resampling (smooth, not blocky). Panels are separated by a black gap.
 
     The bytes are a function of the image data and ``size`` only (deterministic).
     """
-    volume, zooms = _first_volume_ras(Path(nifti))
+    volume, zooms, codes = _first_volume_ras(Path(nifti))
     lo, hi = _window(volume)
     scaled = np.clip((volume - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(volume)
-    gray = np.rint(scaled * 255).astype(np.uint8)
-    x, y, z = (n // 2 for n in gray.shape)
+    x, y, z = (n // 2 for n in scaled.shape)
     dx, dy, dz = zooms
-    panels = [
-        _resize(gray[x, :, :].T[::-1], dz, dy, size),  # sagittal: rows superior->inferior, cols P->A
-        _resize(gray[:, y, :].T[::-1], dz, dx, size),  # coronal: rows S->I, cols subject's left->right
-        _resize(gray[:, :, z].T[::-1], dy, dx, size),  # axial: rows anterior->posterior, cols L->R
+    # (panel, rows top->bottom, columns left->right) with the axis codes of what each edge points to
+    views = [
+        (scaled[x, :, :].T[::-1], dz, dy, (1, 2)),  # sagittal: rows superior->inferior, cols P->A
+        (scaled[:, y, :].T[::-1], dz, dx, (0, 2)),  # coronal: rows S->I, cols subject's left->right
+        (scaled[:, :, z].T[::-1], dy, dx, (0, 1)),  # axial: rows anterior->posterior, cols L->R
     ]
+    panels = []
+    for panel, row_mm, col_mm, (col_axis, row_axis) in views:
+        gray = np.rint(_resize(panel, row_mm, col_mm, size) * 255).astype(np.uint8)
+        if size >= 64:  # letters need room
+            _letter(gray, _OPPOSITE[codes[col_axis]], "left")
+            _letter(gray, codes[col_axis], "right")
+            _letter(gray, codes[row_axis], "top")
+            _letter(gray, _OPPOSITE[codes[row_axis]], "bottom")
+        panels.append(gray)
     gap = np.zeros((size, max(1, size // 32)), dtype=np.uint8)
     return encode_png(np.hstack([panels[0], gap, panels[1], gap, panels[2]]))
 
 
-def _first_volume_ras(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """The first 3D volume in RAS+ orientation (float64, NaN/inf -> 0) and its voxel sizes in mm.
+_OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
+_GLYPHS = {  # 5x7 bitmap letters
+    "L": ("10000", "10000", "10000", "10000", "10000", "10000", "11111"),
+    "R": ("11110", "10001", "10001", "11110", "10100", "10010", "10001"),
+    "A": ("01110", "10001", "10001", "11111", "10001", "10001", "10001"),
+    "P": ("11110", "10001", "10001", "11110", "10000", "10000", "10000"),
+    "S": ("01111", "10000", "10000", "01110", "00001", "00001", "11110"),
+    "I": ("11111", "00100", "00100", "00100", "00100", "00100", "11111"),
+}
+
+
+def _letter(panel: np.ndarray, letter: str, where: str) -> None:
+    """Draw ``letter`` (white on a black box) in the middle of one edge of ``panel``, in place."""
+    scale = max(1, panel.shape[0] // 128)
+    glyph = np.array([[c == "1" for c in row] for row in _GLYPHS[letter]], dtype=bool)
+    glyph = np.kron(glyph, np.ones((scale, scale), dtype=bool))
+    box = np.zeros((glyph.shape[0] + 2 * scale, glyph.shape[1] + 2 * scale), dtype=np.uint8)
+    box[scale:-scale, scale:-scale][glyph] = 255
+    rows, cols = panel.shape
+    h, w = box.shape
+    if h > rows or w > cols:
+        return
+    top = {"top": 0, "bottom": rows - h}.get(where, (rows - h) // 2)
+    left = {"left": 0, "right": cols - w}.get(where, (cols - w) // 2)
+    panel[top:top + h, left:left + w] = box
+
+
+def _first_volume_ras(path: Path) -> tuple[np.ndarray, tuple[float, float, float], tuple[str, str, str]]:
+    """The first 3D volume in RAS+ orientation (float64, NaN/inf -> 0), its voxel sizes in mm and the
+    direction each voxel axis points to (``aff2axcodes`` of the canonical affine: R, A, S).
 
     Only the first volume is read from disk, then reoriented (a long 4D series is never loaded whole).
     """
@@ -61,7 +99,7 @@ def _first_volume_ras(path: Path) -> tuple[np.ndarray, tuple[float, float, float
     canonical = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, dtype=np.float64), image.affine))
     volume = np.nan_to_num(np.asarray(canonical.dataobj, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     zooms = tuple(float(v) if v > 0 else 1.0 for v in canonical.header.get_zooms()[:3])
-    return volume, zooms
+    return volume, zooms, tuple(nib.orientations.aff2axcodes(canonical.affine))
 
 
 def _window(volume: np.ndarray) -> tuple[float, float]:
@@ -72,13 +110,29 @@ def _window(volume: np.ndarray) -> tuple[float, float]:
 
 
 def _resize(panel: np.ndarray, row_mm: float, col_mm: float, size: int) -> np.ndarray:
-    """Nearest-neighbour resampling to ``size`` rows, width from the physical aspect ratio."""
+    """Bilinear resampling to ``size`` rows, width from the physical aspect ratio (values stay in 0-1).
+
+    When shrinking by more than 2x, the panel is first averaged over blocks (no aliasing speckle)."""
     rows, cols = panel.shape
     width = round(size * (cols * col_mm) / (rows * row_mm))
     width = min(max(width, 1), _MAX_ASPECT * size)
-    row_index = np.minimum(((np.arange(size) + 0.5) * rows / size).astype(np.intp), rows - 1)
-    col_index = np.minimum(((np.arange(width) + 0.5) * cols / width).astype(np.intp), cols - 1)
-    return panel[np.ix_(row_index, col_index)]
+    block_r, block_c = max(1, rows // (2 * size)), max(1, cols // (2 * width))
+    if block_r > 1 or block_c > 1:
+        trimmed = panel[: rows - rows % block_r, : cols - cols % block_c]
+        panel = trimmed.reshape(rows // block_r, block_r, cols // block_c, block_c).mean(axis=(1, 3))
+        rows, cols = panel.shape
+    r0, r1, rw = _weights(rows, size)
+    c0, c1, cw = _weights(cols, width)
+    top = panel[r0][:, c0] * (1 - cw) + panel[r0][:, c1] * cw
+    bottom = panel[r1][:, c0] * (1 - cw) + panel[r1][:, c1] * cw
+    return top * (1 - rw)[:, None] + bottom * rw[:, None]
+
+
+def _weights(source: int, target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each target pixel centre: the two source pixels around it and the weight of the second."""
+    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
+    first = np.floor(position).astype(np.intp)
+    return first, np.minimum(first + 1, source - 1), position - first
 
 
 def encode_png(gray: np.ndarray) -> bytes:

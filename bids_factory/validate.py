@@ -26,6 +26,7 @@ class ValidatorResult:
     exit_code: int
     issues: tuple[ValidatorIssue, ...]
     version: str
+    output: str = ""  # the validator's full JSON output, as it printed it
 
     @property
     def errors(self) -> tuple[ValidatorIssue, ...]:
@@ -194,4 +195,16 @@ def run_validator(dataset: Path, timeout: float = 900) -> ValidatorResult | None
         for item in report.get("issues", {}).get("issues", [])
     )
     return ValidatorResult(exit_code=done.returncode, issues=issues,
-                           version=str(report.get("summary", {}).get("schemaVersion", "?")))
+                           version=str(report.get("summary", {}).get("schemaVersion", "?")), output=done.stdout)
+
+
+def issue_summary(result: ValidatorResult, examples: int = 3) -> list[dict]:
+    """One entry per (severity, code): how many issues, the first message, a few locations."""
+    groups: dict[tuple[str, str], dict] = {}
+    for issue in result.issues:
+        group = groups.setdefault((issue.severity, issue.code), {
+            "severity": issue.severity, "code": issue.code, "count": 0, "message": issue.message, "locations": []})
+        group["count"] += 1
+        if issue.location and len(group["locations"]) < examples:
+            group["locations"].append(issue.location)
+    return sorted(groups.values(), key=lambda g: (g["severity"] != "error", -g["count"], g["code"]))

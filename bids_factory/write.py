@@ -39,6 +39,8 @@ THUMBNAILS = STATE_DIR / "thumbnails"
 REPORT_PAGE = STATE_DIR / "report.html"
 SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
 SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600
+RUN_RECORDS = STATE_DIR / "runs"
+HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry), for the report's history
 SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
 
 
@@ -233,12 +235,26 @@ class DatasetWriter:
 
     def write_run_record(self, record: dict) -> None:
         """The run's report, one file per run in ``runs/`` (the newest is the last run)."""
+        self.write_json(RUN_RECORDS / f"run-{self._run_stamp(record['finished_at'])}-{os.getpid()}.json", record)
+
+    def _run_stamp(self, finished_at: str, prefix: str = "run") -> str:
         if self.dates.keeps:
-            stamp = record["finished_at"].replace("+00:00", "Z").replace(":", "").replace("-", "")
-        else:  # no date in a file name either: a sequence number keeps the newest last
-            folder = self.root / STATE_DIR / "runs"
-            stamp = f"n{len(list(folder.glob('run-n*.json'))) + 1 if folder.is_dir() else 1:08d}"
-        self.write_json(STATE_DIR / "runs" / f"run-{stamp}-{os.getpid()}.json", record)
+            return finished_at.replace("+00:00", "Z").replace(":", "").replace("-", "")
+        # no date in a file name either: a sequence number keeps the newest last
+        folder = self.root / RUN_RECORDS
+        return f"n{len(list(folder.glob(f'{prefix}-n*.json'))) + 1 if folder.is_dir() else 1:08d}"
+
+    def write_validator_output(self, output: str) -> str:
+        """The validator's full output beside the run records; its path relative to ``code/bids-factory``."""
+        stamp = self._run_stamp(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "validator")
+        relpath = RUN_RECORDS / f"validator-{stamp}-{os.getpid()}.json"
+        self.write_text(relpath, output)
+        return relpath.relative_to(STATE_DIR).as_posix()
+
+    def run_records(self) -> list[dict]:
+        """Every run record, oldest first (read only to rebuild a missing history)."""
+        folder = self.root / RUN_RECORDS
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("run-*.json"))] if folder.is_dir() else []
 
     # -- incremental state ---------------------------------------------------------------------
     def visit_states(self) -> dict[str, dict]:

@@ -72,7 +72,7 @@ def test_ehr_mapping_names_columns_and_a_broken_table_fails_the_run(demo, tmp_pa
     assert "FAILED: EHR/2024/20240312/labs.csv: cannot be parsed" in out
     assert "linkage: 1 EHR patients without images: sub-DEMO003" in out
     assert (bids / "phenotype" / "diagnosis.tsv").exists() and not (bids / "phenotype" / "labs.tsv").exists()
-    record = json.loads(sorted((bids / "code" / "bids-factory" / "runs").glob("*.json"))[-1].read_text())
+    record = json.loads(sorted((bids / "code" / "bids-factory" / "runs").glob("run-*.json"))[-1].read_text())
     assert record["linkage"]["ehr_without_images"] == ["sub-DEMO003"]
     assert_valid_bids(bids)
 
