@@ -57,6 +57,16 @@ def _suggestion(parser: argparse.ArgumentParser, message: str) -> str | None:
     return None
 
 
+class _CommandsFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps every command name on the line of its help (argparse measures subcommands 2 columns short)."""
+
+    def add_argument(self, action):
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            self._action_max_length = max(self._action_max_length,
+                                          max(len(name) for name in action.choices) + self._current_indent + 4)
+
+
 EXAMPLES_CONVERT = """\
 examples:
   bids-factory inventory /data/export                      # what a convert would do, nothing written
@@ -84,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
                     "into one BIDS dataset.",
         epilog="the workflow: inventory -> write the heuristic -> convert -> open the report\n\n"
                + EXAMPLES_CONVERT.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_CommandsFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bids-factory {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,13 +143,15 @@ def convert(options: ConvertOptions) -> RunReport:
     rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     _refuse_dataset_in_export(options)
     phases = Phases()
-    phases.start("discover", str(options.export))
+    began = time.monotonic()
     discovery = discover(options.export)
     report = RunReport(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
     writer = DatasetWriter(options.bids, options.dates)
     if not options.wait:
         writer.ensure_not_locked()
+    # announced once done: bad input (no export, a dataset path that cannot be a folder) stays one error line
+    phases.done("discover", f"{len(visits)} visits in {options.export} ({time.monotonic() - began:.1f} s)")
     with writer.staging_area() as staging:
         todo = _changed_visits(visits, writer, rules, options, report)
         phases.start("convert", f"{len(todo)} of {len(visits)} visits new or changed")

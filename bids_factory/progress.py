@@ -55,6 +55,10 @@ class Phases:
         else:
             log.info("%s", text)
 
+    def done(self, name: str, detail: str) -> None:
+        """Announce a phase that has already run (its line says what it found)."""
+        self.start(name, detail)
+
     def _finish(self) -> None:
         if self._current:
             name, began = self._current

@@ -147,9 +147,15 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
     code = main(["convert", str(demo), str(tmp_path / "bids"), "--quiet"])
     out = capsys.readouterr().out
     assert code == 1
-    assert "visits: 2 placed, 0 with nothing to place, 1 failed" in out
+    assert "visits: 2 placed, 1 failed" in out
     assert "FAILED: DICOM/2024/20240312/V0001B: visit V0001B: the DICOM files carry no PatientID" in out
-    assert "unmatched: visit V0001A SeriesNumber=1 SeriesDescription='AAHead_Scout'" in out
+    # identical lines grouped: dcm2niix splits each scout in 3 images, 2 visits -> one line, x6
+    scouts = [line for line in out.splitlines() if "AAHead_Scout" in line]
+    assert scouts == ["  unmatched AAHead_Scout \u00d76 [ORIGINAL/PRIMARY/M/ND/MAGNITUDE] (visits V0001A, V0002-A): "
+                      "no heuristic rule matches"]
+    lines = out.splitlines()
+    assert lines[-2] == f"report: {(tmp_path / 'bids').resolve()}/code/bids-factory/report.html"
+    assert lines[-1].startswith("next: fix what the FAILED lines say")
     assert fingerprint(demo) != before  # only our own edit above...
     _set_patient(_visit(demo, "V0001B"), "DEMO-001")
     assert main(["convert", str(demo), str(tmp_path / "bids"), "--quiet"]) == 0
@@ -197,6 +203,12 @@ def test_demo_command_writes_a_valid_dataset(tmp_path):
     assert f"BIDS dataset: {tmp_path / 'demo' / 'bids'}" in done.stdout
     assert "BIDS validator: 0 errors" in done.stdout
     assert len(list((tmp_path / "demo" / "bids").rglob("sub-*_T1w.nii.gz"))) == 3
+    # progress names every phase, in order, as plain log lines (stderr is not a terminal here)
+    phases = [line.split(":")[0].rstrip(".") for line in done.stderr.splitlines()]
+    named = [p for p in phases if p in ("discover", "convert", "place", "EHR", "dataset files", "validator", "report")]
+    assert list(dict.fromkeys(named)) == ["discover", "convert", "place", "EHR", "dataset files", "validator", "report"]
+    assert "convert 3/3: V0002-A: converted" in done.stderr and "not selected" not in done.stderr
+    assert done.stdout.splitlines()[-2] == f"report: {tmp_path / 'demo' / 'bids' / 'code' / 'bids-factory' / 'report.html'}"
     again = subprocess.run([sys.executable, "-m", "bids_factory", "demo", str(tmp_path / "demo")],
                            capture_output=True, text=True, env=env)
     assert again.returncode == 1 and again.stderr.startswith("bids-factory: error: ")

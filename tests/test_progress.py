@@ -30,3 +30,21 @@ def test_plain_lines_elsewhere(caplog):
     progress.close()
     assert pipe.getvalue() == ""
     assert [r.getMessage() for r in caplog.records] == ["visits 1/2: V1: ok"]
+
+
+def test_phases_are_named_lines_elsewhere_and_one_line_on_a_terminal(caplog):
+    from bids_factory.progress import Phases
+
+    caplog.set_level(logging.INFO, logger="bids_factory")
+    phases = Phases(stream=io.StringIO())
+    phases.start("EHR")
+    phases.start("validator", "bids-validator-deno")
+    phases.close()
+    assert [r.getMessage() for r in caplog.records] == ["EHR...", "validator: bids-validator-deno"]
+    assert set(phases.durations) == {"EHR", "validator"}
+    caplog.clear()
+    screen = _Terminal()
+    phases = Phases(stream=screen)
+    phases.start("report")
+    phases.close()
+    assert "\rreport..." in screen.getvalue() and not caplog.records

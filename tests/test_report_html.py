@@ -347,3 +347,63 @@ def test_thumbnail_uses_first_volume_and_clips_outliers(tmp_path: Path) -> None:
     assert png4d == thumbnail_png(_save(tmp_path, "vol0.nii.gz", first, affine), size=20)
     pixels = _decode_png(png4d)
     assert 80 < np.median(pixels[pixels > 0]) < 180  # uniform 0-100 spread over 0-255 (not crushed to 0)
+
+
+# -- refreshed by every run, counts shared with the terminal ---------------------------------------------
+
+def test_a_no_op_run_refreshes_the_page_and_still_shows_what_is_held_back(export: Path, tmp_path: Path) -> None:
+    """A visit whose only matched series is held back has no visit record (nothing placed): its state
+    keeps the series, so the page of a later run that changes nothing still counts it."""
+    from bids_factory.report import count_phrases, run_counts, summary_lines
+    from bids_factory.resources import default_heuristic
+
+    schemas = tmp_path / "sidecar"
+    shutil.copytree(default_folder(), schemas)
+    flair = json.loads((schemas / "FLAIR.schema.json").read_text())
+    flair["properties"]["VoxelSize"]["items"]["maximum"] = 4
+    (schemas / "FLAIR.schema.json").write_text(json.dumps(flair))
+    default = json.loads(default_heuristic().read_text())
+    only_flair = dict(default, descriptions=[d for d in default["descriptions"] if d["bids_factory"]["rule"] == "flair"])
+    heuristic = tmp_path / "flair-only.json"
+    heuristic.write_text(json.dumps(only_flair))
+    bids = tmp_path / "bids"
+    options = ConvertOptions(export=export, bids=bids, schemas=schemas, heuristic=heuristic, validate=False,
+                             visits=frozenset({"V0002-A"}))
+    first = convert(options)
+    assert [v.status for v in first.visits] == ["nothing-to-place"]
+    page_path = bids / STATE / "report.html"
+    first_page = page_path.read_text()
+    second = convert(options)
+    assert [v.status for v in second.visits] == ["unchanged"]
+    page = page_path.read_text()
+    assert page != first_page and second.record["finished_at"] in page  # refreshed by the no-op run
+    assert _totals(Page(page))["series held back"] == "1" and second.dataset["series held back"] == 1
+    still = Page(page).tables[("", "still-not-placed")]
+    assert any(row[0] == "held-back" and row[2] == "T2_FLAIR_AX" and "VoxelSize" in row[4] for row in still)
+    history = Page(page).tables[("", "history")][1:]
+    assert len(history) == 2 and [row[5] for row in history] == ["1", "1"]  # held back in dataset, both runs
+    # the page's counts are the terminal's: same function, same record
+    lines = summary_lines(second)
+    phrases = count_phrases(run_counts(second.record))
+    assert f"visits: {phrases['visits']}" in lines and f"visits: {phrases['visits']}" in page
+    assert f"series: {phrases['series']}" in page and lines[1].startswith(f"series: {phrases['series']};")
+    assert "dataset: 0 subjects, 0 sessions, 0 images placed; series not placed: 1 held back" in lines[-1]
+
+
+def test_reasons_are_deduplicated() -> None:
+    from bids_factory.report import dedupe_reason
+
+    reason = ("FLAIR.schema.json: VoxelSize[0] 5.0 is greater than the maximum of 4; "
+              "FLAIR.schema.json: VoxelSize[1] 5.0 is greater than the maximum of 4; "
+              "FLAIR.schema.json: VoxelSize[2] 5.0 is greater than the maximum of 4; "
+              "BIDS validator: X; BIDS validator: X")
+    assert dedupe_reason(reason) == ("FLAIR.schema.json: VoxelSize[0,1,2] 5.0 is greater than the maximum of 4; "
+                                     "BIDS validator: X")
+
+
+def test_history_dates_can_be_masked(demo: Path) -> None:
+    visits, run = _records(demo)
+    history = [{"finished_at": "2026-11-30T06:11:28+00:00", "visits placed": 3}]
+    text = render_report(visits, run, {}, history=history, mask_dates=lambda t: t.replace("2026-11-30", "n/a"))
+    assert "2026-11-30" not in text.split('id="history"')[1].split("</table>")[0]
+    assert "2026-11-30T06:11:28" in render_report(visits, run, {}, history=history)
