@@ -205,8 +205,8 @@ def test_demo_command_writes_a_valid_dataset(tmp_path):
     assert len(list((tmp_path / "demo" / "bids").rglob("sub-*_T1w.nii.gz"))) == 3
     # progress names every phase, in order, as plain log lines (stderr is not a terminal here)
     phases = [line.split(":")[0].rstrip(".") for line in done.stderr.splitlines()]
-    named = [p for p in phases if p in ("discover", "convert", "place", "EHR", "dataset files", "validator", "report")]
-    assert list(dict.fromkeys(named)) == ["discover", "convert", "place", "EHR", "dataset files", "validator", "report"]
+    order = ["discover", "convert", "check", "place", "EHR", "dataset files", "validator", "report"]
+    assert list(dict.fromkeys(p for p in phases if p in order)) == order
     assert "convert 3/3: V0002-A: converted" in done.stderr and "not selected" not in done.stderr
     assert done.stdout.splitlines()[-2] == f"report: {tmp_path / 'demo' / 'bids' / 'code' / 'bids-factory' / 'report.html'}"
     again = subprocess.run([sys.executable, "-m", "bids_factory", "demo", str(tmp_path / "demo")],
