@@ -30,7 +30,7 @@ table{border-collapse:collapse;margin:.4em 0 1em;width:100%;table-layout:auto}
 th,td{border:1px solid #ccd;padding:.25em .5em;text-align:left;vertical-align:top;font-size:.92em;
 overflow-wrap:break-word}
 .path,.reason,code{overflow-wrap:anywhere}
-th{background:#eef0f4}td.num,th.num{text-align:right;white-space:nowrap}
+th{background:#eef0f4}td.num,th.num{text-align:right}td.num{white-space:nowrap}
 table.totals{width:auto}table.totals td{font-size:1.05em}
 .meta{color:#555;font-size:.9em;margin:.2em 0}
 .reason{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}
@@ -146,9 +146,9 @@ def _history(history: list[dict], mask: Callable[[str], str]) -> str:
                   *(_e(h.get(k)) for k in keys)], nums=nums) for h in shown]
     more = f"<p class=\"meta\">{len(history) - len(shown)} earlier runs not shown.</p>" if len(history) > len(shown) else ""
     return ('<h2 id="history">History of runs</h2>'
-            + _table(["finished", "outcome", *(k.replace("series ", "") + (" (this run)" if k != "held back in dataset"
-                                                                         else "") for k in keys)],
-                     rows, "history", nums=nums) + more)
+            + _table(["finished", "outcome", "visits placed", "series placed", "series held back",
+                      "still held back in the dataset", "visits failed", "validator errors"], rows, "history",
+                     nums=nums) + more)
 
 
 def _validator(validator: dict) -> str:

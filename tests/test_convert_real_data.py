@@ -281,7 +281,7 @@ def test_xa30_report_page_shows_every_image_and_why_the_others_are_not_placed(xa
         thumbnail = state / "thumbnails" / relpath.replace(".nii.gz", ".png")
         assert thumbnail.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), relpath
         assert f'src="thumbnails/{relpath.replace(".nii.gz", ".png")}"' in page
-    assert "VoxelSize[0] 2.0 is greater than the maximum of 1.5" in page
+    assert "VoxelSize[0,1,2] 2.0 is greater than the maximum of 1.5" in page  # one message for the 3 axes
     assert "PhoenixZIPReport" in page
 
 

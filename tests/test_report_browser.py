@@ -28,7 +28,9 @@ PROBE = """<script>window.addEventListener('load',function(){
 var imgs=Array.prototype.slice.call(document.querySelectorAll('img.thumb'));
 var r={scrollWidth:document.documentElement.scrollWidth,images:imgs.length,
 loaded:imgs.filter(function(i){return i.complete && i.naturalWidth>0;}).length,
-heights:imgs.map(function(i){return i.naturalHeight;})};
+heights:imgs.map(function(i){return i.naturalHeight;}),wide:[]};
+document.querySelectorAll('body *').forEach(function(e){if(e.getBoundingClientRect().right>window.innerWidth){
+r.wide.push(e.tagName+'.'+e.className+': '+e.textContent.slice(0,60));}});
 var a=document.querySelector('a.zoom');var box=document.getElementById('lightbox');a.click();
 r.enlarged=!box.hidden && box.querySelector('img').getAttribute('src')==a.getAttribute('href');
 box.click();r.closed=box.hidden;
