@@ -13,7 +13,7 @@ inventory cannot tell: clashes with a dataset that already exists (a subject lab
 patient, a session label taken by another visit); convert reports those.
 
 ``starter_heuristic`` turns the inventory into a Dcm2Bids v3 heuristic with one rule per distinct series
-that no rule matches (criteria: SeriesDescription and ImageType), with placeholder datatype/suffix
+that no rule matches (ambiguous ones, matched by several rules, are left to the site) (criteria: SeriesDescription and ImageType), with placeholder datatype/suffix
 (``anat``/``EDITME``) the site edits; a heuristic still holding a placeholder is refused by convert.
 """
 
@@ -51,7 +51,7 @@ class SeriesEntry:
     image_type: tuple[str, ...]
     outcome: str  # "placed" | "unmatched" | "ambiguous" | "held-back" | "rejected" | "not-converted"
     bids_path: str | None = None  # sub-<p>/ses-<v>/<datatype>/<name>.nii.gz when placed
-    rule: str | None = None
+    rule: str | None = None  # the rule that matched it (None: no rule matched)
     reason: str | None = None
     dimensions: tuple[int, ...] = ()
     voxel_size: tuple[float, ...] = ()
@@ -129,7 +129,7 @@ def take_inventory(export: Path, heuristic: Path | None = None, schemas: Path | 
             subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
             series = [_entry(p.series, "placed", bids_path=f"{subject}/{session}/{p.relpath}", rule=p.rule)
                       for p in plan.placements]
-            series += [_entry(o.series, o.status, reason=o.reason) for o in plan.not_placed]
+            series += [_entry(o.series, o.status, rule=o.rule, reason=o.reason) for o in plan.not_placed]
             series.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.bids_path or "",
                                        s.series_description))
             entries.append(VisitEntry(visit.scan_research_id, folders, subject, session, series=tuple(series)))
@@ -187,11 +187,12 @@ def count_outcomes(inventory: Inventory) -> dict[str, int]:
 
 
 def starter_heuristic(inventory: Inventory) -> dict:
-    """A Dcm2Bids v3 heuristic with one rule per distinct (SeriesDescription, ImageType) no rule matches."""
+    """A Dcm2Bids v3 heuristic with one rule per distinct (SeriesDescription, ImageType) no rule matches
+    (unmatched, or held back by the metadata classification of a series no rule matched)."""
     seen: dict[tuple, dict] = {}
     for visit in inventory.visits:
         for s in visit.series:
-            if s.outcome not in ("unmatched", "ambiguous"):
+            if s.outcome not in ("unmatched", "held-back") or s.rule:  # only what no rule matched
                 continue
             key = (s.series_description, s.image_type)
             if key in seen:

@@ -174,9 +174,11 @@ class SeriesOutcome:
     series: Series
     status: str  # "unmatched" | "ambiguous" | "rejected" | "held-back" | "not-converted"
     reason: str
+    rule: str | None = None  # the heuristic rule that matched it (held back or rejected after matching)
 
     def record(self) -> dict:
-        return {"status": self.status, "reason": self.reason, **self.series.record()}
+        return {"status": self.status, "reason": self.reason, **self.series.record(),
+                **({"rule": self.rule} if self.rule else {})}
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,7 @@ def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas
 def hold_back(placements, reasons: dict[str, str]) -> tuple[list[Placement], list[SeriesOutcome]]:
     """Take the placements named in ``reasons`` (by relpath) out; no IntendedFor may still name them."""
     kept = [p for p in placements if p.relpath not in reasons]
-    held = [SeriesOutcome(p.series, "held-back", reasons[p.relpath]) for p in placements if p.relpath in reasons]
+    held = [SeriesOutcome(p.series, "held-back", reasons[p.relpath], p.rule) for p in placements if p.relpath in reasons]
     if held:
         gone = {f"/{path}" for path in reasons}  # matches bids:: URIs and relative IntendedFor paths
         kept = [_without_references(p, gone) for p in kept]
@@ -228,12 +228,12 @@ def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], lis
         bad = [e for e in entities if not _ENTITY.match(e)]
         if bad or not _SUFFIX.match(suffix):
             reason = f"heuristic gives a name that is not a BIDS name: {placement.stem} ({', '.join(bad) or suffix})"
-            rejected.append(SeriesOutcome(placement.series, "rejected", reason))
+            rejected.append(SeriesOutcome(placement.series, "rejected", reason, placement.rule))
         elif len(targets[placement.relpath]) > 1:
             others = [p.series for p in targets[placement.relpath] if p is not placement]
             reason = (f"collision: {placement.relpath} is also the target of "
                       + "; ".join(_series_name(s) for s in others))
-            rejected.append(SeriesOutcome(placement.series, "rejected", reason))
+            rejected.append(SeriesOutcome(placement.series, "rejected", reason, placement.rule))
         else:
             kept.append(placement)
     return kept, rejected

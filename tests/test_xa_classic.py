@@ -48,7 +48,7 @@ def test_volumes_with_their_own_series_number_are_one_converted_series(tmp_path)
     assert [(o.series.series_number, o.status) for o in visit.not_placed] == [(99, "not-converted")]
     [line] = [line for line in summary_lines(report) if line.startswith("series: ")]
     counts = line.split(";")[0]
-    assert counts == "series: 1 placed, 0 unmatched, 0 held back, 0 rejected, 1 without image"
+    assert counts == "series: 1 placed, 0 held back, 0 unmatched, 1 without image"
     page = (tmp_path / "bids" / "code" / "bids-factory" / "report.html").read_text()
-    assert f"<p>{counts}</p>" in page  # the report page's "Last run" counts are the summary's
+    assert f"<br />{counts}</p>" in page  # the report page's "Last run" counts are the summary's
     assert_valid_bids(tmp_path / "bids")
