@@ -152,7 +152,7 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
     # identical lines grouped: dcm2niix splits each scout in 3 images, 2 visits -> one line, x6
     scouts = [line for line in out.splitlines() if "AAHead_Scout" in line]
     assert scouts == ["  unmatched AAHead_Scout \u00d76 [ORIGINAL/PRIMARY/M/ND/MAGNITUDE] (visits V0001A, V0002-A): "
-                      "no heuristic rule matches"]
+                      "localizer/scout (name 'AAHead_Scout'): not placed"]
     lines = out.splitlines()
     assert lines[-2] == f"report: {(tmp_path / 'bids').resolve()}/code/bids-factory/report.html"
     assert lines[-1].startswith("next: fix what the FAILED lines say")
