@@ -175,7 +175,7 @@ def test_slurm_job_array_gives_the_local_dataset(cluster, three_visits, tmp_path
     assert sorted(logs) == [f"finalize-{finalize_job}.out"] + [f"visit-{array_job}_{i}.out" for i in range(3)], logs
 
     # every visit was converted by its own array task; the finalize run found all three unchanged
-    runs = [json.loads(p.read_text()) for p in sorted((bids / "code" / "bids-factory" / "runs").glob("*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted((bids / "code" / "bids-factory" / "runs").glob("run-*.json"))]
     assert len(runs) == 4, logs
     visits_of_runs = sorted(sorted((v["scan_research_id"], v["status"]) for v in r["visits"]) for r in runs)
     assert visits_of_runs == [
