@@ -10,42 +10,19 @@ from __future__ import annotations
 
 import codecs
 import fnmatch
-import json
 import re
 import unicodedata
 from pathlib import Path
 
-import yaml
-
 from bids_factory.ehr_combine import MISSING_VALUES, TableSpec
-from bids_factory.config_check import schema_faults
-from bids_factory.errors import BidsFactoryError
-
-
-class EhrMappingError(BidsFactoryError):
-    """The EHR mapping file cannot be used (unreadable, not JSON/YAML, fails its schema)."""
+from bids_factory.config_check import read_config, schema_faults
+from bids_factory.errors import EhrMappingError
 
 
 def load_ehr_mapping(path: Path) -> dict:
     """Read a JSON or YAML mapping and check it against ``schemas/ehr-mapping.schema.json``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EhrMappingError(f"EHR mapping {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from exc
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            mapping = yaml.safe_load(text)
-        else:
-            mapping = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EhrMappingError(f"EHR mapping {path}: not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                              f"{exc.msg}") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise EhrMappingError(f"EHR mapping {path}: not valid YAML{where}: "
-                              f"{getattr(exc, 'problem', None) or exc}") from exc
+    mapping, _, text = read_config(path, "EHR mapping", EhrMappingError, yaml_allowed=True)
     faults = schema_faults(mapping, "ehr-mapping.schema.json", text, most=1)
     if faults:
         raise EhrMappingError(f"EHR mapping {path}: {faults}")

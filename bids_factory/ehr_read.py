@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bids_factory.errors import CsvError
 from bids_factory.model import Problem
 
 READY_MARKER = ".ready"
@@ -28,10 +29,6 @@ _CANDIDATES = ("\t", ";", ",", "|")  # order breaks ties on the header line
 _YEAR = re.compile(r"^\d{4}$")
 _DAY = re.compile(r"^\d{8}$")
 _EXCEL_SEP = re.compile(r"^sep=([,;\t|])[ \t]*(\r?\n|$)")
-
-
-class CsvError(Exception):
-    """A CSV file that cannot be read; the message is the reason shown to the user."""
 
 
 @dataclass(frozen=True)

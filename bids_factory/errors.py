@@ -9,6 +9,18 @@ class HeuristicError(BidsFactoryError):
     """The heuristic file cannot be used (unreadable, not JSON, fails its schema)."""
 
 
+class EhrMappingError(BidsFactoryError):
+    """The EHR mapping file cannot be used (unreadable, not JSON/YAML, fails its schema)."""
+
+
+class SidecarSchemaError(BidsFactoryError):
+    """A sidecar schemas folder cannot be used (missing, unreadable, not JSON, not a JSON Schema)."""
+
+
+class CsvError(BidsFactoryError):
+    """An EHR CSV file cannot be read; the message is the reason. Reported for that file, the run goes on."""
+
+
 class VisitError(BidsFactoryError):
     """One visit cannot be converted; the rest of the export goes on."""
 

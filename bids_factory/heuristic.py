@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from bids_factory.errors import HeuristicError
-from bids_factory.config_check import schema_faults
+from bids_factory.config_check import read_config, schema_faults
 from bids_factory.resources import default_heuristic
 
 log = logging.getLogger(__name__)
@@ -43,16 +42,8 @@ class Heuristic:
 def load_heuristic(path: Path | None = None) -> Heuristic:
     """Read and check a heuristic; any fault is a :class:`HeuristicError` naming where it is."""
     path = path or default_heuristic()
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise HeuristicError(f"heuristic {path}: cannot be read ({exc.strerror or exc})") from exc
-    try:
-        config = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise HeuristicError(f"heuristic {path}: not valid JSON{where}: {getattr(exc, 'msg', exc)}") from exc
-    faults = schema_faults(config, "heuristic.schema.json", raw.decode("utf-8", errors="replace"))
+    config, raw, text = read_config(path, "heuristic", HeuristicError)
+    faults = schema_faults(config, "heuristic.schema.json", text)
     if faults:
         raise HeuristicError(f"heuristic {path}: {faults}")
     if config.get("post_op"):

@@ -28,7 +28,8 @@ import referencing.exceptions
 import referencing.jsonschema
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from bids_factory.errors import BidsFactoryError
+from bids_factory.config_check import read_config
+from bids_factory.errors import SidecarSchemaError
 from bids_factory.model import Placement
 from bids_factory.resources import shipped_dir
 
@@ -36,10 +37,6 @@ SUFFIX = ".schema.json"
 BASE_URI = "https://bids-factory.org/schemas/sidecar/"
 DERIVED_KEYS = ("ImageDimensions", "VoxelSize")
 _REQUIRED = re.compile(r"^'(.+)' is a required property$")
-
-
-class SidecarSchemaError(BidsFactoryError):
-    """A sidecar schemas folder cannot be used (missing, unreadable, not JSON, not a JSON Schema)."""
 
 
 @dataclass(frozen=True)
@@ -68,16 +65,7 @@ def load_sidecar_schemas(folder: Path | None = None) -> SidecarSchemas:
         raise SidecarSchemaError(f"sidecar schemas folder {folder}: not a folder")
     schemas: dict[str, dict] = {}
     for path in sorted(folder.glob("*" + SUFFIX)):
-        try:
-            content = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise SidecarSchemaError(f"sidecar schema {path}: cannot be read ({exc.strerror or exc})") from exc
-        except json.JSONDecodeError as exc:
-            raise SidecarSchemaError(
-                f"sidecar schema {path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise SidecarSchemaError(f"sidecar schema {path}: not UTF-8 text ({exc.reason})") from exc
+        content, _, _ = read_config(path, "sidecar schema", SidecarSchemaError)
         try:
             jsonschema.Draft202012Validator.check_schema(content)
         except SchemaError as exc:
