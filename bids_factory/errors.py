@@ -25,6 +25,10 @@ class VisitError(BidsFactoryError):
     """One visit cannot be converted; the rest of the export goes on."""
 
 
+class IdentifiersUnreadable(VisitError):
+    """A visit whose identifiers cannot be read: its free text cannot be checked, so it is not placed."""
+
+
 class ExportLayoutError(BidsFactoryError):
     """The export folder is not a Data Capture export (missing, not a folder, no DICOM/)."""
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from bids_factory.errors import VisitError
+from bids_factory.errors import IdentifiersUnreadable
 
 _ALNUM = r"[^\W_]"  # a letter or a digit (any script): a match may not be glued to one
 _WORDS = re.compile(r"[\W_]+")
@@ -46,10 +46,6 @@ _PATIENT_WORDS = ("id", "name", "birth", "number", "address", "phone", "telephon
 _NOT_IDENTITY = {"patientposition", "patientorientation", "patientidentityremoved", "patientsex",
                  "patientage", "patientweight", "patientsize"}
 REDACTED = "[removed]"
-
-
-class IdentifiersUnreadable(VisitError):
-    """A visit whose identifiers cannot be read: its free text cannot be checked, so it is not placed."""
 
 
 @dataclass(frozen=True)
