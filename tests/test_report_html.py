@@ -407,3 +407,19 @@ def test_history_dates_can_be_masked(demo: Path) -> None:
     text = render_report(visits, run, {}, history=history, mask_dates=lambda t: t.replace("2026-11-30", "n/a"))
     assert "2026-11-30" not in text.split('id="history"')[1].split("</table>")[0]
     assert "2026-11-30T06:11:28" in render_report(visits, run, {}, history=history)
+
+
+def test_history_has_no_calendar_date_under_dates_drop(export: Path, tmp_path: Path) -> None:
+    import re
+
+    from bids_factory.dates import DatePolicy
+
+    options = ConvertOptions(export=export, bids=tmp_path / "bids", validate=False, visits=frozenset({"V0002-A"}),
+                             dates=DatePolicy("drop"))
+    convert(options)
+    second = convert(options)
+    page = (tmp_path / "bids" / STATE / "report.html").read_text()
+    history = Page(page).tables[("", "history")][1:]
+    assert len(history) == 2 and second.record["finished_at"][11:] in history[0][0]
+    assert not any(re.search(r"\d{4}-\d{2}-\d{2}|(?<![.\d])20\d{6}", row[0]) for row in history)
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", page)
