@@ -245,7 +245,12 @@ def _validate(writer: DatasetWriter, report: RunReport, staging: Path) -> None:
     ``bids-factory check`` checks the whole dataset."""
     sessions = list(dict.fromkeys((r["participant_id"], r["session_id"]) for r in writer.placed))
     view = dataset_view(writer.root, sessions, staging / "view")
-    result = run_validator(view)
+    with cf.ThreadPoolExecutor(max_workers=1) as pool:  # the validator (a subprocess) runs while pybids reads
+        validating = pool.submit(run_validator, view)
+        unindexed = unindexed_images(view, writer.placed)
+        result = validating.result()
+    for missing in unindexed:
+        report.problems.append(Problem(missing, "pybids does not find this placed image when it reads the dataset"))
     if result is None:
         log.warning("bids-validator-deno is not installed: the dataset was not validated")
         return
@@ -255,8 +260,6 @@ def _validate(writer: DatasetWriter, report: RunReport, staging: Path) -> None:
     for issue in result.errors:
         report.problems.append(Problem(issue.location or str(writer.root),
                                        f"BIDS validator: {issue.code} {issue.message}".strip()))
-    for missing in unindexed_images(view, writer.placed):
-        report.problems.append(Problem(missing, "pybids does not find this placed image when it reads the dataset"))
 
 
 def check(bids: Path) -> tuple[ValidatorResult, list[str]]:
