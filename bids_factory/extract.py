@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import warnings
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
@@ -27,8 +27,10 @@ from pydicom.tag import Tag
 from bids_factory.dicom_head import read_head
 from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.identifiers import read_nifti_sidecars, visit_identifiers
+from bids_factory.completeness import COMPLETENESS_TAGS, ImageHeader
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, bids_label
 from bids_factory.nifti_export import stage_nifti_files
+from bids_factory.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,8 @@ log = logging.getLogger(__name__)
 BASE_OPTIONS = ("-b", "y", "-z", "y", "-f", "%s_%p")
 ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "y")
 _HEADER_TAGS = tuple(Tag(keyword) for keyword in (
-    "SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType"))
+    "SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType",
+    *COMPLETENESS_TAGS))
 _LAST_HEADER_TAG = max(_HEADER_TAGS)
 _HEADER_TAG_NUMBERS = {int(tag): keyword_for_tag(tag) for tag in _HEADER_TAGS}
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -73,6 +76,7 @@ class VisitHeaders:
     problems: tuple[Problem, ...]  # corrupt DICOM (fatal), non-DICOM files (named, ignored)
     file_series: tuple = ()  # SeriesNumber of each of ``dicom_files`` (same order)
     series_files: dict = None  # SeriesNumber -> the series' files (identifiers: the first whose header reads whole)
+    series_images: dict = field(default_factory=dict)  # SeriesNumber -> tuple[ImageHeader] (completeness)
 
     def unconverted(self, converted: list[Series], merged: frozenset = frozenset()) -> tuple[Series, ...]:
         """DICOM series of the visit for which the converter produced no image (``merged``: series
@@ -93,6 +97,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
     series_folders: dict[int | None, set[str]] = defaultdict(set)
     series_names: dict[int | None, tuple] = {}
     series_files: dict[int | None, list[SourceFile]] = defaultdict(list)
+    series_images: dict[int | None, list[ImageHeader]] = defaultdict(list)
     non_dicom = 0
     problems: list[Problem] = []
     for source in sources:
@@ -119,6 +124,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         file_series.append(number)
         series_folders[number].add(source.folder.relpath)
         series_files[number].append(source)
+        series_images[number].append(ImageHeader.read(ds))
         series_names.setdefault(number, (
             str(ds.get("SeriesDescription", "")), str(ds.get("ProtocolName", "")),
             tuple(str(v) for v in (ds.get("ImageType") or ())),
@@ -132,6 +138,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         non_dicom_files=non_dicom,
         problems=tuple(problems),
         series_files=dict(series_files),
+        series_images={k: tuple(v) for k, v in series_images.items()},
     )
 
 
@@ -235,8 +242,8 @@ def dcm2niix_version() -> str:
 
 
 def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: str = "",
-            input_folder: Path | None = None) -> tuple[list[Series], str]:
-    """Run dcm2niix on the visit's DICOM files into ``staging``; return the series and its log.
+            input_folder: Path | None = None) -> tuple[list[Series], str, int]:
+    """Run dcm2niix on the visit's DICOM files into ``staging``; return the series, its log and exit status.
 
     dcm2niix reads ``input_folder`` (see :func:`direct_input`) when given; otherwise the visit's files
     (possibly spread over several export days) are linked into one input folder in staging, so dcm2niix
@@ -253,13 +260,14 @@ def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: s
         dcm2niix_command(), *BASE_OPTIONS, *shlex.split(extra_options), *ENFORCED_OPTIONS,
         "-d", str(MAX_FOLDER_DEPTH), "-o", str(outputs), str(input_folder),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False)
+    done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False,
+                          preexec_fn=die_with_parent)
     converter_log = done.stdout + done.stderr
     series = [_series(nifti, headers) for nifti in sorted(outputs.glob("*.nii.gz"))]
     if done.returncode != 0 and series:
         log.warning("visit %s: dcm2niix exited %s but produced %d image(s)",
                     visit.scan_research_id, done.returncode, len(series))
-    return series, converter_log
+    return series, converter_log, done.returncode
 
 
 def merged_series(headers: VisitHeaders, converted: list[Series], staging: Path) -> frozenset:
@@ -281,7 +289,7 @@ def merged_series(headers: VisitHeaders, converted: list[Series], staging: Path)
         for index in indexes:
             (folder / "in" / f"{index:06d}.dcm").symlink_to(headers.dicom_files[index].path)
         subprocess.run([dcm2niix_command(), "-b", "o", "-ba", "y", "-o", str(folder / "out"), str(folder / "in")],
-                       capture_output=True, check=False)
+                       capture_output=True, check=False, preexec_fn=die_with_parent)
         if any((folder / "out").glob("*.json")):
             merged.add(number)
     return frozenset(merged)
@@ -326,10 +334,10 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         [[source.path for source in files] for files in (headers.series_files or {}).values()],
         read_nifti_sidecars(s.sidecar for s in nifti.series) if nifti else (),
         nifti_patient_field, where=f"visit {visit.scan_research_id}")
-    series, converter_log, problems = [], "", list(headers.problems)
+    series, converter_log, converter_exit, problems = [], "", 0, list(headers.problems)
     if headers.dicom_files:
         direct = direct_input(visit, headers)
-        series, converter_log = convert(visit, headers, staging, extra_options, direct)
+        series, converter_log, converter_exit = convert(visit, headers, staging, extra_options, direct)
         problems += converter_file_problems(converter_log, headers, direct)
     if nifti:
         problems += nifti.problems
@@ -352,4 +360,6 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         converter_version=dcm2niix_version(),
         converter_log=converter_log,
         identifiers=identifiers,
+        converter_exit=converter_exit,
+        series_images=headers.series_images,
     )

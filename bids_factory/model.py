@@ -142,6 +142,8 @@ class ExtractedVisit:
     # removed before planning (NIfTI header text, identifiers in series names and the converter log)
     identifiers: VisitIdentifiers = field(default_factory=VisitIdentifiers)
     deidentification: Deidentification = field(default_factory=Deidentification)
+    converter_exit: int = 0  # dcm2niix's exit status (non-zero: an image may be missing or partial)
+    series_images: dict = field(default_factory=dict)  # SeriesNumber -> DICOM ImageHeaders (completeness)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,14 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_factory import __version__
+from bids_factory.completeness import hold_back_incomplete
 from bids_factory.dates import DatePolicy
 from bids_factory.discover import discover
 from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
@@ -29,6 +31,7 @@ from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
 from bids_factory.identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
 from bids_factory.plan import hold_back, plan_visit
+from bids_factory.processes import die_with_parent
 from bids_factory.progress import Phases, Progress
 from bids_factory.redact import redact_visit
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
@@ -106,7 +109,8 @@ def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Convert
         if extracted is None:
             return None
         extracted = redact_visit(extracted, options.dates)
-        plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields, options.dates)
+        plan = hold_back_incomplete(plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields,
+                                               options.dates))
         return dataclasses.replace(plan, thumbnails=_thumbnails(plan)) if thumbnails else plan
     except BidsFactoryError:
         raise
@@ -317,7 +321,12 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
             result = _place(outcome, writer, subjects, sessions, secret)
             result.problems = outcome.extracted.problems + result.problems
             report.non_dicom_files += outcome.extracted.non_dicom_files
-            if result.status in ("placed", "nothing-to-place"):
+            if outcome.extracted.converter_exit != 0:  # an image may be missing: not done, retried next run
+                result.problems += (Problem(_where(visit), (
+                    f"visit {visit.scan_research_id}: dcm2niix exited {outcome.extracted.converter_exit}; "
+                    "series without a complete image were held back and the next run converts the visit "
+                    "again")),)
+            elif result.status in ("placed", "nothing-to-place"):
                 writer.write_visit_state({
                     "scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
                     "settings": options.settings_key(rules.heuristic, rules.schemas), "status": result.status,
@@ -327,7 +336,6 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
                 })
         report.visits.append(result)
         report.problems.extend(result.problems)
-    writer.write_json(SUBJECTS_FILE, subjects)
 
 
 def _run_workers(visits, start: int, staging: Path, rules: Rules, options: ConvertOptions):
@@ -340,7 +348,8 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
             except VisitError as exc:
                 yield visit, exc
         return
-    with cf.ProcessPoolExecutor(max_workers=options.jobs) as pool:
+    with cf.ProcessPoolExecutor(max_workers=options.jobs, initializer=die_with_parent,
+                                initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(extract_and_plan, visit, folder, rules, options)
                    for visit, folder in zip(visits, folders)]
         for visit, future in zip(visits, futures):
@@ -368,8 +377,11 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
         return VisitResult(**base, status="failed", problems=(Problem(_where(visit), reason),))
     if not plan.placements:
         return VisitResult(**base, status="nothing-to-place")
+    entry = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
+    if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
+        subjects[plan.subject_label] = entry
+        writer.write_json(SUBJECTS_FILE, subjects)
     writer.place_visit(plan, plan.extracted.staging)
-    subjects[plan.subject_label] = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
     sessions[(subject, session)] = visit.scan_research_id
     return VisitResult(**base, status="placed", placed=len(plan.placements))
 

@@ -1,0 +1,201 @@
+"""Is a converted image complete? The DICOM headers, dcm2niix's report and the image it wrote must agree.
+
+dcm2niix converts what it is given: one slice file missing from a 196-slice T1w still gives an image
+(exit status 0, ``Error: Missing images`` only in its log). A series is placed only when
+
+- its headers show no gap: per SeriesInstanceUID, the InstanceNumbers from the lowest to the highest
+  are all there, and no acquisition has fewer files than its ImagesInAcquisition (0020,1002);
+- the images dcm2niix wrote hold as many slices x volumes as the DICOM files hold frames (one per
+  single-frame file, NumberOfFrames of a multi-frame file; mosaics: one volume per file);
+- dcm2niix reported no missing image for it (its "Missing images" / "images may be missing" lines,
+  attributed to the series whose file count they name).
+
+A series that fails is held back with the reason; a missing-image message that names no series of the
+visit holds the whole visit back. When dcm2niix exits non-zero (disk full, unreadable file...), every
+image it did write is read to the end (a half-written file is held back) and the visit is not recorded
+as done, so the next run converts it again. Pure checks: nothing is written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import nibabel as nib
+
+from bids_factory.errors import VisitError
+from bids_factory.model import SeriesOutcome, VisitPlan
+from bids_factory.plan import hold_back
+
+COMPLETENESS_TAGS = ("SeriesInstanceUID", "AcquisitionNumber", "InstanceNumber", "ImagesInAcquisition",
+                     "NumberOfFrames")
+_VARIANT = re.compile(r"_(Eq|Tilt|Crop)_\d+$|_ROI\d+$")  # dcm2niix's re-sampled copies of one series
+_MISSING = re.compile(r"Missing images|images may be missing", re.IGNORECASE)
+_FOUND = re.compile(r"found (\d+) (?:slices|images)", re.IGNORECASE)
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What one DICOM file says about its place in its series."""
+
+    series_uid: str
+    acquisition: int | None
+    instance: int | None
+    frames: int  # NumberOfFrames (1 for a single-frame file)
+    images_in_acquisition: int | None
+    mosaic: bool = False  # Siemens mosaic: one file is one volume of many slices
+
+    @classmethod
+    def read(cls, ds) -> "ImageHeader":
+        return cls(series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+                   acquisition=_int(ds.get("AcquisitionNumber")),
+                   instance=_int(ds.get("InstanceNumber")),
+                   frames=max(_int(ds.get("NumberOfFrames")) or 1, 1),
+                   images_in_acquisition=_int(ds.get("ImagesInAcquisition")),
+                   mosaic="MOSAIC" in [str(v).upper() for v in (ds.get("ImageType") or ())])
+
+
+def missing_in_headers(images: tuple[ImageHeader, ...], mosaic: bool = False) -> str | None:
+    """Why the files of one series are not all there (by their headers), or None."""
+    if not images or any(i.frames > 1 for i in images):
+        return None  # multi-frame: one file is the whole series, checked against the image
+    by_uid: dict[str, list[ImageHeader]] = {}
+    for image in images:
+        by_uid.setdefault(image.series_uid, []).append(image)
+    for group in by_uid.values():
+        numbers = {i.instance for i in group if i.instance is not None}
+        if len(numbers) == len(group) and numbers:
+            span = max(numbers) - min(numbers) + 1
+            if span > len(numbers):
+                return (f"{span - len(numbers)} of {span} slice files missing (InstanceNumber "
+                        f"{min(numbers)}..{max(numbers)}, {len(numbers)} files)")
+        if mosaic:
+            continue  # a mosaic's ImagesInAcquisition counts the slices inside one file
+        acquisitions: dict[int | None, int] = {}
+        for image in group:
+            acquisitions[image.acquisition] = acquisitions.get(image.acquisition, 0) + 1
+        expected = {i.acquisition: i.images_in_acquisition for i in group if i.images_in_acquisition}
+        for acquisition, count in acquisitions.items():
+            wanted = expected.get(acquisition)
+            if wanted and count < wanted:
+                return (f"{wanted - count} of {wanted} slice files missing (ImagesInAcquisition {wanted}, "
+                        f"{count} files)")
+    return None
+
+
+def image_planes(nifti: Path) -> int:
+    """Slices x volumes of a NIfTI image (a 2D image is one)."""
+    shape = nib.load(nifti).shape
+    planes = 1
+    for size in shape[2:]:
+        planes *= max(int(size), 1)
+    return planes
+
+
+def unreadable_image(nifti: Path) -> str | None:
+    """Why a NIfTI file is cut short (read to its end), or None."""
+    try:
+        with gzip.open(nifti, "rb") as handle:
+            while handle.read(1 << 20):
+                pass
+        image = nib.load(nifti)
+        image.dataobj[..., -1] if len(image.shape) > 2 else image.dataobj[:]
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        return f"the image is cut short ({type(exc).__name__}: {exc})"
+    return None
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """The verdict on one converted visit."""
+
+    incomplete: dict  # nifti path (str) -> reason
+    unattributed: tuple[str, ...]  # dcm2niix missing-image messages that name no series of the visit
+
+
+def check_visit(series, series_images: dict, converter_log: str, converter_exit: int) -> Completeness:
+    """Compare, for every converted DICOM series, its headers, its image and dcm2niix's report."""
+    by_number: dict = {}
+    for one in series:
+        if one.nifti is not None and one.series_number in series_images:
+            by_number.setdefault(one.series_number, []).append(one)
+    incomplete: dict[str, str] = {}
+    for number, converted in by_number.items():
+        images = series_images[number]
+        mosaic = any(i.mosaic for i in images)
+        reason = missing_in_headers(images, mosaic)
+        if reason is None:
+            reason = _planes_missing(converted, images, mosaic)
+        if reason is None and converter_exit != 0:
+            reason = next((f"dcm2niix exited {converter_exit} and {r}"
+                           for r in (unreadable_image(s.nifti) for s in converted) if r), None)
+        if reason:
+            for one in converted:
+                incomplete[str(one.nifti)] = reason
+    unattributed = []
+    for line in (raw.strip() for raw in converter_log.splitlines()):
+        if not _MISSING.search(line):
+            continue
+        found = _FOUND.search(line)
+        candidates = [n for n, images in series_images.items()
+                      if found and len(images) == int(found.group(1))]
+        if any(str(s.nifti) in incomplete for n in candidates for s in by_number.get(n, ())):
+            continue  # already held back by the checks above
+        if len(candidates) == 1 and candidates[0] in by_number:
+            for one in by_number[candidates[0]]:
+                incomplete[str(one.nifti)] = f"dcm2niix: {line}"
+        elif not incomplete:
+            unattributed.append(line)
+    return Completeness(incomplete=incomplete, unattributed=tuple(unattributed))
+
+
+def _planes_missing(converted, images: tuple[ImageHeader, ...], mosaic: bool) -> str | None:
+    """The image(s) hold fewer slices x volumes than the DICOM files hold frames."""
+    main = [s for s in converted if not _VARIANT.search(s.nifti.name[: -len(".nii.gz")])]
+    if not main:
+        return None
+    if mosaic:
+        volumes = sum(int(nib.load(s.nifti).shape[3]) if len(nib.load(s.nifti).shape) > 3 else 1 for s in main)
+        expected = len(images)
+        what = "volumes"
+    else:
+        volumes = sum(image_planes(s.nifti) for s in main)
+        expected = sum(i.frames for i in images)
+        what = "slices x volumes"
+    if volumes < expected:
+        return (f"the image holds {volumes} {what} but the series has {expected} DICOM frames "
+                f"({expected - volumes} missing)")
+    return None
+
+
+def hold_back_incomplete(plan: VisitPlan) -> VisitPlan:
+    """The plan without its incomplete images, each held back with the reason.
+
+    Raises :class:`VisitError` when dcm2niix reports missing images of no identifiable series.
+    """
+    extracted = plan.extracted
+    verdict = check_visit(extracted.series, extracted.series_images, extracted.converter_log,
+                          extracted.converter_exit)
+    if verdict.unattributed:
+        raise VisitError(f"visit {extracted.visit.scan_research_id}: dcm2niix reports missing images of no "
+                         f"single series ({' | '.join(verdict.unattributed[:3])}): the visit is not placed")
+    reasons = {p.relpath: f"incomplete image, not placed: {verdict.incomplete[str(p.series.nifti)]}"
+               for p in plan.placements if str(p.series.nifti) in verdict.incomplete}
+    kept, held = hold_back(plan.placements, reasons)
+    not_placed = list(plan.not_placed)
+    if extracted.converter_exit != 0:
+        not_placed = [SeriesOutcome(o.series, "held-back", f"dcm2niix exited {extracted.converter_exit} before "
+                                    "it wrote an image of this series (disk full? unreadable file?); "
+                                    "the next run converts the visit again")
+                      if o.status == "not-converted" else o for o in not_placed]
+    return replace(plan, placements=tuple(kept), not_placed=tuple(not_placed) + tuple(held))

@@ -1,0 +1,90 @@
+"""Only complete images are placed: a missing or unreadable slice file, or a dcm2niix that stops half-way,
+holds the series back with the reason; a visit cut short by an I/O error is converted again next run."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from bids_factory.pipeline import ConvertOptions, convert
+from conftest import GE_T1W, SHARED_DICOM, add_series, assert_valid_bids
+
+GE_SESSION = SHARED_DICOM / "ge_session" / "In"
+
+
+def _not_placed(report):
+    return [(o.status, o.reason) for v in report.visits for o in v.not_placed]
+
+
+def _t1w_files(bids: Path) -> list[str]:
+    return sorted(p.name for p in bids.rglob("*_T1w.nii.gz"))
+
+
+@pytest.mark.parametrize("missing", ["00100.dcm", "00196.dcm"])  # one inside the series, the last slice
+def test_a_missing_slice_file_holds_the_t1w_back(export, bids, missing):
+    visit = add_series(export, "20230301", "GE0001", GE_T1W)
+    (visit / GE_T1W.name / missing).unlink()
+    report = convert(ConvertOptions(export=export, bids=bids))
+    held = [reason for status, reason in _not_placed(report) if status == "held-back"]
+    assert len(held) == 1 and "incomplete image" in held[0] and "1 of 196" in held[0], _not_placed(report)
+    assert _t1w_files(bids) == []
+    assert report.visits[0].status == "nothing-to-place"
+
+
+@pytest.mark.parametrize("keep", [3000, 70000])  # header cut short / pixel data cut short
+def test_a_truncated_slice_file_holds_the_t1w_back_and_is_retried(export, bids, keep):
+    t1w = GE_SESSION / "05_3D_Ax_T1_MP_RAGE_R22"
+    visit = add_series(export, "20230301", "GE0001", t1w)
+    add_series(export, "20230301", "GE0001", GE_SESSION / "01_Ax_DWI_TENSOR_R2")
+    target = sorted((visit / t1w.name).iterdir())[60]
+    data = target.read_bytes()
+    target.unlink()  # a hard link: never write into the shared data
+    target.write_bytes(data[:keep])
+    report = convert(ConvertOptions(export=export, bids=bids))
+    held = [reason for status, reason in _not_placed(report) if status == "held-back"]
+    t1w_held = [r for r in held if "incomplete image" in r or "dcm2niix exited" in r]
+    assert t1w_held, _not_placed(report)
+    assert _t1w_files(bids) == []
+
+
+def test_a_complete_t1w_is_placed(export, bids):
+    add_series(export, "20230301", "GE0001", GE_T1W)
+    report = convert(ConvertOptions(export=export, bids=bids))
+    assert _t1w_files(bids) == ["sub-dicom_ses-GE0001_T1w.nii.gz"] or len(_t1w_files(bids)) == 1, _not_placed(report)
+    assert not [s for s, _ in _not_placed(report) if s == "held-back"]
+
+
+FAILING_DCM2NIIX = """#!/bin/sh
+# the real dcm2niix, but the disk is full: the image is cut short and dcm2niix exits 8
+"{real}" "$@"
+for last; do :; done
+for f in "$last"/../output/*.nii.gz; do head -c 100000 "$f" > "$f.part"; mv "$f.part" "$f"; done
+exit 8
+"""
+
+
+def test_a_visit_cut_short_by_dcm2niix_is_held_back_and_converted_again_next_run(export, bids, tmp_path,
+                                                                                 monkeypatch):
+    from bids_factory import extract
+
+    add_series(export, "20230301", "GE0002", GE_T1W)
+    wrapper = tmp_path / "dcm2niix"
+    wrapper.write_text(FAILING_DCM2NIIX.format(real=extract.dcm2niix_command()))
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(extract, "dcm2niix_command", lambda: str(wrapper))
+    first = convert(ConvertOptions(export=export, bids=bids))
+    assert first.failed
+    held = [reason for status, reason in _not_placed(first) if status == "held-back"]
+    assert any("dcm2niix exited 8" in reason for reason in held), _not_placed(first)
+    assert _t1w_files(bids) == []
+    assert not list((bids / "code" / "bids-factory" / "state").glob("*.json")), "recorded as done"
+    monkeypatch.undo()
+    second = convert(ConvertOptions(export=export, bids=bids))
+    assert [v.status for v in second.visits] == ["placed"], second.problems
+    assert len(_t1w_files(bids)) == 1
+    assert not second.failed, second.problems
+    assert_valid_bids(bids)
