@@ -161,8 +161,8 @@ def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: s
     if has_visit:
         ids["session_id"] = ("ses-" + session).where(session != "", NA)
     table = pd.concat([ids, ordered.reset_index(drop=True).rename(columns=safe_column)], axis=1)
-    # no quoting in BIDS TSV: a '"' is written as is (tabs and line breaks were replaced by _text)
-    tsv = table.to_csv(sep="\t", na_rep=NA, index=False, lineterminator="\n", quoting=csv.QUOTE_NONE)
+    # tabs and line breaks were replaced by _text; a value with a '"' is quoted CSV-style (bids_factory.tsv)
+    tsv = table.to_csv(sep="\t", na_rep=NA, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     columns = list(records.columns)
     sidecar = table_sidecar(state, entry, columns, records, has_visit, problems)
     return PhenotypeTable(name=state.spec.name, tsv=tsv, sidecar=sidecar), records, columns

@@ -14,6 +14,7 @@ from collections import defaultdict
 from bids_factory import __version__
 from bids_factory.ehr import EhrResult
 from bids_factory.model import BIDS_VERSION
+from bids_factory.tsv import merge_tsv, read_tsv
 from bids_factory.write import DatasetWriter
 
 DEFAULT_NAME = "bids-factory dataset"
@@ -83,7 +84,7 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
     for record in records:
         sessions[record["participant_id"]].append(record)
     if sessions:  # the validator refuses participants.tsv in a dataset without any sub- folder yet
-        files.update(_participants_files(sorted(sessions), ehr))
+        files.update(_participants_files(writer, sorted(sessions), ehr))
     if ehr is not None:
         for table in ehr.tables:
             files[f"phenotype/{table.name}.tsv"] = table.tsv
@@ -94,25 +95,26 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
         files["scans.json"] = _json(SCANS_SIDECAR)
         files["sessions.json"] = _json(SESSIONS_SIDECAR)
     for participant, visits in sessions.items():
-        lines = ["session_id\tscan_research_id\texport_days"]
-        for record in sorted(visits, key=lambda r: r["session_id"]):
-            days = sorted({f["day"] for f in record["export_folders"]})
-            lines.append(f"{record['session_id']}\t{record['scan_research_id']}\t{','.join(days)}")
-        files[f"{participant}/{participant}_sessions.tsv"] = "\n".join(lines) + "\n"
+        path = f"{participant}/{participant}_sessions.tsv"
+        rows = [{"session_id": r["session_id"], "scan_research_id": r["scan_research_id"],
+                 "export_days": ",".join(sorted({f["day"] for f in r["export_folders"]}))} for r in visits]
+        files[path] = merge_tsv(read_tsv(writer.root / path), "session_id", list(SESSIONS_SIDECAR), rows)
     return files
 
 
-def _participants_files(image_participants: list[str], ehr: EhrResult | None) -> dict[str, str]:
+def _participants_files(writer: DatasetWriter, image_participants: list[str], ehr: EhrResult | None
+                        ) -> dict[str, str]:
     """participants.tsv lists every participant of the study: with images, or with EHR rows only
-    (BEP036 / bids-examples pheno004); EHR columns are ``n/a`` for image-only participants."""
+    (BEP036 / bids-examples pheno004); EHR columns are ``n/a`` for image-only participants. Merged into
+    the existing file: a curator's rows and columns (and descriptions in participants.json) are kept."""
     ehr_rows = {f"sub-{label}": row for label, row in (ehr.participants if ehr else {}).items()}
     columns = sorted({column for row in ehr_rows.values() for column in row}, key=_column_order)
-    lines = ["\t".join(["participant_id", *columns])]
-    for participant in sorted(set(image_participants) | set(ehr_rows)):
-        row = ehr_rows.get(participant, {})
-        lines.append("\t".join([participant, *(row.get(c, "n/a") for c in columns)]))
-    sidecar = {**PARTICIPANTS_SIDECAR, **(ehr.participants_sidecar if ehr else {})}
-    return {"participants.tsv": "\n".join(lines) + "\n", "participants.json": _json(sidecar)}
+    rows = [{"participant_id": participant, **ehr_rows.get(participant, {})}
+            for participant in sorted(set(image_participants) | set(ehr_rows))]
+    tsv = merge_tsv(read_tsv(writer.root / "participants.tsv"), "participant_id", columns, rows)
+    sidecar = {**(writer.read_json("participants.json", default={}) or {}),
+               **PARTICIPANTS_SIDECAR, **(ehr.participants_sidecar if ehr else {})}
+    return {"participants.tsv": tsv, "participants.json": _json(sidecar)}
 
 
 def _column_order(column: str) -> tuple[int, str]:

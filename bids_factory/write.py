@@ -30,6 +30,7 @@ from bids_factory import __version__
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, bids_label
+from bids_factory.tsv import merge_tsv, read_tsv
 
 STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"
@@ -160,8 +161,9 @@ class DatasetWriter:
         build = staging / "placed" / f"{subject}_{session}"
         for placement in plan.placements:
             self._stage_placement(build, placement)
-        _write_text(build / f"{subject}_{session}_scans.tsv", self.dates.mask_text(_scans_tsv(plan.placements)))
         session_dir = self.root / subject / session
+        scans = f"{subject}_{session}_scans.tsv"
+        _write_text(build / scans, self.dates.mask_text(_scans_tsv(plan.placements, read_tsv(session_dir / scans))))
         self._swap_in(build, session_dir)
         self.changed += 1
         self._write_thumbnails(plan, Path(subject) / session)
@@ -281,19 +283,18 @@ class DatasetWriter:
         return [self._records[name] for name in sorted(self._records)]
 
 
-def _scans_tsv(placements: tuple[Placement, ...]) -> str:
-    rows = ["\t".join(SCANS_COLUMNS)]
-    for p in sorted(placements, key=lambda p: p.relpath):
+def _scans_tsv(placements: tuple[Placement, ...], existing=None) -> str:
+    """The session's scans.tsv: the curator's columns (and values of images still placed) are kept."""
+    rows = []
+    for p in placements:
         folders = p.series.source_folders
         days = sorted({f.split("/")[2] for f in folders if f.count("/") >= 3})
-        rows.append("\t".join([
-            p.relpath,
-            ",".join(days) or "n/a",
-            ",".join(folders) or "n/a",
-            "n/a" if p.series.series_number is None else str(p.series.series_number),
-            p.rule,
-        ]))
-    return "\n".join(rows) + "\n"
+        rows.append(dict(zip(SCANS_COLUMNS, [
+            p.relpath, ",".join(days), ",".join(folders),
+            None if p.series.series_number is None else str(p.series.series_number), p.rule,
+        ])))
+    placed = {p.relpath for p in placements}
+    return merge_tsv(existing, "filename", list(SCANS_COLUMNS[1:]), rows, keep=placed.__contains__)
 
 
 def _visit_record(plan: VisitPlan) -> dict:

@@ -1,0 +1,75 @@
+"""BIDS TSV files that people edit: read, upsert rows, render TSV-safe (pure text, the writer writes).
+
+participants.tsv, sessions.tsv and scans.tsv belong to the curator as much as to bids-factory: a run
+updates the cells of the rows it knows (by ``participant_id``, ``session_id`` or ``filename``), adds the
+rows and columns it brings (other cells ``n/a``), and keeps every other row and column as it found
+them. A file is never regenerated from scratch.
+
+Values are written TSV-safe: tabs and line breaks inside a value become one space; a value holding a
+``"`` is quoted CSV-style (``"5"" tall"``), so pandas' default reader gives the value back and the
+validator (which splits on tabs only) still sees one cell. Nothing else is ever quoted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+
+NA = "n/a"
+_BREAKS = re.compile(r"[\t\r\n]+")
+
+
+def tsv_value(value) -> str:
+    """One cell: text without tabs or line breaks; empty or missing is ``n/a``."""
+    if value is None:
+        return NA
+    text = _BREAKS.sub(" ", str(value)).strip()
+    return text if text else NA
+
+
+def read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
+    """(columns, rows) of an existing TSV file, None when there is none (or it has no header)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    if not text.strip():
+        return None
+    frame = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    return list(frame.columns), frame.to_dict(orient="records")
+
+
+def render_tsv(columns: list[str], rows: list[dict[str, str]]) -> str:
+    frame = pd.DataFrame([[tsv_value(row.get(c)) for c in columns] for row in rows],
+                         columns=[tsv_value(c) for c in columns], dtype=str)
+    return frame.to_csv(sep="\t", index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL, quotechar='"',
+                        doublequote=True)
+
+
+def merge_tsv(existing: tuple[list[str], list[dict[str, str]]] | None, key: str, columns: list[str],
+              updates: list[dict[str, str]], keep=None) -> str:
+    """The existing table with ``updates`` upserted by ``key``.
+
+    Columns: the existing ones in their order, then those of ``columns`` not there yet. A row of
+    ``updates`` replaces only the cells it names; a new row is ``n/a`` elsewhere. ``keep`` (a predicate
+    on the key) drops the existing rows it refuses (files no longer there); every other row is kept.
+    """
+    old_columns, old_rows = existing if existing else ([], [])
+    all_columns = list(old_columns) + [c for c in [key, *columns] if c not in old_columns]
+    if key in all_columns:
+        all_columns.remove(key)
+    all_columns.insert(0, key)
+    rows: dict[str, dict[str, str]] = {}
+    for row in old_rows:
+        name = str(row.get(key, ""))
+        if keep is None or keep(name):
+            rows[name] = dict(row)
+    for update in updates:
+        name = tsv_value(update[key])
+        row = rows.setdefault(name, {})
+        row.update({c: tsv_value(v) for c, v in update.items()})
+    return render_tsv(all_columns, [rows[name] for name in sorted(rows)])

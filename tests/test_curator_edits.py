@@ -1,0 +1,81 @@
+"""participants.tsv, sessions.tsv and scans.tsv are merged, never regenerated: a curator's columns and
+rows (subjects added by hand, an adopted dataset) survive every run; new cells are n/a."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.tsv import merge_tsv, read_tsv, render_tsv, tsv_value
+from conftest import GE_T1W, SHARED_DICOM, add_series, assert_valid_bids
+
+GE_SESSION_T1W = SHARED_DICOM / "ge_session" / "In" / "05_3D_Ax_T1_MP_RAGE_R22"
+
+
+def _tsv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)  # pandas' default quoting
+
+
+def _add_column(path: Path, column: str, value: str) -> None:
+    frame = _tsv(path)
+    frame[column] = value
+    frame.to_csv(path, sep="\t", index=False)
+
+
+def test_curator_columns_and_rows_survive_a_reconversion_and_a_new_subject(export, bids):
+    add_series(export, "20230301", "GE0001", GE_T1W)
+    first = convert(ConvertOptions(export=export, bids=bids))
+    assert not first.failed, first.problems
+    (subject,) = [p.name for p in bids.glob("sub-*") if p.is_dir()]
+    session = bids / subject / "ses-GE0001"
+    # the curator's work: a column in each table, and a subject added by hand (an adopted dataset)
+    _add_column(bids / "participants.tsv", "group", "patient")
+    _add_column(bids / subject / f"{subject}_sessions.tsv", "site_note", "first visit")
+    _add_column(session / f"{subject}_ses-GE0001_scans.tsv", "quality", "good")
+    hand = bids / "sub-hand" / "anat"
+    hand.mkdir(parents=True)
+    for image in (session / "anat").iterdir():
+        shutil.copy(image, hand / image.name.replace(f"{subject}_ses-GE0001", "sub-hand"))
+    with open(bids / "participants.tsv", "a") as handle:
+        handle.write("sub-hand\tcontrol\n")
+    # the next run: the visit is converted again, and a new patient arrives
+    add_series(export, "20230302", "GE0002", GE_SESSION_T1W)
+    second = convert(ConvertOptions(export=export, bids=bids, reconvert=True))
+    assert not second.failed, second.problems
+    participants = _tsv(bids / "participants.tsv").set_index("participant_id")
+    assert participants.loc[subject, "group"] == "patient"
+    assert participants.loc["sub-hand", "group"] == "control"
+    assert participants.loc["sub-dicom", "group"] == "n/a"
+    sessions = _tsv(bids / subject / f"{subject}_sessions.tsv")
+    assert sessions["site_note"].tolist() == ["first visit"] and "scan_research_id" in sessions
+    scans = _tsv(session / f"{subject}_ses-GE0001_scans.tsv")
+    assert scans["quality"].tolist() == ["good"] and "heuristic_rule" in scans
+    new_scans = _tsv(next((bids / "sub-dicom").glob("ses-*/*_scans.tsv")))
+    assert "quality" not in new_scans  # another session's file: its own columns
+    assert_valid_bids(bids)
+
+
+def test_merge_keeps_unknown_rows_and_columns_and_drops_only_what_keep_refuses():
+    existing = (["filename", "quality", "rule"], [{"filename": "anat/a.nii.gz", "quality": "good", "rule": "x"},
+                                                  {"filename": "anat/gone.nii.gz", "quality": "bad", "rule": "x"}])
+    text = merge_tsv(existing, "filename", ["rule", "series"],
+                     [{"filename": "anat/a.nii.gz", "rule": "y", "series": "3"},
+                      {"filename": "func/b.nii.gz", "rule": "z", "series": None}],
+                     keep={"anat/a.nii.gz", "func/b.nii.gz"}.__contains__)
+    assert text.splitlines() == ["filename\tquality\trule\tseries", "anat/a.nii.gz\tgood\ty\t3",
+                                 "func/b.nii.gz\tn/a\tz\tn/a"]
+
+
+def test_tsv_values_are_safe_and_a_lone_quote_round_trips(tmp_path):
+    path = tmp_path / "t.tsv"
+    values = ['"', 'say "hi"', "tab\there", "two\nlines", "Zürich", ""]
+    path.write_text(render_tsv(["id", "v"], [{"id": str(i), "v": v} for i, v in enumerate(values)]))
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + len(values) and all(line.count("\t") == 1 for line in lines)
+    back = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)["v"].tolist()
+    assert back == ['"', 'say "hi"', "tab here", "two lines", "Zürich", "n/a"]
+    assert read_tsv(path)[1][0]["v"] == '"'
+    assert tsv_value(None) == "n/a"
