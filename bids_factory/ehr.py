@@ -25,7 +25,8 @@ from bids_factory.ehr_dictionary import NA, Records, safe_column, table_sidecar
 from bids_factory.ehr_mapping import EhrMappingError, load_ehr_mapping, table_entry, table_name, table_spec
 from bids_factory.ehr_participants import participants_columns
 from bids_factory.ehr_read import CsvError, find_ehr_files, read_csv
-from bids_factory.model import Problem, bids_label
+from bids_factory.model import Problem, session_label, subject_label
+from bids_factory.tsv import quote_leading
 
 __all__ = ["EhrMappingError", "EhrResult", "PhenotypeTable", "collect_ehr", "linkage", "load_ehr_mapping"]
 
@@ -116,7 +117,7 @@ def _collisions(states: dict[str, TableState], problems: list[Problem]) -> tuple
     for level, kind, prefix in ((0, "patient", "sub"), (1, "visit", "ses")):
         raws = pd.Index(sorted({raw for state in states.values() for raw in state.frame.index.unique(level).tolist()
                                 if raw}), dtype="str")
-        labels = raws.map(bids_label)
+        labels = raws.map(subject_label if level == 0 else session_label)
         suspect = labels.duplicated(keep=False) | (labels == "")
         found: dict[str, set[str]] = {}
         for raw, label in zip(raws[suspect], labels[suspect]):
@@ -151,7 +152,7 @@ def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: s
         recency = recency.groupby(level=[0, 1], sort=False).max().reindex(keys)
     else:
         frame = frame.reindex(columns=state.columns)
-    labels = [frame.index.levels[level].map(bids_label).take(frame.index.codes[level]) for level in (0, 1)]
+    labels = [frame.index.levels[level].map((subject_label, session_label)[level]).take(frame.index.codes[level]) for level in (0, 1)]
     records = frame.set_axis(pd.MultiIndex.from_arrays([*labels, recency.to_numpy()],
                                                        names=["label", "session", "recency"]))
     has_visit = (index.get_level_values(1) != "").any() or state.visit_column is not None
@@ -161,8 +162,10 @@ def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: s
     if has_visit:
         ids["session_id"] = ("ses-" + session).where(session != "", NA)
     table = pd.concat([ids, ordered.reset_index(drop=True).rename(columns=safe_column)], axis=1)
-    # tabs and line breaks were replaced by _text; a value with a '"' is quoted CSV-style (bids_factory.tsv)
-    tsv = table.to_csv(sep="\t", na_rep=NA, index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    # no quoting in BIDS TSV: tabs and line breaks were replaced by _text, a '"' is written as is except at
+    # the start of a value (quoted there, else pandas' default reader merges rows: bids_factory.tsv)
+    table = table.apply(lambda column: quote_leading(column) if pd.api.types.is_string_dtype(column) else column)
+    tsv = table.to_csv(sep="\t", na_rep=NA, index=False, lineterminator="\n", quoting=csv.QUOTE_NONE)
     columns = list(records.columns)
     sidecar = table_sidecar(state, entry, columns, records, has_visit, problems)
     return PhenotypeTable(name=state.spec.name, tsv=tsv, sidecar=sidecar), records, columns

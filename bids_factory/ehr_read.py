@@ -10,6 +10,7 @@ reading: nothing is written anywhere.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import io
 import re
@@ -131,12 +132,29 @@ def decode(raw: bytes, encoding: str | None = None) -> tuple[str, str]:
             raise CsvError(f"UTF-16 byte order mark but invalid UTF-16 at byte {exc.start}") from exc
     if b"\x00" in raw:
         raise CsvError(f"binary content (NUL byte at offset {raw.index(0)}): not a CSV text file")
-    for candidate in ("utf-8-sig", "cp1252", "latin-1"):
-        try:
-            return raw.decode(candidate), candidate
-        except UnicodeDecodeError:
-            continue
-    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+    try:
+        return raw.decode("utf-8-sig"), "utf-8-sig"
+    except UnicodeDecodeError:
+        pass
+    # Not UTF-8 as a whole: every byte sequence that is valid UTF-8 is read as UTF-8, every other byte as
+    # CP1252 (Latin-1 where CP1252 has no character). A Latin-1 file reads as before; a file mixing both
+    # (rows appended by two systems) keeps Zürich and Genève both right, instead of ZÃ¼rich.
+    mixed = raw.decode("utf-8-sig", errors=_LEGACY_FALLBACK)
+    legacy = raw.decode("cp1252", errors=_LATIN1_FALLBACK)
+    return mixed, ("cp1252" if mixed == legacy else "utf-8+cp1252")
+
+
+def _as_cp1252(error: UnicodeDecodeError) -> tuple[str, int]:
+    return error.object[error.start:error.end].decode("cp1252", errors=_LATIN1_FALLBACK), error.end
+
+
+def _as_latin1(error: UnicodeDecodeError) -> tuple[str, int]:
+    return error.object[error.start:error.end].decode("latin-1"), error.end
+
+
+_LEGACY_FALLBACK, _LATIN1_FALLBACK = "bids-factory-cp1252", "bids-factory-latin-1"
+codecs.register_error(_LEGACY_FALLBACK, _as_cp1252)
+codecs.register_error(_LATIN1_FALLBACK, _as_latin1)
 
 
 def detect_delimiter(text: str) -> str:
@@ -185,6 +203,8 @@ def read_csv(raw: bytes, encoding: str | None = None, delimiter: str | None = No
         raise CsvError(f"line {line} has {fields} fields but the header has {width} "
                        f"(an unquoted {_name(sep)} inside a value, or a wrong delimiter?)")
     notes: list[str] = []
+    if used == "utf-8+cp1252":
+        notes.append("mixed encodings in one file: UTF-8 and Latin-1/CP1252 text, each value read in its own")
     columns = _column_names(header[:width], notes)
     if not columns:
         raise CsvError("the header line has no column name")

@@ -28,7 +28,7 @@ from bids_factory.dicom_head import read_head
 from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.identifiers import read_nifti_sidecars, visit_identifiers
 from bids_factory.completeness import COMPLETENESS_TAGS, ImageHeader
-from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, bids_label
+from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, subject_label
 from bids_factory.nifti_export import stage_nifti_files
 from bids_factory.processes import die_with_parent
 
@@ -214,7 +214,7 @@ def subject_identity(patient_ids: frozenset[str], visit: Visit) -> tuple[str, st
             "PatientIDs (one visit must be one patient)"
         )
     raw = next(iter(patient_ids))
-    label = bids_label(raw)
+    label = subject_label(raw)
     if not label:
         raise VisitError(f"visit {visit.scan_research_id}: its PatientID has no letter or digit to make a label")
     if not visit.session_label:

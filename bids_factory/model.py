@@ -24,6 +24,16 @@ def bids_label(raw: str) -> str:
     return _NOT_ALNUM.sub("", raw)
 
 
+def subject_label(raw: str) -> str:
+    """The subject label of a raw patient id; an id already written as ``sub-007`` stays ``007``."""
+    return bids_label(raw.strip().removeprefix("sub-"))
+
+
+def session_label(raw: str) -> str:
+    """The session label of a raw visit id; an id already written as ``ses-1`` stays ``1``."""
+    return bids_label(raw.strip().removeprefix("ses-"))
+
+
 @dataclass(frozen=True)
 class Problem:
     """Something reported to the user: a skipped or failed path, with the reason.
@@ -75,7 +85,7 @@ class Visit:
 
     @property
     def session_label(self) -> str:
-        return bids_label(self.scan_research_id)
+        return session_label(self.scan_research_id)
 
     @property
     def days(self) -> tuple[str, ...]:

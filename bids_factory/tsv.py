@@ -5,9 +5,11 @@ updates the cells of the rows it knows (by ``participant_id``, ``session_id`` or
 rows and columns it brings (other cells ``n/a``), and keeps every other row and column as it found
 them. A file is never regenerated from scratch.
 
-Values are written TSV-safe: tabs and line breaks inside a value become one space; a value holding a
-``"`` is quoted CSV-style (``"5"" tall"``), so pandas' default reader gives the value back and the
-validator (which splits on tabs only) still sees one cell. Nothing else is ever quoted.
+Values are written TSV-safe: tabs and line breaks inside a value become one space. BIDS TSV has no
+quoting (the validator splits on tabs), so a ``"`` is written as is, except at the start of a value:
+there pandas' default reader (and Excel) would open a quoted field and merge the following rows, so
+such a value (a lone ``"``, ``"quoted" text``) is quoted CSV-style (a lone quote is written as four): pandas reads the value
+back, the validator still sees one cell.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ def tsv_value(value) -> str:
     return text if text else NA
 
 
+def quote_leading(values: pd.Series) -> pd.Series:
+    """Quote (CSV-style) the values that start with ``"``; every other value is left as it is."""
+    starts = values.str.startswith('"', na=False)
+    if starts.any():
+        values = values.where(~starts, '"' + values.str.replace('"', '""', regex=False) + '"')
+    return values
+
+
 def read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
     """(columns, rows) of an existing TSV file, None when there is none (or it has no header)."""
     try:
@@ -46,8 +56,7 @@ def read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
 def render_tsv(columns: list[str], rows: list[dict[str, str]]) -> str:
     frame = pd.DataFrame([[tsv_value(row.get(c)) for c in columns] for row in rows],
                          columns=[tsv_value(c) for c in columns], dtype=str)
-    return frame.to_csv(sep="\t", index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL, quotechar='"',
-                        doublequote=True)
+    return frame.apply(quote_leading).to_csv(sep="\t", index=False, lineterminator="\n", quoting=csv.QUOTE_NONE)
 
 
 def merge_tsv(existing: tuple[list[str], list[dict[str, str]]] | None, key: str, columns: list[str],

@@ -71,11 +71,11 @@ def test_merge_keeps_unknown_rows_and_columns_and_drops_only_what_keep_refuses()
 
 def test_tsv_values_are_safe_and_a_lone_quote_round_trips(tmp_path):
     path = tmp_path / "t.tsv"
-    values = ['"', 'say "hi"', "tab\there", "two\nlines", "Zürich", ""]
+    values = ['"', '"quoted" word', 'say "hi"', "tab\there", "two\nlines", "Zürich", ""]
     path.write_text(render_tsv(["id", "v"], [{"id": str(i), "v": v} for i, v in enumerate(values)]))
     lines = path.read_text().splitlines()
     assert len(lines) == 1 + len(values) and all(line.count("\t") == 1 for line in lines)
     back = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)["v"].tolist()
-    assert back == ['"', 'say "hi"', "tab here", "two lines", "Zürich", "n/a"]
+    assert back == ['"', '"quoted" word', 'say "hi"', "tab here", "two lines", "Zürich", "n/a"]
     assert read_tsv(path)[1][0]["v"] == '"'
     assert tsv_value(None) == "n/a"
