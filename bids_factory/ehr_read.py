@@ -21,14 +21,11 @@ import numpy as np
 import pandas as pd
 
 from bids_factory.errors import CsvError
+from bids_factory.export_layout import entries, export_days, link_target
 from bids_factory.model import Problem
 
-READY_MARKER = ".ready"
-SKIPPED_NAME_PARTS = ("delete", "phantom")
 DELIMITER_NAMES = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}
 _CANDIDATES = ("\t", ";", ",", "|")  # order breaks ties on the header line
-_YEAR = re.compile(r"^\d{4}$")
-_DAY = re.compile(r"^\d{8}$")
 _EXCEL_SEP = re.compile(r"^sep=([,;\t|])[ \t]*(\r?\n|$)")
 
 
@@ -66,54 +63,31 @@ class RawTable:
 def find_ehr_files(export_root: Path, today: dt.date | None = None) -> tuple[list[EhrFile], list[Problem]]:
     """Every ``*.csv`` of ``EHR/<yyyy>/<yyyymmdd>/``, in day order then name order.
 
-    The same rules as the image folders: days named like a phantom or deleted export are skipped,
-    and today's (or a future) day only once its ``.ready`` marker exists.
+    The day folders follow the same rules as the image folders (:mod:`bids_factory.export_layout`):
+    misnamed, linked, phantom/deleted and unfinished days, hidden entries and links are treated alike.
     """
     root = export_root.resolve()
-    base = root / "EHR"
     problems: list[Problem] = []
-    if not base.is_dir():
-        return [], problems
-    today = today or dt.date.today()
+    days = export_days(root, "EHR", today or dt.date.today(), problems)
+    accepted = frozenset(d.path for d in days)
     found: list[EhrFile] = []
-    for year_dir in _visible(base):
-        rel = year_dir.relative_to(root).as_posix()
-        if not year_dir.is_dir() or not _YEAR.match(year_dir.name):
-            problems.append(Problem(rel, "not a <yyyy> year folder of EHR tables: ignored", fatal=False))
-            continue
-        for day_dir in _visible(year_dir):
-            rel = day_dir.relative_to(root).as_posix()
-            day = day_dir.name
-            if any(part in day.lower() for part in SKIPPED_NAME_PARTS):
-                problems.append(Problem(rel, "skipped: name marks a phantom or deleted export", fatal=False))
+    for day in days:
+        for path in entries(day.path, root, problems, "file"):
+            rel = path.relative_to(root).as_posix()
+            if path.suffix.lower() != ".csv" or path.is_dir():
+                problems.append(Problem(rel, "not a .csv file: not read as an EHR table", fatal=False))
                 continue
-            if not day_dir.is_dir() or not _DAY.match(day) or day[:4] != year_dir.name or not _is_date(day):
-                problems.append(Problem(rel, "not a <yyyymmdd> day folder of its year: ignored", fatal=False))
-                continue
-            if dt.datetime.strptime(day, "%Y%m%d").date() >= today and not (day_dir / READY_MARKER).exists():
-                problems.append(Problem(
-                    rel, f"skipped: today's export is still being written (no {READY_MARKER} marker)", fatal=False))
-                continue
-            for path in _visible(day_dir):
-                rel = path.relative_to(root).as_posix()
-                if path.suffix.lower() != ".csv" or not path.is_file():
-                    problems.append(Problem(rel, "not a .csv file: not read as an EHR table", fatal=False))
+            if path.is_symlink():
+                target, why = link_target(root, path, accepted)
+                if target is None:
+                    problems.append(Problem(rel, why))
                     continue
-                found.append(EhrFile(path=path, relpath=rel, day=day))
+            if not path.is_file():
+                problems.append(Problem(rel, "not a regular file: ignored"))
+                continue
+            found.append(EhrFile(path=path, relpath=rel, day=day.day))
     found.sort(key=lambda f: (f.day, f.path.name))
     return found, problems
-
-
-def _visible(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-
-
-def _is_date(day: str) -> bool:
-    try:
-        dt.datetime.strptime(day, "%Y%m%d")
-    except ValueError:
-        return False
-    return True
 
 
 def decode(raw: bytes, encoding: str | None = None) -> tuple[str, str]:
