@@ -32,7 +32,7 @@ from bids_factory.plan import hold_back
 
 COMPLETENESS_TAGS = ("SeriesInstanceUID", "AcquisitionNumber", "InstanceNumber", "ImagesInAcquisition",
                      "NumberOfFrames")
-_VARIANT = re.compile(r"_(Eq|Tilt|Crop)_\d+$|_ROI\d+$")  # dcm2niix's re-sampled copies of one series
+VARIANT_STEM = re.compile(r"_(Eq|Tilt|Crop)_\d+$|_ROI\d+$")  # dcm2niix's re-sampled copies of one series
 _MISSING = re.compile(r"Missing images|images may be missing", re.IGNORECASE)
 _FOUND = re.compile(r"found (\d+) (?:slices|images)", re.IGNORECASE)
 
@@ -161,7 +161,7 @@ def check_visit(series, series_images: dict, converter_log: str, converter_exit:
 
 def _planes_missing(converted, images: tuple[ImageHeader, ...], mosaic: bool) -> str | None:
     """The image(s) hold fewer slices x volumes than the DICOM files hold frames."""
-    main = [s for s in converted if not _VARIANT.search(s.nifti.name[: -len(".nii.gz")])]
+    main = [s for s in converted if not VARIANT_STEM.search(s.nifti.name[: -len(".nii.gz")])]
     if not main:
         return None
     if mosaic:

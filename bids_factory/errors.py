@@ -42,7 +42,8 @@ class ToolMissingError(BidsFactoryError):
 
 
 class DatasetError(BidsFactoryError):
-    """The folder given as a BIDS dataset is not one (no dataset_description.json)."""
+    """The folder given as a BIDS dataset is not one (no dataset_description.json), or cannot become one
+    (a file, someone's non-empty folder)."""
 
 
 class SlurmError(BidsFactoryError):

@@ -27,9 +27,9 @@ from pydicom.tag import Tag
 from bids_factory.dicom_head import read_head
 from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.identifiers import read_nifti_sidecars, visit_identifiers
-from bids_factory.completeness import COMPLETENESS_TAGS, ImageHeader
+from bids_factory.completeness import VARIANT_STEM, COMPLETENESS_TAGS, ImageHeader
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, subject_label
-from bids_factory.nifti_export import stage_nifti_files
+from bids_factory.nifti_export import ORPHAN_IMAGE, stage_nifti_files
 from bids_factory.processes import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -345,9 +345,9 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         named = [f"{p.path}: {p.reason}" for p in problems if p.fatal][:3]
         tail = named or converter_log.strip().splitlines()[-2:]
         raise VisitError(f"visit {visit.scan_research_id}: dcm2niix produced no image ({' | '.join(tail)})")
-    missing = [s.nifti.name for s in series if not s.sidecar.exists()]
-    if missing:
-        log.warning("visit %s: no sidecar for %s", visit.scan_research_id, ", ".join(missing))
+    for orphan in (s for s in series if not s.sidecar.exists() and not VARIANT_STEM.search(s.nifti.name[:-7])):
+        where = ",".join(orphan.source_folders) or visit.folders[0].relpath
+        problems.append(Problem(f"{where} (dcm2niix image {orphan.nifti.name})", ORPHAN_IMAGE, fatal=False))
     return ExtractedVisit(
         visit=visit,
         subject_label=label,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -37,6 +39,45 @@ class Heuristic:
     def placeholder_rules(self) -> list[str]:
         """Rules still holding the starter heuristic's placeholder suffix (the site has not edited them)."""
         return [self.rule_name(d) for d in self.descriptions if d.get("suffix") == PLACEHOLDER_SUFFIX]
+
+    def criteria_fields(self) -> dict[str, list[str]]:
+        """Sidecar field named in a rule's criteria -> the rules naming it."""
+        fields: dict[str, list[str]] = {}
+        for description in self.descriptions:
+            for name in description.get("criteria", {}):
+                fields.setdefault(name, []).append(self.rule_name(description))
+        return fields
+
+
+def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> list[tuple[str, str, str | None]]:
+    """(field, rules, closest known field) for every criteria field that no sidecar of the run holds.
+
+    Known fields: those of the sidecars converted in this run, the BIDS schema's metadata fields and
+    dcm2bids' own ``SidecarFilename``. A field close to a known one (``SeriesDescriptoin``) is a typo: the
+    caller refuses it; one that is merely absent (a vendor's field on another vendor's day) is a note.
+    """
+    fields = heuristic.criteria_fields()
+    missing = [name for name in fields if name not in sidecar_fields and name not in DCM2BIDS_FIELDS]
+    if not missing:
+        return []
+    known = sorted(sidecar_fields | DCM2BIDS_FIELDS | _bids_metadata_fields())
+    found = []
+    for name in missing:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        found.append((name, ", ".join(fields[name]), close[0] if close else None))
+    return found
+
+
+DCM2BIDS_FIELDS = frozenset({"SidecarFilename"})
+
+
+@functools.cache
+def _bids_metadata_fields() -> frozenset[str]:
+    from bidsschematools.schema import load_schema
+
+    return frozenset(entry["name"] for entry in load_schema().objects.metadata.values())
 
 
 def load_heuristic(path: Path | None = None) -> Heuristic:

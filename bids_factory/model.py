@@ -202,6 +202,7 @@ class VisitPlan:
     heuristic_sha256: str
     thumbnails: dict = field(default_factory=dict)  # placement relpath -> PNG bytes (for the report)
     deidentification: Deidentification = field(default_factory=Deidentification)  # what was removed (names, counts)
+    sidecar_fields: frozenset = frozenset()  # every field of the visit's sidecars (heuristic criteria check)
 
     @property
     def subject_label(self) -> str:

@@ -33,6 +33,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+# an image without its JSON (a derived ADC or trace map, mostly): named, not placed, not a failure (both routes)
+ORPHAN_IMAGE = "image without a JSON sidecar of the same name beside it: not converted"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class NiftiVisitPart:
 
 class _Unusable(Exception):
     """A file that cannot be staged; the message is the reason reported (never a patient value)."""
+
+    def __init__(self, message: str, fatal: bool = True):
+        super().__init__(message)
+        self.fatal = fatal
 
 
 def stage_nifti_files(files: Sequence[SourceFile], staging: Path, patient_id_field: str = "PatientID"
@@ -71,7 +77,7 @@ def stage_nifti_files(files: Sequence[SourceFile], staging: Path, patient_id_fie
             staged, patient_id = _stage_pair(group, staging, f"{index:04d}_{_UNSAFE.sub('_', stem)}",
                                              patient_id_field)
         except _Unusable as exc:
-            problems.append(Problem(_first(group).relpath, str(exc)))
+            problems.append(Problem(_first(group).relpath, str(exc), fatal=exc.fatal))
             continue
         series.append(staged)
         if patient_id:
@@ -92,7 +98,7 @@ def _stage_pair(group: dict[str, list[SourceFile]], staging: Path, name: str, pa
         what = "JSON sidecar" if sidecars else "b-values/b-vectors file"
         raise _Unusable(f"{what} without an image of the same name (.nifti, .nii or .nii.gz) beside it")
     if not sidecars:
-        raise _Unusable("image without a JSON sidecar of the same name beside it: not converted")
+        raise _Unusable(ORPHAN_IMAGE, fatal=False)  # as on the DICOM route: a note, the visit goes on
     if bool(bval) != bool(bvec):
         have, missing = (".bval", ".bvec") if bval else (".bvec", ".bval")
         raise _Unusable(f"image has a {have} but no {missing} file: not converted")

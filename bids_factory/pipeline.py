@@ -27,7 +27,7 @@ from bids_factory.errors import (BidsFactoryError, DatasetError, ExportLayoutErr
                                  VisitError)
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
-from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
+from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic, unknown_criteria
 from bids_factory.identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
 from bids_factory.plan import hold_back, plan_visit
@@ -39,7 +39,7 @@ from bids_factory.report import dataset_counts, history_entry, report_record
 from bids_factory.report_html import render_report
 from bids_factory.validate import ValidatorResult, batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.thumbnails import thumbnail_png
-from bids_factory.write import HISTORY, REPORT_PAGE, SUBJECTS_FILE, DatasetWriter
+from bids_factory.write import HISTORY, REPORT_PAGE, STATE_DIR, SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -146,6 +146,7 @@ def hold_back_refused(outcomes: list, folder: Path) -> list:
 def convert(options: ConvertOptions) -> RunReport:
     rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     _refuse_dataset_in_export(options)
+    check_dataset_folder(options.bids)
     phases = Phases()
     began = time.monotonic()
     discovery = discover(options.export)
@@ -161,10 +162,12 @@ def convert(options: ConvertOptions) -> RunReport:
         phases.start("convert", f"{len(todo)} of {len(visits)} visits new or changed")
         progress = Progress(len(todo), "convert")
         batch = max(BATCH_VISITS, 4 * options.jobs)
+        fields: set[str] = set()  # every sidecar field of the run, for the heuristic's criteria
         for start in range(0, len(todo), batch):
             # converted outside the lock (parallel runs convert at once), placed batch by batch: a long
             # first run keeps what it converted if it is stopped, and staging never holds the whole export
             outcomes = _convert_all(todo[start:start + batch], start, staging, rules, options, progress)
+            fields.update(*(o.sidecar_fields for _, o in outcomes if isinstance(o, VisitPlan)))
             if options.validate:
                 phases.start("check", "bids-validator-deno on the converted visits before they are placed")
                 outcomes = hold_back_refused(outcomes, staging / f"check-{start:05d}")
@@ -173,6 +176,8 @@ def convert(options: ConvertOptions) -> RunReport:
                 _place_all(outcomes, writer, rules, options, report)
             writer.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
         progress.close()
+        report.problems.extend(_criteria_problems(rules.heuristic, frozenset(fields)))
+        report.problems.extend(_unmatched_selection(options, report))
         with writer.locked(options.wait):
             phases.start("EHR")
             ehr = collect_ehr(options.export, rules.ehr_mapping)
@@ -221,6 +226,7 @@ def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]
     """
     rules = Rules.load(options)
     _refuse_dataset_in_export(options)
+    check_dataset_folder(options.bids)
     discovery = discover(options.export)
     report = RunReport(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
@@ -231,6 +237,38 @@ def _refuse_dataset_in_export(options: ConvertOptions) -> None:
     if options.bids.resolve().is_relative_to(options.export.resolve()):
         raise ExportLayoutError(f"the BIDS dataset {options.bids} is inside the export {options.export}: "
                                 "the export is read-only to bids-factory, choose a dataset folder outside it")
+
+
+def check_dataset_folder(bids: Path) -> None:
+    """BIDS_DIR is new, empty, a BIDS dataset or one this tool started: never someone's other folder."""
+    if bids.exists() and not bids.is_dir():
+        raise DatasetError(f"the BIDS dataset folder {bids} is a file, not a folder")
+    if bids.is_dir() and not (bids / "dataset_description.json").is_file() \
+            and not (bids / STATE_DIR).is_dir() and any(bids.iterdir()):
+        raise DatasetError(f"{bids} is not empty and not a BIDS dataset (no dataset_description.json): "
+                           "choose a new or empty folder, or an existing BIDS dataset")
+
+
+def _criteria_problems(heuristic: Heuristic, fields: frozenset[str]) -> list[Problem]:
+    """A criteria field no sidecar of the run has: a typo is refused (fatal), an absent field is named."""
+    if not fields:
+        return []
+    problems = []
+    for name, rules, close in unknown_criteria(heuristic, fields):
+        if close:
+            problems.append(Problem(str(heuristic.path), f"heuristic rule {rules}: criteria field {name!r} is in "
+                                    f"no sidecar of this run; did you mean {close!r}? (the rule matched nothing)"))
+        else:
+            problems.append(Problem(str(heuristic.path), f"heuristic rule {rules}: criteria field {name!r} is in "
+                                    "no sidecar of this run (the rule matched nothing)", fatal=False))
+    return problems
+
+
+def _unmatched_selection(options: ConvertOptions, report: RunReport) -> list[Problem]:
+    """``--participant-label`` labels that match no visit: an empty selection is not a success."""
+    seen = {v.subject_label for v in report.visits if v.subject_label}
+    return [Problem(f"sub-{label}", "--participant-label matches no visit of the export")
+            for label in sorted(options.participant_labels - seen)]
 
 
 def _selected(visits, options: ConvertOptions, report: RunReport) -> list[Visit]:

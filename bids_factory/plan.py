@@ -120,6 +120,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         heuristic_name=heuristic.name,
         heuristic_sha256=heuristic.sha256,
         deidentification=extracted.deidentification.merge(removed),
+        sidecar_fields=frozenset(key for sidecar in sidecars for key in sidecar.data),
     )
 
 
