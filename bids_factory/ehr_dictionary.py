@@ -90,5 +90,7 @@ def _categorical(distinct: list[str], count: int) -> bool:
     """Low-cardinality text: at most MAX_LEVELS values, repeated (or a few short codes), not numbers or dates."""
     if not distinct or len(distinct) > MAX_LEVELS or all(NUMBER.match(v) or _DATE.match(v) for v in distinct):
         return False
+    if any(v.startswith('"') for v in distinct):
+        return False  # quoted in the TSV (bids_factory.tsv): the validator would not find it among Levels
     codes = len(distinct) <= 3 and all(len(v) <= 12 and not any(c.isspace() for c in v) for v in distinct)
     return codes or 2 * len(distinct) <= count
