@@ -53,7 +53,8 @@ def entries(folder: Path, root: Path, problems: list[Problem], what: str) -> lis
     for path in sorted(folder.iterdir()):
         if path.name.startswith("."):
             if path.name != READY_MARKER:
-                problems.append(Problem(_rel(root, path), f"hidden {what}: ignored", fatal=False))
+                kind = what if path.is_dir() or what == "file" else "file"
+                problems.append(Problem(_rel(root, path), f"hidden {kind}: ignored", fatal=False))
             continue
         found.append(path)
     return found
