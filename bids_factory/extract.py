@@ -354,7 +354,9 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         patient_key=patient_key,
         staging=staging,
         series=tuple(s for s in series if s.sidecar.exists()) + (nifti.series if nifti else ()),
-        unconverted=headers.unconverted(series, merged_series(headers, series, staging)) if headers.dicom_files else (),
+        # after a failed dcm2niix run a series it dropped is not "merged" into another: it is missing
+        unconverted=headers.unconverted(series, merged_series(headers, series, staging) if converter_exit == 0
+                                        else frozenset()) if headers.dicom_files else (),
         non_dicom_files=headers.non_dicom_files + (nifti.ignored_files if nifti else 0),
         problems=tuple(problems),
         converter_version=dcm2niix_version(),
