@@ -61,8 +61,8 @@ def test_a_complete_t1w_is_placed(export, bids):
 FAILING_DCM2NIIX = """#!/bin/sh
 # the real dcm2niix, but the disk is full: the image is cut short and dcm2niix exits 8
 "{real}" "$@"
-for last; do :; done
-for f in "$last"/../output/*.nii.gz; do head -c 100000 "$f" > "$f.part"; mv "$f.part" "$f"; done
+out=; prev=; for arg; do [ "$prev" = "-o" ] && out=$arg; prev=$arg; done
+for f in "$out"/*.nii.gz; do head -c 100000 "$f" > "$f.part"; mv "$f.part" "$f"; done
 exit 8
 """
 

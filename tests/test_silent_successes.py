@@ -77,8 +77,8 @@ def test_a_folder_that_is_not_a_dataset_and_a_file_are_refused_in_one_line(ge_ex
 
 NO_ADC_JSON = """#!/bin/sh
 "{real}" "$@"
-for last; do :; done
-rm -f "$last"/../output/*.json
+out=; prev=; for arg; do [ "$prev" = "-o" ] && out=$arg; prev=$arg; done
+rm -f "$out"/*.json
 """
 
 
