@@ -75,3 +75,23 @@ def xa30_export(tmp_path_factory) -> Path:
     for series in sorted(p for p in XA30.iterdir() if p.is_dir()):
         add_series(root, "20240105", "VISIT01", series)
     return root
+
+
+@pytest.fixture(scope="session")
+def new_demo(tmp_path_factory):
+    """A fresh copy of the synthetic demo export: ``new_demo(target) -> DemoExport``.
+
+    The export is built once per session (about 3 s) and copied for each test (0.1 s), mtimes kept, so a
+    test may add or change files in its copy.
+    """
+    import dataclasses
+
+    from bids_factory.demo_export import build_demo_export
+
+    template = build_demo_export(tmp_path_factory.mktemp("demo-template") / "export")
+
+    def make(target: Path):
+        shutil.copytree(template.root, target, symlinks=True)
+        return dataclasses.replace(template, root=target)
+
+    return make

@@ -7,15 +7,14 @@ from pathlib import Path
 
 from bids_factory import pipeline
 from bids_factory.cli import main
-from bids_factory.demo_export import build_demo_export
 from bids_factory.pipeline import ConvertOptions, convert
 from conftest import assert_valid_bids
 
 STRAY = "sub-DEMO002/ses-V0002A/anat/sub-DEMO002_ses-V0002A_notasuffix.nii.gz"
 
 
-def test_a_daily_run_validates_and_reads_back_only_what_it_changed(tmp_path, monkeypatch, capsys):
-    export = build_demo_export(tmp_path / "export").root
+def test_a_daily_run_validates_and_reads_back_only_what_it_changed(tmp_path, monkeypatch, capsys, new_demo):
+    export = new_demo(tmp_path / "export").root
     bids = tmp_path / "bids"
     first = convert(ConvertOptions(export=export, bids=bids, visits=frozenset({"V0001A", "V0002-A"})))
     assert not first.failed and first.validator_errors == 0
@@ -51,8 +50,8 @@ def test_a_daily_run_validates_and_reads_back_only_what_it_changed(tmp_path, mon
     assert_valid_bids(bids)
 
 
-def test_check_names_a_placed_image_pybids_cannot_find_and_refuses_a_non_dataset(tmp_path, capsys):
-    export = build_demo_export(tmp_path / "export").root
+def test_check_names_a_placed_image_pybids_cannot_find_and_refuses_a_non_dataset(tmp_path, capsys, new_demo):
+    export = new_demo(tmp_path / "export").root
     bids = tmp_path / "bids"
     convert(ConvertOptions(export=export, bids=bids, visits=frozenset({"V0002-A"}), validate=False))
     [record_path] = (bids / "code" / "bids-factory" / "visits").glob("*.json")

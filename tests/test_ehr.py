@@ -11,7 +11,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.demo_export import build_demo_export
 from bids_factory.ehr import EhrMappingError, EhrResult, collect_ehr, linkage, load_ehr_mapping
 from bids_factory.ehr_read import CsvError, detect_delimiter, read_csv
 from bids_factory.resources import shipped_dir
@@ -375,8 +374,8 @@ def test_mapping_faults_name_their_place(tmp_path: Path, text: str, suffix: str,
 
 # -- demo export with its shipped mapping -----------------------------------------------------------------------
 
-def test_demo_export_with_the_shipped_mapping(tmp_path: Path) -> None:
-    export = build_demo_export(tmp_path / "export")
+def test_demo_export_with_the_shipped_mapping(tmp_path: Path, new_demo) -> None:
+    export = new_demo(tmp_path / "export")
     mapping = load_ehr_mapping(shipped_dir("heuristics") / "demo-ehr-mapping.json")
     result = collect_ehr(export.root, mapping)
     assert not [p for p in result.problems if p.fatal]
@@ -455,8 +454,8 @@ def test_validator_needs_the_bidsignore_for_tables_with_several_visits(hospital:
     assert {(i.code, i.location) for i in report.errors} == {("TSV_INDEX_VALUE_NOT_UNIQUE", "/phenotype/labs.tsv")}
 
 
-def test_validator_reports_zero_errors_on_the_demo_export(tmp_path: Path) -> None:
-    export = build_demo_export(tmp_path / "export")
+def test_validator_reports_zero_errors_on_the_demo_export(tmp_path: Path, new_demo) -> None:
+    export = new_demo(tmp_path / "export")
     result = collect_ehr(export.root, load_ehr_mapping(shipped_dir("heuristics") / "demo-ehr-mapping.json"))
     _write_dataset(tmp_path / "bids", result, frozenset({"DEMO001", "DEMO002"}))
     report = run_validator(tmp_path / "bids")

@@ -12,14 +12,13 @@ import pydicom
 import pytest
 
 from bids_factory.cli import main
-from bids_factory.demo_export import build_demo_export
 from bids_factory.pipeline import ConvertOptions, convert
 from conftest import assert_valid_bids, fingerprint
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    return build_demo_export(tmp_path / "export").root
+def demo(tmp_path: Path, new_demo) -> Path:
+    return new_demo(tmp_path / "export").root
 
 
 def _set_patient(visit_dir: Path, patient_id: str | None, every: int = 1) -> None:
@@ -95,6 +94,9 @@ def test_collision_is_detected_across_runs(demo, tmp_path):
     _set_patient(_visit(demo, "V0002-A"), "DEMO00-2")  # -> DEMO002 again but another raw id
     report = convert(ConvertOptions(export=demo, bids=bids, validate=False))
     assert _status(report)["V0002-A"] == "failed"
+    [problem] = [p for p in report.problems if p.fatal]
+    assert "two different PatientIDs give the same subject label sub-DEMO002" in problem.reason
+    assert "V0002-A" in problem.reason
 
 
 def test_visit_with_two_patients_is_not_placed(demo, tmp_path):

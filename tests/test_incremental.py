@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bids_factory import pipeline
-from bids_factory.demo_export import build_demo_export
 from bids_factory.errors import DatasetLockedError
 from bids_factory.pipeline import ConvertOptions, convert
 from bids_factory.write import DatasetWriter
@@ -29,8 +28,8 @@ def _statuses(report) -> dict[str, str]:
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    return build_demo_export(tmp_path / "export").root
+def demo(tmp_path: Path, new_demo) -> Path:
+    return new_demo(tmp_path / "export").root
 
 
 def test_rerun_over_unchanged_export_converts_and_rewrites_nothing(demo, tmp_path, monkeypatch):
