@@ -381,7 +381,7 @@ def _demo(args) -> int:
 
 
 def _finish(report, bids: Path, export: Path | None = None) -> int:
-    from bids_factory.report import summary_lines
+    from bids_factory.summary import summary_lines
 
     for line in summary_lines(report):
         print(line)
@@ -394,7 +394,7 @@ def _finish(report, bids: Path, export: Path | None = None) -> int:
 
 def _next_step(report, export: Path | None) -> str:
     """What the user does now, from this run's counts (the same ones the summary printed)."""
-    from bids_factory.report import run_counts
+    from bids_factory.summary import run_counts
 
     counts = run_counts(report.record) if report.record else {}
     source = export or "EXPORT_DIR"

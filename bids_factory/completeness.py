@@ -27,7 +27,7 @@ from pathlib import Path
 import nibabel as nib
 
 from bids_factory.errors import VisitError
-from bids_factory.model import SeriesOutcome, VisitPlan
+from bids_factory.model import SeriesOutcome, SeriesStatus, VisitPlan
 from bids_factory.plan import hold_back
 
 COMPLETENESS_TAGS = ("SeriesInstanceUID", "AcquisitionNumber", "InstanceNumber", "ImagesInAcquisition",
@@ -194,8 +194,8 @@ def hold_back_incomplete(plan: VisitPlan) -> VisitPlan:
     kept, held = hold_back(plan.placements, reasons)
     not_placed = list(plan.not_placed)
     if extracted.converter_exit != 0:
-        not_placed = [SeriesOutcome(o.series, "held-back", f"dcm2niix exited {extracted.converter_exit} before "
+        not_placed = [SeriesOutcome(o.series, SeriesStatus.HELD_BACK, f"dcm2niix exited {extracted.converter_exit} before "
                                     "it wrote an image of this series (disk full? unreadable file?); "
                                     "the next run converts the visit again")
-                      if o.status == "not-converted" else o for o in not_placed]
+                      if o.status == SeriesStatus.NOT_CONVERTED else o for o in not_placed]
     return replace(plan, placements=tuple(kept), not_placed=tuple(not_placed) + tuple(held))

@@ -1,4 +1,4 @@
-"""EHR tables -> BIDS ``phenotype/<table>.tsv/.json`` and ``participants.tsv`` columns (pure computation).
+"""Stage 5 — ehr: EHR tables -> BIDS ``phenotype/<table>.tsv/.json`` and ``participants.tsv`` columns (pure computation).
 
 Every ``EXPORT/EHR/<yyyy>/<yyyymmdd>/*.csv`` is read in date order (:mod:`bids_factory.ehr_read`);
 files of the same table on several days are combined (a later day's row for the same patient, visit

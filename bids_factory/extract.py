@@ -29,7 +29,7 @@ from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.identifiers import read_nifti_sidecars, visit_identifiers
 from bids_factory.completeness import VARIANT_STEM, COMPLETENESS_TAGS, ImageHeader
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, subject_label
-from bids_factory.nifti_export import ORPHAN_IMAGE, stage_nifti_files
+from bids_factory.nifti_input import ORPHAN_IMAGE, stage_nifti_files
 from bids_factory.processes import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -241,7 +241,7 @@ def dcm2niix_version() -> str:
     return "unknown"
 
 
-def convert(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: str = "",
+def run_dcm2niix(visit: Visit, headers: VisitHeaders, staging: Path, extra_options: str = "",
             input_folder: Path | None = None) -> tuple[list[Series], str, int]:
     """Run dcm2niix on the visit's DICOM files into ``staging``; return the series, its log and exit status.
 
@@ -337,7 +337,7 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
     series, converter_log, converter_exit, problems = [], "", 0, list(headers.problems)
     if headers.dicom_files:
         direct = direct_input(visit, headers)
-        series, converter_log, converter_exit = convert(visit, headers, staging, extra_options, direct)
+        series, converter_log, converter_exit = run_dcm2niix(visit, headers, staging, extra_options, direct)
         problems += converter_file_problems(converter_log, headers, direct)
     if nifti:
         problems += nifti.problems

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from bids_factory.deidentify import Deidentification
@@ -179,12 +180,32 @@ class Placement:
         return f"{self.datatype}/{self.stem}.nii.gz"
 
 
+class SeriesStatus(StrEnum):
+    """Why a series was not placed (a str: records and JSON keep the plain value)."""
+
+    UNMATCHED = "unmatched"  # no heuristic rule matches (or the default heuristic does not recognise it)
+    AMBIGUOUS = "ambiguous"  # several rules match
+    REJECTED = "rejected"  # the rule gives a name that is not BIDS, or two series aim at one file
+    HELD_BACK = "held-back"  # matched, but not well-defined, incomplete or refused by the validator
+    NOT_CONVERTED = "not-converted"  # dcm2niix made no image of it
+
+
+class VisitStatus(StrEnum):
+    """What happened to a visit in a run."""
+
+    PLACED = "placed"
+    NOTHING_TO_PLACE = "nothing-to-place"
+    FAILED = "failed"
+    UNCHANGED = "unchanged"  # sources and settings as at its last conversion: not converted again
+    NOT_SELECTED = "not-selected"  # its subject is not among --participant-label
+
+
 @dataclass(frozen=True)
 class SeriesOutcome:
-    """A series that was not placed: unmatched, ambiguous or rejected, with the reason."""
+    """A series that was not placed, with its :class:`SeriesStatus` and the reason."""
 
     series: Series
-    status: str  # "unmatched" | "ambiguous" | "rejected" | "held-back" | "not-converted"
+    status: SeriesStatus
     reason: str
     rule: str | None = None  # the heuristic rule that matched it (held back or rejected after matching)
 
@@ -218,7 +239,7 @@ class VisitResult:
     """What happened to one visit in this run."""
 
     scan_research_id: str
-    status: str  # "placed" | "nothing-to-place" | "failed"
+    status: VisitStatus
     subject_label: str = ""
     session_label: str = ""
     placed: int = 0
@@ -227,7 +248,7 @@ class VisitResult:
 
 
 @dataclass
-class RunReport:
+class RunSummary:
     """Everything the CLI summarises at the end of a run."""
 
     visits: list[VisitResult] = field(default_factory=list)
@@ -247,6 +268,6 @@ class RunReport:
     def failed(self) -> bool:
         return (
             any(p.fatal for p in self.problems)
-            or any(v.status == "failed" for v in self.visits)
+            or any(v.status == VisitStatus.FAILED for v in self.visits)
             or bool(self.validator_errors)
         )

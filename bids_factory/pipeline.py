@@ -1,4 +1,4 @@
-"""The run: discover -> extract -> plan (per visit, in parallel) -> write -> ehr -> finalize.
+"""The run, stage by stage: 1 discover -> 2 extract -> 3 plan (per visit, in parallel) -> 4 write -> 5 ehr -> 6 finalize.
 
 Workers (``--jobs``) convert and plan visits in the run's staging folder, without any lock; then,
 holding the dataset's write lock, this process alone places the visits one at a time, writes the
@@ -29,14 +29,14 @@ from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
 from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic, unknown_criteria
 from bids_factory.identifiers import same_patient, subject_entry
-from bids_factory.model import Problem, RunReport, Visit, VisitPlan, VisitResult
+from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
 from bids_factory.plan import hold_back, plan_visit
 from bids_factory.processes import die_with_parent
 from bids_factory.progress import Phases, Progress
 from bids_factory.redact import redact_visit
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
-from bids_factory.report import dataset_counts, history_entry, report_record
-from bids_factory.report_html import render_report
+from bids_factory.summary import dataset_counts, history_entry, run_record
+from bids_factory.report_page import render_report
 from bids_factory.validate import ValidatorResult, batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.thumbnails import thumbnail_png
 from bids_factory.write import HISTORY, REPORT_PAGE, STATE_DIR, SUBJECTS_FILE, DatasetWriter
@@ -143,14 +143,14 @@ def hold_back_refused(outcomes: list, folder: Path) -> list:
     return outcomes
 
 
-def convert(options: ConvertOptions) -> RunReport:
+def convert(options: ConvertOptions) -> RunSummary:
     rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     _refuse_dataset_in_export(options)
     check_dataset_folder(options.bids)
     phases = Phases()
     began = time.monotonic()
     discovery = discover(options.export)
-    report = RunReport(problems=list(discovery.problems))
+    report = RunSummary(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
     writer = DatasetWriter(options.bids, options.dates)
     if not options.wait:
@@ -182,7 +182,7 @@ def convert(options: ConvertOptions) -> RunReport:
             phases.start("EHR")
             ehr = collect_ehr(options.export, rules.ehr_mapping)
             report.problems.extend(ehr.problems)
-            placed = [v for v in report.visits if v.status == "placed"]
+            placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
             changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                        f"from visit {v.scan_research_id}" for v in placed]
             phases.start("dataset files")
@@ -200,10 +200,10 @@ def convert(options: ConvertOptions) -> RunReport:
     return report
 
 
-def _record_run(writer: DatasetWriter, report: RunReport) -> None:
+def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     """The run record, the history line and the page, refreshed by every run (also one that changed nothing:
     what is still held back comes from the visit records and states, not from this run)."""
-    report.record = report_record(report)
+    report.record = run_record(report)
     unplaced = [s for s in writer.visit_states().values() if s.get("not_placed")]
     report.dataset = dataset_counts(writer.visit_records(), unplaced)
     history = writer.read_json(HISTORY, default=None)
@@ -228,7 +228,7 @@ def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]
     _refuse_dataset_in_export(options)
     check_dataset_folder(options.bids)
     discovery = discover(options.export)
-    report = RunReport(problems=list(discovery.problems))
+    report = RunSummary(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
     return _changed_visits(visits, DatasetWriter(options.bids), rules, options, report), report.problems
 
@@ -264,14 +264,14 @@ def _criteria_problems(heuristic: Heuristic, fields: frozenset[str]) -> list[Pro
     return problems
 
 
-def _unmatched_selection(options: ConvertOptions, report: RunReport) -> list[Problem]:
+def _unmatched_selection(options: ConvertOptions, report: RunSummary) -> list[Problem]:
     """``--participant-label`` labels that match no visit: an empty selection is not a success."""
     seen = {v.subject_label for v in report.visits if v.subject_label}
     return [Problem(f"sub-{label}", "--participant-label matches no visit of the export")
             for label in sorted(options.participant_labels - seen)]
 
 
-def _selected(visits, options: ConvertOptions, report: RunReport) -> list[Visit]:
+def _selected(visits, options: ConvertOptions, report: RunSummary) -> list[Visit]:
     """The visits named with ``--visit`` (all when none is named); unknown names are reported."""
     if not options.visits:
         return list(visits)
@@ -281,7 +281,7 @@ def _selected(visits, options: ConvertOptions, report: RunReport) -> list[Visit]
     return [v for v in visits if v.scan_research_id in options.visits]
 
 
-def _validate(writer: DatasetWriter, report: RunReport, staging: Path) -> None:
+def _validate(writer: DatasetWriter, report: RunSummary, staging: Path) -> None:
     """The validator and pybids' read-back over what this run changed (its sessions and the
     dataset-level files, in a scratch view): a daily run's cost does not grow with the dataset.
     ``bids-factory check`` checks the whole dataset."""
@@ -315,7 +315,7 @@ def check(bids: Path) -> tuple[ValidatorResult, list[str]]:
 
 
 def _changed_visits(visits, writer: DatasetWriter, rules: Rules, options: ConvertOptions,
-                    report: RunReport) -> list[Visit]:
+                    report: RunSummary) -> list[Visit]:
     """Visits whose sources or settings changed since their last conversion (all with ``reconvert``)."""
     if options.reconvert:
         return list(visits)
@@ -324,7 +324,7 @@ def _changed_visits(visits, writer: DatasetWriter, rules: Rules, options: Conver
     for visit in visits:
         state = states.get(visit.scan_research_id)
         if state and state["fingerprint"] == visit.fingerprint and state["settings"] == key:
-            report.visits.append(VisitResult(visit.scan_research_id, "unchanged", state.get("subject_label", ""),
+            report.visits.append(VisitResult(visit.scan_research_id, VisitStatus.UNCHANGED, state.get("subject_label", ""),
                                              state.get("session_label", "")))
         else:
             todo.append(visit)
@@ -344,17 +344,17 @@ def _convert_all(visits: list[Visit], start: int, staging: Path, rules: Rules, o
 
 
 def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: ConvertOptions,
-               report: RunReport) -> None:
+               report: RunSummary) -> None:
     """Move converted visits into the dataset (under the lock), recording their state."""
     subjects: dict = writer.read_json(SUBJECTS_FILE, default={}) or {}
     secret = writer.subject_key()
     sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
     for visit, outcome in outcomes:
         if isinstance(outcome, VisitError):
-            result = VisitResult(visit.scan_research_id, "failed",
+            result = VisitResult(visit.scan_research_id, VisitStatus.FAILED,
                                  problems=(Problem(_where(visit), str(outcome)),))
         elif outcome is None:
-            result = VisitResult(visit.scan_research_id, "not-selected")
+            result = VisitResult(visit.scan_research_id, VisitStatus.NOT_SELECTED)
         else:
             result = _place(outcome, writer, subjects, sessions, secret)
             result.problems = outcome.extracted.problems + result.problems
@@ -364,13 +364,13 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
                     f"visit {visit.scan_research_id}: dcm2niix exited {outcome.extracted.converter_exit}; "
                     "series without a complete image were held back and the next run converts the visit "
                     "again")),)
-            elif result.status in ("placed", "nothing-to-place"):
+            elif result.status in (VisitStatus.PLACED, VisitStatus.NOTHING_TO_PLACE):
                 writer.write_visit_state({
                     "scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
                     "settings": options.settings_key(rules.heuristic, rules.schemas), "status": result.status,
                     "subject_label": result.subject_label, "session_label": result.session_label,
                     # series of a visit with nothing placed (no visit record): the report still shows them
-                    "not_placed": [o.record() for o in result.not_placed] if result.status != "placed" else [],
+                    "not_placed": [o.record() for o in result.not_placed] if result.status != VisitStatus.PLACED else [],
                 })
         report.visits.append(result)
         report.problems.extend(result.problems)
@@ -407,21 +407,21 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
     if known is not None and not same_patient(known, raw_id, secret):
         reason = (f"visit {visit.scan_research_id}: two different PatientIDs give the same subject label "
                   f"{subject}; not merged (rename one patient's id upstream)")
-        return VisitResult(**base, status="failed", problems=(Problem(_where(visit), reason),))
+        return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
     owner = sessions.get((subject, session))
     if owner is not None and owner != visit.scan_research_id:
         reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} is already taken by "
                   f"visit {owner}; not merged")
-        return VisitResult(**base, status="failed", problems=(Problem(_where(visit), reason),))
+        return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
     if not plan.placements:
-        return VisitResult(**base, status="nothing-to-place")
+        return VisitResult(**base, status=VisitStatus.NOTHING_TO_PLACE)
     entry = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
     if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
         subjects[plan.subject_label] = entry
         writer.write_json(SUBJECTS_FILE, subjects)
     writer.place_visit(plan, plan.extracted.staging)
     sessions[(subject, session)] = visit.scan_research_id
-    return VisitResult(**base, status="placed", placed=len(plan.placements))
+    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(plan.placements))
 
 
 def _where(visit: Visit) -> str:

@@ -17,7 +17,7 @@ from bids_factory.classify import Classification, classify_visit, strip_keys
 from bids_factory.dates import DatePolicy
 from bids_factory.deidentify import Deidentification, keep_allowed
 from bids_factory.heuristic import Heuristic
-from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, VisitPlan
+from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
 from bids_factory.sidecar_check import SidecarSchemas, check_placement
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         _add_classified_entities(acquisition, graph[acquisition.src_sidecar][0], classes[acquisition.src_sidecar.filename])
     pairing.find_runs()
 
-    not_placed = [SeriesOutcome(s, "not-converted", "dcm2niix made no image of this DICOM series")
+    not_placed = [SeriesOutcome(s, SeriesStatus.NOT_CONVERTED, "dcm2niix made no image of this DICOM series")
                   for s in extracted.unconverted]
     for sidecar, matched in graph.items():
         series = by_sidecar[sidecar.filename]
@@ -84,7 +84,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
             not_placed.append(_not_matched(series, classes[sidecar.filename]))
         elif len(matched) > 1:
             rules = ", ".join(heuristic.rule_name(d) for d in matched)
-            not_placed.append(SeriesOutcome(series, "ambiguous", f"several heuristic rules match: {rules}"))
+            not_placed.append(SeriesOutcome(series, SeriesStatus.AMBIGUOUS, f"several heuristic rules match: {rules}"))
 
     placements: list[Placement] = []
     removed = Deidentification()
@@ -142,8 +142,8 @@ def _add_classified_entities(acquisition, description: dict, classification: Cla
 def _not_matched(series: Series, classification: Classification) -> SeriesOutcome:
     """No rule matched: the classification says why (held back with the reason, or what it is)."""
     if classification.hold:
-        return SeriesOutcome(series, "held-back", classification.hold)
-    return SeriesOutcome(series, "unmatched", classification.reason())
+        return SeriesOutcome(series, SeriesStatus.HELD_BACK, classification.hold)
+    return SeriesOutcome(series, SeriesStatus.UNMATCHED, classification.reason())
 
 
 def _hold_back_asl(placements: list[Placement], graph, by_sidecar, classes
@@ -195,7 +195,7 @@ def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas
 def hold_back(placements, reasons: dict[str, str]) -> tuple[list[Placement], list[SeriesOutcome]]:
     """Take the placements named in ``reasons`` (by relpath) out; no IntendedFor may still name them."""
     kept = [p for p in placements if p.relpath not in reasons]
-    held = [SeriesOutcome(p.series, "held-back", reasons[p.relpath], p.rule) for p in placements if p.relpath in reasons]
+    held = [SeriesOutcome(p.series, SeriesStatus.HELD_BACK, reasons[p.relpath], p.rule) for p in placements if p.relpath in reasons]
     if held:
         gone = {f"/{path}" for path in reasons}  # matches bids:: URIs and relative IntendedFor paths
         kept = [_without_references(p, gone) for p in kept]
@@ -229,12 +229,12 @@ def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], lis
         bad = [e for e in entities if not _ENTITY.match(e)]
         if bad or not _SUFFIX.match(suffix):
             reason = f"heuristic gives a name that is not a BIDS name: {placement.stem} ({', '.join(bad) or suffix})"
-            rejected.append(SeriesOutcome(placement.series, "rejected", reason, placement.rule))
+            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule))
         elif len(targets[placement.relpath]) > 1:
             others = [p.series for p in targets[placement.relpath] if p is not placement]
             reason = (f"collision: {placement.relpath} is also the target of "
                       + "; ".join(_series_name(s) for s in others))
-            rejected.append(SeriesOutcome(placement.series, "rejected", reason, placement.rule))
+            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule))
         else:
             kept.append(placement)
     return kept, rejected

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bids_factory.cli import main
-from bids_factory.nifti_export import ORPHAN_IMAGE
+from bids_factory.nifti_input import ORPHAN_IMAGE
 from bids_factory.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, add_series
 

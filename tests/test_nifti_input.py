@@ -1,4 +1,4 @@
-"""NIfTI + JSON export variant: staging of one visit's files (nifti_export.stage_nifti_files).
+"""NIfTI + JSON export variant: staging of one visit's files (nifti_input.stage_nifti_files).
 
 The export is built from dcm2niix's output of the real scanner data in ``../shared/dicom`` with
 ``-ba n``, so the JSONs carry the patient fields as a hospital's NIfTI export would.
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from bids_factory.model import SourceFile, VisitFolder
-from bids_factory.nifti_export import ORPHAN_IMAGE, stage_nifti_files
+from bids_factory.nifti_input import ORPHAN_IMAGE, stage_nifti_files
 from conftest import GE_T1W, XA30, fingerprint
 
 XA30_ID, GE_ID = "12343@hucheng", "FRUIT"

@@ -12,13 +12,16 @@ import re
 from collections import Counter
 
 from bids_factory import __version__
-from bids_factory.model import RunReport
+from bids_factory.model import RunSummary, SeriesStatus, VisitStatus
 
 # (label, statuses) of series that were not placed, in the order they are shown everywhere.
-NOT_PLACED_GROUPS = (("held back", ("held-back",)), ("unmatched", ("unmatched", "ambiguous")),
-                     ("rejected", ("rejected",)), ("without image", ("not-converted",)))
-VISIT_LABELS = (("placed", "placed"), ("nothing-to-place", "with nothing to place"), ("failed", "failed"),
-                ("unchanged", "unchanged since the last run"), ("not-selected", "skipped (other subjects)"))
+# How the summary and the report page group the series not placed, and name the visits' statuses.
+NOT_PLACED_GROUPS = (("held back", (SeriesStatus.HELD_BACK,)),
+                     ("unmatched", (SeriesStatus.UNMATCHED, SeriesStatus.AMBIGUOUS)),
+                     ("rejected", (SeriesStatus.REJECTED,)), ("without image", (SeriesStatus.NOT_CONVERTED,)))
+VISIT_LABELS = ((VisitStatus.PLACED, "placed"), (VisitStatus.NOTHING_TO_PLACE, "with nothing to place"),
+                (VisitStatus.FAILED, "failed"), (VisitStatus.UNCHANGED, "unchanged since the last run"),
+                (VisitStatus.NOT_SELECTED, "skipped (other subjects)"))
 _ALWAYS_SHOWN = ("placed", "failed", "held back", "unmatched", "subjects", "sessions", "images placed")
 _INDEX = re.compile(r"\[(\d+)\]")
 
@@ -110,8 +113,8 @@ def grouped_problems(problems: list[dict]) -> list[tuple[bool, str, int, list[st
             sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))]
 
 
-def summary_lines(report: RunReport) -> list[str]:
-    record = report.record or report_record(report)
+def summary_lines(report: RunSummary) -> list[str]:
+    record = report.record or run_record(report)
     phrases = count_phrases(run_counts(record))
     lines = [f"visits: {phrases['visits']}",
              f"series: {phrases['series']}; {record.get('non_dicom_files', 0)} non-DICOM files ignored"]
@@ -145,7 +148,7 @@ def _some(items: list[str], shown: int = 3) -> str:
     return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
-def report_record(report: RunReport) -> dict:
+def run_record(report: RunSummary) -> dict:
     """JSON-able record of a run (no patient field: labels, research ids and series only)."""
     return {
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -15,7 +15,8 @@ from __future__ import annotations
 import html
 from typing import Callable
 
-from bids_factory.report import (NOT_PLACED_GROUPS, count_phrases, dataset_counts, dedupe_reason,
+from bids_factory.model import VisitStatus
+from bids_factory.summary import (NOT_PLACED_GROUPS, count_phrases, dataset_counts, dedupe_reason,
                                  grouped_not_placed, grouped_problems, run_counts)
 
 HISTORY_ROWS = 50  # the newest runs shown in the history table
@@ -179,7 +180,7 @@ def _last_run(run: dict | None, recorded: set[tuple], mask: Callable[[str], str]
     out = [f"<h2 id=\"last-run\">Last run</h2><p class=\"meta\">finished {_e(mask(str(run.get('finished_at'))))}, "
            f"bids-factory {_e(run.get('bids_factory_version'))}: {outcome}</p>",
            f"<p>visits: {_e(phrases['visits'])}<br />series: {_e(phrases['series'])}</p>"]
-    worked = [v for v in visits if v.get("status") not in ("unchanged", "not-selected")]  # the rest: counted
+    worked = [v for v in visits if v.get("status") not in (VisitStatus.UNCHANGED, VisitStatus.NOT_SELECTED)]  # the rest: counted
     if worked:
         rows = [_row([_e(v.get("scan_research_id")), _e(v.get("participant_id")), _e(v.get("session_id")),
                       _e(v.get("status")), _e(v.get("placed")), _e(len(v.get("not_placed") or []))],
