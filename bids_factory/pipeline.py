@@ -9,32 +9,27 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from bids_factory import __version__
 from bids_factory.completeness import hold_back_incomplete
-from bids_factory.dates import DatePolicy
 from bids_factory.discover import discover
-from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
-from bids_factory.errors import (BidsFactoryError, DatasetError, ExportLayoutError, HeuristicError, ToolMissingError,
+from bids_factory.ehr import collect_ehr, linkage
+from bids_factory.errors import (BidsFactoryError, DatasetError, ExportLayoutError, ToolMissingError,
                                  VisitError)
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
-from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic, unknown_criteria
+from bids_factory.heuristic import Heuristic, unknown_criteria
 from bids_factory.identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
 from bids_factory.plan import hold_back, plan_visit
 from bids_factory.processes import die_with_parent
+from bids_factory.run_config import ConvertOptions, Rules  # noqa: F401 - ConvertOptions: the API's entry
 from bids_factory.progress import Phases, Progress
 from bids_factory.redact import redact_visit
-from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 from bids_factory.summary import dataset_counts, history_entry, run_record
 from bids_factory.report_page import render_report
 from bids_factory.validate import ValidatorResult, batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
@@ -43,61 +38,6 @@ from bids_factory.write import HISTORY, REPORT_PAGE, STATE_DIR, SUBJECTS_FILE, D
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    export: Path
-    bids: Path
-    heuristic: Path | None = None
-    jobs: int = 1
-    participant_labels: frozenset[str] = field(default_factory=frozenset)
-    validate: bool = True
-    dataset_name: str | None = None
-    keep_site_fields: bool = False
-    reconvert: bool = False
-    schemas: Path | None = None  # sidecar schemas folder (default: the shipped schemas/sidecar)
-    ehr_mapping: Path | None = None  # EHR mapping file (JSON/YAML); without it columns are detected
-    nifti_patient_field: str = "PatientID"  # NIfTI export: the JSON field holding the patient id
-    visits: frozenset[str] = field(default_factory=frozenset)  # only these scan_research_ids
-    wait: float = 0  # seconds to wait for another run's write lock
-    dates: DatePolicy = DatePolicy()  # --dates keep|year|drop
-    authors: tuple[str, ...] | None = None  # dataset_description.json Authors (None: keep what is there)
-    license: str | None = None  # dataset_description.json License (None: keep what is there)
-
-    def settings_key(self, heuristic: Heuristic, schemas: SidecarSchemas) -> str:
-        """What, besides its sources, decides a visit's output: a change reconverts the visit."""
-        schema_text = json.dumps(schemas.schemas, sort_keys=True)
-        return hashlib.sha256(
-            f"{__version__}|{heuristic.sha256}|{self.keep_site_fields}|{schema_text}|dates={self.dates.mode}".encode()
-        ).hexdigest()
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What decides where and whether a series is placed, loaded once before any conversion."""
-
-    heuristic: Heuristic
-    schemas: SidecarSchemas
-    ehr_mapping: dict | None = None
-
-    @classmethod
-    def load(cls, options: ConvertOptions, allow_placeholders: bool = False) -> "Rules":
-        heuristic, schemas = load_heuristic(options.heuristic), load_sidecar_schemas(options.schemas)
-        unedited = heuristic.placeholder_rules()
-        if unedited and not allow_placeholders:
-            raise HeuristicError(
-                f"heuristic {heuristic.path}: {len(unedited)} rule(s) still have the placeholder suffix "
-                f"{PLACEHOLDER_SUFFIX!r} (first: {unedited[0]}): set their datatype and suffix, or delete them")
-        for description in heuristic.descriptions:
-            named = description.get("bids_factory", {}).get("sidecar_schema")
-            if named and named not in schemas.names:
-                raise HeuristicError(
-                    f"heuristic {heuristic.path}: rule {heuristic.rule_name(description)} names the sidecar schema "
-                    f"{named!r}, which is not in {schemas.folder} (there: {', '.join(schemas.names)})"
-                )
-        mapping = load_ehr_mapping(options.ehr_mapping) if options.ehr_mapping else None
-        return cls(heuristic, schemas, mapping)
 
 
 def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions,

@@ -16,7 +16,6 @@ Schemas may ``$ref`` each other by file name (every shipped schema refers to
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
