@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hardlinks import link_file, link_tree
+
 REPO = Path(__file__).resolve().parents[1]
 XA30 = REPO.parent / "shared" / "dicom" / "siemens_xa30_visit"
 SEED_SERIES = ("5_", "6_", "7_", "8_", "9_", "10_")
@@ -33,22 +35,7 @@ STATE = Path("code") / "bids-factory"
 def link_visit(folder: Path) -> None:
     for series in sorted(XA30.iterdir()):
         if series.is_dir() and series.name.startswith(SEED_SERIES):
-            for path in sorted(series.rglob("*")):
-                if path.is_file():
-                    target = folder / series.name / path.relative_to(series)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        os.link(path, target)
-                    except OSError:
-                        shutil.copy2(path, target)
-
-
-def _link(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+            link_tree(series, folder / series.name)
 
 
 def convert(export: Path, bids: Path, jobs: int) -> tuple[float, float, float, str]:
@@ -97,9 +84,9 @@ def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> Non
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_text(renamed(path.read_text()))
                 else:
-                    _link(path, target)
+                    link_file(path, target)
         for png in (seed_bids / STATE / "thumbnails" / old_sub / old_ses).rglob("*.png"):
-            _link(png, bids / STATE / "thumbnails" / sub / ses / renamed(png.name))
+            link_file(png, bids / STATE / "thumbnails" / sub / ses / renamed(png.name))
         record = json.loads(renamed(json.dumps(seed)))
         record["scan_research_id"] = visit.scan_research_id
         record["export_folders"] = [{"kind": f.kind, "day": f.day, "path": f.relpath} for f in visit.folders]

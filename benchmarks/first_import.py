@@ -24,21 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from hardlinks import link_tree
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "dicom"
 SOURCES = (SHARED / "siemens_xa30_visit", SHARED / "ge_t1w_deidentified")
 BIN = Path(sys.executable).parent
 
 
-def link_visit(source: Path, visit_dir: Path) -> None:
-    for path in sorted(source.rglob("*")):
-        if path.is_file() and path.name != "LICENSE":
-            target = visit_dir / path.relative_to(source)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(path, target)
-            except OSError:
-                shutil.copy2(path, target)
 
 
 def build_export(root: Path, visits: int) -> list[Path]:
@@ -46,7 +39,7 @@ def build_export(root: Path, visits: int) -> list[Path]:
     for index in range(visits):
         day = f"202401{1 + index % 20:02d}"
         folder = root / "DICOM" / day[:4] / day / f"VISIT{index:03d}"
-        link_visit(SOURCES[index % len(SOURCES)], folder)
+        link_tree(SOURCES[index % len(SOURCES)], folder)
         folders.append(folder)
     return folders
 

@@ -10,7 +10,6 @@ and peak memory (RSS of the children). Run on demand; never part of the test sui
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hardlinks import link_tree
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "dicom" / "siemens_xa30_visit"
 
 
@@ -26,14 +27,7 @@ def build_export(root: Path, visits: int) -> None:
     for index in range(visits):
         day = f"202401{1 + index % 20:02d}"
         visit_dir = root / "DICOM" / day[:4] / day / f"VISIT{index:03d}"
-        for source in SHARED.rglob("*"):
-            if source.is_file() and source.name != "LICENSE":
-                target = visit_dir / source.relative_to(SHARED)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copy2(source, target)
+        link_tree(SHARED, visit_dir)
 
 
 def timed_run(export: Path, bids: Path, jobs: int) -> tuple[float, int, str]:

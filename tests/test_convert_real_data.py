@@ -193,9 +193,9 @@ def test_a_rule_naming_a_missing_schema_is_refused_before_conversion(export, bid
     assert not bids.exists()
 
 
-def test_what_the_validator_refuses_is_held_back_per_visit(export, bids, tmp_path):
-    """A site without a dwi schema places an ADC map as dwi: the validator check of the visit holds it
-    back (no .bval/.bvec), the good series of the visit are placed, the dataset stays valid."""
+def _adc_as_dwi_site(tmp_path):
+    """A site without a dwi schema whose heuristic places the XA30 ADC map as dwi (and the bold):
+    (heuristic file, schemas folder, XA30 series folders by number)."""
     import shutil
 
     from bids_factory.resources import shipped_dir
@@ -209,10 +209,16 @@ def test_what_the_validator_refuses_is_held_back_per_visit(export, bids, tmp_pat
          "criteria": {"SeriesDescription": "func-bold_task-fa_run-1"}, "sidecar_changes": {"TaskName": "fa"}},
     ]}
     (tmp_path / "h.json").write_text(json.dumps(heuristic))
-    series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+    return tmp_path / "h.json", site, {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+
+
+def test_what_the_validator_refuses_is_held_back_per_visit(export, bids, tmp_path):
+    """A site without a dwi schema places an ADC map as dwi: the validator check of the visit holds it
+    back (no .bval/.bvec), the good series of the visit are placed, the dataset stays valid."""
+    heuristic, site, series = _adc_as_dwi_site(tmp_path)
     add_series(export, "20240105", "VISIT01", series["11"])
     add_series(export, "20240105", "VISIT01", series["7"])
-    report = convert(ConvertOptions(export=export, bids=bids, heuristic=tmp_path / "h.json", schemas=site))
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, schemas=site))
     [visit] = report.visits
     assert visit.status == "placed" and visit.placed == 1
     [held] = [o for o in visit.not_placed if o.status == "held-back"]
@@ -226,21 +232,9 @@ def test_the_validator_gate_runs_once_per_batch_and_still_holds_back_what_it_ref
     """One validator run checks a batch of good visits; in a batch with an ADC map placed as dwi, the
     batch is split until the visit is alone: its ADC map is held back with the validator's message
     (DWI_MISSING_BVAL/BVEC), its bold and the other visits are placed, the dataset stays valid."""
-    import shutil
-
     from bids_factory import validate
-    from bids_factory.resources import shipped_dir
 
-    site = tmp_path / "site-schemas"
-    shutil.copytree(shipped_dir("schemas") / "sidecar", site)
-    (site / "dwi.schema.json").unlink()
-    heuristic = {"descriptions": [
-        {"datatype": "dwi", "suffix": "dwi", "criteria": {"SeriesDescription": "DWI_dir80_PA_ADC"}},
-        {"datatype": "func", "suffix": "bold", "custom_entities": "task-fa",
-         "criteria": {"SeriesDescription": "func-bold_task-fa_run-1"}, "sidecar_changes": {"TaskName": "fa"}},
-    ]}
-    (tmp_path / "h.json").write_text(json.dumps(heuristic))
-    series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+    heuristic, site, series = _adc_as_dwi_site(tmp_path)
     for visit in ("VISIT01", "VISIT02", "VISIT03", "VISIT04"):
         add_series(export, "20240105", visit, series["7"])
     checked = []
@@ -251,7 +245,7 @@ def test_the_validator_gate_runs_once_per_batch_and_still_holds_back_what_it_ref
         return real(dataset, *args, **kwargs)
 
     monkeypatch.setattr(validate, "run_validator", counted)
-    options = dict(heuristic=tmp_path / "h.json", schemas=site, validate=True)
+    options = dict(heuristic=heuristic, schemas=site, validate=True)
     good = convert(ConvertOptions(export=export, bids=bids, visits=frozenset({"VISIT01", "VISIT02"}), **options))
     assert [v.status for v in good.visits] == ["placed", "placed"]
     assert checked == [["ses-VISIT01", "ses-VISIT02"]]  # one gate run for the batch
