@@ -42,15 +42,24 @@ def _dicom_files() -> list[Path]:
 
 def test_first_bytes_give_what_pydicom_reads_on_every_shared_file():
     """Every vendor's files we have (Siemens classic/enhanced XA, GE, Philips, Toshiba, nine transfer
-    syntaxes): the quick reader answers for all but big endian, with pydicom's values."""
-    answered = 0
-    for path in _dicom_files():
+    syntaxes): the quick reader answers for nearly all with pydicom's values; what it leaves (big endian,
+    needed tags past its first bytes, as in the XA30 Phoenix report with its large private elements)
+    pydicom reads, so the header pass gives pydicom's values for every file."""
+    files = _dicom_files()
+    left = []
+    for path in files:
         values = read_head(path, _HEADER_TAG_NUMBERS)
         if values is None:
+            left.append(path)
             continue
-        answered += 1
         assert values == _pydicom_values(path), path
-    assert answered >= len(_dicom_files()) - 1
+    assert len(left) <= 0.05 * len(files), left
+    assert any(p.parent == TRANSFER_SYNTAXES for p in left)  # the big endian file
+    for path in left:
+        header = extract._read_header(path)
+        assert {k: header.get(k) for k in ("SeriesNumber", "PatientID", "SOPInstanceUID")} == {
+            k: pydicom.dcmread(path, stop_before_pixels=True).get(k) for k in ("SeriesNumber", "PatientID",
+                                                                                  "SOPInstanceUID")}, path
 
 
 def test_what_the_first_bytes_cannot_answer_is_left_to_pydicom(tmp_path, monkeypatch):
