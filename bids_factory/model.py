@@ -11,6 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypedDict
 from pathlib import Path
 
 from bids_factory.deidentify import Deidentification
@@ -198,6 +199,35 @@ class VisitStatus(StrEnum):
     FAILED = "failed"
     UNCHANGED = "unchanged"  # sources and settings as at its last conversion: not converted again
     NOT_SELECTED = "not-selected"  # its subject is not among --participant-label
+
+
+class PlacedFileRecord(TypedDict):
+    """One placed image in a visit record."""
+
+    path: str  # relative to the session folder: <datatype>/<stem>.nii.gz
+    rule: str
+    SeriesNumber: int | None
+    SeriesDescription: str
+    source_folders: list[str]  # export-relative visit folders
+
+
+class VisitRecord(TypedDict, total=False):
+    """The provenance record of a placed visit (``code/bids-factory/visits/*.json``), as written by the
+    writer and read by finalize, the validator's read-back, the summary and the report page."""
+
+    scan_research_id: str
+    participant_id: str  # sub-<label>
+    session_id: str  # ses-<label>
+    export_folders: list[dict]  # {"kind", "day", "path"}
+    converted_at: str
+    bids_factory_version: str
+    converter: dict  # {"name", "version"}
+    heuristic: dict  # {"name", "sha256"}
+    non_dicom_files: int
+    files: list[PlacedFileRecord]
+    not_placed: list[dict]  # SeriesOutcome.record(): status (a SeriesStatus value), reason, series fields
+    deidentification: dict  # key names removed and counts, never values
+    converter_log: list[str]
 
 
 @dataclass(frozen=True)

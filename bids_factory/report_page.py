@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 from typing import Callable
 
-from bids_factory.model import VisitStatus
+from bids_factory.model import VisitRecord, VisitStatus
 from bids_factory.summary import (NOT_PLACED_GROUPS, count_phrases, dataset_counts, dedupe_reason,
                                  grouped_not_placed, grouped_problems, run_counts)
 
@@ -116,7 +116,7 @@ def _counts_table(counts: dict[str, int], cls: str) -> str:
     return _table(["", "count"], rows, cls, nums=(1,))
 
 
-def _dataset(records: list[dict], unplaced: list[dict]) -> str:
+def _dataset(records: list[VisitRecord], unplaced: list[dict]) -> str:
     counts = dataset_counts(records, unplaced)
     out = ['<h2 id="dataset">Dataset</h2>', _counts_table(counts, "totals")]
     sessions = {str(r.get("scan_research_id")): f"{r.get('participant_id')}_{r.get('session_id')}" for r in records}
@@ -245,7 +245,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def render_report(visit_records: list[dict], run_record: dict | None, thumbnails: dict[str, str],
+def render_report(visit_records: list[VisitRecord], run_record: dict | None, thumbnails: dict[str, str],
                   history: list[dict] | None = None, unplaced: list[dict] | None = None,
                   mask_dates: Callable[[str], str] | None = None) -> str:
     """The HTML page of the dataset (one string, XHTML-compatible HTML5).

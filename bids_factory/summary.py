@@ -12,7 +12,7 @@ import re
 from collections import Counter
 
 from bids_factory import __version__
-from bids_factory.model import RunSummary, SeriesStatus, VisitStatus
+from bids_factory.model import RunSummary, SeriesStatus, VisitRecord, VisitStatus
 
 # (label, statuses) of series that were not placed, in the order they are shown everywhere.
 # How the summary and the report page group the series not placed, and name the visits' statuses.
@@ -38,7 +38,7 @@ def run_counts(record: dict) -> dict[str, int]:
     return counts
 
 
-def dataset_counts(visit_records: list[dict], unplaced_visits: list[dict] = ()) -> dict[str, int]:
+def dataset_counts(visit_records: list[VisitRecord], unplaced_visits: list[dict] = ()) -> dict[str, int]:
     """The whole dataset: subjects, sessions, images, and series still not placed (held back...).
 
     ``unplaced_visits``: visit states of visits with nothing placed (their ``not_placed`` series), so a

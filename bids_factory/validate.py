@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bids_factory.model import BIDS_VERSION, VisitPlan
+from bids_factory.model import BIDS_VERSION, VisitPlan, VisitRecord
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def _link(source: Path, target: Path) -> None:
         target.symlink_to(source)
 
 
-def unindexed_images(dataset: Path, visit_records: list[dict]) -> list[str]:
+def unindexed_images(dataset: Path, visit_records: list[VisitRecord]) -> list[str]:
     """Images the provenance records place that pybids does not find when it reads the dataset back.
 
     A dataset MRI pipelines cannot query (pybids is what they use) is a bug, even if it validates.

@@ -29,7 +29,7 @@ from pathlib import Path
 from bids_factory import __version__
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
-from bids_factory.model import Placement, VisitPlan, bids_label
+from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
 from bids_factory.tsv import merge_tsv, read_tsv
 
 STATE_DIR = Path("code") / "bids-factory"
@@ -274,7 +274,7 @@ class DatasetWriter:
         path = self.root / relpath
         return json.loads(path.read_text()) if path.exists() else default
 
-    def visit_records(self) -> list[dict]:
+    def visit_records(self) -> list[VisitRecord]:
         """Provenance records of every placed visit (read from disk once, then kept up to date)."""
         if self._records is None:
             folder = self.root / VISIT_RECORDS
@@ -297,7 +297,7 @@ def _scans_tsv(placements: tuple[Placement, ...], existing=None) -> str:
     return merge_tsv(existing, "filename", list(SCANS_COLUMNS[1:]), rows, keep=placed.__contains__)
 
 
-def _visit_record(plan: VisitPlan) -> dict:
+def _visit_record(plan: VisitPlan) -> VisitRecord:
     extracted = plan.extracted
     return {
         "scan_research_id": extracted.visit.scan_research_id,
