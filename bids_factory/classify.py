@@ -36,6 +36,8 @@ from bids_factory.model import Series
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "BidsFactory"
+# The keys this step may add (a series has only those that apply: Hold and Entities are often absent).
+DERIVED_KEYS = frozenset(f"{KEY_PREFIX}{name}" for name in ("Class", "Hold", "Entities", "Volumes"))
 REPROIN_ENTITIES = ("task", "acq", "ce", "dir", "rec", "run")
 # BIDS allows rec- in these datatypes (not in fmap)
 _REC_DATATYPES = ("anat", "func", "dwi", "perf")

@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from bids_factory.classify import DERIVED_KEYS
 from bids_factory.errors import HeuristicError
 from bids_factory.config_check import read_config, schema_faults
 from bids_factory.resources import default_heuristic
@@ -52,12 +53,13 @@ class Heuristic:
 def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> list[tuple[str, str, str | None]]:
     """(field, rules, closest known field) for every criteria field that no sidecar of the run holds.
 
-    Known fields: those of the sidecars converted in this run, the BIDS schema's metadata fields and
-    dcm2bids' own ``SidecarFilename``. A field close to a known one (``SeriesDescriptoin``) is a typo: the
+    Known fields: those of the sidecars converted in this run, the BIDS schema's metadata fields,
+    dcm2bids' own ``SidecarFilename`` and the keys the classifying step derives (``BidsFactory*``: a
+    series has only those that apply, so a run may have none with ``BidsFactoryHold``). A field close to a known one (``SeriesDescriptoin``) is a typo: the
     caller refuses it; one that is merely absent (a vendor's field on another vendor's day) is a note.
     """
     fields = heuristic.criteria_fields()
-    missing = [name for name in fields if name not in sidecar_fields and name not in DCM2BIDS_FIELDS]
+    missing = [name for name in fields if name not in sidecar_fields | DCM2BIDS_FIELDS | DERIVED_KEYS]
     if not missing:
         return []
     known = sorted(sidecar_fields | DCM2BIDS_FIELDS | _bids_metadata_fields())

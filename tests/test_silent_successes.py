@@ -94,3 +94,15 @@ def test_an_image_without_json_is_the_same_note_on_the_dicom_route(ge_export, bi
     [problem] = [p for p in report.problems if p.reason == ORPHAN_IMAGE]
     assert not problem.fatal and not report.failed, report.problems
     assert "DICOM/2023/20230301/GE0001" in problem.path
+
+
+def test_the_default_heuristics_own_derived_keys_are_never_reported_as_unknown_criteria():
+    """The shipped default matches on keys the classifying step adds only where they apply: a run in which
+    no series is held back (no ``BidsFactoryHold``) or none has entities must not call them typos or notes."""
+    from bids_factory.heuristic import load_heuristic, unknown_criteria
+
+    default = load_heuristic(None)
+    assert "BidsFactoryHold" in default.criteria_fields()
+    assert unknown_criteria(default, frozenset({"SeriesDescription", "ImageType", "BidsFactoryClass",
+                                                "BidsFactoryVolumes"})) == []
+    assert [f for f, _, _ in unknown_criteria(default, frozenset({"BidsFactoryClass"}))] == []
