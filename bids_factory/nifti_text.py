@@ -14,9 +14,18 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-# (offset, length) of the text fields; NIfTI-2 has no db_name.
-_NIFTI1 = {"db_name": (4, 18), "descrip": (148, 80), "aux_file": (228, 24), "intent_name": (328, 16)}
-_NIFTI2 = {"descrip": (240, 80), "aux_file": (320, 24), "intent_name": (508, 16)}
+import nibabel as nib
+
+TEXT_FIELDS = ("db_name", "descrip", "aux_file", "intent_name")
+
+
+def _layout(header_class) -> dict[str, tuple[int, int]]:
+    """(offset, length) of the text fields, from nibabel's own header layout (NIfTI-2 has no db_name)."""
+    fields = header_class.template_dtype.fields
+    return {name: (fields[name][1], fields[name][0].itemsize) for name in TEXT_FIELDS if name in fields}
+
+
+_NIFTI1, _NIFTI2 = _layout(nib.Nifti1Header), _layout(nib.Nifti2Header)
 _CHUNK = 1 << 20
 
 
