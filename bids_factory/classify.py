@@ -135,7 +135,7 @@ def _volumes(series: Series) -> int:
 
 def _words(value) -> set[str]:
     items = value if isinstance(value, list) else str(value or "").split("\\")
-    return {str(v).upper() for v in items}
+    return {str(v).strip().upper() for v in items if str(v).strip()}
 
 
 def _image_words(data: dict) -> set[str]:

@@ -254,3 +254,12 @@ def test_magnitudes_are_held_back_with_their_phase(tmp_path):
     reasons = sorted(o.reason for o in plan.not_placed)
     assert reasons == ["field-map magnitude whose phase image is not placed ('gre_field_mapping'): never placed alone"] * 2 \
         + ["phasediff.schema.json: B0FieldIdentifier is required but missing"]
+
+
+def test_a_sidecar_without_image_type_is_not_taken_for_a_derived_image():
+    """Hospital NIfTI JSON (and some older exports) carry no ImageType: absent is not DERIVED."""
+    from bids_factory.classify import _image_words
+
+    assert _image_words({}) == set()
+    assert _image_words({"ImageType": None, "ImageTypeText": ""}) == set()
+    assert _image_words({"ImageType": ["ORIGINAL", "PRIMARY", "M"]}) == {"ORIGINAL", "PRIMARY", "M"}
