@@ -66,7 +66,8 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
             {"Name": "bids-factory", "Version": __version__,
              "Description": "Data Capture export to BIDS (discover, extract, plan, write, finalize)"},
             {"Name": "dcm2niix", "Version": converter_version},
-        ],
+        ] + [g for g in description.get("GeneratedBy") or []  # a curator's other entries are kept
+             if not (isinstance(g, dict) and g.get("Name") in ("bids-factory", "dcm2niix"))],
     })
     if authors:
         description["Authors"] = list(authors)
@@ -89,12 +90,18 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
         for table in ehr.tables:
             files[f"phenotype/{table.name}.tsv"] = table.tsv
             files[f"phenotype/{table.name}.json"] = _json(table.sidecar)
-        if ehr.bidsignore:
-            files[".bidsignore"] = "".join(f"{line}\n" for line in ehr.bidsignore)
+        if ehr.bidsignore:  # added to a curator's lines, never replacing them
+            path = writer.root / ".bidsignore"
+            lines = path.read_text().splitlines() if path.exists() else []
+            files[".bidsignore"] = "".join(f"{line}\n" for line in lines + [x for x in ehr.bidsignore if x not in lines])
     if records:  # column descriptions need a scans/sessions file to describe (else a validator error)
-        files["scans.json"] = _json(SCANS_SIDECAR)
-        files["sessions.json"] = _json(SESSIONS_SIDECAR)
+        # a curator's descriptions (of the columns they added, or their wording of ours) are kept
+        files["scans.json"] = _json({**SCANS_SIDECAR, **(writer.read_json("scans.json", default={}) or {})})
+        files["sessions.json"] = _json({**SESSIONS_SIDECAR, **(writer.read_json("sessions.json", default={}) or {})})
+    changed = {record["participant_id"] for record in writer.placed}  # only what this run touched is rewritten
     for participant, visits in sessions.items():
+        if participant not in changed:
+            continue
         path = f"{participant}/{participant}_sessions.tsv"
         rows = [{"session_id": r["session_id"], "scan_research_id": r["scan_research_id"],
                  "export_days": ",".join(sorted({f["day"] for f in r["export_folders"]}))} for r in visits]

@@ -3,6 +3,7 @@ rows (subjects added by hand, an adopted dataset) survive every run; new cells a
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -41,6 +42,12 @@ def test_curator_columns_and_rows_survive_a_reconversion_and_a_new_subject(expor
         shutil.copy(image, hand / image.name.replace(f"{subject}_ses-GE0001", "sub-hand"))
     with open(bids / "participants.tsv", "a") as handle:
         handle.write("sub-hand\tcontrol\n")
+    for name, column in (("sessions.json", "site_note"), ("scans.json", "quality")):  # and their descriptions
+        described = json.loads((bids / name).read_text())
+        (bids / name).write_text(json.dumps({**described, column: {"Description": f"the curator's {column}"}}))
+    description = json.loads((bids / "dataset_description.json").read_text())
+    description["GeneratedBy"].append({"Name": "curation-notes", "Version": "1"})
+    (bids / "dataset_description.json").write_text(json.dumps(description))
     # the next run: the visit is converted again, and a new patient arrives
     add_series(export, "20230302", "GE0002", GE_SESSION_T1W)
     second = convert(ConvertOptions(export=export, bids=bids, reconvert=True))
@@ -55,6 +62,11 @@ def test_curator_columns_and_rows_survive_a_reconversion_and_a_new_subject(expor
     assert scans["quality"].tolist() == ["good"] and "heuristic_rule" in scans
     new_scans = _tsv(next((bids / "sub-dicom").glob("ses-*/*_scans.tsv")))
     assert "quality" not in new_scans  # another session's file: its own columns
+    assert json.loads((bids / "sessions.json").read_text())["site_note"] == {"Description": "the curator's site_note"}
+    assert json.loads((bids / "scans.json").read_text())["quality"] == {"Description": "the curator's quality"}
+    assert "scan_research_id" in json.loads((bids / "sessions.json").read_text())
+    generated = [g["Name"] for g in json.loads((bids / "dataset_description.json").read_text())["GeneratedBy"]]
+    assert generated == ["bids-factory", "dcm2niix", "curation-notes"]
     assert_valid_bids(bids)
 
 
