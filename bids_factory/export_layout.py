@@ -18,6 +18,7 @@ Pure reading: nothing is written.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,9 +104,11 @@ def link_target(root: Path, link: Path, accepted_days: frozenset[Path]) -> tuple
     """
     try:
         target = link.resolve(strict=True)
-    except RuntimeError:
+    except RuntimeError:  # Python < 3.13
         return None, "symbolic link loop: not followed"
     except OSError as exc:
+        if exc.errno == errno.ELOOP:  # Python >= 3.13 raises OSError for a loop
+            return None, "symbolic link loop: not followed"
         return None, f"broken symbolic link ({exc.strerror or exc}): not followed"
     if not target.is_relative_to(root):
         return None, "symbolic link that points outside the export: not followed"

@@ -115,3 +115,20 @@ def test_links_into_skipped_or_unfinished_folders_are_not_followed(tmp_path):
     reasons = {p.path: p.reason for p in found.problems}
     for name in ("a.dcm", "b.dcm", "c.dcm"):
         assert "not followed" in reasons[f"DICOM/2024/20240301/V1/{name}"]
+
+
+def test_a_symlink_loop_is_named_as_such_also_where_python_raises_oserror(tmp_path, monkeypatch):
+    """Python 3.13 reports a loop as OSError(ELOOP) instead of RuntimeError: the same verdict either way."""
+    import errno
+    from pathlib import Path
+
+    from bids_factory.export_layout import link_target
+
+    link = tmp_path / "loop.dcm"
+    os.symlink(link, link)
+
+    def eloop(self, strict=False):
+        raise OSError(errno.ELOOP, "Too many levels of symbolic links", str(self))
+
+    monkeypatch.setattr(Path, "resolve", eloop)
+    assert link_target(tmp_path, link, frozenset({tmp_path})) == (None, "symbolic link loop: not followed")
