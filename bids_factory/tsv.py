@@ -49,8 +49,20 @@ def read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]] | None:
         return None
     if not text.strip():
         return None
-    frame = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    # BIDS TSV has no quoting: one line is one row, whatever quotes a curator typed (pandas' default
+    # quoting would merge rows between two quotes, or fail on one); only a value this module quoted
+    # (the whole cell, CSV-style) is unquoted
+    frame = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, na_filter=False,
+                        quoting=csv.QUOTE_NONE)
+    frame = frame.apply(lambda column: column.str.replace(_QUOTED, _unquote, regex=True))
     return list(frame.columns), frame.to_dict(orient="records")
+
+
+_QUOTED = re.compile(r'^"((?:[^"]|"")*)"$')
+
+
+def _unquote(match: re.Match) -> str:
+    return match.group(1).replace('""', '"')
 
 
 def render_tsv(columns: list[str], rows: list[dict[str, str]]) -> str:

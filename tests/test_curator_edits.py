@@ -91,3 +91,18 @@ def test_tsv_values_are_safe_and_a_lone_quote_round_trips(tmp_path):
     assert back == ['"', '"quoted" word', 'say "hi"', "tab here", "two lines", "Zürich", "n/a"]
     assert read_tsv(path)[1][0]["v"] == '"'
     assert tsv_value(None) == "n/a"
+
+
+def test_quotes_a_curator_typed_never_merge_or_lose_rows(tmp_path):
+    """BIDS TSV has no quoting: a cell opening a quote that a later row closes (or nobody closes) stays in
+    its row; every row survives the merge; a value quoted by bids-factory reads back as it was."""
+    path = tmp_path / "participants.tsv"
+    path.write_text('participant_id\tnote\nsub-01\t"unsure\nsub-02\tfine\nsub-03\t5" tall\nsub-04\t"open\n')
+    columns, rows = read_tsv(path)
+    assert [r["participant_id"] for r in rows] == ["sub-01", "sub-02", "sub-03", "sub-04"]
+    assert [r["note"] for r in rows] == ['"unsure', "fine", '5" tall', '"open']
+    merged = merge_tsv((columns, rows), "participant_id", ["age"], [{"participant_id": "sub-05", "age": "40"}])
+    path.write_text(merged)
+    again = read_tsv(path)[1]
+    assert [r["participant_id"] for r in again] == ["sub-01", "sub-02", "sub-03", "sub-04", "sub-05"]
+    assert [r["note"] for r in again] == ['"unsure', "fine", '5" tall', '"open', "n/a"]
