@@ -122,6 +122,24 @@ def _structured_keys() -> frozenset[str]:
     return frozenset(keys | CODED_KEYS)
 
 
+@functools.cache
+def _enums() -> dict[str, tuple]:
+    """The values a BIDS field with a top-level ``enum`` may take."""
+    return {d["name"]: tuple(d["enum"]) for d in _schema().objects.metadata.values()
+            if "enum" in d and all(isinstance(v, (str, int, float)) for v in d["enum"])}
+
+
+def _constrained(key: str, value) -> bool:
+    """The value of a structured field is not free text: an object's text is always checked, and a field
+    with an ``enum`` only escapes the check with one of its values (a hospital JSON may put anything there)."""
+    if key not in _structured_keys() or isinstance(value, dict):
+        return False
+    enum = _enums().get(key)
+    if enum is None:
+        return True
+    return all(v in enum for v in value) if isinstance(value, list) else value in enum
+
+
 _EQ = re.compile(r'^(datatype|suffix|modality)\s*(==|!=)\s*["\']([^"\']+)["\']$')
 _IN = re.compile(r'^(!?)intersects\(\[?(datatype|suffix|modality)\]?,\s*\[([^\]]*)\]\)$')
 
@@ -183,7 +201,6 @@ def keep_allowed(sidecar: dict, datatype: str, suffix: str, identifiers: VisitId
     policy removes); what was dropped is counted in ``record``."""
     record = record if record is not None else Deidentification()
     allowed = allowed_keys(datatype, suffix, keep_site_fields=True)
-    structured = _structured_keys()
     kept = {}
     for key, value in sidecar.items():
         name = HIDDEN_KEY if identifiers.found_in(key) else key
@@ -191,7 +208,7 @@ def keep_allowed(sidecar: dict, datatype: str, suffix: str, identifiers: VisitId
             record.dropped_keys[name] += 1
         elif key in SITE_KEYS and not keep_site_fields:
             record.site_keys[key] += 1
-        elif key not in structured and identifiers.found_in(value):
+        elif not _constrained(key, value) and identifiers.found_in(value):
             record.identifier_keys[key] += 1
         elif (dated := dates.sidecar_value(value)) is None:
             record.date_keys[key] += 1

@@ -250,3 +250,15 @@ def test_every_pn_element_is_an_identifier(tmp_path):
     assert {"halvorsen", "trygve", "kowalska", "anna", "fruit"} <= ids.names
     assert "M-99" in ids.ids and "HFS" not in ids.ids and ids.patient_id == "FRUIT"
     shutil.rmtree(tmp_path)
+
+
+def test_a_field_with_a_bids_enum_is_checked_when_its_value_is_not_one_of_the_enum():
+    """A hospital JSON may put anything in a constrained field: only an enum value escapes the check."""
+    ids = VisitIdentifiers(names=frozenset({"quartermaine"}))
+    record = Deidentification()
+    sidecar = {"PhaseEncodingDirection": "j-", "MRAcquisitionType": "Quartermaine 3D", "RepetitionTime": 2.0,
+               "IntendedFor": ["bids::sub-quartermaine/ses-1/func/x.nii.gz"]}
+    kept = keep_allowed(sidecar, "func", "bold", ids, DatePolicy("keep"), record=record)
+    assert kept == {"PhaseEncodingDirection": "j-", "RepetitionTime": 2.0,
+                    "IntendedFor": ["bids::sub-quartermaine/ses-1/func/x.nii.gz"]}
+    assert record.record()["identifier_keys"] == {"MRAcquisitionType": 1}
