@@ -48,7 +48,7 @@ def redact_visit(extracted: ExtractedVisit, dates: DatePolicy = DatePolicy()) ->
         extracted,
         series=tuple(series_of(s) for s in extracted.series),
         unconverted=tuple(series_of(s) for s in extracted.unconverted),
-        problems=tuple(Problem(p.path, clean(p.reason), p.fatal) for p in extracted.problems),
+        problems=tuple(Problem(clean(p.path), clean(p.reason), p.fatal) for p in extracted.problems),
         converter_log=log,
         deidentification=extracted.deidentification.merge(record),
     )

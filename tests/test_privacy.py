@@ -61,6 +61,7 @@ def _dicom_visit(export: Path, day: str = "20240312", visit: str = "V1") -> Path
         step.ScheduledPerformingPhysicianName = "HALVORSEN^TRYGVE"
         ds.ScheduledProcedureStepSequence = [step]
         ds.save_as(folder / source.name)
+    (folder / "Zabriskie_Odalys_notes.txt").write_text("not an image")  # a PACS names files after patients
     return folder
 
 
