@@ -98,10 +98,7 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
         # a curator's descriptions (of the columns they added, or their wording of ours) are kept
         files["scans.json"] = _json({**SCANS_SIDECAR, **(writer.read_json("scans.json", default={}) or {})})
         files["sessions.json"] = _json({**SESSIONS_SIDECAR, **(writer.read_json("sessions.json", default={}) or {})})
-    changed = {record["participant_id"] for record in writer.placed}  # only what this run touched is rewritten
-    for participant, visits in sessions.items():
-        if participant not in changed:
-            continue
+    for participant, visits in sessions.items():  # all: a killed run may have placed visits it never listed
         path = f"{participant}/{participant}_sessions.tsv"
         rows = [{"session_id": r["session_id"], "scan_research_id": r["scan_research_id"],
                  "export_days": ",".join(sorted({f["day"] for f in r["export_folders"]}))} for r in visits]
