@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import nibabel as nib
 
 from bids_factory.model import Series
+from bids_factory.staged_images import image_stem
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def _facts(series: Series, data: dict) -> _Facts:
     parsed = next((r for r in (reproin(n) for n in names) if r), None)
     name = " ".join(dict.fromkeys(n for n in names if n))
     image = _words(data.get("ImageType"))
-    phase = bool(image & _PHASE_WORDS) or (series.nifti is not None and series.nifti.name.endswith("_ph.nii.gz"))
+    phase = bool(image & _PHASE_WORDS) or (series.nifti is not None and image_stem(series.nifti).endswith("_ph"))
     has_bvec = {p.suffix for p in series.extras} >= {".bval", ".bvec"}
     return _Facts(series, data, name, set(tokens(name)), _volumes(series), has_bvec, phase, parsed)
 

@@ -18,9 +18,7 @@ as done, so the next run converts it again. Pure checks: nothing is written.
 
 from __future__ import annotations
 
-import gzip
 import re
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import nibabel as nib
 
 from bids_factory.errors import VisitError
 from bids_factory.model import SeriesOutcome, SeriesStatus, VisitPlan
+from bids_factory.staged_images import READ_ERRORS, image_stem, open_image
 from bids_factory.plan import hold_back
 
 COMPLETENESS_TAGS = ("SeriesInstanceUID", "AcquisitionNumber", "InstanceNumber", "ImagesInAcquisition",
@@ -105,12 +104,12 @@ def image_planes(nifti: Path) -> int:
 def unreadable_image(nifti: Path) -> str | None:
     """Why a NIfTI file is cut short (read to its end), or None."""
     try:
-        with gzip.open(nifti, "rb") as handle:
+        with open_image(nifti) as handle:
             while handle.read(1 << 20):
                 pass
         image = nib.load(nifti)
         image.dataobj[..., -1] if len(image.shape) > 2 else image.dataobj[:]
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
+    except (*READ_ERRORS, ValueError) as exc:
         return f"the image is cut short ({type(exc).__name__}: {exc})"
     return None
 
@@ -161,7 +160,7 @@ def check_visit(series, series_images: dict, converter_log: str, converter_exit:
 
 def _planes_missing(converted, images: tuple[ImageHeader, ...], mosaic: bool) -> str | None:
     """The image(s) hold fewer slices x volumes than the DICOM files hold frames."""
-    main = [s for s in converted if not VARIANT_STEM.search(s.nifti.name[: -len(".nii.gz")])]
+    main = [s for s in converted if not VARIANT_STEM.search(image_stem(s.nifti))]
     if not main:
         return None
     if mosaic:

@@ -31,13 +31,15 @@ from bids_factory.completeness import VARIANT_STEM, COMPLETENESS_TAGS, ImageHead
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, subject_label
 from bids_factory.nifti_input import ORPHAN_IMAGE, stage_nifti_files
 from bids_factory.processes import die_with_parent
+from bids_factory.staged_images import image_stem
 
 log = logging.getLogger(__name__)
 
-# dcm2niix options we rely on. Compressed NIfTI, BIDS sidecar, and -ba y (anonymised sidecar)
-# are re-asserted after any options a heuristic adds, so a heuristic cannot switch them off.
-BASE_OPTIONS = ("-b", "y", "-z", "y", "-f", "%s_%p")
-ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "y")
+# dcm2niix options we rely on. Plain NIfTI (the images to place are gzipped later, see staged_images),
+# BIDS sidecar, and -ba y (anonymised sidecar) are re-asserted after any options a heuristic adds, so a
+# heuristic cannot switch them off.
+BASE_OPTIONS = ("-b", "y", "-z", "n", "-f", "%s_%p")
+ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "n")
 _HEADER_TAGS = tuple(Tag(keyword) for keyword in (
     "SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType",
     *COMPLETENESS_TAGS))
@@ -263,7 +265,7 @@ def run_dcm2niix(visit: Visit, headers: VisitHeaders, staging: Path, extra_optio
     done = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False,
                           preexec_fn=die_with_parent)
     converter_log = done.stdout + done.stderr
-    series = [_series(nifti, headers) for nifti in sorted(outputs.glob("*.nii.gz"))]
+    series = [_series(nifti, headers) for nifti in sorted(outputs.glob("*.nii"))]
     if done.returncode != 0 and series:
         log.warning("visit %s: dcm2niix exited %s but produced %d image(s)",
                     visit.scan_research_id, done.returncode, len(series))
@@ -296,7 +298,7 @@ def merged_series(headers: VisitHeaders, converted: list[Series], staging: Path)
 
 
 def _series(nifti: Path, headers: VisitHeaders) -> Series:
-    stem = nifti.name[: -len(".nii.gz")]
+    stem = image_stem(nifti)
     sidecar = nifti.with_name(stem + ".json")
     data = json.loads(sidecar.read_text()) if sidecar.exists() else {}
     number = data.get("SeriesNumber")
@@ -345,7 +347,7 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         named = [f"{p.path}: {p.reason}" for p in problems if p.fatal][:3]
         tail = named or converter_log.strip().splitlines()[-2:]
         raise VisitError(f"visit {visit.scan_research_id}: dcm2niix produced no image ({' | '.join(tail)})")
-    for orphan in (s for s in series if not s.sidecar.exists() and not VARIANT_STEM.search(s.nifti.name[:-7])):
+    for orphan in (s for s in series if not s.sidecar.exists() and not VARIANT_STEM.search(image_stem(s.nifti))):
         where = ",".join(orphan.source_folders) or visit.folders[0].relpath
         problems.append(Problem(f"{where} (dcm2niix image {orphan.nifti.name})", ORPHAN_IMAGE, fatal=False))
     return ExtractedVisit(

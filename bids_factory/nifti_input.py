@@ -5,20 +5,18 @@ beside ``<name>.json`` and, for diffusion, ``<name>.bval``/``<name>.bvec``. A pa
 the same ``<name>`` in the same folder; nothing is guessed. The real format is read from the content
 (gzip magic, NIfTI-1 or NIfTI-2 header in either byte order), never from the extension.
 
-Every image is staged as ``.nii.gz`` with its voxel data untouched: a gzipped file is copied byte for
-byte, a plain one is gzipped. The JSON is staged as the hospital wrote it (plan.py keeps only allowed
+Every image is copied into staging byte for byte (a gzipped one as ``.nii.gz``, a plain one as ``.nii``,
+gzipped only if it is placed) and read to its end. The JSON is staged as the hospital wrote it (plan.py keeps only allowed
 fields before placing); its patient id is returned, never logged and never written in a problem.
 The export is only read.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import re
 import shutil
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,10 +24,10 @@ from typing import Sequence
 import nibabel as nib
 
 from bids_factory.model import Problem, Series, SourceFile
+from bids_factory.staged_images import READ_ERRORS, is_gzipped, open_image
 
 IMAGE_SUFFIXES = (".nifti.gz", ".nii.gz", ".nifti", ".nii")
 _OTHER_SUFFIXES = {".json": "json", ".bval": "bval", ".bvec": "bvec"}
-_GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -104,15 +102,16 @@ def _stage_pair(group: dict[str, list[SourceFile]], staging: Path, name: str, pa
         raise _Unusable(f"image has a {have} but no {missing} file: not converted")
     image, sidecar = images[0], sidecars[0]
     text, data = _read_json(sidecar.path)
-    target, staged_json = staging / f"{name}.nii.gz", staging / f"{name}.json"
+    target, staged_json = staging / name, staging / f"{name}.json"
     extras = [(source.path, staging / f"{name}{source.path.suffix.lower()}") for source in (*bval, *bvec)]
     try:
-        _stage_image(image.path, target)
+        target = _stage_image(image.path, target)
         staged_json.write_bytes(text)
         for source, extra in extras:
             shutil.copyfile(source, extra)
     except (_Unusable, OSError) as exc:
-        for written in (target, staged_json, *(extra for _, extra in extras)):
+        for written in (staging / f"{name}.nii", staging / f"{name}.nii.gz", staged_json,
+                        *(extra for _, extra in extras)):
             written.unlink(missing_ok=True)
         if isinstance(exc, _Unusable):
             raise
@@ -163,26 +162,18 @@ def _read_json(path: Path) -> tuple[bytes, dict]:
     return text, data
 
 
-def _stage_image(source: Path, target: Path) -> None:
-    """Write ``source`` as a gzipped NIfTI at ``target`` without touching a voxel; check it fully."""
+def _stage_image(source: Path, stem: Path) -> Path:
+    """Copy ``source`` byte for byte to ``<stem>.nii.gz`` (gzipped) or ``<stem>.nii`` (plain: gzipped
+    later, only if it is placed, see :mod:`bids_factory.staged_images`); check it fully; the copy."""
     try:
-        with open(source, "rb") as handle:
-            gzipped = handle.read(2) == _GZIP_MAGIC
-        opener = gzip.open if gzipped else open
-        with opener(source, "rb") as handle:
+        gzipped = is_gzipped(source)
+        target = stem.with_name(stem.name + (".nii.gz" if gzipped else ".nii"))
+        with open_image(source) as handle:
             _nifti_version(handle.read(544))
-        if gzipped:
-            shutil.copyfile(source, target)
-            with gzip.open(target, "rb") as handle:
-                size = _drain(handle)
-        else:
-            with open(source, "rb") as reader, open(target, "wb") as raw, \
-                    gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as writer:
-                size = 0
-                while chunk := reader.read(_CHUNK):
-                    writer.write(chunk)
-                    size += len(chunk)
-    except (OSError, EOFError, zlib.error) as exc:
+        shutil.copyfile(source, target)
+        with open_image(target) as handle:
+            size = _drain(handle)
+    except READ_ERRORS as exc:
         raise _Unusable(f"unreadable or corrupt image ({type(exc).__name__}: "
                         f"{getattr(exc, 'strerror', None) or exc}): not converted") from None
     try:
@@ -194,6 +185,7 @@ def _stage_image(source: Path, target: Path) -> None:
                         "not converted") from None
     if size < needed:
         raise _Unusable(f"corrupt image: voxel data cut short ({size} of {needed} bytes): not converted")
+    return target
 
 
 def _nifti_version(head: bytes) -> int:

@@ -3,18 +3,19 @@
 dcm2niix writes ``descrip`` as ``TE=..;Time=<time of day>;phase=..`` and leaves the others empty; a
 hospital's NIfTI export may put anything there. A field is blanked (zero bytes) when the caller says
 it must go (it holds an identifier of the visit, or a date the policy removes); the others, and every
-voxel, stay byte for byte. Only staged copies (``.nii.gz`` in staging) are rewritten, never the export.
+voxel, stay byte for byte. A header extension is blanked whatever it holds. Only staged copies (in
+staging) are rewritten, never the export.
 """
 
 from __future__ import annotations
 
-import gzip
-import os
-import shutil
+import struct
 from pathlib import Path
 from typing import Callable
 
 import nibabel as nib
+
+from bids_factory.staged_images import gzip_file, is_gzipped, open_image
 
 TEXT_FIELDS = ("db_name", "descrip", "aux_file", "intent_name")
 
@@ -26,7 +27,7 @@ def _layout(header_class) -> dict[str, tuple[int, int]]:
 
 
 _NIFTI1, _NIFTI2 = _layout(nib.Nifti1Header), _layout(nib.Nifti2Header)
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # read at most this much of a header (and its extensions)
 
 
 def _fields(head: bytes) -> tuple[int, dict[str, tuple[int, int]]]:
@@ -41,8 +42,8 @@ def _fields(head: bytes) -> tuple[int, dict[str, tuple[int, int]]]:
 
 
 def header_texts(path: Path) -> dict[str, str]:
-    """The text fields of a gzipped NIfTI's header (decoded as Latin-1, up to the first NUL)."""
-    with gzip.open(path, "rb") as handle:
+    """The text fields of a staged NIfTI's header, plain or gzipped (Latin-1, up to the first NUL)."""
+    with open_image(path) as handle:
         head = handle.read(540)
     _, fields = _fields(head)
     return {name: head[offset:offset + length].split(b"\0")[0].decode("latin-1")
@@ -50,20 +51,61 @@ def header_texts(path: Path) -> dict[str, str]:
 
 
 def blank_text_fields(path: Path, must_go: Callable[[str], bool]) -> list[str]:
-    """Blank every text field of ``path`` (a staged .nii.gz) for which ``must_go(text)``; their names."""
-    texts = header_texts(path)
-    blanked = [name for name, text in texts.items() if text and must_go(text)]
+    """Blank every text field of ``path`` (a staged image) for which ``must_go(text)``, and its header
+    extensions (an allow-list keeps none: a NIfTI export's extension may hold a whole DICOM header);
+    the names of what was blanked (``extensions`` for the extensions).
+
+    A plain file is patched in place (the header's bytes only); a gzipped one is written again."""
+    with open_image(path) as handle:
+        head = handle.read(_CHUNK)
+    size, fields = _fields(head)
+    blanked = [name for name, (offset, length) in fields.items()
+               if (text := head[offset:offset + length].split(b"\0")[0].decode("latin-1")) and must_go(text)]
+    extensions = _extensions(head, size)
+    if extensions is not None:
+        blanked.append("extensions")
     if not blanked:
         return []
-    tmp = path.with_name(path.name + ".tmp")
-    with gzip.open(path, "rb") as source, open(tmp, "wb") as raw, \
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as target:
-        header = bytearray(source.read(540))  # the header (and, for NIfTI-1, what follows: copied as is)
-        _, fields = _fields(bytes(header))
-        for name in blanked:
-            offset, length = fields[name]
-            header[offset:offset + length] = bytes(length)
-        target.write(header)
-        shutil.copyfileobj(source, target, _CHUNK)
-    os.replace(tmp, path)
+    patches = [fields[name] for name in blanked if name != "extensions"] + ([extensions] if extensions else [])
+    if is_gzipped(path):
+        with open_image(path) as source:
+            header = bytearray(source.read(extensions[0] + extensions[1] if extensions else size))
+            for offset, length in patches:
+                header[offset:offset + length] = bytes(length)
+            gzip_file(_Joined(bytes(header), source), path)
+    else:
+        with open(path, "r+b") as target:
+            for offset, length in patches:
+                target.seek(offset)
+                target.write(bytes(length))
     return blanked
+
+
+def _extensions(head: bytes, size: int) -> tuple[int, int] | None:
+    """(offset, length) of the extension flag and extensions after a header of ``size`` bytes, when the
+    flag says there are extensions; else None."""
+    if len(head) < size + 4 or head[size] == 0:
+        return None
+    order = "little" if int.from_bytes(head[:4], "little") == size else "big"
+    offset_field = 108 if size == 348 else 168  # vox_offset: float32 in NIfTI-1, int64 in NIfTI-2
+    if size == 348:
+        voxels = int(struct.unpack("<f" if order == "little" else ">f", head[108:112])[0])
+    else:
+        voxels = int.from_bytes(head[offset_field:offset_field + 8], order)
+    end = max(voxels, size + 4)
+    if end > len(head):
+        raise ValueError("NIfTI extensions larger than expected")
+    return size, end - size
+
+
+class _Joined:
+    """A stream: ``first`` bytes, then the rest of ``stream``."""
+
+    def __init__(self, first: bytes, stream):
+        self._first, self._stream = first, stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self._first:
+            chunk, self._first = self._first, b""
+            return chunk
+        return self._stream.read(size)

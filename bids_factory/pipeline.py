@@ -30,6 +30,7 @@ from bids_factory.processes import die_with_parent
 from bids_factory.run_config import ConvertOptions, Rules  # noqa: F401 - ConvertOptions: the API's entry
 from bids_factory.progress import Phases, Progress
 from bids_factory.redact import redact_visit
+from bids_factory.staged_images import gzip_placed_images
 from bids_factory.summary import dataset_counts, history_entry, run_record
 from bids_factory.report_page import render_report
 from bids_factory.validate import ValidatorResult, batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
@@ -41,8 +42,10 @@ BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --j
 
 
 def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions,
-                     thumbnails: bool = True) -> VisitPlan | None:
-    """One visit's work, run in a worker (and by ``inventory``): precise errors become :class:`VisitError`."""
+                     for_placing: bool = True) -> VisitPlan | None:
+    """One visit's work, run in a worker (and by ``inventory``, not ``for_placing``): precise errors
+    become :class:`VisitError`. For placing, the plan's images get their thumbnails (from the plain
+    staged image) and are gzipped (:mod:`bids_factory.staged_images`)."""
     try:
         extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
                             options.participant_labels, options.nifti_patient_field)
@@ -51,7 +54,9 @@ def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Convert
         extracted = redact_visit(extracted, options.dates)
         plan = hold_back_incomplete(plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields,
                                                options.dates))
-        return dataclasses.replace(plan, thumbnails=_thumbnails(plan)) if thumbnails else plan
+        if not for_placing:
+            return plan
+        return gzip_placed_images(dataclasses.replace(plan, thumbnails=_thumbnails(plan)))
     except BidsFactoryError:
         raise
     except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on

@@ -27,22 +27,23 @@ def thumbnail_png(nifti: Path, size: int = 256) -> bytes:
       anterior to the right in the sagittal panel, the subject's right on the right (neurological
       convention) in the coronal and axial panels. Each panel's edges carry their direction letters
       (L/R, A/P, S/I), read from the canonical affine with ``nibabel.orientations.aff2axcodes``.
-    - Intensities clipped to the 1st-99th percentile of the volume and scaled to 0-255.
+    - Intensities clipped to the 1st-99th percentile of the three slices shown and scaled to 0-255.
     - Each panel is ``size`` pixels high; its width keeps the physical aspect (voxel sizes), capped at
       4x ``size``; bilinear resampling (smooth, not blocky). Panels are separated by a black gap.
 
     The bytes are a function of the image data and ``size`` only (deterministic).
     """
-    volume, zooms, codes = _first_volume_ras(Path(nifti))
-    lo, hi = _window(volume)
-    scaled = np.clip((volume - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(volume)
-    x, y, z = (n // 2 for n in scaled.shape)
-    dx, dy, dz = zooms
+    (sagittal, coronal, axial), (dx, dy, dz), codes = _middle_slices_ras(Path(nifti))
+    lo, hi = _window(np.concatenate([sagittal.ravel(), coronal.ravel(), axial.ravel()]))
+
+    def scaled(panel: np.ndarray) -> np.ndarray:
+        return np.clip((panel - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(panel)
+
     # (panel, rows top->bottom, columns left->right) with the axis codes of what each edge points to
     views = [
-        (scaled[x, :, :].T[::-1], dz, dy, (1, 2)),  # sagittal: rows superior->inferior, cols P->A
-        (scaled[:, y, :].T[::-1], dz, dx, (0, 2)),  # coronal: rows S->I, cols subject's left->right
-        (scaled[:, :, z].T[::-1], dy, dx, (0, 1)),  # axial: rows anterior->posterior, cols L->R
+        (scaled(sagittal).T[::-1], dz, dy, (1, 2)),  # sagittal: rows superior->inferior, cols P->A
+        (scaled(coronal).T[::-1], dz, dx, (0, 2)),  # coronal: rows S->I, cols subject's left->right
+        (scaled(axial).T[::-1], dy, dx, (0, 1)),  # axial: rows anterior->posterior, cols L->R
     ]
     panels = []
     for panel, row_mm, col_mm, (col_axis, row_axis) in views:
@@ -84,11 +85,15 @@ def _letter(panel: np.ndarray, letter: str, where: str) -> None:
     panel[top:top + h, left:left + w] = box
 
 
-def _first_volume_ras(path: Path) -> tuple[np.ndarray, tuple[float, float, float], tuple[str, str, str]]:
-    """The first 3D volume in RAS+ orientation (float64, NaN/inf -> 0), its voxel sizes in mm and the
-    direction each voxel axis points to (``aff2axcodes`` of the canonical affine: R, A, S).
+def _middle_slices_ras(path: Path) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
+                                             tuple[float, float, float], tuple[str, str, str]]:
+    """The middle sagittal, coronal and axial slices of the first 3D volume in RAS+ orientation (float64,
+    NaN/inf -> 0), the voxel sizes in mm along R, A, S and the direction each axis points to
+    (``aff2axcodes`` of the canonical affine: R, A, S).
 
-    Only the first volume is read from disk, then reoriented (a long 4D series is never loaded whole).
+    Only the first volume is read (a long 4D series is never loaded whole; a plain staged image is
+    memory-mapped), reoriented as ``nib.as_closest_canonical`` would by flips and transposes (views,
+    no copy), and only its three slices become floating point.
     """
     image = nib.load(path)
     shape = image.shape
@@ -96,10 +101,17 @@ def _first_volume_ras(path: Path) -> tuple[np.ndarray, tuple[float, float, float
         data = np.asanyarray(image.dataobj[(slice(None),) * 3 + (0,) * (len(shape) - 3)])
     else:
         data = np.asanyarray(image.dataobj).reshape(tuple(shape) + (1,) * (3 - len(shape)))
-    canonical = nib.as_closest_canonical(nib.Nifti1Image(np.asarray(data, dtype=np.float64), image.affine))
-    volume = np.nan_to_num(np.asarray(canonical.dataobj, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    zooms = tuple(float(v) if v > 0 else 1.0 for v in canonical.header.get_zooms()[:3])
-    return volume, zooms, tuple(nib.orientations.aff2axcodes(canonical.affine))
+    ornt = nib.orientations.io_orientation(image.affine)
+    volume = nib.orientations.apply_orientation(data, ornt)
+    affine = image.affine @ nib.orientations.inv_ornt_aff(ornt, data.shape)
+    zooms = tuple(float(v) if v > 0 else 1.0 for v in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
+    x, y, z = (n // 2 for n in volume.shape)
+
+    def clean(panel: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(np.asarray(panel, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+    slices = (clean(volume[x, :, :]), clean(volume[:, y, :]), clean(volume[:, :, z]))
+    return slices, zooms, tuple(nib.orientations.aff2axcodes(affine))
 
 
 def _window(volume: np.ndarray) -> tuple[float, float]:

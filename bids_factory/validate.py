@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bids_factory.model import BIDS_VERSION, VisitPlan, VisitRecord
+from bids_factory.staged_images import image_stem
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ def write_check_dataset(plans: list[VisitPlan], folder: Path) -> dict[str, tuple
         for placement in plan.placements:
             target = session / placement.datatype / placement.stem
             target.parent.mkdir(parents=True, exist_ok=True)
-            for source, suffix in ((placement.series.nifti, ".nii.gz"),
+            image = placement.series.nifti  # gzipped when placing; plain for ``inventory``
+            for source, suffix in ((image, image.name[len(image_stem(image)):]),
                                    *((extra, extra.suffix) for extra in placement.series.extras)):
                 Path(f"{target}{suffix}").symlink_to(source)
                 paths[f"/{Path(f'{target}{suffix}').relative_to(folder).as_posix()}"] = (index, placement.relpath)

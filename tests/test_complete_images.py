@@ -62,7 +62,7 @@ FAILING_DCM2NIIX = """#!/bin/sh
 # the real dcm2niix, but the disk is full: the image is cut short and dcm2niix exits 8
 "{real}" "$@"
 out=; prev=; for arg; do [ "$prev" = "-o" ] && out=$arg; prev=$arg; done
-for f in "$out"/*.nii.gz; do head -c 100000 "$f" > "$f.part"; mv "$f.part" "$f"; done
+for f in "$out"/*.nii; do head -c 100000 "$f" > "$f.part"; mv "$f.part" "$f"; done
 exit 8
 """
 

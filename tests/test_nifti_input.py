@@ -18,6 +18,7 @@ import pytest
 
 from bids_factory.model import SourceFile, VisitFolder
 from bids_factory.nifti_input import ORPHAN_IMAGE, stage_nifti_files
+from bids_factory.staged_images import image_stem
 from conftest import GE_T1W, XA30, fingerprint
 
 XA30_ID, GE_ID = "12343@hucheng", "FRUIT"
@@ -53,7 +54,7 @@ def _image_name(source: Path) -> str:
 
 def _staged_by_source(part) -> dict[str, object]:
     """Staged series by the export name they came from (staged names are ``<index>_<name>``)."""
-    return {s.nifti.name.removesuffix(".nii.gz").split("_", 1)[1]: s for s in part.series}
+    return {image_stem(s.nifti).split("_", 1)[1]: s for s in part.series}
 
 
 @pytest.fixture(scope="module")
@@ -99,17 +100,16 @@ def _assert_same_image(staged: Path, reference: Path) -> None:
     assert np.array_equal(np.asanyarray(got.dataobj), np.asanyarray(want.dataobj))
 
 
-def test_every_image_staged_as_nii_gz_with_identical_voxels_and_affine(xa30_part, converted):
+def test_every_plain_image_staged_byte_for_byte_as_nii(xa30_part, converted):
+    """A plain export image is copied as it is (gzipped later, only if it is placed: staged_images)."""
     part, _ = xa30_part
     references = {p.stem: p for p in converted["xa30"].glob("*.nii")}
     staged = _staged_by_source(part)
     assert part.problems == () and part.ignored_files == 0
     assert set(staged) == set(references) and len(references) == 21
     for name, series in staged.items():
-        assert series.nifti.name.endswith(".nii.gz")
-        raw = series.nifti.read_bytes()
-        assert raw[:2] == b"\x1f\x8b"
-        assert gzip.decompress(raw) == references[name].read_bytes()  # not a byte changed, not resampled
+        assert series.nifti.name.endswith(f"_{name}.nii")
+        assert series.nifti.read_bytes() == references[name].read_bytes()  # not a byte changed, not resampled
         _assert_same_image(series.nifti, references[name])
     assert len({s.nifti for s in part.series}) == 21
 
@@ -153,7 +153,7 @@ def test_bval_bvec_staged_beside_the_dwi(xa30_part, converted):
     staged = _staged_by_source(part)
     for name in ("10_DWI_dir80_PA", "17_DWI_dir80_AP"):
         series = staged[name]
-        stem = series.nifti.name.removesuffix(".nii.gz")
+        stem = image_stem(series.nifti)
         assert sorted(p.name for p in series.extras) == [f"{stem}.bval", f"{stem}.bvec"]
         for extra in series.extras:
             assert extra.read_bytes() == (converted["xa30"] / f"{name}{extra.suffix}").read_bytes()
@@ -204,7 +204,7 @@ def test_image_without_json_and_json_without_image_are_reported(converted, tmp_p
     assert "image without a JSON sidecar" in reasons["orphan.nifti"]
     assert "JSON sidecar without an image" in reasons["lonely.json"]
     assert "no .bvec" in reasons["half_dwi.nifti"]
-    assert [s.nifti.name for s in part.series] == ["0000_good.nii.gz"]
+    assert [s.nifti.name for s in part.series] == ["0000_good.nii"]  # plain: gzipped only when placed
     assert part.patient_ids == frozenset({XA30_ID})
 
 
@@ -242,8 +242,8 @@ def test_corrupt_images_are_reported_and_not_staged(converted, tmp_path):
     assert "voxel data cut short" in reasons["cut_data.nifti"]
     assert "corrupt image" in reasons["cut_gzip.nifti"]
     assert "not a NIfTI-1 or NIfTI-2 image" in reasons["not_nifti.nifti"]
-    assert [s.nifti.name for s in part.series] == ["0002_good.nii.gz"]
-    assert sorted(p.name for p in (tmp_path / "staging").iterdir()) == ["0002_good.json", "0002_good.nii.gz"]
+    assert [s.nifti.name for s in part.series] == ["0002_good.nii"]
+    assert sorted(p.name for p in (tmp_path / "staging").iterdir()) == ["0002_good.json", "0002_good.nii"]
 
 
 def test_invalid_json_is_reported_without_its_content(converted, tmp_path):
