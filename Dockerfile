@@ -9,13 +9,13 @@
 ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 
 # ---------------------------------------------------------------------------------------------
-# base: Debian's python3 (3.11) + pigz (dcm2niix compresses with it), shared by both stages so
+# base: Debian's python3 (3.11) (images are gzipped by ISA-L, a wheel: no pigz), shared by both stages so
 # that apt runs once; python3-venv (~3 MB) is only there to make the venv in the builder
 # ---------------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS base
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv pigz \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb /var/log/apt /var/log/dpkg.log \
     && mkdir -p /data/export /data/bids \
     && useradd --uid 1000 --user-group --no-create-home --home-dir /tmp --shell /usr/sbin/nologin bids
