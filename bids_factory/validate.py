@@ -154,12 +154,13 @@ def unindexed_images(dataset: Path, visit_records: list[VisitRecord]) -> list[st
 
     A dataset MRI pipelines cannot query (pybids is what they use) is a bug, even if it validates.
     """
-    from bids import BIDSLayout  # slow to import: only when a run changed the dataset
+    from bids import BIDSLayout, BIDSLayoutIndexer  # slow to import: only when a run changed the dataset
 
     placed = {f"{r['participant_id']}/{r['session_id']}/{f['path']}" for r in visit_records for f in r["files"]}
     if not placed:
         return []
-    layout = BIDSLayout(dataset, validate=False)
+    # file names only: the sidecars' content is the validator's business (half pybids' indexing time)
+    layout = BIDSLayout(dataset, validate=False, indexer=BIDSLayoutIndexer(index_metadata=False))
     found = {Path(f).relative_to(dataset).as_posix()
              for f in layout.get(extension=".nii.gz", return_type="filename")}
     return sorted(placed - found)
