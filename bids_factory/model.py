@@ -228,6 +228,7 @@ class VisitRecord(TypedDict, total=False):
     not_placed: list[dict]  # SeriesOutcome.record(): status (a SeriesStatus value), reason, series fields
     deidentification: dict  # key names removed and counts, never values
     converter_log: list[str]
+    written: dict  # every file the writer put in the session: path -> SHA-256 (text files) or None (images)
 
 
 @dataclass(frozen=True)

@@ -364,9 +364,14 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
     if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
         subjects[plan.subject_label] = entry
         writer.write_json(SUBJECTS_FILE, subjects)
+    kept_before = len(writer.kept_aside)
     writer.place_visit(plan, plan.extracted.staging)
     sessions[(subject, session)] = visit.scan_research_id
-    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(plan.placements))
+    kept = tuple(Problem(path, (
+        f"changed by hand since bids-factory wrote it, and the reconverted visit writes this file again: "
+        f"the hand-made copy is kept at {aside} (a sidecar field belongs in the heuristic's sidecar_changes, "
+        "which every conversion applies)"), fatal=False) for path, aside in writer.kept_aside[kept_before:])
+    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(plan.placements), problems=kept)
 
 
 def _where(visit: Visit) -> str:

@@ -26,11 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bids_factory import __version__
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
-from bids_factory.tsv import merge_tsv, read_tsv
+from bids_factory.provenance import scans_tsv, visit_record
+from bids_factory.session_files import person_files, written_manifest
+from bids_factory.tsv import read_tsv
 
 STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"
@@ -41,8 +42,8 @@ REPORT_PAGE = STATE_DIR / "report.html"
 SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
 SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600
 RUN_RECORDS = STATE_DIR / "runs"
+KEPT_ASIDE = STATE_DIR / "kept"  # a person's files a reconverted session now has under the same name
 HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry), for the report's history
-SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
 
 
 class DatasetWriter:
@@ -53,6 +54,7 @@ class DatasetWriter:
         self.changed = 0  # files of the dataset written (or replaced) by this writer
         self._records: dict[str, dict] | None = None  # visit records, read once per run
         self.placed: list[dict] = []  # records of the visits this writer placed (what this run changed)
+        self.kept_aside: list[tuple[str, str]] = []  # (a person's file a reconversion replaced, where it is kept)
 
     # -- locking and staging -------------------------------------------------------------
     @contextlib.contextmanager
@@ -163,16 +165,37 @@ class DatasetWriter:
             self._stage_placement(build, placement)
         session_dir = self.root / subject / session
         scans = f"{subject}_{session}_scans.tsv"
-        _write_text(build / scans, self.dates.mask_text(_scans_tsv(plan.placements, read_tsv(session_dir / scans))))
+        _write_text(build / scans, self.dates.mask_text(scans_tsv(plan.placements, read_tsv(session_dir / scans))))
+        written = written_manifest(build)
+        self._carry_person_files(session_dir, build, f"{subject}_{session}", scans)
         self._swap_in(build, session_dir)
         self.changed += 1
         self._write_thumbnails(plan, Path(subject) / session)
-        record = self.dates.mask_json(_visit_record(plan))
+        record = self.dates.mask_json(visit_record(plan)) | {"written": written}
         self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", record)
         self.placed.append(record)
         if self._records is not None:
             self._records[f"{subject}_{session}.json"] = record
         return session_dir
+
+    def _carry_person_files(self, session_dir: Path, build: Path, name: str, scans: str) -> None:
+        """A person's files of the session being replaced go into the new one (hard links: the old folder
+        stays whole until the swap, so a run killed at any point loses nothing). One that bids-factory now
+        writes under the same name is kept aside in ``code/bids-factory/kept/``, and :attr:`kept_aside`
+        says so."""
+        found = person_files(session_dir, self.read_json(VISIT_RECORDS / f"{name}.json"), scans)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        for path in found.added + found.edited:
+            target = build / path
+            if target.exists() or target.is_symlink():
+                target = self.root / KEPT_ASIDE / name / stamp / path
+                self.kept_aside.append((f"{session_dir.relative_to(self.root).as_posix()}/{path}",
+                                        target.relative_to(self.root).as_posix()))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(session_dir / path, target, follow_symlinks=False)
+            except OSError:  # another filesystem mounted inside the session: copied
+                shutil.copy2(session_dir / path, target, follow_symlinks=False)
 
     def _write_thumbnails(self, plan: VisitPlan, session: Path) -> None:
         """The report's pictures of a session's images (replaced with the session)."""
@@ -281,43 +304,6 @@ class DatasetWriter:
             paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
             self._records = {p.name: json.loads(p.read_text()) for p in paths}
         return [self._records[name] for name in sorted(self._records)]
-
-
-def _scans_tsv(placements: tuple[Placement, ...], existing=None) -> str:
-    """The session's scans.tsv: the curator's columns (and values of images still placed) are kept."""
-    rows = []
-    for p in placements:
-        folders = p.series.source_folders
-        days = sorted({f.split("/")[2] for f in folders if f.count("/") >= 3})
-        rows.append(dict(zip(SCANS_COLUMNS, [
-            p.relpath, ",".join(days), ",".join(folders),
-            None if p.series.series_number is None else str(p.series.series_number), p.rule,
-        ])))
-    placed = {p.relpath for p in placements}
-    return merge_tsv(existing, "filename", list(SCANS_COLUMNS[1:]), rows, keep=placed.__contains__)
-
-
-def _visit_record(plan: VisitPlan) -> VisitRecord:
-    extracted = plan.extracted
-    return {
-        "scan_research_id": extracted.visit.scan_research_id,
-        "participant_id": f"sub-{plan.subject_label}",
-        "session_id": f"ses-{plan.session_label}",
-        "export_folders": [{"kind": f.kind, "day": f.day, "path": f.relpath} for f in extracted.visit.folders],
-        "converted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "bids_factory_version": __version__,
-        "converter": {"name": "dcm2niix", "version": extracted.converter_version},
-        "heuristic": {"name": plan.heuristic_name, "sha256": plan.heuristic_sha256},
-        "non_dicom_files": extracted.non_dicom_files,
-        "files": [
-            {"path": p.relpath, "rule": p.rule, "SeriesNumber": p.series.series_number,
-             "SeriesDescription": p.series.series_description, "source_folders": list(p.series.source_folders)}
-            for p in plan.placements
-        ],
-        "not_placed": [o.record() for o in plan.not_placed],
-        "deidentification": plan.deidentification.record(),
-        "converter_log": extracted.converter_log.splitlines(),
-    }
 
 
 def _try_flock(handle) -> bool:

@@ -106,3 +106,44 @@ def test_quotes_a_curator_typed_never_merge_or_lose_rows(tmp_path):
     again = read_tsv(path)[1]
     assert [r["participant_id"] for r in again] == ["sub-01", "sub-02", "sub-03", "sub-04", "sub-05"]
     assert [r["note"] for r in again] == ['"unsure', "fine", '5" tall', '"open', "n/a"]
+
+
+def test_files_a_curator_added_or_edited_in_a_session_survive_its_reconversion(export, bids):
+    """A reconverted visit rebuilds its session folder: a person's added files move into the new folder,
+    a sidecar they edited is kept aside (the new conversion writes it again) and the run says where."""
+    add_series(export, "20230301", "GE0001", GE_T1W)
+    options = ConvertOptions(export=export, bids=bids)
+    assert not convert(options).failed
+    (subject,) = [p.name for p in bids.glob("sub-*") if p.is_dir()]
+    session = bids / subject / "ses-GE0001"
+    stem = f"{subject}_ses-GE0001"
+    # the curator's work: an extra image placed by hand, a session-level JSON, an edited sidecar
+    shutil.copy(session / "anat" / f"{stem}_T1w.nii.gz", session / "anat" / f"{stem}_acq-hand_T1w.nii.gz")
+    (session / "anat" / f"{stem}_acq-hand_T1w.json").write_text('{"Manufacturer": "by hand"}\n')
+    (session / f"{stem}_scans.json").write_text('{"quality": {"Description": "rated by the curator"}}\n')
+    sidecar = session / "anat" / f"{stem}_T1w.json"
+    edited = json.loads(sidecar.read_text()) | {"InstitutionName": "curated"}
+    sidecar.write_text(json.dumps(edited))
+    added = {p: p.read_bytes() for p in (session / "anat" / f"{stem}_acq-hand_T1w.nii.gz",
+                                         session / "anat" / f"{stem}_acq-hand_T1w.json", session / f"{stem}_scans.json")}
+
+    again = convert(ConvertOptions(export=export, bids=bids, reconvert=True))
+    assert [v.status for v in again.visits] == ["placed"]
+    assert {p: p.read_bytes() for p in added} == added  # carried into the new session folder
+    assert "InstitutionName" not in json.loads(sidecar.read_text())  # the conversion's own sidecar again
+    (kept,) = (bids / "code" / "bids-factory" / "kept").rglob(f"{stem}_T1w.json")
+    assert json.loads(kept.read_text()) == edited
+    notes = [p for p in again.problems if "changed by hand" in p.reason]
+    assert [(n.path, n.fatal) for n in notes] == [(f"{subject}/ses-GE0001/anat/{stem}_T1w.json", False)]
+    assert kept.relative_to(bids).as_posix() in notes[0].reason
+    assert_valid_bids(bids)
+
+    # a record written before the list of written files existed: the sidecar is still known as ours
+    record_path = bids / "code" / "bids-factory" / "visits" / f"{stem}.json"
+    record = json.loads(record_path.read_text())
+    assert f"anat/{stem}_T1w.json" in record["written"] and f"anat/{stem}_acq-hand_T1w.json" not in record["written"]
+    del record["written"]
+    record_path.write_text(json.dumps(record))
+    third = convert(ConvertOptions(export=export, bids=bids, reconvert=True))
+    assert not [p for p in third.problems if "changed by hand" in p.reason]
+    assert {p: p.read_bytes() for p in added} == added
