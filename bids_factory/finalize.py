@@ -13,9 +13,13 @@ import json
 from collections import defaultdict
 from bids_factory import __version__
 from bids_factory.ehr import EhrResult
+from bids_factory.errors import DatasetError
+from bids_factory.json_merge import merge_json
 from bids_factory.model import BIDS_VERSION
 from bids_factory.tsv import merge_tsv, read_tsv
-from bids_factory.write import DatasetWriter
+from bids_factory.write import STATE_DIR, DatasetWriter
+
+WRITTEN = STATE_DIR / "written"  # what bids-factory last wrote of each merged JSON file (json_merge's base)
 
 DEFAULT_NAME = "bids-factory dataset"
 
@@ -89,15 +93,15 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
     if ehr is not None:
         for table in ehr.tables:
             files[f"phenotype/{table.name}.tsv"] = table.tsv
-            files[f"phenotype/{table.name}.json"] = _json(table.sidecar)
+            files.update(_merged(writer, f"phenotype/{table.name}.json", table.sidecar))
         if ehr.bidsignore:  # added to a curator's lines, never replacing them
             path = writer.root / ".bidsignore"
             lines = path.read_text().splitlines() if path.exists() else []
             files[".bidsignore"] = "".join(f"{line}\n" for line in lines + [x for x in ehr.bidsignore if x not in lines])
     if records:  # column descriptions need a scans/sessions file to describe (else a validator error)
         # a curator's descriptions (of the columns they added, or their wording of ours) are kept
-        files["scans.json"] = _json({**SCANS_SIDECAR, **(writer.read_json("scans.json", default={}) or {})})
-        files["sessions.json"] = _json({**SESSIONS_SIDECAR, **(writer.read_json("sessions.json", default={}) or {})})
+        files.update(_merged(writer, "scans.json", SCANS_SIDECAR))
+        files.update(_merged(writer, "sessions.json", SESSIONS_SIDECAR))
     for participant, visits in sessions.items():  # all: a killed run may have placed visits it never listed
         path = f"{participant}/{participant}_sessions.tsv"
         rows = [{"session_id": r["session_id"], "scan_research_id": r["scan_research_id"],
@@ -110,15 +114,29 @@ def _participants_files(writer: DatasetWriter, image_participants: list[str], eh
                         ) -> dict[str, str]:
     """participants.tsv lists every participant of the study: with images, or with EHR rows only
     (BEP036 / bids-examples pheno004); EHR columns are ``n/a`` for image-only participants. Merged into
-    the existing file: a curator's rows and columns (and descriptions in participants.json) are kept."""
+    the existing file: a curator's rows and columns (and edits of participants.json) are kept."""
     ehr_rows = {f"sub-{label}": row for label, row in (ehr.participants if ehr else {}).items()}
     columns = sorted({column for row in ehr_rows.values() for column in row}, key=_column_order)
     rows = [{"participant_id": participant, **ehr_rows.get(participant, {})}
             for participant in sorted(set(image_participants) | set(ehr_rows))]
     tsv = merge_tsv(read_tsv(writer.root / "participants.tsv"), "participant_id", columns, rows)
-    sidecar = {**(writer.read_json("participants.json", default={}) or {}),
-               **PARTICIPANTS_SIDECAR, **(ehr.participants_sidecar if ehr else {})}
-    return {"participants.tsv": tsv, "participants.json": _json(sidecar)}
+    sidecar = {**PARTICIPANTS_SIDECAR, **(ehr.participants_sidecar if ehr else {})}
+    return {"participants.tsv": tsv, **_merged(writer, "participants.json", sidecar)}
+
+
+def _merged(writer: DatasetWriter, path: str, new: dict) -> dict[str, str]:
+    """``path`` merged three ways with a person's edits (:mod:`bids_factory.json_merge`), and the copy of
+    what bids-factory writes now, the next merge's base."""
+    try:
+        current = writer.read_json(path)
+        base = writer.read_json(WRITTEN / path)
+    except ValueError as exc:  # a person's typo: their file is not overwritten, they are told where
+        raise DatasetError(f"{writer.root / path} (or its copy in {WRITTEN}) is not valid JSON ({exc}): "
+                           "correct it; bids-factory does not overwrite a file a person edited") from None
+    if current is not None and not isinstance(current, dict):
+        raise DatasetError(f"{writer.root / path} is not a JSON object: correct it, bids-factory does not overwrite it")
+    return {path: _json(merge_json(current, base if isinstance(base, dict) else None, new)),
+            (WRITTEN / path).as_posix(): _json(new)}
 
 
 def _column_order(column: str) -> tuple[int, str]:

@@ -3,11 +3,13 @@ rows (subjects added by hand, an adopted dataset) survive every run; new cells a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from bids_factory.pipeline import ConvertOptions, convert
 from bids_factory.tsv import merge_tsv, read_tsv, render_tsv, tsv_value
@@ -147,3 +149,51 @@ def test_files_a_curator_added_or_edited_in_a_session_survive_its_reconversion(e
     third = convert(ConvertOptions(export=export, bids=bids, reconvert=True))
     assert not [p for p in third.problems if "changed by hand" in p.reason]
     assert {p: p.read_bytes() for p in added} == added
+
+
+def test_json_merge_keeps_a_persons_edits_and_takes_new_data_elsewhere():
+    from bids_factory.json_merge import merge_json
+
+    base = {"age": {"Description": "Age (tool)", "Units": "year"}, "sex": {"Description": "Sex", "Levels": {"F": "female"}},
+            "gone": {"Description": "a column the tool no longer writes"}, "deleted": {"Description": "tool"}}
+    current = {"age": {"Description": "Age at the scan (curated)", "Units": "year"},
+               "sex": {"Description": "Sex", "Levels": {"F": "Female (curated)"}},
+               "group": {"Description": "added by the curator"}, "gone": {"Description": "a column the tool no longer writes"}}
+    new = {"age": {"Description": "Age (tool v2)", "Units": "year"},
+           "sex": {"Description": "Sex v2", "Levels": {"F": "female", "M": "male"}}, "deleted": {"Description": "tool"}}
+    assert merge_json(current, base, new) == {
+        "age": {"Description": "Age at the scan (curated)", "Units": "year"},  # the person's wording
+        "sex": {"Description": "Sex v2", "Levels": {"F": "Female (curated)", "M": "male"}},  # new level added
+        "group": {"Description": "added by the curator"},  # the person's entry
+    }  # "gone": dropped (nobody changed it); "deleted": the person's deletion stands
+    unknown_base = merge_json(current, None, new)  # a dataset from before the base was kept
+    assert unknown_base["age"]["Description"] == "Age at the scan (curated)" and unknown_base["gone"]
+    assert merge_json(None, None, new) == new
+
+
+def test_a_curators_wording_in_participants_and_phenotype_json_survives_later_runs(tmp_path, new_demo):
+    from bids_factory.errors import DatasetError
+    from bids_factory.resources import shipped_dir
+
+    export = new_demo(tmp_path / "export")
+    bids = tmp_path / "bids"
+    options = ConvertOptions(export=export.root, bids=bids, ehr_mapping=shipped_dir("heuristics") / "demo-ehr-mapping.json")
+    assert not convert(options).failed
+    participants, diagnosis = bids / "participants.json", bids / "phenotype" / "diagnosis.json"
+    tool_participants, tool_diagnosis = json.loads(participants.read_text()), json.loads(diagnosis.read_text())
+    edited_participants = tool_participants | {"age": tool_participants["age"] | {"Description": "Age at the first visit."}}
+    levels = tool_diagnosis["diagnosis"]["Levels"] | {"AD": "Alzheimer's disease (NIA-AA 2018 criteria)"}
+    edited_diagnosis = tool_diagnosis | {"diagnosis": tool_diagnosis["diagnosis"] | {"Levels": levels}}
+    participants.write_text(json.dumps(edited_participants, indent=2))
+    diagnosis.write_text(json.dumps(edited_diagnosis, indent=2))
+
+    assert not convert(dataclasses.replace(options, reconvert=True)).failed
+    assert json.loads(participants.read_text()) == edited_participants
+    assert json.loads(diagnosis.read_text()) == edited_diagnosis
+    assert json.loads((bids / "code" / "bids-factory" / "written" / "participants.json").read_text()) == tool_participants
+    assert_valid_bids(bids)
+
+    participants.write_text('{"age": {"Description": "Age"')  # a typo: refused with one line, not overwritten
+    with pytest.raises(DatasetError, match="participants.json .*is not valid JSON"):
+        convert(dataclasses.replace(options, reconvert=True))
+    assert participants.read_text() == '{"age": {"Description": "Age"'
