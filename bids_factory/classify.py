@@ -42,7 +42,8 @@ DERIVED_KEYS = frozenset(f"{KEY_PREFIX}{name}" for name in ("Class", "Hold", "En
 REPROIN_ENTITIES = ("task", "acq", "ce", "dir", "rec", "run")
 # BIDS allows rec- in these datatypes (not in fmap)
 _REC_DATATYPES = ("anat", "func", "dwi", "perf")
-_DIR = {"j-": "AP", "j": "PA", "i-": "LR", "i": "RL"}
+_VOXEL_AXES = {"i": 0, "j": 1, "k": 2}
+_OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
 _REPROIN = re.compile(r"^(?:WIP\s+)?(?P<datatype>anat|func|dwi|fmap|perf)(?:-(?P<suffix>[A-Za-z0-9]+))?"
                       r"(?P<rest>(?:_[a-z]+-[A-Za-z0-9+]+)*)(?:__.*)?$")
 _ENTITY = re.compile(r"_([a-z]+)-([A-Za-z0-9+]+)")
@@ -126,12 +127,26 @@ def reproin(name: str) -> tuple[str, str, dict] | None:
     return found.group("datatype"), found.group("suffix") or default_suffix, entities
 
 
-def _volumes(series: Series) -> int:
+def _geometry(series: Series) -> tuple[int, tuple[str, ...] | None]:
+    """(volumes, anatomical direction of each voxel axis) of the image; (1, None) without a readable header."""
     try:
-        shape = nib.load(str(series.nifti)).header.get_data_shape()
+        header = nib.load(str(series.nifti)).header
+        shape, axes = header.get_data_shape(), tuple(nib.aff2axcodes(header.get_best_affine()))
     except Exception:  # noqa: BLE001 - no readable header: one volume as far as we know
-        return 1
-    return int(shape[3]) if len(shape) > 3 else 1
+        return 1, None
+    return (int(shape[3]) if len(shape) > 3 else 1), axes
+
+
+def phase_encoding_label(direction: str, axes: tuple[str, ...] | None) -> str:
+    """The ``dir-`` label, from where to where the phase encoding goes in the subject, of dcm2niix's
+    PhaseEncodingDirection (a voxel axis of the image it wrote: ``j-`` goes towards lower j) and the
+    image's orientation: ``j-`` is ``AP`` when j points anterior (dcm2niix's usual axial images), ``SI``
+    when j points superior (a sagittal or coronal acquisition). Empty when either is unknown."""
+    axis = _VOXEL_AXES.get(direction[:1])
+    if axis is None or direction[1:] not in ("", "-") or not axes or axes[axis] not in _OPPOSITE:
+        return ""
+    towards = _OPPOSITE[axes[axis]] if direction.endswith("-") else axes[axis]
+    return _OPPOSITE[towards] + towards
 
 
 def _words(value) -> set[str]:
@@ -163,6 +178,7 @@ class _Facts:
     name: str
     words: set
     volumes: int
+    axes: tuple[str, ...] | None  # where each voxel axis of the image points (nibabel's aff2axcodes)
     has_bvec: bool
     phase: bool
     reproin: tuple | None
@@ -175,7 +191,8 @@ def _facts(series: Series, data: dict) -> _Facts:
     image = _words(data.get("ImageType"))
     phase = bool(image & _PHASE_WORDS) or (series.nifti is not None and image_stem(series.nifti).endswith("_ph"))
     has_bvec = {p.suffix for p in series.extras} >= {".bval", ".bvec"}
-    return _Facts(series, data, name, set(tokens(name)), _volumes(series), has_bvec, phase, parsed)
+    volumes, axes = _geometry(series)
+    return _Facts(series, data, name, set(tokens(name)), volumes, axes, has_bvec, phase, parsed)
 
 
 def _kind(f: _Facts) -> tuple[str, str]:
@@ -280,7 +297,7 @@ def classify_visit(series: list[tuple[Series, dict]]) -> dict[str, Classificatio
         else:
             entities.pop("task", None)
         if kind in ("dwi/dwi", "dwi/sbref", "fmap/epi", "perf/asl") and "dir" not in entities:
-            direction = _DIR.get(str(f.data.get("PhaseEncodingDirection", "")))
+            direction = phase_encoding_label(str(f.data.get("PhaseEncodingDirection", "")), f.axes)
             if direction:
                 entities["dir"] = direction
         if kind == "fmap/epi" and "dir" not in entities and not hold:

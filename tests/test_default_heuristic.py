@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.classify import reproin, says_rest
+from bids_factory.classify import classify_visit, phase_encoding_label, reproin, says_rest
 from bids_factory.heuristic import load_heuristic
 from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, VisitFolder
 from bids_factory.plan import plan_visit
@@ -263,3 +263,30 @@ def test_a_sidecar_without_image_type_is_not_taken_for_a_derived_image():
     assert _image_words({}) == set()
     assert _image_words({"ImageType": None, "ImageTypeText": ""}) == set()
     assert _image_words({"ImageType": ["ORIGINAL", "PRIMARY", "M"]}) == {"ORIGINAL", "PRIMARY", "M"}
+
+
+def test_dir_label_follows_the_images_orientation_not_a_fixed_table():
+    """dcm2niix's PhaseEncodingDirection names a voxel axis; where that axis points in the subject comes
+    from the image's affine (axial, sagittal, coronal, flipped storage order)."""
+    assert phase_encoding_label("j-", ("L", "A", "S")) == "AP"  # dcm2niix's usual axial image
+    assert phase_encoding_label("j", ("L", "A", "S")) == "PA"
+    assert phase_encoding_label("j", ("L", "P", "S")) == "AP"  # rows stored the other way round
+    assert phase_encoding_label("i", ("L", "A", "S")) == "RL" and phase_encoding_label("i", ("R", "A", "S")) == "LR"
+    assert phase_encoding_label("j-", ("A", "S", "R")) == "SI"  # sagittal: j points superior, j- goes down
+    assert phase_encoding_label("k", ("L", "A", "S")) == "IS"
+    assert phase_encoding_label("", ("L", "A", "S")) == phase_encoding_label("j-", None) == ""
+    assert phase_encoding_label("y-", ("L", "A", "S")) == ""
+
+
+def test_a_sagittal_dwi_is_named_by_its_own_orientation(tmp_path):
+    sidecar = {**EPI, "PhaseEncodingDirection": "j-", "SeriesDescription": "DWI", "ImageType": ORIGINAL}
+    (tmp_path / "dwi.json").write_text(json.dumps(sidecar))
+    sagittal = np.array([[0, 0, -2.0, 0], [2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 0, 1]])  # i->A, j->S, k->L
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), dtype=np.int16), sagittal), tmp_path / "dwi.nii.gz")
+    extras = (tmp_path / "dwi.bval", tmp_path / "dwi.bvec")
+    for extra in extras:
+        extra.write_text("0 1000 1000\n")
+    series = Series(nifti=tmp_path / "dwi.nii.gz", sidecar=tmp_path / "dwi.json", extras=extras, series_number=1,
+                    series_description="DWI", protocol_name="DWI", image_type=tuple(ORIGINAL), source_folders=())
+    (found,) = classify_visit([(series, sidecar)]).values()
+    assert found.kind == "dwi/dwi" and found.entities.get("dir") == "SI"  # a fixed table would say AP
