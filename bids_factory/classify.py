@@ -280,6 +280,7 @@ def classify_visit(series: list[tuple[Series, dict]]) -> dict[str, Classificatio
         kind, seen = _kind(f)
         kind, conflict = _name_kind(f, kind)
         kinds[id(f)] = (kind, seen, conflict)
+    _phase_echoes(facts, kinds)
     result = {}
     for f in facts:
         kind, seen, conflict = kinds[id(f)]
@@ -340,6 +341,20 @@ def _hold(f: _Facts, kind: str, facts: list[_Facts], kinds: dict) -> str:
     if kind == "func/bold" and f.volumes < 2:
         return "single-volume BOLD: not a time series"
     return ""
+
+
+def _phase_echoes(facts: list[_Facts], kinds: dict) -> None:
+    """Two phase images of one field-map acquisition, echoes 1 and 2, are its phase1 and phase2 (in place),
+    even where dcm2niix gives each of them EchoTime1/EchoTime2 as it does for a phase difference."""
+    groups: dict[tuple, list[_Facts]] = {}
+    for f in facts:
+        if kinds[id(f)][0] == "fmap/phasediff":
+            groups.setdefault(_fieldmap_group(f), []).append(f)
+    for group in groups.values():
+        if sorted(str(f.data.get("EchoNumber")) for f in group) == ["1", "2"]:
+            for f in group:
+                _, seen, conflict = kinds[id(f)]
+                kinds[id(f)] = (f"fmap/phase{f.data['EchoNumber']}", seen + ", one of two phase echoes", conflict)
 
 
 def _fieldmap_group(f: _Facts) -> tuple:

@@ -109,6 +109,13 @@ ENHANCED_FIELDMAP = [  # Philips enhanced DICOM: one series, ImageType T1/MIXED;
     for e, te, ph, suffix in ((1, 0.003, "", "magnitude1"), (2, 0.0053, "", "magnitude2"),
                               (1, 0.003, "_ph", "phase1"), (2, 0.0053, "_ph", "phase2"))
 ]
+TWO_PHASE_ECHOES = [  # Siemens two-echo phase images: dcm2niix gives each EchoTime1/EchoTime2 and its EchoNumber
+    ("gre_field_mapping", {"EchoNumber": e, "ScanningSequence": "GR", "EchoTime": te, "EchoTime1": 0.00492,
+                           "EchoTime2": 0.00738, "_file": f"9_gre_field_mapping_e{e}{ph}",
+                           "ImageType": ["ORIGINAL", "PRIMARY", *it]}, VOL, False, (f"fmap-{suffix}", suffix))
+    for e, te, ph, it, suffix in ((1, 0.00492, "", ["M", "ND"], "magnitude1"), (2, 0.00738, "", ["M", "ND"], "magnitude2"),
+                                  (1, 0.00492, "_ph", ["P", "ND"], "phase1"), (2, 0.00738, "_ph", ["P", "ND"], "phase2"))
+]
 TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and without NORM (same AcquisitionTime)
     ("anat-T1w_acq-tfl", {**T1, "AcquisitionTime": "12:05:17.0", "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]},
      VOL, False, ("t1w", "acq-tfl_T1w")),
@@ -118,7 +125,8 @@ TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and with
 ]
 
 
-ALL = {"visit": VISIT, "philips": PHILIPS_FIELDMAP, "enhanced": ENHANCED_FIELDMAP, "recon": TWO_RECONSTRUCTIONS}
+ALL = {"visit": VISIT, "philips": PHILIPS_FIELDMAP, "enhanced": ENHANCED_FIELDMAP, "two-phase": TWO_PHASE_ECHOES,
+       "recon": TWO_RECONSTRUCTIONS}
 
 
 def _extracted(folder: Path, cases) -> ExtractedVisit:
