@@ -158,10 +158,15 @@ def _image_words(data: dict) -> set[str]:
     return _words(data.get("ImageType")) | _words(data.get("ImageTypeText"))
 
 
+# dcm2niix computes these only for an echo-planar readout (Philips: the Estimated* pair, from the EPI factor)
+_EPI_TIMING = ("EffectiveEchoSpacing", "TotalReadoutTime", "EstimatedEffectiveEchoSpacing", "EstimatedTotalReadoutTime")
+
+
 def _is_epi(data: dict) -> bool:
-    sequence = str(data.get("SequenceName", "")).lower()
+    sequence = f"{data.get('SequenceName', '')} {data.get('PulseSequenceName', '')}".lower()
     return ("EP" in _words(data.get("ScanningSequence")) or "epi" in sequence or "epfid" in sequence
-            or "epse" in sequence or "ep2d" in sequence or bool({"FMRI", "EPI"} & _words(data.get("ImageType"))))
+            or "epse" in sequence or "ep2d" in sequence or bool({"FMRI", "EPI"} & _words(data.get("ImageType")))
+            or any(key in data for key in _EPI_TIMING))
 
 
 def _number(data: dict, key: str) -> float | None:

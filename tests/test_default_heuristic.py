@@ -116,6 +116,12 @@ TWO_PHASE_ECHOES = [  # Siemens two-echo phase images: dcm2niix gives each EchoT
     for e, te, ph, it, suffix in ((1, 0.00492, "", ["M", "ND"], "magnitude1"), (2, 0.00738, "", ["M", "ND"], "magnitude2"),
                                   (1, 0.00492, "_ph", ["P", "ND"], "phase1"), (2, 0.00738, "_ph", ["P", "ND"], "phase2"))
 ]
+PHILIPS_BOLD = [  # classic Philips DICOM: no EP in ScanningSequence, no sequence name; dcm2niix's EPI timing
+    ("fMRI rest SENSE", {"MRAcquisitionType": "2D", "ScanningSequence": "GR", "EchoTime": 0.03, "RepetitionTime": 2.0,
+                         "EstimatedEffectiveEchoSpacing": 0.00054, "EstimatedTotalReadoutTime": 0.0345,
+                         "ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE"]}, BOLD, False,
+     ("bold", "task-rest_bold")),
+]
 TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and without NORM (same AcquisitionTime)
     ("anat-T1w_acq-tfl", {**T1, "AcquisitionTime": "12:05:17.0", "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]},
      VOL, False, ("t1w", "acq-tfl_T1w")),
@@ -125,7 +131,7 @@ TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and with
 ]
 
 
-ALL = {"visit": VISIT, "philips": PHILIPS_FIELDMAP, "enhanced": ENHANCED_FIELDMAP, "two-phase": TWO_PHASE_ECHOES,
+ALL = {"visit": VISIT, "philips": PHILIPS_FIELDMAP, "enhanced": ENHANCED_FIELDMAP, "two-phase": TWO_PHASE_ECHOES, "philips-bold": PHILIPS_BOLD,
        "recon": TWO_RECONSTRUCTIONS}
 
 
