@@ -19,12 +19,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 from pydicom.datadict import keyword_for_tag
 from pydicom.tag import Tag
 
-from bids_factory.dicom_head import read_head
+from bids_factory.dicom_head import PYDICOM_READ_ERRORS, read_head
 from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.identifiers import read_nifti_sidecars, visit_identifiers
 from bids_factory.completeness import VARIANT_STEM, COMPLETENESS_TAGS, ImageHeader
@@ -107,7 +106,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
             with warnings.catch_warnings():  # pydicom's complaints about odd values are not the user's business
                 warnings.simplefilter("ignore")
                 ds = _read_header(source.path)
-        except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        except PYDICOM_READ_ERRORS as exc:
             if _has_dicom_preamble(source.path):
                 problems.append(Problem(source.relpath, f"corrupt DICOM file ({type(exc).__name__}): not converted"))
             else:

@@ -121,6 +121,17 @@ def test_a_truncated_file_is_judged_as_pydicom_judges_it(tmp_path, monkeypatch, 
         slow.dicom_files, slow.series_names, [p.reason for p in slow.problems])
 
 
+@pytest.mark.parametrize("cut", [142, 153, 941])
+def test_a_file_cut_where_pydicom_fails_on_a_length_is_a_corrupt_file_not_a_crash(tmp_path, cut):
+    """Cut in the file meta group length (pydicom: BytesLengthException) or in an element's length
+    (struct.error): the file is named corrupt, the run goes on."""
+    source = sorted(GE_T1W.glob("*.dcm"))[0]
+    (tmp_path / "cut.dcm").write_bytes(source.read_bytes()[:cut])
+    headers = read_visit_headers(_sources(tmp_path))
+    assert not headers.dicom_files and [p.reason for p in headers.problems] == [
+        f"corrupt DICOM file ({'BytesLengthException' if cut == 142 else 'error'}): not converted"]
+
+
 def test_dcm2niix_reads_a_plain_visit_folder_as_it_is_and_links_files_only_when_it_must(export, tmp_path):
     """No link per file in staging for a visit that is one folder of DICOM files only; a visit over two
     export days, or with anything else in its folder, is linked file by file (dcm2niix sees only the visit)."""
