@@ -39,17 +39,31 @@ def read_head(path: Path, wanted: dict[int, str]) -> dict[str, str] | None:
     A wanted tag absent from the file is absent from the answer."""
     with open(path, "rb") as handle:
         data = handle.read(HEAD_BYTES)
+    start = dataset_start(data)
+    if start is None:
+        return None
+    position, implicit = start
+    try:
+        found, _ = _walk(data, position, implicit=implicit, wanted=frozenset(wanted), last=max(wanted))
+        return {wanted[tag]: value.rstrip(b"\0 ").decode("ascii").strip() for tag, value in found.items()}
+    except (_Unreadable, struct.error, UnicodeDecodeError):
+        return None
+
+
+def dataset_start(data: bytes) -> tuple[int, bool] | None:
+    """Where the dataset of a Part 10 file starts (after its preamble and file meta group) and whether it is
+    implicit VR, from the file's first bytes; ``None`` unless it has a preamble and a little endian,
+    not deflated transfer syntax within those bytes."""
     if data[128:132] != b"DICM":
         return None
     try:
         meta, position = _walk(data, 132, implicit=False, wanted=frozenset({0x00020010}), last=0x0002FFFF)
         syntax = meta.get(0x00020010, b"").rstrip(b"\0 ").decode("ascii")
-        if syntax in (_BIG_ENDIAN, _DEFLATED) or not syntax.startswith("1.2.840.10008.1.2"):
-            return None
-        found, _ = _walk(data, position, implicit=syntax == _IMPLICIT_LE, wanted=frozenset(wanted), last=max(wanted))
-        return {wanted[tag]: value.rstrip(b"\0 ").decode("ascii").strip() for tag, value in found.items()}
     except (_Unreadable, struct.error, UnicodeDecodeError):
         return None
+    if syntax in (_BIG_ENDIAN, _DEFLATED) or not syntax.startswith("1.2.840.10008.1.2"):
+        return None
+    return position, syntax == _IMPLICIT_LE
 
 
 def _walk(data: bytes, position: int, implicit: bool, wanted: frozenset[int], last: int):

@@ -3,7 +3,7 @@
 Collected from the visit's own sources, never guessed from a list of field names alone:
 
 - DICOM (one representative file per series, read whole up to the per-frame functional groups and
-  the pixel data): PatientID,
+  the pixel data, by a walk over its raw tags, pydicom for what the walk leaves): PatientID,
   OtherPatientIDs (and the PatientID items of OtherPatientIDsSequence), AccessionNumber,
   PatientBirthDate, and the value of EVERY person-name (VR ``PN``) element anywhere in the header,
   sequences included: the patient's names and every staff name (operators, physicians...).
@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from bids_factory.dicom_head import PYDICOM_READ_ERRORS
+from bids_factory.dicom_identifiers import HeaderIdentifiers, read_identifiers
 from bids_factory.errors import IdentifiersUnreadable
 
 _ALNUM = r"[^\W_]"  # a letter or a digit (any script): a match may not be glued to one
@@ -106,18 +108,16 @@ def visit_identifiers(dicom_series: Iterable[Sequence[Path]], nifti_sidecars: It
     nifti_sidecars = list(nifti_sidecars)
     for candidates in dicom_series:
         try:
-            dataset = _first_whole_header(candidates, where)
+            header = _first_whole_header(candidates, where)
         except IdentifiersUnreadable as exc:
             failures.append(exc)
             continue
-        patient_ids.append(_text(dataset.get("PatientID")))
-        for keyword in _ID_ELEMENTS:
-            ids.update(_multi(dataset.get(keyword)))
-        for item in dataset.get("OtherPatientIDsSequence") or ():
-            ids.update(_multi(item.get("PatientID")))
-        for keyword in _DATE_ELEMENTS:
-            dates.update(date_spellings(_text(dataset.get(keyword))))
-        names.update(_person_names(dataset))
+        patient_ids.append(header.patient_id)
+        ids.update(header.ids)
+        for text in header.birth_dates:
+            dates.update(date_spellings(text))
+        for name in header.person_names:
+            names.update(_name_words(name))
     for sidecar in nifti_sidecars:
         patient_ids.append(_text(sidecar.get(nifti_patient_field)))
         for key, value in sidecar.items():
@@ -143,11 +143,16 @@ def _stop_at_per_frame_groups(tag, vr, length) -> bool:
     return tag >= _PER_FRAME_GROUPS
 
 
-def _first_whole_header(candidates: Sequence[Path], where: str):
+def _first_whole_header(candidates: Sequence[Path], where: str) -> HeaderIdentifiers:
+    """The identifiers of the first of ``candidates`` whose header reads whole: from the raw tag walk
+    (:mod:`bids_factory.dicom_identifiers`), or from pydicom for a file the walk leaves to it."""
     failure = None
     for path in candidates:
+        header = read_identifiers(path)
+        if header is not None:
+            return header
         try:
-            return _read_whole_header(path, where)
+            return _dataset_identifiers(_read_whole_header(path, where))
         except IdentifiersUnreadable as exc:
             failure = failure or exc
     if failure is None:
@@ -158,14 +163,13 @@ def _first_whole_header(candidates: Sequence[Path], where: str):
 def _read_whole_header(path: Path, where: str):
     """Every element before the per-frame functional groups (PS3.3 C.7.6.16: none holds a person name)
     and the pixel data: enhanced DICOM repeats them per frame, 10x the time of everything else."""
-    from pydicom.errors import InvalidDicomError
     from pydicom.filereader import read_partial
 
     try:
         with warnings.catch_warnings(), open(path, "rb") as handle:
             warnings.simplefilter("ignore")
             dataset = read_partial(handle, stop_when=_stop_at_per_frame_groups)
-    except (InvalidDicomError, EOFError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except PYDICOM_READ_ERRORS as exc:
         problem = type(exc).__name__
     else:
         if not _cut_short(dataset):
@@ -184,19 +188,27 @@ def _cut_short(dataset) -> bool:
                and len(e.value) < e.length for e in getattr(dataset, "_dict", {}).values())
 
 
-def _person_names(dataset) -> set[str]:
-    """Words of every PN element of the header, sequences included."""
-    words: set[str] = set()
+def _dataset_identifiers(dataset) -> HeaderIdentifiers:
+    """The identifiers of a header pydicom read."""
+    ids = [i for keyword in _ID_ELEMENTS for i in _multi(dataset.get(keyword))]
+    ids += [i for item in dataset.get("OtherPatientIDsSequence") or () for i in _multi(item.get("PatientID"))]
+    return HeaderIdentifiers(patient_id=_text(dataset.get("PatientID")), ids=frozenset(ids),
+                             birth_dates=frozenset(t for k in _DATE_ELEMENTS if (t := _text(dataset.get(k)))),
+                             person_names=frozenset(_person_names(dataset)))
+
+
+def _person_names(dataset) -> list[str]:
+    """The value of every PN element of the header, sequences included."""
+    names: list[str] = []
 
     def visit(ds, element):
         if element.VR == "PN":
-            for value in _multi(element.value):
-                words.update(_name_words(value))
+            names.extend(_multi(element.value))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dataset.walk(visit)
-    return words
+    return names
 
 
 def _name_words(value: str) -> set[str]:
