@@ -73,7 +73,7 @@ def read_identifiers(path: Path) -> HeaderIdentifiers | None:
             if start is None:
                 return None
             return walk.header(*start)
-    except (_Unreadable, OSError, struct.error, UnicodeDecodeError):
+    except (_Unreadable, OSError, struct.error, UnicodeDecodeError, RecursionError):  # nested beyond reason
         return None
 
 

@@ -293,3 +293,17 @@ def test_a_header_cut_inside_a_value_is_unreadable_as_before(tmp_path):
     with pytest.raises(IdentifiersUnreadable, match=r"identifiers of cut.dcm cannot be read \(its header is cut"):
         visit_identifiers([[tmp_path / "cut.dcm"]], where="visit V1")
 
+
+
+def test_sequences_nested_past_reason_are_an_unreadable_header_not_a_crash(tmp_path):
+    """Items inside items thousands deep (a crafted file): neither the walk nor pydicom overflows the run."""
+    depth = 3000
+    item = b"\x08\x00\x70\x10PN\x06\x00DEEP^N"  # (0008,1070) OperatorsName, explicit VR
+    for _ in range(depth):  # (0040,A730) ContentSequence SQ of undefined length, one undefined length item
+        item = (b"\x40\x00\x30\xa7SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff" + item
+                + b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00")
+    path = _file(tmp_path, "deep.dcm", PatientID="P-7")
+    path.write_bytes(path.read_bytes() + item)
+    assert read_identifiers(path) is None
+    with pytest.raises(IdentifiersUnreadable, match="RecursionError"):
+        visit_identifiers([[path]], where="visit V1")
