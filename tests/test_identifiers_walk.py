@@ -11,7 +11,8 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import (ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MRImageStorage,
+                         generate_uid)
 
 from bids_factory import dicom_identifiers, identifiers
 from bids_factory.dicom_identifiers import read_identifiers
@@ -36,6 +37,7 @@ def _by_pydicom(series, monkeypatch):
 
 
 def _either(series):
+    """visit_identifiers of ``series`` (the walk first), or the exception it raises."""
     try:
         return visit_identifiers(series, where="visit V1")
     except IdentifiersUnreadable as exc:
@@ -76,7 +78,8 @@ def test_the_raw_walk_gives_pydicoms_identifiers_on_the_shared_files():
 
 
 def test_a_visit_is_read_without_pydicom_and_gives_what_pydicom_gave(monkeypatch):
-    series = [sorted(p for p in folder.iterdir() if p.is_file()) for folder in sorted(XA30.iterdir()) if folder.is_dir()]
+    series = [sorted(p for p in folder.iterdir() if p.is_file())
+              for folder in sorted(XA30.iterdir()) if folder.is_dir()]
     series.append(sorted(GE_T1W.glob("*.dcm")))
     by_pydicom = _by_pydicom(series, monkeypatch)
     monkeypatch.setattr(identifiers, "_read_whole_header", lambda path, where: pytest.fail(f"pydicom read {path}"))
