@@ -1,27 +1,21 @@
-"""ASL (``perf/<name>_asl.nii.gz``): the metadata BIDS requires and the ``aslcontext.tsv`` beside it.
+"""ASL (``perf/<name>_asl.nii.gz``): the ``aslcontext.tsv`` beside it, and how a site adds metadata.
 
-Nothing here is invented: a field dcm2niix did not give (M0Type for Philips, BackgroundSuppression,
-TotalAcquiredPairs...) holds the series back, and the reason names the field and how a site adds it.
+Nothing here is invented: a field the BIDS schema requires that dcm2niix did not give (M0Type for
+Philips, BackgroundSuppression, TotalAcquiredPairs...: :mod:`bids_factory.required_metadata`) holds the
+series back, and the reason names the field and how a site adds it.
 dcm2niix does not report the label/control order of the volumes (rordenlab/dcm2niix#895), so the
 order comes from the heuristic rule (``"bids_factory": {"aslcontext": {"first": [...], "repeat": [...]}}``).
 """
 
 from __future__ import annotations
 
-# BIDS 1.10 schema, rules.sidecars.asl: REQUIRED for every *_asl.json, then per labelling type.
-REQUIRED = ("ArterialSpinLabelingType", "PostLabelingDelay", "BackgroundSuppression", "M0Type",
-            "TotalAcquiredPairs", "RepetitionTimePreparation")
-REQUIRED_BY_TYPE = {"PCASL": ("LabelingDuration",), "CASL": ("LabelingDuration",), "PASL": ("BolusCutOffFlag",)}
-HOW_TO_ADD = ("a site adds what its scanner does not report with sidecar_changes in its own heuristic "
-              "(e.g. {\"M0Type\": \"Separate\", \"BackgroundSuppression\": false, \"TotalAcquiredPairs\": 30})")
+_ASL_EXAMPLE = '{"M0Type": "Separate", "BackgroundSuppression": false, "TotalAcquiredPairs": 30}'
 
 
-def missing_fields(sidecar: dict) -> list[str]:
-    """BIDS-required ASL fields absent from ``sidecar`` (after the heuristic's sidecar_changes)."""
-    wanted = list(REQUIRED) + list(REQUIRED_BY_TYPE.get(str(sidecar.get("ArterialSpinLabelingType", "")), ()))
-    if sidecar.get("M0Type") == "Estimate":
-        wanted.append("M0Estimate")
-    return [key for key in wanted if key not in sidecar]
+def how_to_add(suffix: str, missing: list[str]) -> str:
+    """How a site adds required fields its scanner does not report (any suffix; ASL gets a full example)."""
+    example = _ASL_EXAMPLE if suffix == "asl" else "{" + ", ".join(f'"{key}": ...' for key in missing) + "}"
+    return f"a site adds what its scanner does not report with sidecar_changes in its own heuristic (e.g. {example})"
 
 
 def aslcontext(order: dict | None, volumes: int) -> tuple[str | None, str]:

@@ -18,6 +18,7 @@ from bids_factory.dates import DatePolicy
 from bids_factory.deidentify import Deidentification, keep_allowed
 from bids_factory.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
+from bids_factory.required_metadata import missing_fields
 from bids_factory.sidecar_check import SidecarSchemas, check_placement
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
                       sidecar_schema=description.get("bids_factory", {}).get("sidecar_schema"))
         )
     placements, rejected = _reject_bad_names(placements)
-    placements, held_back = _hold_back_asl(placements, graph, by_sidecar, classes)
+    placements, held_back = _hold_back_unfit(placements, graph, by_sidecar, classes)
     rejected += held_back
     if schemas is not None:
         placements, held_back = _hold_back_ill_defined(placements, schemas)
@@ -146,25 +147,27 @@ def _not_matched(series: Series, classification: Classification) -> SeriesOutcom
     return SeriesOutcome(series, SeriesStatus.UNMATCHED, classification.reason())
 
 
-def _hold_back_asl(placements: list[Placement], graph, by_sidecar, classes
-                   ) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """An ASL image needs the metadata BIDS requires and its aslcontext.tsv; without them it is held back."""
+def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes
+                     ) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """An image needs the metadata the BIDS schema requires of it (:mod:`bids_factory.required_metadata`),
+    and an ASL image its aslcontext.tsv; without them it is held back, the missing fields named."""
     rules = {by_sidecar[s.filename].sidecar: d[0] for s, d in graph.items() if len(d) == 1}
     kept, reasons = [], {}
     for placement in placements:
-        if not (placement.datatype == "perf" and placement.stem.endswith("_asl")):
-            kept.append(placement)
-            continue
-        missing = asl.missing_fields(placement.sidecar)
-        order = rules[placement.series.sidecar].get("bids_factory", {}).get("aslcontext")
-        context, why = asl.aslcontext(order, classes[str(placement.series.sidecar)].volumes)
-        faults = ([f"ASL: BIDS requires {', '.join(missing)}, which dcm2niix did not give for this series; "
-                   + asl.HOW_TO_ADD] if missing else []) + ([f"ASL: {why}"] if why else [])
+        *entities, suffix = placement.stem.split("_")
+        missing = missing_fields(placement.datatype, suffix, dict(e.split("-", 1) for e in entities if "-" in e),
+                                 placement.sidecar)
+        faults = [f"{suffix}: BIDS requires {', '.join(missing)}, which dcm2niix did not give for this series; "
+                  + asl.how_to_add(suffix, missing)] if missing else []
+        context = None
+        if placement.datatype == "perf" and suffix == "asl":
+            order = rules[placement.series.sidecar].get("bids_factory", {}).get("aslcontext")
+            context, why = asl.aslcontext(order, classes[str(placement.series.sidecar)].volumes)
+            faults += [f"ASL: {why}"] if why else []
         if faults:
             reasons[placement.relpath] = "; ".join(faults)
-            kept.append(placement)
-        else:
-            kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)))
+        kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)) if context and not faults
+                    else placement)
     return hold_back(kept, reasons)
 
 

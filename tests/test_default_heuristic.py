@@ -90,8 +90,9 @@ VISIT = [
     ("anat-T2w_acq-highres", {"MRAcquisitionType": "2D", "ScanningSequence": "GR", "EchoTime": 0.01,
                               "RepetitionTime": 0.5}, VOL, False, ("t2w", "acq-highres_T2w")),
     ("asl_3d_tra", {**EPI, "ImageType": ["ORIGINAL", "PRIMARY", "ASL", "NONE"], "ArterialSpinLabelingType": "PCASL",
-                    "PostLabelingDelay": 1.8, "LabelingDuration": 1.8}, (64, 64, 30, 7), False,
-     ("held-back", "ASL: BIDS requires BackgroundSuppression, M0Type, TotalAcquiredPairs, RepetitionTimePreparation, "
+                    "PostLabelingDelay": 1.8, "LabelingDuration": 1.8, "SliceTiming": [0.0, 0.5, 1.0]},
+     (64, 64, 30, 7), False,
+     ("held-back", "asl: BIDS requires RepetitionTimePreparation, BackgroundSuppression, M0Type, TotalAcquiredPairs, "
                    "which dcm2niix did not give for this series; a site adds what its scanner does not report with "
                    "sidecar_changes in its own heuristic")),
     ("pCASL", {**EPI, "ImageType": ["ORIGINAL", "PRIMARY", "PERFUSION", "FFE"]}, VOL, False,
@@ -222,6 +223,29 @@ def test_philips_phase1_phase2_keep_their_echo_times(plans):
                                        ("mrs_press", False), ("forest_walk", False)])
 def test_rest_is_a_word_of_the_name_not_a_substring(name, rest):
     assert says_rest(name) is rest
+
+
+def test_required_fields_come_from_the_bids_schema_for_any_suffix(tmp_path):
+    """What the official schema requires holds a series back with the field named (a site's rule too):
+    a 2D ASL without SliceTiming, a phasediff without EchoTime2, a BOLD without RepetitionTime."""
+    from bids_factory.required_metadata import missing_fields, required_fields
+
+    assert "SliceTiming" in missing_fields("perf", "asl", {}, {"MRAcquisitionType": "2D"})
+    assert "SliceTiming" not in required_fields("perf", "asl", {}, {"MRAcquisitionType": "3D"})
+    assert "M0Estimate" in required_fields("perf", "asl", {}, {"M0Type": "Estimate"})
+    assert "LabelingDuration" in required_fields("perf", "asl", {}, {"ArterialSpinLabelingType": "PCASL"})
+    assert "BolusCutOffFlag" in required_fields("perf", "asl", {}, {"ArterialSpinLabelingType": "PASL"})
+    assert missing_fields("fmap", "phasediff", {}, {"EchoTime1": 0.004}) == ["EchoTime2"]
+    assert missing_fields("func", "bold", {"task": "rest"}, {"TaskName": "rest", "VolumeTiming": [0, 2]}) == []
+    assert "RepetitionTime" in missing_fields("func", "bold", {"task": "rest"}, {"TaskName": "rest"})
+    assert missing_fields("anat", "T1w", {}, {}) == []
+    site = json.loads(load_heuristic().path.read_text())  # a site rule that names a bold "phasediff"
+    site["descriptions"] = [{"datatype": "fmap", "suffix": "phasediff", "criteria": {"SeriesDescription": "fmri*"}}]
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps(site))
+    plan = plan_visit(_extracted(tmp_path, [("fmri_x", EPI, BOLD, False, None)]), load_heuristic(path))
+    assert not plan.placements
+    assert plan.not_placed[0].reason.startswith("phasediff: BIDS requires EchoTime1, EchoTime2, which dcm2niix did not give")
 
 
 def test_reproin_names_give_datatype_suffix_and_entities():

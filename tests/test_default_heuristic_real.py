@@ -30,11 +30,13 @@ VISITS = {  # visit folder -> DICOM folders of the shared sets
 }
 DERIVED = "scanner-derived image (ImageType DERIVED/"
 PERFUSION_MAP = "scanner-derived image (ImageType ORIGINAL/PRIMARY/PERFUSION/FFE/PERFUSION/FFE, the scanner's perfusion map"
-ASL_SIEMENS = ("ASL: BIDS requires BackgroundSuppression, M0Type, TotalAcquiredPairs, RepetitionTimePreparation, "
+ASL_SIEMENS = ("asl: BIDS requires RepetitionTimePreparation, BackgroundSuppression, M0Type, TotalAcquiredPairs, "
                "which dcm2niix did not give for this series; a site adds what its scanner does not report with "
                "sidecar_changes in its own heuristic")
-ASL_PHILIPS = ("ASL: BIDS requires ArterialSpinLabelingType, PostLabelingDelay, BackgroundSuppression, M0Type, "
-               "TotalAcquiredPairs, RepetitionTimePreparation, which dcm2niix did not give for this series")
+_ASL_PHILIPS = ("asl: BIDS requires RepetitionTimePreparation, ArterialSpinLabelingType, PostLabelingDelay, "
+                "BackgroundSuppression, M0Type, TotalAcquiredPairs")
+ASL_PHILIPS_3D = _ASL_PHILIPS + ", which dcm2niix did not give for this series"
+ASL_PHILIPS_2D = _ASL_PHILIPS + ", SliceTiming, which dcm2niix did not give"  # the schema: 2D ASL needs SliceTiming
 T1W_2MM = "T1w.schema.json: VoxelSize[0] 2.0 is greater than the maximum of 1.5"
 EPI_1VOL = "not recognised (ImageType ORIGINAL/PRIMARY/M/ND/MOSAIC/MAGNITUDE, EPI of 1 volume(s) that the name does not"
 
@@ -58,7 +60,7 @@ NOT_PLACED = {
     "GE2": {14: ("held-back", "no task label: the series name gives no ReproIn task- and does not say rest")},
     "GET1W": {},
     "PHILIPSASL": {201: ("unmatched", PERFUSION_MAP), 401: ("unmatched", PERFUSION_MAP),
-                   202: ("held-back", ASL_PHILIPS), 402: ("held-back", ASL_PHILIPS)},
+                   202: ("held-back", ASL_PHILIPS_2D), 402: ("held-back", ASL_PHILIPS_3D)},
     "TOSHIBA": {},
     "TS": {n: ("unmatched", EPI_1VOL) for n in range(1, 10)},
 }
