@@ -52,7 +52,8 @@ def convert(export: Path, bids: Path, jobs: int) -> tuple[float, float, float, s
 def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> None:
     """N sessions bids-factory believes it placed: files, records, states, thumbnails, subjects."""
     from bids_factory.discover import discover
-    from bids_factory.pipeline import ConvertOptions, Rules
+    from bids_factory.rules import Rules
+    from bids_factory.run_config import ConvertOptions
     from bids_factory.write import DatasetWriter
 
     [seed_record_path] = (seed_bids / STATE / "visits").glob("*.json")
@@ -68,7 +69,7 @@ def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> Non
     shutil.copytree(seed_bids / STATE / "runs", bids / STATE / "runs")
     options = ConvertOptions(export=export, bids=bids)
     rules = Rules.load(options)
-    settings = options.settings_key(rules.heuristic, rules.schemas)
+    settings = rules.settings_key(options)
     writer = DatasetWriter(bids)
     subjects = {}
     for visit in discover(export).visits:

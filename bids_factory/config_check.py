@@ -1,8 +1,7 @@
-"""Reading a user's configuration file (heuristic, EHR mapping, sidecar schema) and checking it
-against its JSON Schema.
+"""Checking a user's configuration file (heuristic, EHR mapping), read by
+:func:`bids_factory.config_read.read_config`, against its JSON Schema.
 
-:func:`read_config` reads JSON (or YAML) and turns every fault into the caller's precise error naming
-the file and, for a syntax error, the line and column. :func:`schema_faults` gives one message per
+:func:`schema_faults` gives one message per
 fault, naming the JSON path, the line in the file where it can be found, and for a misspelt key the
 keys allowed there: ``at descriptions/0 (line 3): Additional properties are not
 allowed ('critera' was unexpected) (a typo? allowed keys: ...)``.
@@ -11,42 +10,10 @@ allowed ('critera' was unexpected) (a typo? allowed keys: ...)``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonschema
-import yaml
 
-from bids_factory.errors import BidsFactoryError
 from bids_factory.resources import schema_path
-
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
-def read_config(path: Path, what: str, error: type[BidsFactoryError], yaml_allowed: bool = False):
-    """``(content, raw bytes, text)`` of a JSON file (YAML too when ``yaml_allowed`` and it is named
-    ``*.yaml``/``*.yml``), in the encodings :func:`json.loads` reads. Any fault raises ``error`` with
-    ``"<what> <path>: <reason>"``: cannot be read, not UTF-8, not valid JSON/YAML at line L, column C."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise error(f"{what} {path}: cannot be read ({exc.strerror or exc})") from exc
-    encoding = json.detect_encoding(raw)  # UTF-8 (a byte order mark dropped), UTF-16/32 as json.loads reads them
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        name = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
-        raise error(f"{what} {path}: not {name} text ({exc.reason} at byte {exc.start})") from exc
-    if yaml_allowed and path.suffix.lower() in YAML_SUFFIXES:
-        try:
-            return yaml.safe_load(text), raw, text
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise error(f"{what} {path}: not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
-    try:
-        return json.loads(text), raw, text
-    except json.JSONDecodeError as exc:
-        raise error(f"{what} {path}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
 
 
 def schema_faults(config, schema_name: str, text: str, most: int = 3) -> str | None:

@@ -24,7 +24,8 @@ from bids_factory.ehr_combine import VALUE, TableState
 from bids_factory.ehr_dictionary import NA, Records, safe_column, table_sidecar
 from bids_factory.ehr_mapping import EhrMappingError, load_ehr_mapping, table_entry, table_name, table_spec
 from bids_factory.ehr_participants import participants_columns
-from bids_factory.ehr_read import CsvError, find_ehr_files, read_csv
+from bids_factory.ehr_read import CsvError, read_csv
+from bids_factory.export_layout import find_ehr_files
 from bids_factory.model import Problem, session_label, subject_label
 from bids_factory.tsv import quote_leading
 

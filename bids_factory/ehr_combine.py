@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bids_factory.ehr_read import EhrFile, RawTable
+from bids_factory.ehr_read import RawTable
+from bids_factory.export_layout import EhrFile
 from bids_factory.model import Problem
 
 MISSING_VALUES = frozenset({"n/a", "N/A", "NA", "na", "NaN", "nan", "NULL", "null", "None", "#N/A"})

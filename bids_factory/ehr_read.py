@@ -11,33 +11,18 @@ reading: nothing is written anywhere.
 from __future__ import annotations
 
 import codecs
-import datetime as dt
 import io
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bids_factory.errors import CsvError
-from bids_factory.export_layout import entries, export_days, link_target
-from bids_factory.model import Problem
 
 DELIMITER_NAMES = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}
 _CANDIDATES = ("\t", ";", ",", "|")  # order breaks ties on the header line
 _EXCEL_SEP = re.compile(r"^sep=([,;\t|])[ \t]*(\r?\n|$)")
-
-
-@dataclass(frozen=True)
-class EhrFile:
-    path: Path
-    relpath: str  # relative to the export root, e.g. EHR/2024/20240311/demographics.csv
-    day: str  # yyyymmdd
-
-    @property
-    def stem(self) -> str:
-        return self.path.stem
 
 
 @dataclass(frozen=True)
@@ -58,36 +43,6 @@ class RawTable:
     def rows(self) -> tuple[tuple[int, tuple[str, ...]], ...]:
         """(line number, values) of every row, for inspection."""
         return tuple((int(line), tuple(values)) for line, *values in self.frame.itertuples())
-
-
-def find_ehr_files(export_root: Path, today: dt.date | None = None) -> tuple[list[EhrFile], list[Problem]]:
-    """Every ``*.csv`` of ``EHR/<yyyy>/<yyyymmdd>/``, in day order then name order.
-
-    The day folders follow the same rules as the image folders (:mod:`bids_factory.export_layout`):
-    misnamed, linked, phantom/deleted and unfinished days, hidden entries and links are treated alike.
-    """
-    root = export_root.resolve()
-    problems: list[Problem] = []
-    days = export_days(root, "EHR", today or dt.date.today(), problems)
-    accepted = frozenset(d.path for d in days)
-    found: list[EhrFile] = []
-    for day in days:
-        for path in entries(day.path, root, problems, "file"):
-            rel = path.relative_to(root).as_posix()
-            if path.suffix.lower() != ".csv" or path.is_dir():
-                problems.append(Problem(rel, "not a .csv file: not read as an EHR table", fatal=False))
-                continue
-            if path.is_symlink():
-                target, why = link_target(root, path, accepted)
-                if target is None:
-                    problems.append(Problem(rel, why))
-                    continue
-            if not path.is_file():
-                problems.append(Problem(rel, "not a regular file: ignored"))
-                continue
-            found.append(EhrFile(path=path, relpath=rel, day=day.day))
-    found.sort(key=lambda f: (f.day, f.path.name))
-    return found, problems
 
 
 def decode(raw: bytes, encoding: str | None = None) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """The export's day folders, one set of rules for images and EHR: ``<KIND>/<yyyy>/<yyyymmdd>/``.
 
-Used by :mod:`bids_factory.discover` (DICOM, NIFTI) and :mod:`bids_factory.ehr_read` (EHR), so a folder
+Used by :mod:`bids_factory.discover` (DICOM, NIFTI) and :func:`find_ehr_files` (EHR), so a folder
 is treated the same whatever it holds:
 
 - hidden entries (``.V1``, ``.20240426``) are named and ignored (non-fatal); ``.ready`` is the marker;
@@ -122,3 +122,44 @@ def link_target(root: Path, link: Path, accepted_days: frozenset[Path]) -> tuple
 
 def _rel(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
+
+
+@dataclass(frozen=True)
+class EhrFile:
+    path: Path
+    relpath: str  # relative to the export root, e.g. EHR/2024/20240311/demographics.csv
+    day: str  # yyyymmdd
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+
+def find_ehr_files(export_root: Path, today: dt.date | None = None) -> tuple[list[EhrFile], list[Problem]]:
+    """Every ``*.csv`` of ``EHR/<yyyy>/<yyyymmdd>/``, in day order then name order.
+
+    The day folders follow the same rules as the image folders (:mod:`bids_factory.export_layout`):
+    misnamed, linked, phantom/deleted and unfinished days, hidden entries and links are treated alike.
+    """
+    root = export_root.resolve()
+    problems: list[Problem] = []
+    days = export_days(root, "EHR", today or dt.date.today(), problems)
+    accepted = frozenset(d.path for d in days)
+    found: list[EhrFile] = []
+    for day in days:
+        for path in entries(day.path, root, problems, "file"):
+            rel = path.relative_to(root).as_posix()
+            if path.suffix.lower() != ".csv" or path.is_dir():
+                problems.append(Problem(rel, "not a .csv file: not read as an EHR table", fatal=False))
+                continue
+            if path.is_symlink():
+                target, why = link_target(root, path, accepted)
+                if target is None:
+                    problems.append(Problem(rel, why))
+                    continue
+            if not path.is_file():
+                problems.append(Problem(rel, "not a regular file: ignored"))
+                continue
+            found.append(EhrFile(path=path, relpath=rel, day=day.day))
+    found.sort(key=lambda f: (f.day, f.path.name))
+    return found, problems

@@ -1,148 +1,126 @@
 """The run, stage by stage: 1 discover -> 2 extract -> 3 plan (per visit, in parallel) -> 4 write -> 5 ehr -> 6 finalize.
 
-Workers (``--jobs``) convert and plan visits in the run's staging folder, without any lock; then,
-holding the dataset's write lock, this process alone places the visits one at a time, writes the
-EHR tables and the dataset-level files, runs the validator and records the run.
+This module decides what a run has to do, with light modules only: which visits are new or changed
+(their recorded state and the settings key, from the heuristic's and schemas' content) and whether the
+dataset-level files (EHR tables, participants, sessions...) must be computed again (what they were last
+computed from, in ``code/bids-factory/dataset-files.json``). Only when there is work does it import
+:mod:`bids_factory.conversion` (the converter, the image, table and schema libraries, the validator):
+a daily run on an unchanged export costs a walk of the export, the report page and the run record.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import dataclasses
-import logging
-import os
+import hashlib
+import json
 import time
-import traceback
 from pathlib import Path
 
-from bids_factory.completeness import hold_back_incomplete
+from bids_factory import __version__
 from bids_factory.discover import discover
-from bids_factory.ehr import collect_ehr, linkage
-from bids_factory.errors import (BidsFactoryError, DatasetError, ExportLayoutError, ToolMissingError,
-                                 VisitError)
-from bids_factory.extract import dcm2niix_version, extract
-from bids_factory.finalize import dataset_files
-from bids_factory.heuristic import Heuristic, unknown_criteria
-from bids_factory.identifiers import same_patient, subject_entry
-from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
-from bids_factory.plan import hold_back, plan_visit
-from bids_factory.processes import die_with_parent
-from bids_factory.run_config import ConvertOptions, Rules  # noqa: F401 - ConvertOptions: the API's entry
-from bids_factory.progress import Phases, Progress
-from bids_factory.redact import redact_visit
-from bids_factory.staged_images import gzip_placed_images
-from bids_factory.summary import dataset_counts, history_entry, run_record
+from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingError
+from bids_factory.export_layout import find_ehr_files
+from bids_factory.model import Problem, RunSummary, Visit, VisitResult, VisitStatus
+from bids_factory.progress import Phases
 from bids_factory.report_page import render_report
-from bids_factory.validate import ValidatorResult, batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
-from bids_factory.thumbnails import thumbnail_png
-from bids_factory.write import HISTORY, REPORT_PAGE, STATE_DIR, SUBJECTS_FILE, DatasetWriter
+from bids_factory.run_config import ConvertOptions, settings_key
+from bids_factory.summary import dataset_counts, history_entry, run_record
+from bids_factory.validate import ValidatorResult, run_validator, unindexed_images
+from bids_factory.write import HISTORY, REPORT_PAGE, STATE_DIR, DatasetWriter
 
-log = logging.getLogger(__name__)
-BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
-
-
-def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions,
-                     for_placing: bool = True) -> VisitPlan | None:
-    """One visit's work, run in a worker (and by ``inventory``, not ``for_placing``): precise errors
-    become :class:`VisitError`. For placing, the plan's images get their thumbnails (from the plain
-    staged image) and are gzipped (:mod:`bids_factory.staged_images`)."""
-    try:
-        extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
-                            options.participant_labels, options.nifti_patient_field)
-        if extracted is None:
-            return None
-        extracted = redact_visit(extracted, options.dates)
-        plan = hold_back_incomplete(plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields,
-                                               options.dates))
-        if not for_placing:
-            return plan
-        return gzip_placed_images(dataclasses.replace(plan, thumbnails=_thumbnails(plan)))
-    except BidsFactoryError:
-        raise
-    except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on
-        log.debug("visit %s failed:\n%s", visit.scan_research_id, traceback.format_exc())
-        raise VisitError(f"visit {visit.scan_research_id}: internal error {type(exc).__name__}: {exc}") from None
-
-
-def _thumbnails(plan: VisitPlan) -> dict[str, bytes]:
-    """Pictures for the report; an image nibabel cannot picture simply has none."""
-    pictures = {}
-    for placement in plan.placements:
-        try:
-            pictures[placement.relpath] = thumbnail_png(placement.series.nifti)
-        except Exception as exc:  # noqa: BLE001 - a thumbnail never fails a visit
-            log.debug("no thumbnail for %s: %s", placement.relpath, exc)
-    return pictures
-
-
-def hold_back_refused(outcomes: list, folder: Path) -> list:
-    """The validator's gate, once per batch: what it refuses in a visit is held back with its message."""
-    checked = [i for i, (_, outcome) in enumerate(outcomes) if isinstance(outcome, VisitPlan) and outcome.placements]
-    for index, faults in zip(checked, batch_faults([outcomes[i][1] for i in checked], folder)):
-        if faults:
-            visit, plan = outcomes[index]
-            kept, held = hold_back(plan.placements, faults)
-            thumbnails = {p.relpath: plan.thumbnails[p.relpath] for p in kept if p.relpath in plan.thumbnails}
-            outcomes[index] = (visit, dataclasses.replace(plan, placements=tuple(kept), thumbnails=thumbnails,
-                                                          not_placed=plan.not_placed + tuple(held)))
-    return outcomes
+# the dataset-level files finalize and the EHR stage write (their stamp: a curator's edit or removal is
+# taken up by the next run, as before)
+DATASET_LEVEL_FILES = ("dataset_description.json", "README", "README.md", "CHANGES", "participants.tsv",
+                       "participants.json", "scans.json", "sessions.json", ".bidsignore")
 
 
 def convert(options: ConvertOptions) -> RunSummary:
-    rules = Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     _refuse_dataset_in_export(options)
     check_dataset_folder(options.bids)
+    settings = settings_key(options)  # the heuristic and schemas as data: checked below if a visit is converted
     phases = Phases()
     began = time.monotonic()
     discovery = discover(options.export)
     report = RunSummary(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
     writer = DatasetWriter(options.bids, options.dates)
+    todo = _changed_visits(visits, writer, settings, options, report)
+    rules = None
+    if todo:
+        from bids_factory import conversion  # the conversion stages: only a run with work imports them
+
+        rules = conversion.Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     if not options.wait:
         writer.ensure_not_locked()
     # announced once done: bad input (no export, a dataset path that cannot be a folder) stays one error line
     phases.done("discover", f"{len(visits)} visits in {options.export} ({time.monotonic() - began:.1f} s)")
     with writer.staging_area() as staging:
-        todo = _changed_visits(visits, writer, rules, options, report)
         phases.start("convert", f"{len(todo)} of {len(visits)} visits new or changed")
-        progress = Progress(len(todo), "convert")
-        batch = max(BATCH_VISITS, 4 * options.jobs)
-        fields: set[str] = set()  # every sidecar field of the run, for the heuristic's criteria
-        for start in range(0, len(todo), batch):
-            # converted outside the lock (parallel runs convert at once), placed batch by batch: a long
-            # first run keeps what it converted if it is stopped, and staging never holds the whole export
-            outcomes = _convert_all(todo[start:start + batch], start, staging, rules, options, progress)
-            fields.update(*(o.sidecar_fields for _, o in outcomes if isinstance(o, VisitPlan)))
-            if options.validate:
-                phases.start("check", "bids-validator-deno on the converted visits before they are placed")
-                outcomes = hold_back_refused(outcomes, staging / f"check-{start:05d}")
-            phases.start("place", f"{sum(1 for _, o in outcomes if isinstance(o, VisitPlan))} visits")
-            with writer.locked(options.wait):
-                _place_all(outcomes, writer, rules, options, report)
-            writer.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
-        progress.close()
-        report.problems.extend(_criteria_problems(rules.heuristic, frozenset(fields)))
+        if todo:
+            conversion.convert_visits(todo, staging, writer, rules, options, report, phases)
         report.problems.extend(_unmatched_selection(options, report))
         with writer.locked(options.wait):
-            phases.start("EHR")
-            ehr = collect_ehr(options.export, rules.ehr_mapping)
-            report.problems.extend(ehr.problems)
-            placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
-            changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
-                       f"from visit {v.scan_research_id}" for v in placed]
-            phases.start("dataset files")
-            writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,
-                                            authors=options.authors, license=options.license))
-            if ehr.tables:  # an export without EHR tables has no linkage to report
-                image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
-                report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
-            if options.validate and (writer.changed or not report.visits):
-                phases.start("validator", "bids-validator-deno and the pybids read-back")
-                _validate(writer, report, staging)
+            _dataset_level(writer, options, rules, report, staging, phases)
             phases.start("report")
             _record_run(writer, report)
         phases.close()
     return report
+
+
+def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules, report: RunSummary, staging: Path,
+                   phases: Phases) -> None:
+    """The EHR tables and dataset-level files, computed again only when what they come from changed
+    (a visit placed, an EHR file, the mapping, an option, one of the files): else the last
+    computation's EHR problems and linkage are reported again, as a run that computed them would."""
+    inputs = _dataset_inputs(options)  # before the EHR files are read: a file arriving meanwhile is new next run
+    last = writer.dataset_files_state()
+    if last and last.get("key") == {"inputs": inputs, "files": _dataset_files_stamp(writer.root)}:
+        phases.start("dataset files", "unchanged since the last run")
+        outcome = last["outcome"]
+        report.problems.extend(Problem(p["path"], p["reason"], p["fatal"]) for p in outcome["ehr_problems"])
+        report.images_without_ehr = list(outcome["images_without_ehr"])
+        report.ehr_without_images = list(outcome["ehr_without_images"])
+        return
+    from bids_factory import conversion  # the EHR tables (pandas) and the validator
+
+    ehr_problems = conversion.update_dataset_files(writer, options, rules, report, staging, phases)
+    writer.write_dataset_files_state(
+        {"inputs": inputs, "files": _dataset_files_stamp(writer.root)},
+        {"ehr_problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in ehr_problems],
+         "images_without_ehr": report.images_without_ehr, "ehr_without_images": report.ehr_without_images})
+
+
+def _dataset_inputs(options: ConvertOptions) -> str:
+    """A digest of what the dataset-level files are computed from, besides the visit records: the EHR
+    files of the export (the day folders' rules applied: a day that becomes ready counts), the mapping
+    file's bytes and the options that write them."""
+    files, problems = find_ehr_files(options.export)
+    try:
+        mapping = hashlib.sha256(options.ehr_mapping.read_bytes()).hexdigest() if options.ehr_mapping else None
+    except OSError:  # never matches a recorded key: the mapping is loaded, and its error named, there
+        mapping = "unreadable"
+    listing = [[f.relpath, *_stamp(f.path)] for f in files]
+    return _digest([__version__, listing, [[p.path, p.reason, p.fatal] for p in problems], mapping,
+                    options.dataset_name, options.authors, options.license, options.dates.mode])
+
+
+def _dataset_files_stamp(root: Path) -> str:
+    """Sizes and times of the dataset-level files as last written (a curator's edit makes them new)."""
+    phenotype = root / "phenotype"
+    names = [*DATASET_LEVEL_FILES, *(f"phenotype/{p.name}" for p in sorted(phenotype.iterdir()))] \
+        if phenotype.is_dir() else list(DATASET_LEVEL_FILES)
+    return _digest([[name, *_stamp(root / name)] for name in names])
+
+
+def _stamp(path: Path) -> list:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return [None, None]
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _digest(data) -> str:
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()
 
 
 def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
@@ -166,16 +144,21 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
 def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]:
     """The visits a convert run with these options would convert (new or changed), without converting.
 
-    The same checks as :func:`convert` (rules, dataset outside the export, ``--visit``, the recorded
-    state): what a job array submits is exactly what a local run would do.
+    The same checks as :func:`convert` (dataset outside the export, ``--visit``, the recorded state, the
+    rules when a visit is to convert): what a job array submits is exactly what a local run would do.
     """
-    rules = Rules.load(options)
     _refuse_dataset_in_export(options)
     check_dataset_folder(options.bids)
+    settings = settings_key(options)
     discovery = discover(options.export)
     report = RunSummary(problems=list(discovery.problems))
     visits = _selected(discovery.visits, options, report)
-    return _changed_visits(visits, DatasetWriter(options.bids), rules, options, report), report.problems
+    todo = _changed_visits(visits, DatasetWriter(options.bids), settings, options, report)
+    if todo:
+        from bids_factory.rules import Rules
+
+        Rules.load(options)  # a bad heuristic or schema stops before anything is submitted
+    return todo, report.problems
 
 
 def _refuse_dataset_in_export(options: ConvertOptions) -> None:
@@ -192,21 +175,6 @@ def check_dataset_folder(bids: Path) -> None:
             and not (bids / STATE_DIR).is_dir() and any(bids.iterdir()):
         raise DatasetError(f"{bids} is not empty and not a BIDS dataset (no dataset_description.json): "
                            "choose a new or empty folder, or an existing BIDS dataset")
-
-
-def _criteria_problems(heuristic: Heuristic, fields: frozenset[str]) -> list[Problem]:
-    """A criteria field no sidecar of the run has: a typo is refused (fatal), an absent field is named."""
-    if not fields:
-        return []
-    problems = []
-    for name, rules, close in unknown_criteria(heuristic, fields):
-        if close:
-            problems.append(Problem(str(heuristic.path), f"heuristic rule {rules}: criteria field {name!r} is in "
-                                    f"no sidecar of this run; did you mean {close!r}? (the rule matched nothing)"))
-        else:
-            problems.append(Problem(str(heuristic.path), f"heuristic rule {rules}: criteria field {name!r} is in "
-                                    "no sidecar of this run (the rule matched nothing)", fatal=False))
-    return problems
 
 
 def _unmatched_selection(options: ConvertOptions, report: RunSummary) -> list[Problem]:
@@ -226,29 +194,6 @@ def _selected(visits, options: ConvertOptions, report: RunSummary) -> list[Visit
     return [v for v in visits if v.scan_research_id in options.visits]
 
 
-def _validate(writer: DatasetWriter, report: RunSummary, staging: Path) -> None:
-    """The validator and pybids' read-back over what this run changed (its sessions and the
-    dataset-level files, in a scratch view): a daily run's cost does not grow with the dataset.
-    ``bids-factory check`` checks the whole dataset."""
-    sessions = list(dict.fromkeys((r["participant_id"], r["session_id"]) for r in writer.placed))
-    view = dataset_view(writer.root, sessions, staging / "view")
-    with cf.ThreadPoolExecutor(max_workers=1) as pool:  # the validator (a subprocess) runs while pybids reads
-        validating = pool.submit(run_validator, view)
-        unindexed = unindexed_images(view, writer.placed)
-        result = validating.result()
-    for missing in unindexed:
-        report.problems.append(Problem(missing, "pybids does not find this placed image when it reads the dataset"))
-    if result is None:
-        log.warning("bids-validator-deno is not installed: the dataset was not validated")
-        return
-    report.validator_errors, report.validator_warnings = len(result.errors), len(result.warnings)
-    report.validator_output = writer.write_validator_output(result.output) if result.output else None
-    report.validator_issues = issue_summary(result)
-    for issue in result.errors:
-        report.problems.append(Problem(issue.location or str(writer.root),
-                                       f"BIDS validator: {issue.code} {issue.message}".strip()))
-
-
 def check(bids: Path) -> tuple[ValidatorResult, list[str]]:
     """The full check of a dataset (a weekly job): the validator and pybids' read-back over all of it."""
     if not (bids / "dataset_description.json").is_file():
@@ -259,120 +204,18 @@ def check(bids: Path) -> tuple[ValidatorResult, list[str]]:
     return result, unindexed_images(bids.resolve(), DatasetWriter(bids).visit_records())
 
 
-def _changed_visits(visits, writer: DatasetWriter, rules: Rules, options: ConvertOptions,
+def _changed_visits(visits, writer: DatasetWriter, settings: str, options: ConvertOptions,
                     report: RunSummary) -> list[Visit]:
     """Visits whose sources or settings changed since their last conversion (all with ``reconvert``)."""
     if options.reconvert:
         return list(visits)
-    states, key = writer.visit_states(), options.settings_key(rules.heuristic, rules.schemas)
+    states = writer.visit_states()
     todo = []
     for visit in visits:
         state = states.get(visit.scan_research_id)
-        if state and state["fingerprint"] == visit.fingerprint and state["settings"] == key:
+        if state and state["fingerprint"] == visit.fingerprint and state["settings"] == settings:
             report.visits.append(VisitResult(visit.scan_research_id, VisitStatus.UNCHANGED, state.get("subject_label", ""),
                                              state.get("session_label", "")))
         else:
             todo.append(visit)
     return todo
-
-
-def _convert_all(visits: list[Visit], start: int, staging: Path, rules: Rules, options: ConvertOptions,
-                 progress: Progress) -> list:
-    """(visit, VisitPlan | None | VisitError) for every visit, converted ``jobs`` at a time."""
-    outcomes = []
-    for visit, outcome in _run_workers(visits, start, staging, rules, options):
-        outcomes.append((visit, outcome))
-        status = ("failed" if isinstance(outcome, VisitError)
-                  else "skipped (subject not in --participant-label)" if outcome is None else "converted")
-        progress.step(f"{visit.scan_research_id}: {status}")
-    return outcomes
-
-
-def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: ConvertOptions,
-               report: RunSummary) -> None:
-    """Move converted visits into the dataset (under the lock), recording their state."""
-    subjects: dict = writer.read_json(SUBJECTS_FILE, default={}) or {}
-    secret = writer.subject_key()
-    sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
-    for visit, outcome in outcomes:
-        if isinstance(outcome, VisitError):
-            result = VisitResult(visit.scan_research_id, VisitStatus.FAILED,
-                                 problems=(Problem(_where(visit), str(outcome)),))
-        elif outcome is None:
-            result = VisitResult(visit.scan_research_id, VisitStatus.NOT_SELECTED)
-        else:
-            result = _place(outcome, writer, subjects, sessions, secret)
-            result.problems = outcome.extracted.problems + result.problems
-            report.non_dicom_files += outcome.extracted.non_dicom_files
-            if outcome.extracted.converter_exit != 0:  # an image may be missing: not done, retried next run
-                result.problems += (Problem(_where(visit), (
-                    f"visit {visit.scan_research_id}: dcm2niix exited {outcome.extracted.converter_exit}; "
-                    "series without a complete image were held back and the next run converts the visit "
-                    "again")),)
-            elif result.status in (VisitStatus.PLACED, VisitStatus.NOTHING_TO_PLACE):
-                writer.write_visit_state({
-                    "scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
-                    "settings": options.settings_key(rules.heuristic, rules.schemas), "status": result.status,
-                    "subject_label": result.subject_label, "session_label": result.session_label,
-                    # series of a visit with nothing placed (no visit record): the report still shows them
-                    "not_placed": [o.record() for o in result.not_placed] if result.status != VisitStatus.PLACED else [],
-                })
-        report.visits.append(result)
-        report.problems.extend(result.problems)
-
-
-def _run_workers(visits, start: int, staging: Path, rules: Rules, options: ConvertOptions):
-    """Yield (visit, VisitPlan | None | VisitError) in export order, converting ``jobs`` at once."""
-    folders = [staging / f"visit-{start + i:05d}" for i in range(len(visits))]
-    if options.jobs <= 1:
-        for visit, folder in zip(visits, folders):
-            try:
-                yield visit, extract_and_plan(visit, folder, rules, options)
-            except VisitError as exc:
-                yield visit, exc
-        return
-    with cf.ProcessPoolExecutor(max_workers=options.jobs, initializer=die_with_parent,
-                                initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(extract_and_plan, visit, folder, rules, options)
-                   for visit, folder in zip(visits, folders)]
-        for visit, future in zip(visits, futures):
-            try:
-                yield visit, future.result()
-            except VisitError as exc:
-                yield visit, exc
-
-
-def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes) -> VisitResult:
-    visit = plan.extracted.visit
-    subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
-    base = dict(scan_research_id=visit.scan_research_id, subject_label=plan.subject_label,
-                session_label=plan.session_label, not_placed=plan.not_placed)
-    known = subjects.get(plan.subject_label)
-    raw_id = plan.extracted.identifiers.patient_id
-    if known is not None and not same_patient(known, raw_id, secret):
-        reason = (f"visit {visit.scan_research_id}: two different PatientIDs give the same subject label "
-                  f"{subject}; not merged (rename one patient's id upstream)")
-        return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
-    owner = sessions.get((subject, session))
-    if owner is not None and owner != visit.scan_research_id:
-        reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} is already taken by "
-                  f"visit {owner}; not merged")
-        return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
-    if not plan.placements:
-        return VisitResult(**base, status=VisitStatus.NOTHING_TO_PLACE)
-    entry = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
-    if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
-        subjects[plan.subject_label] = entry
-        writer.write_json(SUBJECTS_FILE, subjects)
-    kept_before = len(writer.kept_aside)
-    writer.place_visit(plan, plan.extracted.staging)
-    sessions[(subject, session)] = visit.scan_research_id
-    kept = tuple(Problem(path, (
-        f"changed by hand since bids-factory wrote it, and the reconverted visit writes this file again: "
-        f"the hand-made copy is kept at {aside} (a sidecar field belongs in the heuristic's sidecar_changes, "
-        "which every conversion applies)"), fatal=False) for path, aside in writer.kept_aside[kept_before:])
-    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(plan.placements), problems=kept)
-
-
-def _where(visit: Visit) -> str:
-    return ", ".join(f.relpath for f in visit.folders)

@@ -24,3 +24,7 @@ def default_heuristic() -> Path:
 
 def schema_path(name: str) -> Path:
     return shipped_dir("schemas") / name
+
+
+def default_sidecar_schemas() -> Path:
+    return shipped_dir("schemas") / "sidecar"

@@ -1,5 +1,9 @@
-"""What a run is asked to do (:class:`ConvertOptions`, the CLI's options) and the rules it applies
-(:class:`Rules`: heuristic, sidecar schemas, EHR mapping), loaded and checked before any conversion."""
+"""What a run is asked to do (:class:`ConvertOptions`, the CLI's options) and the settings key that says
+whether a converted visit is still up to date (:func:`settings_key`).
+
+Light on purpose: a run with nothing to convert reads the heuristic and the sidecar schemas as data for
+the key, without checking them; :class:`bids_factory.rules.Rules` loads and checks them when a visit is
+converted."""
 
 from __future__ import annotations
 
@@ -9,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_factory import __version__
+from bids_factory.config_read import read_config, read_schema_folder
 from bids_factory.dates import DatePolicy
-from bids_factory.ehr import load_ehr_mapping
 from bids_factory.errors import HeuristicError
-from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
-from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
+from bids_factory.resources import default_heuristic, default_sidecar_schemas
 
 
 @dataclass(frozen=True)
@@ -36,36 +39,21 @@ class ConvertOptions:
     authors: tuple[str, ...] | None = None  # dataset_description.json Authors (None: keep what is there)
     license: str | None = None  # dataset_description.json License (None: keep what is there)
 
-    def settings_key(self, heuristic: Heuristic, schemas: SidecarSchemas) -> str:
-        """What, besides its sources, decides a visit's output: a change reconverts the visit."""
-        schema_text = json.dumps(schemas.schemas, sort_keys=True)
+    def settings_key(self, heuristic_sha256: str, schemas: dict[str, dict]) -> str:
+        """What, besides its sources, decides a visit's output: a change reconverts the visit.
+
+        ``heuristic_sha256``: of the heuristic file's bytes; ``schemas``: the sidecar schemas' content by name."""
+        schema_text = json.dumps(schemas, sort_keys=True)
         return hashlib.sha256(
-            f"{__version__}|{heuristic.sha256}|{self.keep_site_fields}|{schema_text}|dates={self.dates.mode}".encode()
+            f"{__version__}|{heuristic_sha256}|{self.keep_site_fields}|{schema_text}|dates={self.dates.mode}".encode()
         ).hexdigest()
 
 
-@dataclass(frozen=True)
-class Rules:
-    """What decides where and whether a series is placed, loaded once before any conversion."""
-
-    heuristic: Heuristic
-    schemas: SidecarSchemas
-    ehr_mapping: dict | None = None
-
-    @classmethod
-    def load(cls, options: ConvertOptions, allow_placeholders: bool = False) -> "Rules":
-        heuristic, schemas = load_heuristic(options.heuristic), load_sidecar_schemas(options.schemas)
-        unedited = heuristic.placeholder_rules()
-        if unedited and not allow_placeholders:
-            raise HeuristicError(
-                f"heuristic {heuristic.path}: {len(unedited)} rule(s) still have the placeholder suffix "
-                f"{PLACEHOLDER_SUFFIX!r} (first: {unedited[0]}): set their datatype and suffix, or delete them")
-        for description in heuristic.descriptions:
-            named = description.get("bids_factory", {}).get("sidecar_schema")
-            if named and named not in schemas.names:
-                raise HeuristicError(
-                    f"heuristic {heuristic.path}: rule {heuristic.rule_name(description)} names the sidecar schema "
-                    f"{named!r}, which is not in {schemas.folder} (there: {', '.join(schemas.names)})"
-                )
-        mapping = load_ehr_mapping(options.ehr_mapping) if options.ehr_mapping else None
-        return cls(heuristic, schemas, mapping)
+def settings_key(options: ConvertOptions) -> str:
+    """The settings key of ``options`` from the files' content (read, not checked: nothing is converted
+    yet); the same key :class:`bids_factory.rules.Rules` gives once loaded. An unreadable file or one that
+    is not JSON stops the run here with its one-line error."""
+    path = options.heuristic or default_heuristic()
+    _, raw, _ = read_config(path, "heuristic", HeuristicError)
+    schemas = read_schema_folder(Path(options.schemas) if options.schemas else default_sidecar_schemas())
+    return options.settings_key(hashlib.sha256(raw).hexdigest(), schemas)

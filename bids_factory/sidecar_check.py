@@ -27,12 +27,11 @@ import referencing.exceptions
 import referencing.jsonschema
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from bids_factory.config_check import read_config
+from bids_factory.config_read import SCHEMA_SUFFIX as SUFFIX, read_schema_folder
 from bids_factory.errors import SidecarSchemaError
 from bids_factory.model import Placement
-from bids_factory.resources import shipped_dir
+from bids_factory.resources import default_sidecar_schemas
 
-SUFFIX = ".schema.json"
 BASE_URI = "https://bids-factory.org/schemas/sidecar/"
 DERIVED_KEYS = ("ImageDimensions", "VoxelSize")
 _REQUIRED = re.compile(r"^'(.+)' is a required property$")
@@ -54,27 +53,21 @@ class SidecarSchemas:
 
 
 def default_folder() -> Path:
-    return shipped_dir("schemas") / "sidecar"
+    return default_sidecar_schemas()
 
 
 def load_sidecar_schemas(folder: Path | None = None) -> SidecarSchemas:
     """Read and check every ``*.schema.json`` of ``folder``; any fault is a :class:`SidecarSchemaError`."""
     folder = Path(folder) if folder is not None else default_folder()
-    if not folder.is_dir():
-        raise SidecarSchemaError(f"sidecar schemas folder {folder}: not a folder")
-    schemas: dict[str, dict] = {}
-    for path in sorted(folder.glob("*" + SUFFIX)):
-        content, _, _ = read_config(path, "sidecar schema", SidecarSchemaError)
+    schemas = read_schema_folder(folder)
+    for name, content in schemas.items():
         try:
             jsonschema.Draft202012Validator.check_schema(content)
         except SchemaError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
             raise SidecarSchemaError(
-                f"sidecar schema {path}: not a valid JSON Schema at {where}: {exc.message}"
+                f"sidecar schema {folder / (name + SUFFIX)}: not a valid JSON Schema at {where}: {exc.message}"
             ) from exc
-        schemas[path.name[: -len(SUFFIX)]] = content
-    if not schemas:
-        raise SidecarSchemaError(f"sidecar schemas folder {folder}: no *{SUFFIX} file in it")
     loaded = SidecarSchemas(folder=folder.resolve(), schemas=schemas)
     for name in loaded.names:  # resolve every $ref now, not in the middle of a conversion
         try:

@@ -29,9 +29,7 @@ from pathlib import Path
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
-from bids_factory.provenance import scans_tsv, visit_record
 from bids_factory.session_files import person_files, written_manifest
-from bids_factory.tsv import read_tsv
 
 STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"
@@ -44,6 +42,9 @@ SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key o
 RUN_RECORDS = STATE_DIR / "runs"
 KEPT_ASIDE = STATE_DIR / "kept"  # a person's files a reconverted session now has under the same name
 HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry), for the report's history
+# what the dataset-level files were last computed from (EHR files, options) and that run's EHR outcome:
+# a run with nothing new skips them; placing a visit removes it (a killed run leaves them to the next run)
+DATASET_FILES_STATE = STATE_DIR / "dataset-files.json"
 
 
 class DatasetWriter:
@@ -159,6 +160,11 @@ class DatasetWriter:
     # -- visits ----------------------------------------------------------------------------
     def place_visit(self, plan: VisitPlan, staging: Path) -> Path:
         """Move a planned visit into ``sub-<p>/ses-<v>`` atomically; record its provenance."""
+        # TSV files are read and written with pandas: only a run that places a visit imports it
+        from bids_factory.provenance import scans_tsv, visit_record
+        from bids_factory.tsv import read_tsv
+
+        self._dataset_files_stale()
         subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
         build = staging / "placed" / f"{subject}_{session}"
         for placement in plan.placements:
@@ -282,6 +288,24 @@ class DatasetWriter:
         return [json.loads(p.read_text()) for p in sorted(folder.glob("run-*.json"))] if folder.is_dir() else []
 
     # -- incremental state ---------------------------------------------------------------------
+    def dataset_files_state(self) -> dict | None:
+        """What the dataset-level files were last computed from, or None (never, or a visit placed since)."""
+        state = self.read_json(DATASET_FILES_STATE, default=None)
+        return state if isinstance(state, dict) else None
+
+    def write_dataset_files_state(self, key: dict, outcome: dict) -> None:
+        """``key``: the inputs and files stamp (no date policy: it is compared, never shown); ``outcome``:
+        what the run reported about them (EHR problems, linkage), under the date policy like the run record."""
+        text = json.dumps({"key": key, "outcome": self.dates.mask_json(outcome)}, indent=2, ensure_ascii=False)
+        _write_text(self.root / DATASET_FILES_STATE, text + "\n", self._tmp_dir())
+
+    def _dataset_files_stale(self) -> None:
+        """Before a visit is placed: the dataset-level files no longer describe the dataset."""
+        path = self.root / DATASET_FILES_STATE
+        if path.exists():
+            path.unlink()
+            _fsync_dir(path.parent)
+
     def visit_states(self) -> dict[str, dict]:
         """scan_research_id -> state of its last conversion (fingerprint, settings, outcome)."""
         folder = self.root / VISIT_STATES

@@ -64,12 +64,13 @@ def test_authors_and_license_are_merged_never_invented(tmp_path: Path):
 
 def test_convert_passes_authors_and_license(tmp_path: Path, monkeypatch):
     from bids_factory import pipeline
+    from bids_factory.errors import BidsFactoryError
 
     seen = {}
 
     def fake_convert(options):
         seen.update(authors=options.authors, license=options.license)
-        raise pipeline.BidsFactoryError("stop here")
+        raise BidsFactoryError("stop here")
 
     monkeypatch.setattr(pipeline, "convert", fake_convert)
     assert main(["convert", str(tmp_path), str(tmp_path / "b"), "--authors", "A B", "C D", "--license", "CC0"]) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bids_factory import pipeline
+from bids_factory import conversion
 from bids_factory.cli import main
 from bids_factory.pipeline import ConvertOptions, convert
 from conftest import assert_valid_bids
@@ -21,7 +21,7 @@ def test_a_daily_run_validates_and_reads_back_only_what_it_changed(tmp_path, mon
     (bids / STRAY).write_bytes((bids / STRAY.replace("notasuffix", "T1w")).read_bytes())  # breaks an old session
 
     validated, read_back = [], []
-    real_validator, real_read_back = pipeline.run_validator, pipeline.unindexed_images
+    real_validator, real_read_back = conversion.run_validator, conversion.unindexed_images
 
     def validator(dataset, *args, **kwargs):
         validated.append(sorted(p.relative_to(dataset).as_posix() for p in Path(dataset).glob("sub-*/ses-*")))
@@ -32,8 +32,8 @@ def test_a_daily_run_validates_and_reads_back_only_what_it_changed(tmp_path, mon
         read_back.append(sorted(r["session_id"] for r in records))
         return real_read_back(dataset, records)
 
-    monkeypatch.setattr(pipeline, "run_validator", validator)
-    monkeypatch.setattr(pipeline, "unindexed_images", pybids)
+    monkeypatch.setattr(conversion, "run_validator", validator)
+    monkeypatch.setattr(conversion, "unindexed_images", pybids)
     daily = convert(ConvertOptions(export=export, bids=bids))
     assert {v.scan_research_id: v.status for v in daily.visits} == {
         "V0001A": "unchanged", "V0001B": "placed", "V0002-A": "unchanged"}

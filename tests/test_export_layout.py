@@ -11,7 +11,7 @@ import pytest
 
 from bids_factory.cli import main
 from bids_factory.discover import discover
-from bids_factory.ehr_read import find_ehr_files
+from bids_factory.export_layout import find_ehr_files
 
 TODAY = dt.date(2024, 3, 20)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory import pipeline
+from bids_factory import conversion
 from bids_factory.errors import DatasetLockedError
 from bids_factory.pipeline import ConvertOptions, convert
 from bids_factory.write import DatasetWriter
@@ -40,7 +40,7 @@ def test_rerun_over_unchanged_export_converts_and_rewrites_nothing(demo, tmp_pat
     def no_conversion(*args, **kwargs):
         raise AssertionError("an unchanged visit was converted again")
 
-    monkeypatch.setattr(pipeline, "extract", no_conversion)
+    monkeypatch.setattr(conversion, "extract", no_conversion)
     report = convert(ConvertOptions(export=demo, bids=bids))
     assert _statuses(report) == {"V0001A": "unchanged", "V0001B": "unchanged", "V0002-A": "unchanged"}
     assert not report.failed
@@ -133,8 +133,8 @@ def test_a_stopped_long_run_keeps_the_batches_it_placed(export, tmp_path, monkey
     for visit in visits:
         add_series(export, "20240105", visit, source, subfolder="a")
     heuristic = Path(__file__).parent / "heuristics" / "transfer_syntaxes.json"
-    monkeypatch.setattr(pipeline, "BATCH_VISITS", 1)  # batches of 4 visits (4 per job)
-    real_place_all, calls = pipeline._place_all, []
+    monkeypatch.setattr(conversion, "BATCH_VISITS", 1)  # batches of 4 visits (4 per job)
+    real_place_all, calls = conversion._place_all, []
 
     def place_then_stop(*args, **kwargs):
         calls.append(1)
@@ -142,13 +142,13 @@ def test_a_stopped_long_run_keeps_the_batches_it_placed(export, tmp_path, monkey
             raise KeyboardInterrupt  # the operator stops the run during its second batch
         return real_place_all(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "_place_all", place_then_stop)
+    monkeypatch.setattr(conversion, "_place_all", place_then_stop)
     bids = tmp_path / "bids"
     with pytest.raises(KeyboardInterrupt):
         convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, validate=False))
     assert sorted(p.name for p in bids.glob("sub-*/ses-*")) == ["ses-V00", "ses-V01", "ses-V02", "ses-V03"]
     assert not (bids / "code" / "bids-factory" / "staging").exists()
-    monkeypatch.setattr(pipeline, "_place_all", real_place_all)
+    monkeypatch.setattr(conversion, "_place_all", real_place_all)
     report = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic))
     assert _statuses(report) == {**{v: "unchanged" for v in visits[:4]}, "V04": "placed", "V05": "placed"}
     assert_valid_bids(bids)
@@ -176,7 +176,7 @@ def test_a_moved_or_hard_linked_export_reconverts_nothing(demo, tmp_path, monkey
     def no_conversion(*args, **kwargs):
         raise AssertionError("an unchanged visit was converted again")
 
-    monkeypatch.setattr(pipeline, "extract", no_conversion)
+    monkeypatch.setattr(conversion, "extract", no_conversion)
     for export in (moved, linked):
         report = convert(ConvertOptions(export=export, bids=bids, validate=False))
         assert set(_statuses(report).values()) == {"unchanged"}, export
