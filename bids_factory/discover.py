@@ -120,4 +120,7 @@ def _visit_files(root: Path, folder: VisitFolder, accepted: frozenset[Path], pro
 
 
 def _rel(root: Path, path: Path) -> str:
+    base, text = str(root), str(path)
+    if text.startswith(base + "/"):  # as text: a run computes it for every file of the export
+        return text[len(base) + 1:]
     return path.relative_to(root).as_posix()

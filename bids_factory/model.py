@@ -69,6 +69,9 @@ class SourceFile:
     @property
     def relpath(self) -> str:
         """Path relative to the export root (for reports), also for a link resolved inside the export."""
+        folder, path = str(self.folder.path), str(self.path)
+        if path.startswith(folder + "/"):  # the common case as text: every run computes it for every file
+            return f"{self.folder.relpath}/{path[len(folder) + 1:]}"
         if self.path.is_relative_to(self.folder.path):
             return f"{self.folder.relpath}/{self.path.relative_to(self.folder.path).as_posix()}"
         root = self.folder.path.parents[len(Path(self.folder.relpath).parts) - 1]
