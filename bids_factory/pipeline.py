@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bids_factory import __version__
 from bids_factory.discover import discover
@@ -26,6 +27,9 @@ from bids_factory.run_config import ConvertOptions, settings_key
 from bids_factory.summary import dataset_counts, history_entry, run_record
 from bids_factory.validate import ValidatorResult, run_validator, unindexed_images
 from bids_factory.write import HISTORY, REPORT_PAGE, STATE_DIR, DatasetWriter
+
+if TYPE_CHECKING:  # only a run with work loads the rules
+    from bids_factory.rules import Rules
 
 # the dataset-level files finalize and the EHR stage write (their stamp: a curator's edit or removal is
 # taken up by the next run, as before)
@@ -44,7 +48,7 @@ def convert(options: ConvertOptions) -> RunSummary:
     visits = _selected(discovery.visits, options, report)
     writer = DatasetWriter(options.bids, options.dates)
     todo = _changed_visits(visits, writer, settings, options, report)
-    rules = None
+    rules: Rules | None = None
     if todo:
         from bids_factory import conversion  # the conversion stages: only a run with work imports them
 
@@ -66,8 +70,8 @@ def convert(options: ConvertOptions) -> RunSummary:
     return report
 
 
-def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules, report: RunSummary, staging: Path,
-                   phases: Phases) -> None:
+def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules: Rules | None, report: RunSummary,
+                   staging: Path, phases: Phases) -> None:
     """The EHR tables and dataset-level files, computed again only when what they come from changed
     (a visit placed, an EHR file, the mapping, an option, one of the files): else the last
     computation's EHR problems and linkage are reported again, as a run that computed them would."""

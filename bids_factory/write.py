@@ -290,8 +290,15 @@ class DatasetWriter:
     # -- incremental state ---------------------------------------------------------------------
     def dataset_files_state(self) -> dict | None:
         """What the dataset-level files were last computed from, or None (never, or a visit placed since)."""
-        state = self.read_json(DATASET_FILES_STATE, default=None)
-        return state if isinstance(state, dict) else None
+        try:
+            state = self.read_json(DATASET_FILES_STATE, default=None)
+        except ValueError:  # not JSON (damaged by hand): computed again, as if never
+            return None
+        outcome = state.get("outcome") if isinstance(state, dict) else None
+        if not isinstance(outcome, dict) or not all(isinstance(outcome.get(k), list) for k in
+                                                    ("ehr_problems", "images_without_ehr", "ehr_without_images")):
+            return None
+        return state
 
     def write_dataset_files_state(self, key: dict, outcome: dict) -> None:
         """``key``: the inputs and files stamp (no date policy: it is compared, never shown); ``outcome``:

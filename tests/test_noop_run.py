@@ -61,7 +61,7 @@ def test_a_run_with_nothing_new_reports_what_a_full_run_reports(demo, tmp_path):
     first = convert(ConvertOptions(export=demo, bids=bids))
     noop = convert(ConvertOptions(export=demo, bids=bids))
     assert (bids / STATE / "dataset-files.json").is_file()
-    (bids / STATE / "dataset-files.json").unlink()  # the dataset-level files and EHR computed again
+    (bids / STATE / "dataset-files.json").write_text("{")  # damaged: the dataset-level files computed again
     full = convert(ConvertOptions(export=demo, bids=bids))
     assert first.ehr_without_images == ["DEMO003"]
     for report in (noop, full):
