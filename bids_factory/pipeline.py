@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # only a run with work loads the rules
 # taken up by the next run, as before)
 DATASET_LEVEL_FILES = ("dataset_description.json", "README", "README.md", "CHANGES", "participants.tsv",
                        "participants.json", "scans.json", "sessions.json", ".bidsignore")
+RECORDED_OUTCOME = ("ehr_problems", "images_without_ehr", "ehr_without_images")  # reported again when unchanged
 
 
 def convert(options: ConvertOptions) -> RunSummary:
@@ -76,10 +77,11 @@ def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules: Rules 
     (a visit placed, an EHR file, the mapping, an option, one of the files): else the last
     computation's EHR problems and linkage are reported again, as a run that computed them would."""
     inputs = _dataset_inputs(options)  # before the EHR files are read: a file arriving meanwhile is new next run
-    last = writer.dataset_files_state()
-    if last and last.get("key") == {"inputs": inputs, "files": _dataset_files_stamp(writer.root)}:
+    last = writer.dataset_files_state() or {}
+    outcome = last.get("outcome")
+    recorded = isinstance(outcome, dict) and all(isinstance(outcome.get(k), list) for k in RECORDED_OUTCOME)
+    if recorded and last.get("key") == {"inputs": inputs, "files": _dataset_files_stamp(writer.root)}:
         phases.start("dataset files", "unchanged since the last run")
-        outcome = last["outcome"]
         report.problems.extend(Problem(p["path"], p["reason"], p["fatal"]) for p in outcome["ehr_problems"])
         report.images_without_ehr = list(outcome["images_without_ehr"])
         report.ehr_without_images = list(outcome["ehr_without_images"])

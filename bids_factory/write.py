@@ -294,11 +294,7 @@ class DatasetWriter:
             state = self.read_json(DATASET_FILES_STATE, default=None)
         except ValueError:  # not JSON (damaged by hand): computed again, as if never
             return None
-        outcome = state.get("outcome") if isinstance(state, dict) else None
-        if not isinstance(outcome, dict) or not all(isinstance(outcome.get(k), list) for k in
-                                                    ("ehr_problems", "images_without_ehr", "ehr_without_images")):
-            return None
-        return state
+        return state if isinstance(state, dict) else None
 
     def write_dataset_files_state(self, key: dict, outcome: dict) -> None:
         """``key``: the inputs and files stamp (no date policy: it is compared, never shown); ``outcome``:
@@ -308,10 +304,9 @@ class DatasetWriter:
 
     def _dataset_files_stale(self) -> None:
         """Before a visit is placed: the dataset-level files no longer describe the dataset."""
-        path = self.root / DATASET_FILES_STATE
-        if path.exists():
-            path.unlink()
-            _fsync_dir(path.parent)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / DATASET_FILES_STATE).unlink()
+            _fsync_dir(self.state)
 
     def visit_states(self) -> dict[str, dict]:
         """scan_research_id -> state of its last conversion (fingerprint, settings, outcome)."""
