@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bids_factory.dates import DatePolicy
-from bids_factory.identifiers import VisitIdentifiers
+from bids_factory.identifier_match import VisitIdentifiers
 
 # dcm2niix keys that are not BIDS metadata but are read by pipelines (sdcflows/fMRIPrep/QSIPrep/MRIQC:
 # readout and echo spacing fallbacks, GE/Philips polarity and EPI factors), by heuristics and by our

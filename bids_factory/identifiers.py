@@ -14,7 +14,9 @@ Names are split into words (``DOE^JANE`` -> ``doe``, ``jane``; single letters ar
 kept whole; a birth date gives every usual spelling (``19800101``, ``1980-01-01``, ``01.01.1980``,
 ``01/01/1980``...). A value *holds* an identifier when the identifier appears in it as a whole word
 (letters and digits around it are not part of a match: ``Smith`` is found in ``T1_SMITH`` but not in
-``Smithson``). The raw values live only in memory: nothing here is ever written or logged.
+``Smithson``). The raw values live only in memory: nothing here is ever written or logged. The value
+(:class:`~bids_factory.identifier_match.VisitIdentifiers`) and its matching live in
+:mod:`bids_factory.identifier_match`.
 
 The collision check of subject labels keeps an HMAC-SHA256 of the raw PatientID under a per-dataset
 secret key (:func:`patient_hmac`); unsalted SHA-256 values of older datasets are still recognised
@@ -29,15 +31,14 @@ import hmac
 import json
 import re
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from bids_factory.dicom_head import PYDICOM_READ_ERRORS
 from bids_factory.dicom_identifiers import HeaderIdentifiers, read_identifiers
 from bids_factory.errors import IdentifiersUnreadable
+from bids_factory.identifier_match import VisitIdentifiers
 
-_ALNUM = r"[^\W_]"  # a letter or a digit (any script): a match may not be glued to one
 _WORDS = re.compile(r"[\W_]+")
 _ID_ELEMENTS = ("PatientID", "OtherPatientIDs", "AccessionNumber")
 _DATE_ELEMENTS = ("PatientBirthDate",)
@@ -47,47 +48,6 @@ _IDENTITY_WORDS = ("birth", "dob", "mrn", "ipp", "accession", "physician", "oper
 _PATIENT_WORDS = ("id", "name", "birth", "number", "address", "phone", "telephone")
 _NOT_IDENTITY = {"patientposition", "patientorientation", "patientidentityremoved", "patientsex",
                  "patientage", "patientweight", "patientsize"}
-REDACTED = "[removed]"
-
-
-@dataclass(frozen=True)
-class VisitIdentifiers:
-    """Every identifier of one visit (raw values, in memory only), with ``patient_id`` the raw PatientID."""
-
-    patient_id: str = ""
-    ids: frozenset[str] = frozenset()  # PatientID, OtherPatientIDs, AccessionNumber, NIfTI id fields
-    names: frozenset[str] = frozenset()  # words of every person name (patient and staff)
-    dates: frozenset[str] = frozenset()  # every spelling of the birth date(s)
-    _pattern: re.Pattern | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def values(self) -> frozenset[str]:
-        return self.ids | self.names | self.dates
-
-    def _regex(self) -> re.Pattern | None:
-        if self._pattern is None and self.values:
-            words = sorted(self.values, key=len, reverse=True)
-            pattern = re.compile(f"(?<!{_ALNUM})(?:{'|'.join(map(re.escape, words))})(?!{_ALNUM})", re.IGNORECASE)
-            object.__setattr__(self, "_pattern", pattern)
-        return self._pattern
-
-    def found_in(self, value) -> bool:
-        """Whether ``value`` (a string, or any JSON value: lists and objects are searched) holds an identifier."""
-        regex = self._regex()
-        if regex is None:
-            return False
-        if isinstance(value, str):
-            return regex.search(value) is not None
-        if isinstance(value, dict):
-            return any(self.found_in(k) or self.found_in(v) for k, v in value.items())
-        if isinstance(value, (list, tuple)):
-            return any(self.found_in(v) for v in value)
-        return False
-
-    def redact(self, text: str) -> str:
-        """``text`` with every identifier replaced by ``[removed]`` (for logs and series names in records)."""
-        regex = self._regex()
-        return regex.sub(REDACTED, text) if regex is not None and text else text
 
 
 def visit_identifiers(dicom_series: Iterable[Sequence[Path]], nifti_sidecars: Iterable[dict] = (),
