@@ -12,6 +12,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISLNK, S_ISREG
 
 from bids_factory.errors import ExportLayoutError
 from bids_factory.export_layout import entries, export_days, link_target, skipped_name, unsafe_name
@@ -101,22 +102,30 @@ def _visit_files(root: Path, folder: VisitFolder, accepted: frozenset[Path], pro
                 continue
             path = here / name
             rel = _rel(root, path)
-            if path.is_symlink():
+            info = _stat(path, follow=False)  # one lstat per file: a run walks every file of the export
+            if info is not None and S_ISLNK(info.st_mode):
                 target, why = link_target(root, path, accepted)
                 if target is None:
                     if "loop" in why:
                         raise _VisitFolderError(f"{rel}: {why}")
                     problems.append(Problem(rel, why))
                     continue
-                path = target
-            if not path.is_file():
+                path, info = target, _stat(target, follow=True)
+            if info is None or not S_ISREG(info.st_mode):
                 problems.append(Problem(rel, "not a regular file: ignored"))
                 continue
             if not os.access(path, os.R_OK):
                 problems.append(Problem(rel, "unreadable file (permission denied)"))
                 continue
-            stat = path.stat()
-            yield SourceFile(path=path, folder=folder, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+            yield SourceFile(path=path, folder=folder, size=info.st_size, mtime_ns=info.st_mtime_ns)
+
+
+def _stat(path: Path, follow: bool) -> os.stat_result | None:
+    """The file's status, None when it vanished or cannot be looked at (then it is not a regular file)."""
+    try:
+        return os.stat(path, follow_symlinks=follow)
+    except OSError:
+        return None
 
 
 def _rel(root: Path, path: Path) -> str:
