@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from bids_factory.completeness import hold_back_incomplete
+from bids_factory.deidentify import load_allow_list
 from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, VisitError
 from bids_factory.extract import dcm2niix_version, extract
@@ -26,10 +27,11 @@ from bids_factory.finalize import dataset_files
 from bids_factory.heuristic import Heuristic, unknown_criteria
 from bids_factory.identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
-from bids_factory.plan import hold_back, plan_visit
+from bids_factory.plan import hold_back, matching_engine, plan_visit
 from bids_factory.processes import die_with_parent
 from bids_factory.progress import Phases, Progress
 from bids_factory.redact import redact_visit
+from bids_factory.required_metadata import schema_rules
 from bids_factory.rules import Rules
 from bids_factory.run_config import ConvertOptions
 from bids_factory.staged_images import gzip_placed_images
@@ -216,6 +218,15 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
         report.problems.extend(result.problems)
 
 
+def _shared_by_workers() -> None:
+    """What every worker would build again for itself, built once here: the workers fork from this
+    process and share it (the schema's allow-list and required fields, dcm2bids, dcm2niix's version)."""
+    load_allow_list()
+    schema_rules()
+    matching_engine()
+    dcm2niix_version()
+
+
 def _run_workers(visits, start: int, staging: Path, rules: Rules, options: ConvertOptions):
     """Yield (visit, VisitPlan | None | VisitError) in export order, converting ``jobs`` at once."""
     folders = [staging / f"visit-{start + i:05d}" for i in range(len(visits))]
@@ -226,6 +237,7 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
             except VisitError as exc:
                 yield visit, exc
         return
+    _shared_by_workers()
     with cf.ProcessPoolExecutor(max_workers=options.jobs, initializer=die_with_parent,
                                 initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(extract_and_plan, visit, folder, rules, options)

@@ -189,6 +189,14 @@ def _rule_fields(facts: dict) -> set[str]:
     return keys
 
 
+def load_allow_list() -> None:
+    """Build the schema-derived key sets now (what every MRI sidecar's allow-list is made of), e.g. before
+    worker processes fork, so that they share them instead of each building them again."""
+    for datatype in _schema().rules.modalities["mri"]["datatypes"]:
+        bids_keys(datatype, None)
+    _structured_keys()
+
+
 def allowed_keys(datatype: str, suffix: str, keep_site_fields: bool = False) -> frozenset[str]:
     allowed = bids_keys(datatype, suffix) | set(TECHNICAL_KEYS) | set(DEIDENTIFICATION_KEYS)
     return frozenset(allowed if keep_site_fields else allowed - set(SITE_KEYS))

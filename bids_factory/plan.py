@@ -27,7 +27,7 @@ _ENTITY = re.compile(r"^[a-z]+-[A-Za-z0-9]+$")
 _SUFFIX = re.compile(r"^[A-Za-z0-9]+$")
 
 
-def _dcm2bids():
+def matching_engine():
     """Import the dcm2bids engine without its import-time call to GitHub.
 
     dcm2bids checks online for a newer BIDS schema when it is imported; a hospital host has no
@@ -51,7 +51,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
 
     Every sidecar keeps only allowed keys without the visit's identifiers (:mod:`bids_factory.deidentify`);
     what was dropped is counted in the plan's ``deidentification`` record."""
-    Participant, Sidecar, SidecarPairing, DEFAULT = _dcm2bids()
+    Participant, Sidecar, SidecarPairing, DEFAULT = matching_engine()
     config = heuristic.config
     by_sidecar = {str(series.sidecar): series for series in extracted.series}
     sidecars = sorted(Sidecar(path, config.get("compKeys", DEFAULT.compKeys)) for path in by_sidecar)

@@ -43,7 +43,7 @@ def required_fields(datatype: str, suffix: str, entities: dict[str, str], sideca
     context = {"datatype": datatype, "suffix": suffix, "extension": ".nii.gz", "modality": "mri",
                "entities": dict(entities), "sidecar": sidecar}
     found: dict[str, None] = {}
-    for rule in _rules():
+    for rule in schema_rules():
         try:
             if all(_value(selector.body, context) for selector in rule.selectors):
                 found.update(dict.fromkeys(rule.required))
@@ -57,7 +57,8 @@ def missing_fields(datatype: str, suffix: str, entities: dict[str, str], sidecar
 
 
 @functools.cache
-def _rules() -> tuple[_Rule, ...]:
+def schema_rules() -> tuple[_Rule, ...]:
+    """The schema's sidecar rules that require a field, selectors parsed (built once per process)."""
     from bidsschematools.schema import load_schema
 
     schema = load_schema()

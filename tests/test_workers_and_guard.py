@@ -45,7 +45,7 @@ SLOW_RUN = """
 import pathlib, stat, sys
 from bids_factory import extract
 wrapper = pathlib.Path(sys.argv[1])
-wrapper.write_text("#!/bin/sh\\nexec sleep 120\\n")  # a dcm2niix that takes its time
+wrapper.write_text('#!/bin/sh\\n[ "$1" = --version ] && exec echo v1.0.20250506\\nexec sleep 120\\n')  # a slow dcm2niix
 wrapper.chmod(0o755)
 extract.dcm2niix_command = lambda: str(wrapper)
 from bids_factory.cli import main
