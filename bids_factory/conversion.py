@@ -77,8 +77,10 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                f"from visit {v.scan_research_id}" for v in placed]
     phases.start("dataset files")
+    unlisted = writer.unlisted_subjects()
     writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,
                                     authors=options.authors, license=options.license))
+    writer.mark_listed(unlisted or ())  # their sessions.tsv are written
     if ehr.tables:  # an export without EHR tables has no linkage to report
         image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
         report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)

@@ -102,7 +102,10 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
         # a curator's descriptions (of the columns they added, or their wording of ours) are kept
         files.update(_merged(writer, "scans.json", SCANS_SIDECAR))
         files.update(_merged(writer, "sessions.json", SESSIONS_SIDECAR))
-    for participant, visits in sessions.items():  # all: a killed run may have placed visits it never listed
+    unlisted = writer.unlisted_subjects()  # this run's and those a killed run placed without listing them
+    for participant, visits in sessions.items():
+        if unlisted is not None and participant not in unlisted:
+            continue
         path = f"{participant}/{participant}_sessions.tsv"
         rows = [{"session_id": r["session_id"], "scan_research_id": r["scan_research_id"],
                  "export_days": ",".join(sorted({f["day"] for f in r["export_folders"]}))} for r in visits]

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bids_factory.atomic_files import fsync_dir as _fsync_dir, fsync_file as _fsync_file
+from bids_factory.atomic_files import write_bytes as _write_bytes, write_text as _write_text
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
@@ -45,6 +47,7 @@ HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry),
 # what the dataset-level files were last computed from (EHR files, options) and that run's EHR outcome:
 # a run with nothing new skips them; placing a visit removes it (a killed run leaves them to the next run)
 DATASET_FILES_STATE = STATE_DIR / "dataset-files.json"
+UNLISTED = STATE_DIR / "unlisted"  # one empty file per subject whose sessions.tsv misses a placed session
 
 
 class DatasetWriter:
@@ -166,6 +169,7 @@ class DatasetWriter:
 
         self._dataset_files_stale()
         subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
+        self._mark_unlisted(subject)
         build = staging / "placed" / f"{subject}_{session}"
         for placement in plan.placements:
             self._stage_placement(build, placement)
@@ -308,6 +312,24 @@ class DatasetWriter:
             (self.root / DATASET_FILES_STATE).unlink()
             _fsync_dir(self.state)
 
+    def _mark_unlisted(self, subject: str) -> None:
+        """Before a session is placed: finalize (this run's, or the next one's if this is killed) must write
+        its subject's sessions.tsv again."""
+        (self.root / UNLISTED).mkdir(parents=True, exist_ok=True)
+        (self.root / UNLISTED / subject).touch()
+        _fsync_dir(self.root / UNLISTED)
+
+    def unlisted_subjects(self) -> set[str] | None:
+        """Subjects whose sessions.tsv may miss a placed session; None: every subject (a dataset from before
+        these marks), until :meth:`mark_listed` starts them."""
+        folder = self.root / UNLISTED
+        return {p.name for p in folder.iterdir()} if folder.is_dir() else None
+
+    def mark_listed(self, subjects) -> None:
+        (self.root / UNLISTED).mkdir(parents=True, exist_ok=True)
+        for subject in subjects:
+            (self.root / UNLISTED / subject).unlink(missing_ok=True)
+
     def visit_states(self) -> dict[str, dict]:
         """scan_research_id -> state of its last conversion (fingerprint, settings, outcome)."""
         folder = self.root / VISIT_STATES
@@ -349,54 +371,3 @@ def _dead_run(run: Path) -> bool:
             return _try_flock(handle)
     except OSError:
         return True
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def _write_text(path: Path, text: str, tmp_dir: Path | None = None) -> bool:
-    return _write_bytes(path, text.encode("utf-8"), tmp_dir)
-
-
-def _write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
-    """Write via a temporary file (in ``tmp_dir``, same filesystem), fsync, rename: never a half-written file.
-
-    A file whose content would not change is not rewritten (a no-op run touches nothing).
-    """
-    with contextlib.suppress(OSError):
-        if path.read_bytes() == data:
-            return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tmp_dir or path.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; the dataset is for other users too
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return True
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
