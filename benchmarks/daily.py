@@ -102,6 +102,7 @@ def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> Non
     participants = ["participant_id"] + [f"sub-{label}" for label in sorted(subjects)]
     (bids / "participants.tsv").write_text("\n".join(participants) + "\n")
     (bids / STATE / "subjects.json").write_text(json.dumps(subjects))
+    (bids / STATE / "unlisted").mkdir()  # every sessions.tsv lists its sessions (as finalize leaves it)
 
 
 def main() -> int:
