@@ -197,3 +197,25 @@ def test_a_curators_wording_in_participants_and_phenotype_json_survives_later_ru
     with pytest.raises(DatasetError, match="participants.json .*is not valid JSON"):
         convert(dataclasses.replace(options, reconvert=True))
     assert participants.read_text() == '{"age": {"Description": "Age"'
+
+
+def test_a_daily_run_writes_only_the_sessions_tsv_of_the_subjects_it_placed(export, bids):
+    """Cost follows the day's work: another subject's sessions.tsv is not read or written again, except
+    for a subject whose session a killed run placed without listing it (its mark is left for the next run)."""
+    add_series(export, "20230301", "GE0001", GE_T1W)
+    assert not convert(ConvertOptions(export=export, bids=bids)).failed
+    (first,) = [p for p in bids.glob("sub-*") if p.is_dir()]
+    listing = first / f"{first.name}_sessions.tsv"
+    listing.write_text("session_id\tscan_research_id\texport_days\n")  # changed by hand: left as it is
+    add_series(export, "20230302", "GE0002", GE_SESSION_T1W)
+    assert not convert(ConvertOptions(export=export, bids=bids)).failed
+    assert listing.read_text() == "session_id\tscan_research_id\texport_days\n"
+    assert "ses-GE0002" in (bids / "sub-dicom" / "sub-dicom_sessions.tsv").read_text()
+    unlisted = bids / "code" / "bids-factory" / "unlisted"
+    assert unlisted.is_dir() and not list(unlisted.iterdir())
+    # what a run killed after placing leaves: the mark, and dataset-level files to compute again
+    (unlisted / first.name).touch()
+    (bids / "code" / "bids-factory" / "dataset-files.json").unlink()
+    assert not convert(ConvertOptions(export=export, bids=bids)).failed
+    assert "ses-GE0001" in listing.read_text() and not list(unlisted.iterdir())
+    assert_valid_bids(bids)
