@@ -84,40 +84,64 @@ def discover(export_root: Path, today: dt.date | None = None) -> Discovery:
 
 
 def _visit_files(root: Path, folder: VisitFolder, accepted: frozenset[Path], problems: list[Problem]):
-    """Every regular, readable file at any depth below a visit folder, never leaving the accepted folders."""
-    def walk_error(exc: OSError):
-        raise exc
+    """Every regular, readable file at any depth below a visit folder, never leaving the accepted folders.
 
-    for dirpath, dirnames, filenames in os.walk(folder.path, followlinks=False, onerror=walk_error):
-        here = Path(dirpath)
-        for name in sorted(dirnames):
-            sub = here / name
-            if name.startswith("."):
-                problems.append(Problem(_rel(root, sub), "hidden folder: ignored", fatal=False))
-            elif sub.is_symlink():
-                problems.append(Problem(_rel(root, sub), "symbolic link to a folder: not followed"))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink())
-        for name in sorted(filenames):
-            if name.startswith("."):
+    A run walks every file of the export, every day: one ``scandir`` per folder and one ``lstat`` per file
+    (folders and files in name order, a folder's files before its sub-folders)."""
+    yield from _folder_files(str(folder.path), root, folder, accepted, problems)
+
+
+def _folder_files(here: str, root: Path, folder: VisitFolder, accepted: frozenset[Path], problems: list[Problem]):
+    with os.scandir(here) as listing:  # an unreadable folder fails its visit (OSError)
+        found = sorted(listing, key=lambda entry: entry.name)
+    folders = {entry.name for entry in found if _is_folder(entry)}
+    subfolders = []
+    for entry in found:
+        if entry.name not in folders:
+            continue
+        if entry.name.startswith("."):
+            problems.append(Problem(_rel(root, entry.path), "hidden folder: ignored", fatal=False))
+        elif entry.is_symlink():
+            problems.append(Problem(_rel(root, entry.path), "symbolic link to a folder: not followed"))
+        else:
+            subfolders.append(entry.path)
+    for entry in found:
+        if entry.name.startswith(".") or entry.name in folders:
+            continue
+        rel = _rel(root, entry.path)
+        info, path = _entry_stat(entry), entry.path
+        if info is not None and S_ISLNK(info.st_mode):
+            target, why = link_target(root, Path(path), accepted)
+            if target is None:
+                if "loop" in why:
+                    raise _VisitFolderError(f"{rel}: {why}")
+                problems.append(Problem(rel, why))
                 continue
-            path = here / name
-            rel = _rel(root, path)
-            info = _stat(path, follow=False)  # one lstat per file: a run walks every file of the export
-            if info is not None and S_ISLNK(info.st_mode):
-                target, why = link_target(root, path, accepted)
-                if target is None:
-                    if "loop" in why:
-                        raise _VisitFolderError(f"{rel}: {why}")
-                    problems.append(Problem(rel, why))
-                    continue
-                path, info = target, _stat(target, follow=True)
-            if info is None or not S_ISREG(info.st_mode):
-                problems.append(Problem(rel, "not a regular file: ignored"))
-                continue
-            if not os.access(path, os.R_OK):
-                problems.append(Problem(rel, "unreadable file (permission denied)"))
-                continue
-            yield SourceFile(path=path, folder=folder, size=info.st_size, mtime_ns=info.st_mtime_ns)
+            path, info = target, _stat(target, follow=True)
+        if info is None or not S_ISREG(info.st_mode):
+            problems.append(Problem(rel, "not a regular file: ignored"))
+            continue
+        if not os.access(path, os.R_OK):
+            problems.append(Problem(rel, "unreadable file (permission denied)"))
+            continue
+        yield SourceFile(path=Path(path), folder=folder, size=info.st_size, mtime_ns=info.st_mtime_ns)
+    for subfolder in subfolders:
+        yield from _folder_files(subfolder, root, folder, accepted, problems)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder, or a link to one, as ``os.walk`` tells them (a link that cannot be followed is a file)."""
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop
+        return False
+
+
+def _entry_stat(entry: os.DirEntry) -> os.stat_result | None:
+    try:
+        return entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
 
 
 def _stat(path: Path, follow: bool) -> os.stat_result | None:
@@ -128,8 +152,8 @@ def _stat(path: Path, follow: bool) -> os.stat_result | None:
         return None
 
 
-def _rel(root: Path, path: Path) -> str:
+def _rel(root: Path, path: Path | str) -> str:
     base, text = str(root), str(path)
     if text.startswith(base + "/"):  # as text: a run computes it for every file of the export
         return text[len(base) + 1:]
-    return path.relative_to(root).as_posix()
+    return Path(path).relative_to(root).as_posix()
