@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.cli import _parser, main
+from bids_factory.cli import main
+from bids_factory.cli_args import command_line as _parser
 from bids_factory.finalize import dataset_files
 from bids_factory.write import DatasetWriter
 
