@@ -116,7 +116,8 @@ def command_line() -> argparse.ArgumentParser:
     convert.add_argument("--license", metavar="ID",
                          help="License in dataset_description.json, e.g. CC0 or CC-BY-4.0 (kept when not given)")
     convert.add_argument("--keep-site-fields", action="store_true",
-                         help="keep InstitutionName/StationName/DeviceSerialNumber... in sidecars (removed by default)")
+                         help="keep InstitutionName/StationName/DeviceSerialNumber... and the scanner's free text "
+                              "(ImageComments, StudyDescription) in sidecars (removed by default)")
     convert.add_argument("--dates", choices=("keep", "year", "drop"), default="keep",
                          help="calendar dates in the dataset (export days, run dates, EHR dates): keep them, "
                               "keep only the year, or drop them (default: keep)")

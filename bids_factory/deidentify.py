@@ -37,8 +37,7 @@ from bids_factory.identifier_match import VisitIdentifiers
 TECHNICAL_KEYS = (
     # what heuristics match on and the sidecar schemas check
     "SeriesDescription", "ProtocolName", "ImageType", "ImageTypeText", "SeriesNumber", "AcquisitionNumber",
-    "EchoNumber", "Modality", "StudyDescription", "ImageComments", "ProcedureStepDescription", "BodyPartExamined",
-    "PatientPosition", "RawImage", "BidsGuess",
+    "EchoNumber", "Modality", "BodyPartExamined", "PatientPosition", "RawImage", "BidsGuess",
     # conversion provenance
     "ConversionSoftware", "ConversionSoftwareVersion", "Dcm2bidsVersion",
     # acquisition geometry and timing (time of day only: dcm2niix -ba y writes no date)
@@ -55,6 +54,9 @@ TECHNICAL_KEYS = (
     # the record of the de-identification itself
     "PatientIdentityRemoved",
 )
+# Text typed at the scanner or the RIS, for no pipeline (a name nobody listed may be in it): removed by
+# default, kept with ``keep_site_fields`` (and then still dropped when it holds an identifier of the visit).
+FREE_TEXT_KEYS = ("ImageComments", "StudyDescription", "ProcedureStepDescription")
 # BIDS-defined site and device identifiers: removed by default, kept with ``keep_site_fields``.
 SITE_KEYS = ("InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "StationName",
              "DeviceSerialNumber")
@@ -198,8 +200,8 @@ def load_allow_list() -> None:
 
 
 def allowed_keys(datatype: str, suffix: str, keep_site_fields: bool = False) -> frozenset[str]:
-    allowed = bids_keys(datatype, suffix) | set(TECHNICAL_KEYS) | set(DEIDENTIFICATION_KEYS)
-    return frozenset(allowed if keep_site_fields else allowed - set(SITE_KEYS))
+    allowed = bids_keys(datatype, suffix) | set(TECHNICAL_KEYS) | set(DEIDENTIFICATION_KEYS) | set(FREE_TEXT_KEYS)
+    return frozenset(allowed if keep_site_fields else allowed - set(SITE_KEYS) - set(FREE_TEXT_KEYS))
 
 
 def keep_allowed(sidecar: dict, datatype: str, suffix: str, identifiers: VisitIdentifiers,
@@ -214,7 +216,7 @@ def keep_allowed(sidecar: dict, datatype: str, suffix: str, identifiers: VisitId
         name = HIDDEN_KEY if identifiers.found_in(key) else key
         if key not in allowed:
             record.dropped_keys[name] += 1
-        elif key in SITE_KEYS and not keep_site_fields:
+        elif (key in SITE_KEYS or key in FREE_TEXT_KEYS) and not keep_site_fields:
             record.site_keys[key] += 1
         elif not _constrained(key, value) and identifiers.found_in(value):
             record.identifier_keys[key] += 1

@@ -126,12 +126,13 @@ def test_what_was_removed_is_counted_by_name_in_provenance(privacy_run):
     work, _, _ = privacy_run
     records = {p.name: json.loads(p.read_text()) for p in (work / "bids/code/bids-factory/visits").glob("*.json")}
     dicom = records["sub-HOSP7731_ses-V1.json"]["deidentification"]
-    assert dicom["identifier_keys"] == {"ImageComments": 1, "ProtocolName": 1, "StudyDescription": 1}
+    assert dicom["identifier_keys"] == {"ProtocolName": 1}  # free text typed at the scanner: dropped anyway
+    assert dicom["site_keys"]["ImageComments"] == 1 and dicom["site_keys"]["StudyDescription"] == 1
     assert dicom["redacted_texts"] >= 1  # the protocol name in the series record and converter log
     nifti = records["sub-HOSP8842_ses-V2.json"]["deidentification"]
     for key in ("IPP", "MRN", "patient_name", "PatientBirthDay", "PatientID", "PatientName", "AccessionNumber"):
         assert nifti["dropped_keys"][key] == 1, key
-    assert nifti["identifier_keys"] == {"StudyDescription": 1}
+    assert nifti["site_keys"]["StudyDescription"] == 1
     assert nifti["nifti_header_fields"] == {"descrip": 1}
     sidecar = json.loads(next((work / "bids").glob("sub-HOSP7731/ses-V1/anat/*_T1w.json")).read_text())
     assert "StudyDescription" not in sidecar and sidecar["SeriesDescription"] == "Accelerated SAG IR-SPGR"
@@ -263,3 +264,18 @@ def test_a_field_with_a_bids_enum_is_checked_when_its_value_is_not_one_of_the_en
     assert kept == {"PhaseEncodingDirection": "j-", "RepetitionTime": 2.0,
                     "IntendedFor": ["bids::sub-quartermaine/ses-1/func/x.nii.gz"]}
     assert record.record()["identifier_keys"] == {"MRAcquisitionType": 1}
+
+
+def test_free_text_typed_at_the_scanner_is_kept_only_when_asked_and_never_with_an_identifier():
+    """ImageComments may hold a name nobody listed (no PN element holds it): not in a sidecar by default."""
+    from bids_factory.deidentify import keep_allowed
+    from bids_factory.identifier_match import VisitIdentifiers
+
+    sidecar = {"EchoTime": 0.03, "SeriesDescription": "t1_mprage", "ImageComments": "motion; Dr Quinn informed",
+               "StudyDescription": "Brain^Routine", "ProcedureStepDescription": "for Mrs Odalys"}
+    known = VisitIdentifiers(patient_id="P1", ids=frozenset({"P1"}), names=frozenset({"odalys"}))
+    assert keep_allowed(sidecar, "anat", "T1w", known) == {"EchoTime": 0.03, "SeriesDescription": "t1_mprage"}
+    kept = keep_allowed(sidecar, "anat", "T1w", known, keep_site_fields=True)
+    assert kept["ImageComments"] == "motion; Dr Quinn informed" and kept["StudyDescription"] == "Brain^Routine"
+    assert "ProcedureStepDescription" not in kept  # holds a name of the visit
+
