@@ -8,7 +8,7 @@ dcm2niix converts what it is given: one slice file missing from a 196-slice T1w 
 - the images dcm2niix wrote hold as many slices x volumes as the DICOM files hold frames (one per
   single-frame file, NumberOfFrames of a multi-frame file; mosaics: one volume per file);
 - dcm2niix reported no missing image for it (its "Missing images" / "images may be missing" lines,
-  attributed to the series whose file count they name).
+  attributed to the series whose file count they name; when several series have that count, all of them).
 
 A series that fails is held back with the reason; a missing-image message that names no series of the
 visit holds the whole visit back. When dcm2niix exits non-zero (disk full, unreadable file...), every
@@ -150,10 +150,12 @@ def check_visit(series, series_images: dict, converter_log: str, converter_exit:
                       if found and len(images) == int(found.group(1))]
         if any(str(s.nifti) in incomplete for n in candidates for s in by_number.get(n, ())):
             continue  # already held back by the checks above
-        if len(candidates) == 1 and candidates[0] in by_number:
-            for one in by_number[candidates[0]]:
-                incomplete[str(one.nifti)] = f"dcm2niix: {line}"
-        elif not incomplete:
+        held = [n for n in candidates if n in by_number]
+        for number in held:  # several series of that many files: any could be the partial one, none is placed
+            for one in by_number[number]:
+                incomplete[str(one.nifti)] = f"dcm2niix: {line}" + (
+                    "" if len(held) == 1 else f" ({len(held)} series have that many files: each is held back)")
+        if not held and not incomplete:
             unattributed.append(line)
     return Completeness(incomplete=incomplete, unattributed=tuple(unattributed))
 

@@ -88,3 +88,34 @@ def test_a_visit_cut_short_by_dcm2niix_is_held_back_and_converted_again_next_run
     assert len(_t1w_files(bids)) == 1
     assert not second.failed, second.problems
     assert_valid_bids(bids)
+
+
+def _converted_series(folder: Path, number: int, slices: int):
+    import nibabel as nib
+    import numpy as np
+
+    from bids_factory.model import Series
+
+    nifti = folder / f"{number}_series.nii"
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, slices), dtype=np.int16), np.eye(4)), nifti)
+    return Series(nifti=nifti, sidecar=folder / f"{number}_series.json", extras=(), series_number=number,
+                  series_description=f"s{number}", protocol_name=f"s{number}", image_type=(), source_folders=())
+
+
+def test_a_missing_image_line_that_fits_several_series_holds_each_back_even_beside_another_fault(tmp_path):
+    """dcm2niix's line names a file count, not a series: when two series have that count, either may be
+    the partial one, so neither is placed, also when a third series is already held back for its own gap."""
+    from bids_factory.completeness import ImageHeader, check_visit
+
+    def files(uid: str, count: int, skip: int | None = None):
+        return tuple(ImageHeader(series_uid=uid, acquisition=1, instance=i, frames=1, images_in_acquisition=None)
+                     for i in range(1, count + 1) if i != skip)
+
+    series = [_converted_series(tmp_path, 3, 10), _converted_series(tmp_path, 4, 10), _converted_series(tmp_path, 5, 5)]
+    images = {3: files("a", 10), 4: files("b", 10), 5: files("c", 6, skip=3)}  # series 5: instance 3 missing
+    verdict = check_visit(series, images, "Error: Missing images? found 10 slices\n", 0)
+    assert set(verdict.incomplete) == {str(s.nifti) for s in series}
+    assert "2 series have that many files" in verdict.incomplete[str(series[0].nifti)]
+    assert verdict.unattributed == ()
+    alone = check_visit(series[:2], {3: images[3], 4: images[4]}, "", 0)
+    assert alone.incomplete == {}  # without the line both are complete
