@@ -45,8 +45,16 @@ class ConvertOptions:
         ``heuristic_sha256``: of the heuristic file's bytes; ``schemas``: the sidecar schemas' content by name."""
         schema_text = json.dumps(schemas, sort_keys=True)
         return hashlib.sha256(
-            f"{__version__}|{heuristic_sha256}|{self.keep_site_fields}|{schema_text}|dates={self.dates.mode}".encode()
+            f"{__version__}|rules={OUTPUT_RULES}|{heuristic_sha256}|{self.keep_site_fields}|{schema_text}"
+            f"|dates={self.dates.mode}".encode()
         ).hexdigest()
+
+
+# Raised whenever what a placed visit contains changes for the same sources and options (what
+# de-identification removes, how series are named): every visit converted under earlier rules is
+# converted again by the next run. 2: scanner free text removed by default, NIfTI header extensions
+# blanked, dir- from the image orientation, required fields from the BIDS schema.
+OUTPUT_RULES = 2
 
 
 def settings_key(options: ConvertOptions) -> str:

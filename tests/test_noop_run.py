@@ -140,3 +140,19 @@ def test_the_settings_key_read_from_the_files_is_the_one_the_loaded_rules_record
     before = settings_key(options)
     (schemas / "T1w.schema.json").write_text(json.dumps({"type": "object", "required": ["RepetitionTime"]}))
     assert settings_key(options) != before  # a changed schema reconverts, also read without checking
+
+
+def test_visits_converted_under_earlier_output_rules_are_converted_again(demo, tmp_path, monkeypatch):
+    """When what a placed visit contains changes (de-identification, naming), an upgrade must not leave the
+    old output in place: every visit converted under the earlier rules is converted again, once."""
+    from bids_factory import run_config
+
+    bids = tmp_path / "bids"
+    options = ConvertOptions(export=demo, bids=bids, validate=False)
+    monkeypatch.setattr(run_config, "OUTPUT_RULES", run_config.OUTPUT_RULES - 1)
+    first = convert(options)
+    assert first.visits and all(v.status in ("placed", "nothing-to-place") for v in first.visits)
+    monkeypatch.undo()
+    again = convert(options)
+    assert [v.status for v in again.visits] == [v.status for v in first.visits]  # converted again
+    assert {v.status for v in convert(options).visits} == {"unchanged"}
