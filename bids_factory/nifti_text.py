@@ -27,7 +27,8 @@ def _layout(header_class) -> dict[str, tuple[int, int]]:
 
 
 _NIFTI1, _NIFTI2 = _layout(nib.Nifti1Header), _layout(nib.Nifti2Header)
-_CHUNK = 1 << 20  # read at most this much of a header (and its extensions)
+_HEAD = 544  # the NIfTI-2 header and the extension flag
+_CHUNK = 1 << 20
 
 
 def _fields(head: bytes) -> tuple[int, dict[str, tuple[int, int]]]:
@@ -55,47 +56,54 @@ def blank_text_fields(path: Path, must_go: Callable[[str], bool]) -> list[str]:
     extensions (an allow-list keeps none: a NIfTI export's extension may hold a whole DICOM header);
     the names of what was blanked (``extensions`` for the extensions).
 
-    A plain file is patched in place (the header's bytes only); a gzipped one is written again."""
+    A plain file is patched in place (the header's bytes only); a gzipped one is written again. The
+    extensions are zeros up to the voxel data, whatever their size (they are never read)."""
     with open_image(path) as handle:
-        head = handle.read(_CHUNK)
+        head = handle.read(_HEAD)
     size, fields = _fields(head)
     blanked = [name for name, (offset, length) in fields.items()
                if (text := head[offset:offset + length].split(b"\0")[0].decode("latin-1")) and must_go(text)]
-    extensions = _extensions(head, size)
+    extensions = _extensions(head, size)  # (offset, length) of the flag and the extensions, or None
     if extensions is not None:
         blanked.append("extensions")
     if not blanked:
         return []
-    patches = [fields[name] for name in blanked if name != "extensions"] + ([extensions] if extensions else [])
+    texts = [fields[name] for name in blanked if name != "extensions"]
     if is_gzipped(path):
         with open_image(path) as source:
-            header = bytearray(source.read(extensions[0] + extensions[1] if extensions else size))
-            for offset, length in patches:
+            header = bytearray(source.read(size))
+            for offset, length in texts:
                 header[offset:offset + length] = bytes(length)
-            gzip_file(_Joined(bytes(header), source), path)
+            zeros = _skip(source, extensions[1]) if extensions else 0
+            gzip_file(_Joined(bytes(header) + bytes(zeros), source), path)
     else:
         with open(path, "r+b") as target:
-            for offset, length in patches:
+            for offset, length in texts + ([extensions] if extensions else []):
                 target.seek(offset)
-                target.write(bytes(length))
+                for start in range(0, length, _CHUNK):
+                    target.write(bytes(min(_CHUNK, length - start)))
     return blanked
 
 
+def _skip(stream, length: int) -> int:
+    """Read past ``length`` bytes of ``stream``; how many there were."""
+    skipped = 0
+    while skipped < length and (chunk := stream.read(min(_CHUNK, length - skipped))):
+        skipped += len(chunk)
+    return skipped
+
+
 def _extensions(head: bytes, size: int) -> tuple[int, int] | None:
-    """(offset, length) of the extension flag and extensions after a header of ``size`` bytes, when the
-    flag says there are extensions; else None."""
+    """(offset, length) of the extension flag and extensions after a header of ``size`` bytes, up to the
+    voxel offset, when the flag says there are extensions; else None."""
     if len(head) < size + 4 or head[size] == 0:
         return None
     order = "little" if int.from_bytes(head[:4], "little") == size else "big"
-    offset_field = 108 if size == 348 else 168  # vox_offset: float32 in NIfTI-1, int64 in NIfTI-2
-    if size == 348:
+    if size == 348:  # vox_offset: float32 at byte 108 in NIfTI-1, int64 at byte 168 in NIfTI-2
         voxels = int(struct.unpack("<f" if order == "little" else ">f", head[108:112])[0])
     else:
-        voxels = int.from_bytes(head[offset_field:offset_field + 8], order)
-    end = max(voxels, size + 4)
-    if end > len(head):
-        raise ValueError("NIfTI extensions larger than expected")
-    return size, end - size
+        voxels = int.from_bytes(head[168:176], order)
+    return size, max(voxels, size + 4) - size
 
 
 class _Joined:

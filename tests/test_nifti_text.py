@@ -72,3 +72,16 @@ def test_header_extensions_are_blanked_plain_and_gzipped(tmp_path):
         assert len(after.header.extensions) == 0 and np.array_equal(np.asanyarray(after.dataobj), voxels)
         assert raw[108:112] == original[108:112] and struct.unpack("<f", raw[108:112])[0] > 352  # not moved
         assert raw[:348] == original[:348] and raw[384:] == original[384:]  # only the extension blanked
+
+
+def test_an_extension_of_megabytes_is_blanked_too(tmp_path):
+    """A whole DICOM header (with its private blocks) may be megabytes: blanked, never a failed visit."""
+    payload = b"(0010,0010) PN DOE^JANE " + b"x" * (3 << 20)
+    for name, compress in (("big.nii", False), ("big.nii.gz", True)):
+        path = _with_extension(tmp_path / name, payload, compress)
+        voxels = np.asanyarray(nib.load(path).dataobj).copy()
+        assert blank_text_fields(path, lambda text: False) == ["extensions"]
+        raw = gzip.decompress(path.read_bytes()) if compress else path.read_bytes()
+        assert b"DOE" not in raw and b"xxxx" not in raw
+        after = nib.load(path)
+        assert len(after.header.extensions) == 0 and np.array_equal(np.asanyarray(after.dataobj), voxels)
