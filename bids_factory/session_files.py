@@ -66,7 +66,8 @@ def _written(record: dict) -> dict[str, str | None]:
         written[image] = None
         for suffix in _COMPANIONS:
             written[stem + suffix] = None
-        written[f"{stem.rsplit('_', 1)[0]}_aslcontext.tsv"] = None
+        if stem.endswith("_asl"):  # the only image bids-factory writes a companion table for
+            written[f"{stem.removesuffix('_asl')}_aslcontext.tsv"] = None
     return written
 
 

@@ -219,3 +219,18 @@ def test_a_daily_run_writes_only_the_sessions_tsv_of_the_subjects_it_placed(expo
     assert not convert(ConvertOptions(export=export, bids=bids)).failed
     assert "ses-GE0001" in listing.read_text() and not list(unlisted.iterdir())
     assert_valid_bids(bids)
+
+
+def test_an_older_record_names_only_bids_factorys_own_companion_files(tmp_path):
+    """Records from before the list of written files: an image's sidecar, bval/bvec and an ASL image's
+    aslcontext.tsv are bids-factory's; any other file of the session is a person's."""
+    from bids_factory.session_files import person_files
+
+    session = tmp_path / "ses-1"
+    for name in ("perf/s_asl.nii.gz", "perf/s_asl.json", "perf/s_aslcontext.tsv", "func/s_task-a_bold.nii.gz",
+                 "func/s_task-a_bold.json", "func/s_task-a_events.tsv", "func/s_task-a_aslcontext.tsv", "s_scans.tsv"):
+        (session / name).parent.mkdir(parents=True, exist_ok=True)
+        (session / name).write_text("x")
+    record = {"files": [{"path": "perf/s_asl.nii.gz"}, {"path": "func/s_task-a_bold.nii.gz"}]}
+    found = person_files(session, record, "s_scans.tsv")
+    assert found.added == ("func/s_task-a_aslcontext.tsv", "func/s_task-a_events.tsv") and found.edited == ()
