@@ -9,15 +9,6 @@ order comes from the heuristic rule (``"bids_factory": {"aslcontext": {"first": 
 
 from __future__ import annotations
 
-_ASL_EXAMPLE = '{"M0Type": "Separate", "BackgroundSuppression": false, "TotalAcquiredPairs": 30}'
-
-
-def how_to_add(suffix: str, missing: list[str]) -> str:
-    """How a site adds required fields its scanner does not report (any suffix; ASL gets a full example)."""
-    example = _ASL_EXAMPLE if suffix == "asl" else "{" + ", ".join(f'"{key}": ...' for key in missing) + "}"
-    return f"a site adds what its scanner does not report with sidecar_changes in its own heuristic (e.g. {example})"
-
-
 def aslcontext(order: dict | None, volumes: int) -> tuple[str | None, str]:
     """(aslcontext.tsv text, "") or (None, why not): ``order`` is the rule's ``aslcontext`` setting."""
     if not order:

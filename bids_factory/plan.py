@@ -18,7 +18,7 @@ from bids_factory.dates import DatePolicy
 from bids_factory.deidentify import Deidentification, keep_allowed
 from bids_factory.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
-from bids_factory.required_metadata import missing_fields
+from bids_factory.required_metadata import missing_fields, missing_reason
 from bids_factory.sidecar_check import SidecarSchemas, check_placement
 
 log = logging.getLogger(__name__)
@@ -157,8 +157,7 @@ def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes
         *entities, suffix = placement.stem.split("_")
         missing = missing_fields(placement.datatype, suffix, dict(e.split("-", 1) for e in entities if "-" in e),
                                  placement.sidecar)
-        faults = [f"{suffix}: BIDS requires {', '.join(missing)}, which dcm2niix did not give for this series; "
-                  + asl.how_to_add(suffix, missing)] if missing else []
+        faults = [missing_reason(suffix, missing)] if missing else []
         context = None
         if placement.datatype == "perf" and suffix == "asl":
             order = rules[placement.series.sidecar].get("bids_factory", {}).get("aslcontext")

@@ -56,6 +56,17 @@ def missing_fields(datatype: str, suffix: str, entities: dict[str, str], sidecar
     return [key for key in required_fields(datatype, suffix, entities, sidecar) if key not in sidecar]
 
 
+_ASL_EXAMPLE = '{"M0Type": "Separate", "BackgroundSuppression": false, "TotalAcquiredPairs": 30}'
+
+
+def missing_reason(suffix: str, missing: list[str]) -> str:
+    """Why a series is held back for fields BIDS requires, and how a site adds what its scanner does not
+    report (an ASL series gets a full example)."""
+    example = _ASL_EXAMPLE if suffix == "asl" else "{" + ", ".join(f'"{key}": ...' for key in missing) + "}"
+    return (f"{suffix}: BIDS requires {', '.join(missing)}, which the series' sidecar does not give; a site "
+            f"adds what its scanner does not report with sidecar_changes in its own heuristic (e.g. {example})")
+
+
 @functools.cache
 def schema_rules() -> tuple[_Rule, ...]:
     """The schema's sidecar rules that require a field, selectors parsed (built once per process)."""

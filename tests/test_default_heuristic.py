@@ -93,7 +93,7 @@ VISIT = [
                     "PostLabelingDelay": 1.8, "LabelingDuration": 1.8, "SliceTiming": [0.0, 0.5, 1.0]},
      (64, 64, 30, 7), False,
      ("held-back", "asl: BIDS requires RepetitionTimePreparation, BackgroundSuppression, M0Type, TotalAcquiredPairs, "
-                   "which dcm2niix did not give for this series; a site adds what its scanner does not report with "
+                   "which the series' sidecar does not give; a site adds what its scanner does not report with "
                    "sidecar_changes in its own heuristic")),
     ("pCASL", {**EPI, "ImageType": ["ORIGINAL", "PRIMARY", "PERFUSION", "FFE"]}, VOL, False,
      ("unmatched", "scanner-derived image (ImageType ORIGINAL/PRIMARY/PERFUSION/FFE, the scanner's perfusion map")),
@@ -245,7 +245,7 @@ def test_required_fields_come_from_the_bids_schema_for_any_suffix(tmp_path):
     path.write_text(json.dumps(site))
     plan = plan_visit(_extracted(tmp_path, [("fmri_x", EPI, BOLD, False, None)]), load_heuristic(path))
     assert not plan.placements
-    assert plan.not_placed[0].reason.startswith("phasediff: BIDS requires EchoTime1, EchoTime2, which dcm2niix did not give")
+    assert plan.not_placed[0].reason.startswith("phasediff: BIDS requires EchoTime1, EchoTime2, which the series' sidecar does not give")
 
 
 def test_reproin_names_give_datatype_suffix_and_entities():

@@ -31,12 +31,12 @@ VISITS = {  # visit folder -> DICOM folders of the shared sets
 DERIVED = "scanner-derived image (ImageType DERIVED/"
 PERFUSION_MAP = "scanner-derived image (ImageType ORIGINAL/PRIMARY/PERFUSION/FFE/PERFUSION/FFE, the scanner's perfusion map"
 ASL_SIEMENS = ("asl: BIDS requires RepetitionTimePreparation, BackgroundSuppression, M0Type, TotalAcquiredPairs, "
-               "which dcm2niix did not give for this series; a site adds what its scanner does not report with "
+               "which the series' sidecar does not give; a site adds what its scanner does not report with "
                "sidecar_changes in its own heuristic")
 _ASL_PHILIPS = ("asl: BIDS requires RepetitionTimePreparation, ArterialSpinLabelingType, PostLabelingDelay, "
                 "BackgroundSuppression, M0Type, TotalAcquiredPairs")
-ASL_PHILIPS_3D = _ASL_PHILIPS + ", which dcm2niix did not give for this series"
-ASL_PHILIPS_2D = _ASL_PHILIPS + ", SliceTiming, which dcm2niix did not give"  # the schema: 2D ASL needs SliceTiming
+ASL_PHILIPS_3D = _ASL_PHILIPS + ", which the series' sidecar does not give"
+ASL_PHILIPS_2D = _ASL_PHILIPS + ", SliceTiming, which the series' sidecar does not give"  # the schema: 2D ASL needs SliceTiming
 T1W_2MM = "T1w.schema.json: VoxelSize[0] 2.0 is greater than the maximum of 1.5"
 EPI_1VOL = "not recognised (ImageType ORIGINAL/PRIMARY/M/ND/MOSAIC/MAGNITUDE, EPI of 1 volume(s) that the name does not"
 
