@@ -245,7 +245,8 @@ def test_required_fields_come_from_the_bids_schema_for_any_suffix(tmp_path):
     path.write_text(json.dumps(site))
     plan = plan_visit(_extracted(tmp_path, [("fmri_x", EPI, BOLD, False, None)]), load_heuristic(path))
     assert not plan.placements
-    assert plan.not_placed[0].reason.startswith("phasediff: BIDS requires EchoTime1, EchoTime2, which the series' sidecar does not give")
+    assert plan.not_placed[0].reason.startswith(
+        "phasediff: BIDS requires EchoTime1, EchoTime2, which the series' sidecar does not give")
 
 
 def test_reproin_names_give_datatype_suffix_and_entities():
