@@ -19,13 +19,13 @@ import traceback
 from pathlib import Path
 
 from bids_factory.completeness import hold_back_incomplete
-from bids_factory.deidentify import load_allow_list
+from bids_factory.privacy.deidentify import load_allow_list
 from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, VisitError
 from bids_factory.extract import dcm2niix_version, extract
 from bids_factory.finalize import dataset_files
-from bids_factory.heuristic import Heuristic, unknown_criteria
-from bids_factory.identifiers import same_patient, subject_entry
+from bids_factory.config.heuristic import Heuristic, unknown_criteria
+from bids_factory.privacy.visit_identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
 from bids_factory.plan import hold_back, matching_engine, plan_visit
 from bids_factory.processes import die_with_parent

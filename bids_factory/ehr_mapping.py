@@ -15,8 +15,8 @@ import unicodedata
 from pathlib import Path
 
 from bids_factory.ehr_combine import MISSING_VALUES, TableSpec
-from bids_factory.config_check import schema_faults
-from bids_factory.config_read import read_config
+from bids_factory.config.check import schema_faults
+from bids_factory.config.read import read_config
 from bids_factory.errors import EhrMappingError
 
 

@@ -23,9 +23,9 @@ from pydicom.filereader import read_partial
 from pydicom.datadict import keyword_for_tag
 from pydicom.tag import Tag
 
-from bids_factory.dicom_head import PYDICOM_READ_ERRORS, read_head
+from bids_factory.dicom.head import PYDICOM_READ_ERRORS, read_head
 from bids_factory.errors import ToolMissingError, VisitError
-from bids_factory.identifiers import read_nifti_sidecars, visit_identifiers
+from bids_factory.privacy.visit_identifiers import read_nifti_sidecars, visit_identifiers
 from bids_factory.completeness import VARIANT_STEM, COMPLETENESS_TAGS, ImageHeader
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, subject_label
 from bids_factory.nifti_input import ORPHAN_IMAGE, stage_nifti_files
@@ -54,7 +54,7 @@ def _past_header_tags(tag, vr, length) -> bool:
 
 
 def _read_header(path: Path):
-    """The header values a visit needs: from the file's first bytes (:mod:`bids_factory.dicom_head`, the
+    """The header values a visit needs: from the file's first bytes (:mod:`bids_factory.dicom.head`, the
     common case), else pydicom reads the file (big endian, deflate, no preamble, non-ASCII values...)."""
     values = read_head(path, _HEADER_TAG_NUMBERS)
     if values is not None and _INTEGER.fullmatch(values.get("SeriesNumber", "0")):

@@ -28,7 +28,7 @@ from pathlib import Path
 from bids_factory.conversion import extract_and_plan, hold_back_refused
 from bids_factory.discover import discover
 from bids_factory.errors import VisitError
-from bids_factory.heuristic import PLACEHOLDER_SUFFIX
+from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX
 from bids_factory.model import Problem, Series
 from bids_factory.progress import Progress
 from bids_factory.rules import Rules

@@ -14,8 +14,8 @@ from enum import StrEnum
 from typing import TypedDict
 from pathlib import Path
 
-from bids_factory.deidentify import Deidentification
-from bids_factory.identifier_match import VisitIdentifiers
+from bids_factory.privacy.deidentify import Deidentification
+from bids_factory.privacy.identifier_match import VisitIdentifiers
 
 BIDS_VERSION = "1.10.1"  # the BIDS specification version the dataset (and every scratch check) declares
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")

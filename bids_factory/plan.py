@@ -15,8 +15,8 @@ from dataclasses import replace
 from bids_factory import asl
 from bids_factory.classify import Classification, classify_visit, strip_keys
 from bids_factory.dates import DatePolicy
-from bids_factory.deidentify import Deidentification, keep_allowed
-from bids_factory.heuristic import Heuristic
+from bids_factory.privacy.deidentify import Deidentification, keep_allowed
+from bids_factory.config.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
 from bids_factory.required_metadata import missing_fields, missing_reason
 from bids_factory.sidecar_check import SidecarSchemas, check_placement
@@ -49,7 +49,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
                keep_site_fields: bool = False, dates: DatePolicy = DatePolicy()) -> VisitPlan:
     """Placements of a visit's series; with ``schemas``, ill-defined images are held back.
 
-    Every sidecar keeps only allowed keys without the visit's identifiers (:mod:`bids_factory.deidentify`);
+    Every sidecar keeps only allowed keys without the visit's identifiers (:mod:`bids_factory.privacy.deidentify`);
     what was dropped is counted in the plan's ``deidentification`` record."""
     Participant, Sidecar, SidecarPairing, DEFAULT = matching_engine()
     config = heuristic.config

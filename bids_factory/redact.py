@@ -7,7 +7,7 @@ Between extract and plan (in the worker, on staged copies only):
 - the series names (SeriesDescription, ProtocolName) shown in provenance, the run record and the
   report, the converter's log and the problems' reasons get every identifier replaced by ``[removed]``.
 
-Sidecars are filtered later, by plan (:func:`bids_factory.deidentify.keep_allowed`): heuristics match
+Sidecars are filtered later, by plan (:func:`bids_factory.privacy.deidentify.keep_allowed`): heuristics match
 on the converter's own sidecar, so matching is not changed by de-identification.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 
 from bids_factory.dates import DatePolicy
-from bids_factory.deidentify import Deidentification
+from bids_factory.privacy.deidentify import Deidentification
 from bids_factory.model import ExtractedVisit, Problem, Series
 from bids_factory.nifti_text import blank_text_fields
 

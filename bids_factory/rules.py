@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bids_factory.ehr import load_ehr_mapping
 from bids_factory.errors import HeuristicError
-from bids_factory.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
+from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
 from bids_factory.run_config import ConvertOptions
 from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
 

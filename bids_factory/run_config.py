@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_factory import __version__
-from bids_factory.config_read import read_config, read_schema_folder
+from bids_factory.config.read import read_config, read_schema_folder
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import HeuristicError
 from bids_factory.resources import default_heuristic, default_sidecar_schemas

@@ -27,7 +27,7 @@ import referencing.exceptions
 import referencing.jsonschema
 from jsonschema.exceptions import SchemaError, ValidationError
 
-from bids_factory.config_read import SCHEMA_SUFFIX as SUFFIX, read_schema_folder
+from bids_factory.config.read import SCHEMA_SUFFIX as SUFFIX, read_schema_folder
 from bids_factory.errors import SidecarSchemaError
 from bids_factory.model import Placement
 from bids_factory.resources import default_sidecar_schemas

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bids_factory.classify import classify_visit, phase_encoding_label, reproin, says_rest
-from bids_factory.heuristic import load_heuristic
+from bids_factory.config.heuristic import load_heuristic
 from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, VisitFolder
 from bids_factory.plan import plan_visit
 from bids_factory.sidecar_check import load_sidecar_schemas

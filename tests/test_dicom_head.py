@@ -10,8 +10,9 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 
-from bids_factory import dicom_head, extract
-from bids_factory.dicom_head import read_head
+from bids_factory import extract
+from bids_factory.dicom import head as dicom_head
+from bids_factory.dicom.head import read_head
 from bids_factory.extract import _HEADER_TAG_NUMBERS, _HEADER_TAGS, read_visit_headers
 from bids_factory.model import SourceFile, VisitFolder
 from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES, add_series

@@ -14,10 +14,11 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, MRImageStorage,
                          generate_uid)
 
-from bids_factory import dicom_identifiers, identifiers
-from bids_factory.dicom_identifiers import read_identifiers
+from bids_factory.dicom import identifiers as dicom_identifiers
+from bids_factory.privacy import visit_identifiers as identifiers
+from bids_factory.dicom.identifiers import read_identifiers
 from bids_factory.errors import IdentifiersUnreadable
-from bids_factory.identifiers import visit_identifiers
+from bids_factory.privacy.visit_identifiers import visit_identifiers
 from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES, XA30
 
 

@@ -25,8 +25,8 @@ import pytest
 from pydicom.dataset import Dataset
 
 from bids_factory.dates import DatePolicy
-from bids_factory.deidentify import Deidentification, keep_allowed
-from bids_factory.identifiers import VisitIdentifiers, date_spellings, visit_identifiers
+from bids_factory.privacy.deidentify import Deidentification, keep_allowed
+from bids_factory.privacy.visit_identifiers import VisitIdentifiers, date_spellings, visit_identifiers
 from bids_factory.pipeline import ConvertOptions, convert
 from bids_factory.write import SUBJECT_KEY, SUBJECTS_FILE
 from conftest import GE_T1W, XA30, add_series, assert_valid_bids
@@ -268,8 +268,8 @@ def test_a_field_with_a_bids_enum_is_checked_when_its_value_is_not_one_of_the_en
 
 def test_free_text_typed_at_the_scanner_is_kept_only_when_asked_and_never_with_an_identifier():
     """ImageComments may hold a name nobody listed (no PN element holds it): not in a sidecar by default."""
-    from bids_factory.deidentify import keep_allowed
-    from bids_factory.identifier_match import VisitIdentifiers
+    from bids_factory.privacy.deidentify import keep_allowed
+    from bids_factory.privacy.identifier_match import VisitIdentifiers
 
     sidecar = {"EchoTime": 0.03, "SeriesDescription": "t1_mprage", "ImageComments": "motion; Dr Quinn informed",
                "StudyDescription": "Brain^Routine", "ProcedureStepDescription": "for Mrs Odalys"}

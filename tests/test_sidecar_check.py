@@ -11,8 +11,8 @@ from pathlib import Path
 import dcm2niix
 import pytest
 
-from bids_factory.deidentify import DEIDENTIFICATION_KEYS, PATIENT_KEYS, SITE_KEYS, allowed_keys, keep_allowed
-from bids_factory.identifiers import VisitIdentifiers
+from bids_factory.privacy.deidentify import DEIDENTIFICATION_KEYS, PATIENT_KEYS, SITE_KEYS, allowed_keys, keep_allowed
+from bids_factory.privacy.visit_identifiers import VisitIdentifiers
 from bids_factory.errors import BidsFactoryError
 from bids_factory.model import Placement, Series
 from bids_factory.sidecar_check import (SidecarSchemaError, check_placement, default_folder, header_facts,

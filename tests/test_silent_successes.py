@@ -99,7 +99,7 @@ def test_an_image_without_json_is_the_same_note_on_the_dicom_route(ge_export, bi
 def test_the_default_heuristics_own_derived_keys_are_never_reported_as_unknown_criteria():
     """The shipped default matches on keys the classifying step adds only where they apply: a run in which
     no series is held back (no ``BidsFactoryHold``) or none has entities must not call them typos or notes."""
-    from bids_factory.heuristic import load_heuristic, unknown_criteria
+    from bids_factory.config.heuristic import load_heuristic, unknown_criteria
 
     default = load_heuristic(None)
     assert "BidsFactoryHold" in default.criteria_fields()

@@ -1,6 +1,6 @@
 """The identifiers in one DICOM header, from a walk over its raw tags instead of a pydicom dataset.
 
-The identifiers of a visit (:mod:`bids_factory.identifiers`) need, per series, the value of every
+The identifiers of a visit (:mod:`bids_factory.privacy.visit_identifiers`) need, per series, the value of every
 person-name element (VR ``PN``) anywhere in the header, sequences included, and PatientID,
 OtherPatientIDs (with the PatientID of each OtherPatientIDsSequence item), AccessionNumber and
 PatientBirthDate. pydicom builds a dataset of every element and walks it (most of the identifiers time of
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydicom.datadict import DicomDictionary, dictionary_VR, private_dictionary_VR
 
-from bids_factory.dicom_head import HEAD_BYTES, dataset_start
+from bids_factory.dicom.head import HEAD_BYTES, dataset_start
 
 FIRST_WINDOW, WINDOW, _JUMP_WINDOW = 16384, HEAD_BYTES, 4096  # bytes read at a time: first, at most, after a jump
 _VRS = frozenset(v.encode() for v in ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB",

@@ -1,5 +1,5 @@
 """Checking a user's configuration file (heuristic, EHR mapping), read by
-:func:`bids_factory.config_read.read_config`, against its JSON Schema.
+:func:`bids_factory.config.read.read_config`, against its JSON Schema.
 
 :func:`schema_faults` gives one message per
 fault, naming the JSON path, the line in the file where it can be found, and for a misspelt key the

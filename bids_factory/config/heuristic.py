@@ -11,8 +11,8 @@ from pathlib import Path
 
 from bids_factory.classify import DERIVED_KEYS
 from bids_factory.errors import HeuristicError
-from bids_factory.config_check import schema_faults
-from bids_factory.config_read import read_config
+from bids_factory.config.check import schema_faults
+from bids_factory.config.read import read_config
 from bids_factory.resources import default_heuristic
 
 log = logging.getLogger(__name__)

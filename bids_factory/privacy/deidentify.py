@@ -11,7 +11,7 @@ A placed sidecar (dcm2niix's, a hospital's NIfTI JSON, after a heuristic's ``sid
 Everything else is dropped and counted by key name in the visit's provenance (never a value).
 Site keys that BIDS defines (InstitutionName, StationName, DeviceSerialNumber...) are dropped unless
 ``--keep-site-fields``. A kept key whose text holds one of the visit's identifiers
-(:class:`~bids_factory.identifiers.VisitIdentifiers`: patient ids and names, staff names, birth date)
+(:class:`~bids_factory.privacy.visit_identifiers.VisitIdentifiers`: patient ids and names, staff names, birth date)
 is dropped too, with a note; so is a date-valued key under ``--dates drop`` (``year`` keeps the year).
 Keys with a BIDS ``format`` or ``enum`` (IntendedFor paths, units, directions) are not free text.
 
@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bids_factory.dates import DatePolicy
-from bids_factory.identifier_match import VisitIdentifiers
+from bids_factory.privacy.identifier_match import VisitIdentifiers
 
 # dcm2niix keys that are not BIDS metadata but are read by pipelines (sdcflows/fMRIPrep/QSIPrep/MRIQC:
 # readout and echo spacing fallbacks, GE/Philips polarity and EPI factors), by heuristics and by our

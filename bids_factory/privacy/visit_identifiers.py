@@ -15,8 +15,8 @@ kept whole; a birth date gives every usual spelling (``19800101``, ``1980-01-01`
 ``01/01/1980``...). A value *holds* an identifier when the identifier appears in it as a whole word
 (letters and digits around it are not part of a match: ``Smith`` is found in ``T1_SMITH`` but not in
 ``Smithson``). The raw values live only in memory: nothing here is ever written or logged. The value
-(:class:`~bids_factory.identifier_match.VisitIdentifiers`) and its matching live in
-:mod:`bids_factory.identifier_match`.
+(:class:`~bids_factory.privacy.identifier_match.VisitIdentifiers`) and its matching live in
+:mod:`bids_factory.privacy.identifier_match`.
 
 The collision check of subject labels keeps an HMAC-SHA256 of the raw PatientID under a per-dataset
 secret key (:func:`patient_hmac`); unsalted SHA-256 values of older datasets are still recognised
@@ -34,10 +34,10 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from bids_factory.dicom_head import PYDICOM_READ_ERRORS
-from bids_factory.dicom_identifiers import HeaderIdentifiers, read_identifiers
+from bids_factory.dicom.head import PYDICOM_READ_ERRORS
+from bids_factory.dicom.identifiers import HeaderIdentifiers, read_identifiers
 from bids_factory.errors import IdentifiersUnreadable
-from bids_factory.identifier_match import VisitIdentifiers
+from bids_factory.privacy.identifier_match import VisitIdentifiers
 
 _WORDS = re.compile(r"[\W_]+")
 _ID_ELEMENTS = ("PatientID", "OtherPatientIDs", "AccessionNumber")
@@ -105,7 +105,7 @@ def _stop_at_per_frame_groups(tag, vr, length) -> bool:
 
 def _first_whole_header(candidates: Sequence[Path], where: str) -> HeaderIdentifiers:
     """The identifiers of the first of ``candidates`` whose header reads whole: from the raw tag walk
-    (:mod:`bids_factory.dicom_identifiers`), or from pydicom for a file the walk leaves to it."""
+    (:mod:`bids_factory.dicom.identifiers`), or from pydicom for a file the walk leaves to it."""
     failure = None
     for path in candidates:
         header = read_identifiers(path)

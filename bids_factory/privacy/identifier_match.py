@@ -1,6 +1,6 @@
 """The identifiers of one visit as a value (:class:`VisitIdentifiers`) and their whole-word match in free text.
 
-Read from the visit's sources by :mod:`bids_factory.identifiers`; kept apart from that reading (which
+Read from the visit's sources by :mod:`bids_factory.privacy.visit_identifiers`; kept apart from that reading (which
 walks DICOM headers, with pydicom as the fallback) so that the typed values between the stages
 (:mod:`bids_factory.model`) never import a DICOM reader: a run with nothing new imports none.
 A value *holds* an identifier when the identifier appears in it as a whole word (letters and digits

@@ -1,0 +1,1 @@
+"""DICOM headers read fast: a tag/length walk over the first bytes, pydicom as the fallback."""
