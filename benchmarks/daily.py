@@ -51,10 +51,10 @@ def convert(export: Path, bids: Path, jobs: int) -> tuple[float, float, float, s
 
 def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> None:
     """N sessions bids-factory believes it placed: files, records, states, thumbnails, subjects."""
-    from bids_factory.discover import discover
+    from bids_factory.discover.visits import discover
     from bids_factory.rules import Rules
     from bids_factory.run_config import ConvertOptions
-    from bids_factory.write import DatasetWriter
+    from bids_factory.write.dataset_writer import DatasetWriter
 
     [seed_record_path] = (seed_bids / STATE / "visits").glob("*.json")
     seed = json.loads(seed_record_path.read_text())

@@ -114,7 +114,7 @@ def _inventory(args) -> int:
 
 
 def _visits(args) -> int:
-    from bids_factory.discover import discover
+    from bids_factory.discover.visits import discover
 
     for visit in discover(args.export).visits:
         print(visit.scan_research_id)
@@ -141,7 +141,7 @@ def _check(args) -> int:
 def _slurm(args, extra: list[str]) -> int:
     from bids_factory import slurm
     from bids_factory.pipeline import pending_visits
-    from bids_factory.write import DatasetWriter
+    from bids_factory.write.dataset_writer import DatasetWriter
 
     convert_args = command_line().parse_args(["convert", str(args.export), str(args.bids), *extra,
                                          *(["--visit", *args.visit] if args.visit else []),

@@ -18,26 +18,26 @@ import os
 import traceback
 from pathlib import Path
 
-from bids_factory.completeness import hold_back_incomplete
+from bids_factory.checks.completeness import hold_back_incomplete
 from bids_factory.privacy.deidentify import load_allow_list
-from bids_factory.ehr import collect_ehr, linkage, load_ehr_mapping
+from bids_factory.ehr.tables import collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, VisitError
-from bids_factory.extract import dcm2niix_version, extract
-from bids_factory.finalize import dataset_files
+from bids_factory.extract.dicom_visit import dcm2niix_version, extract
+from bids_factory.finalize.dataset_files import dataset_files
 from bids_factory.config.heuristic import Heuristic, unknown_criteria
 from bids_factory.privacy.visit_identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
-from bids_factory.plan import hold_back, matching_engine, plan_visit
+from bids_factory.plan.placement import hold_back, matching_engine, plan_visit
 from bids_factory.processes import die_with_parent
 from bids_factory.progress import Phases, Progress
-from bids_factory.redact import redact_visit
-from bids_factory.required_metadata import schema_rules
+from bids_factory.extract.redact import redact_visit
+from bids_factory.checks.required_metadata import schema_rules
 from bids_factory.rules import Rules
 from bids_factory.run_config import ConvertOptions
-from bids_factory.staged_images import gzip_placed_images
+from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.thumbnails import thumbnail_png
-from bids_factory.validate import batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
-from bids_factory.write import SUBJECTS_FILE, DatasetWriter
+from bids_factory.checks.validator import batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
+from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -94,7 +94,7 @@ def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Convert
                      for_placing: bool = True) -> VisitPlan | None:
     """One visit's work, run in a worker (and by ``inventory``, not ``for_placing``): precise errors
     become :class:`VisitError`. For placing, the plan's images get their thumbnails (from the plain
-    staged image) and are gzipped (:mod:`bids_factory.staged_images`)."""
+    staged image) and are gzipped (:mod:`bids_factory.extract.staged_images`)."""
     try:
         extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
                             options.participant_labels, options.nifti_patient_field)

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_factory.conversion import extract_and_plan, hold_back_refused
-from bids_factory.discover import discover
+from bids_factory.discover.visits import discover
 from bids_factory.errors import VisitError
 from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX
 from bids_factory.model import Problem, Series
 from bids_factory.progress import Progress
 from bids_factory.rules import Rules
 from bids_factory.run_config import ConvertOptions
-from bids_factory.sidecar_check import header_facts
+from bids_factory.checks.sidecar_schemas import header_facts
 
 log = logging.getLogger(__name__)
 

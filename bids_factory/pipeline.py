@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bids_factory import __version__
-from bids_factory.discover import discover
+from bids_factory.discover.visits import discover
 from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingError
-from bids_factory.export_layout import find_ehr_files
+from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import Problem, RunSummary, Visit, VisitResult, VisitStatus
 from bids_factory.progress import Phases
 from bids_factory.report_page import render_report
 from bids_factory.run_config import ConvertOptions, settings_key
 from bids_factory.summary import dataset_counts, history_entry, run_record
-from bids_factory.validate import ValidatorResult, run_validator, unindexed_images
-from bids_factory.write import HISTORY, REPORT_PAGE, STATE_DIR, DatasetWriter
+from bids_factory.checks.validator import ValidatorResult, run_validator, unindexed_images
+from bids_factory.write.dataset_writer import HISTORY, REPORT_PAGE, STATE_DIR, DatasetWriter
 
 if TYPE_CHECKING:  # only a run with work loads the rules
     from bids_factory.rules import Rules

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bids_factory.ehr import load_ehr_mapping
+from bids_factory.ehr.tables import load_ehr_mapping
 from bids_factory.errors import HeuristicError
 from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
 from bids_factory.run_config import ConvertOptions
-from bids_factory.sidecar_check import SidecarSchemas, load_sidecar_schemas
+from bids_factory.checks.sidecar_schemas import SidecarSchemas, load_sidecar_schemas
 
 
 @dataclass(frozen=True)

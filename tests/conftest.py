@@ -48,7 +48,7 @@ def fingerprint(folder: Path) -> dict[str, str]:
 
 def assert_valid_bids(dataset: Path) -> None:
     """The official validator finds 0 errors (and exits 0, not 16)."""
-    from bids_factory.validate import run_validator
+    from bids_factory.checks.validator import run_validator
 
     result = run_validator(dataset)
     assert result is not None, "bids-validator-deno is not installed"

@@ -13,8 +13,8 @@ import pytest
 
 from bids_factory.cli import main
 from bids_factory.cli_args import command_line as _parser
-from bids_factory.finalize import dataset_files
-from bids_factory.write import DatasetWriter
+from bids_factory.finalize.dataset_files import dataset_files
+from bids_factory.write.dataset_writer import DatasetWriter
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -69,7 +69,7 @@ exit 8
 
 def test_a_visit_cut_short_by_dcm2niix_is_held_back_and_converted_again_next_run(export, bids, tmp_path,
                                                                                  monkeypatch):
-    from bids_factory import extract
+    from bids_factory.extract import dicom_visit as extract
 
     add_series(export, "20230301", "GE0002", GE_T1W)
     wrapper = tmp_path / "dcm2niix"
@@ -105,7 +105,7 @@ def _converted_series(folder: Path, number: int, slices: int):
 def test_a_missing_image_line_that_fits_several_series_holds_each_back_even_beside_another_fault(tmp_path):
     """dcm2niix's line names a file count, not a series: when two series have that count, either may be
     the partial one, so neither is placed, also when a third series is already held back for its own gap."""
-    from bids_factory.completeness import ImageHeader, check_visit
+    from bids_factory.checks.completeness import ImageHeader, check_visit
 
     def files(uid: str, count: int, skip: int | None = None):
         return tuple(ImageHeader(series_uid=uid, acquisition=1, instance=i, frames=1, images_in_acquisition=None)

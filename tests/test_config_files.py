@@ -13,10 +13,10 @@ import pytest
 
 import bids_factory
 from bids_factory import errors
-from bids_factory.ehr_mapping import load_ehr_mapping
+from bids_factory.ehr.mapping import load_ehr_mapping
 from bids_factory.config.heuristic import load_heuristic
 from bids_factory.resources import default_heuristic
-from bids_factory.sidecar_check import default_folder, load_sidecar_schemas
+from bids_factory.checks.sidecar_schemas import default_folder, load_sidecar_schemas
 
 BOM = b"\xef\xbb\xbf"
 

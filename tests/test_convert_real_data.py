@@ -232,7 +232,7 @@ def test_the_validator_gate_runs_once_per_batch_and_still_holds_back_what_it_ref
     """One validator run checks a batch of good visits; in a batch with an ADC map placed as dwi, the
     batch is split until the visit is alone: its ADC map is held back with the validator's message
     (DWI_MISSING_BVAL/BVEC), its bold and the other visits are placed, the dataset stays valid."""
-    from bids_factory import validate
+    from bids_factory.checks import validator as validate
 
     heuristic, site, series = _adc_as_dwi_site(tmp_path)
     for visit in ("VISIT01", "VISIT02", "VISIT03", "VISIT04"):
@@ -282,8 +282,8 @@ def test_xa30_report_page_shows_every_image_and_why_the_others_are_not_placed(xa
 def test_pybids_read_back_finds_every_placed_image_and_names_a_missing_one(xa30_run, tmp_path):
     import shutil
 
-    from bids_factory.validate import unindexed_images
-    from bids_factory.write import DatasetWriter
+    from bids_factory.checks.validator import unindexed_images
+    from bids_factory.write.dataset_writer import DatasetWriter
 
     _, bids, _, _ = xa30_run
     copy = tmp_path / "bids"

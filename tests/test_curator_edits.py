@@ -152,7 +152,7 @@ def test_files_a_curator_added_or_edited_in_a_session_survive_its_reconversion(e
 
 
 def test_json_merge_keeps_a_persons_edits_and_takes_new_data_elsewhere():
-    from bids_factory.json_merge import merge_json
+    from bids_factory.write.json_merge import merge_json
 
     base = {"age": {"Description": "Age (tool)", "Units": "year"}, "sex": {"Description": "Sex", "Levels": {"F": "female"}},
             "gone": {"Description": "a column the tool no longer writes"}, "deleted": {"Description": "tool"}}
@@ -224,7 +224,7 @@ def test_a_daily_run_writes_only_the_sessions_tsv_of_the_subjects_it_placed(expo
 def test_an_older_record_names_only_bids_factorys_own_companion_files(tmp_path):
     """Records from before the list of written files: an image's sidecar, bval/bvec and an ASL image's
     aslcontext.tsv are bids-factory's; any other file of the session is a person's."""
-    from bids_factory.session_files import person_files
+    from bids_factory.write.session_files import person_files
 
     session = tmp_path / "ses-1"
     for name in ("perf/s_asl.nii.gz", "perf/s_asl.json", "perf/s_aslcontext.tsv", "func/s_task-a_bold.nii.gz",

@@ -14,11 +14,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.classify import classify_visit, phase_encoding_label, reproin, says_rest
+from bids_factory.plan.classify import classify_visit, phase_encoding_label, reproin, says_rest
 from bids_factory.config.heuristic import load_heuristic
 from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, VisitFolder
-from bids_factory.plan import plan_visit
-from bids_factory.sidecar_check import load_sidecar_schemas
+from bids_factory.plan.placement import plan_visit
+from bids_factory.checks.sidecar_schemas import load_sidecar_schemas
 
 ORIGINAL = ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"]
 T1 = {"MRAcquisitionType": "3D", "ScanningSequence": "GR\\IR", "EchoTime": 0.0025, "RepetitionTime": 2.3,
@@ -228,7 +228,7 @@ def test_rest_is_a_word_of_the_name_not_a_substring(name, rest):
 def test_required_fields_come_from_the_bids_schema_for_any_suffix(tmp_path):
     """What the official schema requires holds a series back with the field named (a site's rule too):
     a 2D ASL without SliceTiming, a phasediff without EchoTime2, a BOLD without RepetitionTime."""
-    from bids_factory.required_metadata import missing_fields, required_fields
+    from bids_factory.checks.required_metadata import missing_fields, required_fields
 
     assert "SliceTiming" in missing_fields("perf", "asl", {}, {"MRAcquisitionType": "2D"})
     assert "SliceTiming" not in required_fields("perf", "asl", {}, {"MRAcquisitionType": "3D"})
@@ -297,7 +297,7 @@ def test_magnitudes_are_held_back_with_their_phase(tmp_path):
 
 def test_a_sidecar_without_image_type_is_not_taken_for_a_derived_image():
     """Hospital NIfTI JSON (and some older exports) carry no ImageType: absent is not DERIVED."""
-    from bids_factory.classify import _image_words
+    from bids_factory.plan.classify import _image_words
 
     assert _image_words({}) == set()
     assert _image_words({"ImageType": None, "ImageTypeText": ""}) == set()

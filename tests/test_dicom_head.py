@@ -10,10 +10,10 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 
-from bids_factory import extract
+from bids_factory.extract import dicom_visit as extract
 from bids_factory.dicom import head as dicom_head
 from bids_factory.dicom.head import read_head
-from bids_factory.extract import _HEADER_TAG_NUMBERS, _HEADER_TAGS, read_visit_headers
+from bids_factory.extract.dicom_visit import _HEADER_TAG_NUMBERS, _HEADER_TAGS, read_visit_headers
 from bids_factory.model import SourceFile, VisitFolder
 from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES, add_series
 
@@ -136,8 +136,8 @@ def test_a_file_cut_where_pydicom_fails_on_a_length_is_a_corrupt_file_not_a_cras
 def test_dcm2niix_reads_a_plain_visit_folder_as_it_is_and_links_files_only_when_it_must(export, tmp_path):
     """No link per file in staging for a visit that is one folder of DICOM files only; a visit over two
     export days, or with anything else in its folder, is linked file by file (dcm2niix sees only the visit)."""
-    from bids_factory.discover import discover
-    from bids_factory.extract import extract
+    from bids_factory.discover.visits import discover
+    from bids_factory.extract.dicom_visit import extract
 
     add_series(export, "20230301", "PLAIN", GE_T1W)
     add_series(export, "20230301", "TWODAYS", TRANSFER_SYNTAXES / "1.dcm", subfolder="ts")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.discover import discover
+from bids_factory.discover.visits import discover
 from bids_factory.errors import ExportLayoutError
 
 TODAY = dt.date(2024, 3, 20)

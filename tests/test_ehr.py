@@ -11,10 +11,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.ehr import EhrMappingError, EhrResult, collect_ehr, linkage, load_ehr_mapping
-from bids_factory.ehr_read import CsvError, detect_delimiter, read_csv
+from bids_factory.ehr.tables import EhrMappingError, EhrResult, collect_ehr, linkage, load_ehr_mapping
+from bids_factory.ehr.read import CsvError, detect_delimiter, read_csv
 from bids_factory.resources import shipped_dir
-from bids_factory.validate import run_validator
+from bids_factory.checks.validator import run_validator
 
 DAY1, DAY2 = "20240311", "20240312"
 IMAGE_SUBJECTS = frozenset({"P001", "P002", "P009"})  # P009: images, no EHR; P003: EHR, no images

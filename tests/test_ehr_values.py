@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bids_factory.ehr import collect_ehr
-from bids_factory.ehr_read import read_csv
+from bids_factory.ehr.tables import collect_ehr
+from bids_factory.ehr.read import read_csv
 
 
 def _put(root: Path, name: str, data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""One walker of the export's day folders for images and EHR (bids_factory.export_layout): the same
+"""One walker of the export's day folders for images and EHR (bids_factory.discover.export_layout): the same
 folder gets the same treatment whatever it holds, and one odd folder stays local to its visit."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bids_factory.cli import main
-from bids_factory.discover import discover
-from bids_factory.export_layout import find_ehr_files
+from bids_factory.discover.visits import discover
+from bids_factory.discover.export_layout import find_ehr_files
 
 TODAY = dt.date(2024, 3, 20)
 
@@ -122,7 +122,7 @@ def test_a_symlink_loop_is_named_as_such_also_where_python_raises_oserror(tmp_pa
     import errno
     from pathlib import Path
 
-    from bids_factory.export_layout import link_target
+    from bids_factory.discover.export_layout import link_target
 
     link = tmp_path / "loop.dcm"
     os.symlink(link, link)

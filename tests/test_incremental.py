@@ -11,7 +11,7 @@ import pytest
 from bids_factory import conversion
 from bids_factory.errors import DatasetLockedError
 from bids_factory.pipeline import ConvertOptions, convert
-from bids_factory.write import DatasetWriter
+from bids_factory.write.dataset_writer import DatasetWriter
 from conftest import TRANSFER_SYNTAXES, XA30, add_series, assert_valid_bids, fingerprint
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from bids_factory.model import SourceFile, VisitFolder
-from bids_factory.nifti_input import ORPHAN_IMAGE, stage_nifti_files
-from bids_factory.staged_images import image_stem
+from bids_factory.extract.nifti_visit import ORPHAN_IMAGE, stage_nifti_files
+from bids_factory.extract.staged_images import image_stem
 from conftest import GE_T1W, XA30, fingerprint
 
 XA30_ID, GE_ID = "12343@hucheng", "FRUIT"

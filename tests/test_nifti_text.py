@@ -8,7 +8,7 @@ import struct
 import nibabel as nib
 import numpy as np
 
-from bids_factory.nifti_text import blank_text_fields, header_texts
+from bids_factory.extract.nifti_text import blank_text_fields, header_texts
 
 
 def _image(path, **texts):

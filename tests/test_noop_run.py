@@ -17,7 +17,7 @@ from bids_factory.errors import HeuristicError
 from bids_factory.pipeline import ConvertOptions, convert
 from bids_factory.rules import Rules
 from bids_factory.run_config import settings_key
-from bids_factory.sidecar_check import default_folder
+from bids_factory.checks.sidecar_schemas import default_folder
 from bids_factory.summary import summary_lines
 from conftest import assert_valid_bids
 

@@ -24,7 +24,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 
 def test_readme_ehr_mapping_example_is_a_valid_mapping(tmp_path):
-    from bids_factory.ehr import load_ehr_mapping
+    from bids_factory.ehr.tables import load_ehr_mapping
 
     text = (REPO / "README.md").read_text()
     example = text.split("```yaml", 1)[1].split("```", 1)[0]

@@ -21,7 +21,7 @@ from bids_factory.demo_export import build_demo_export
 from bids_factory.pipeline import ConvertOptions, convert
 from bids_factory.summary import dedupe_reason
 from bids_factory.report_page import render_report
-from bids_factory.sidecar_check import default_folder
+from bids_factory.checks.sidecar_schemas import default_folder
 from bids_factory.thumbnails import thumbnail_png
 
 STATE = Path("code") / "bids-factory"

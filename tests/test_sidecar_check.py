@@ -15,7 +15,7 @@ from bids_factory.privacy.deidentify import DEIDENTIFICATION_KEYS, PATIENT_KEYS,
 from bids_factory.privacy.visit_identifiers import VisitIdentifiers
 from bids_factory.errors import BidsFactoryError
 from bids_factory.model import Placement, Series
-from bids_factory.sidecar_check import (SidecarSchemaError, check_placement, default_folder, header_facts,
+from bids_factory.checks.sidecar_schemas import (SidecarSchemaError, check_placement, default_folder, header_facts,
                                         load_sidecar_schemas)
 
 SHARED_DICOM = Path(__file__).resolve().parents[2] / "shared" / "dicom"

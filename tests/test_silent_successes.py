@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bids_factory.cli import main
-from bids_factory.nifti_input import ORPHAN_IMAGE
+from bids_factory.extract.nifti_visit import ORPHAN_IMAGE
 from bids_factory.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, add_series
 
@@ -84,7 +84,7 @@ rm -f "$out"/*.json
 
 def test_an_image_without_json_is_the_same_note_on_the_dicom_route(ge_export, bids, tmp_path, monkeypatch):
     """(The NIfTI route: tests/test_nifti_route.py::test_nifti_bad_pairs_are_reported_and_patient_field_option.)"""
-    from bids_factory import extract
+    from bids_factory.extract import dicom_visit as extract
 
     wrapper = tmp_path / "dcm2niix"
     wrapper.write_text(NO_ADC_JSON.format(real=extract.dcm2niix_command()))

@@ -12,7 +12,7 @@ import pytest
 
 from bids_factory.cli import main
 from bids_factory.demo_export import build_demo_export
-from bids_factory.discover import discover
+from bids_factory.discover.visits import discover
 from bids_factory.pipeline import ConvertOptions, convert
 from bids_factory.resources import shipped_dir
 

@@ -8,11 +8,11 @@ import gzip
 import nibabel as nib
 import numpy as np
 
-from bids_factory.discover import discover
+from bids_factory.discover.visits import discover
 from bids_factory.conversion import extract_and_plan
 from bids_factory.pipeline import ConvertOptions
 from bids_factory.rules import Rules
-from bids_factory.staged_images import gzipped, image_stem
+from bids_factory.extract.staged_images import gzipped, image_stem
 
 
 def test_a_plain_image_is_gzipped_without_a_byte_changed_and_reproducibly(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 
 from bids_factory.demo_export import build_demo_export
 from bids_factory.pipeline import ConvertOptions, convert
-from bids_factory.write import SUBJECTS_FILE, DatasetWriter
+from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
 from conftest import assert_valid_bids
 
 
@@ -43,7 +43,7 @@ def test_the_collision_guard_is_written_with_each_visit_not_after_the_batch(tmp_
 
 SLOW_RUN = """
 import pathlib, stat, sys
-from bids_factory import extract
+from bids_factory.extract import dicom_visit as extract
 wrapper = pathlib.Path(sys.argv[1])
 wrapper.write_text('#!/bin/sh\\n[ "$1" = --version ] && exec echo v1.0.20250506\\nexec sleep 120\\n')  # a slow dcm2niix
 wrapper.chmod(0o755)

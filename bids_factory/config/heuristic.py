@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from bids_factory.classify import DERIVED_KEYS
+from bids_factory.plan.classify import DERIVED_KEYS
 from bids_factory.errors import HeuristicError
 from bids_factory.config.check import schema_faults
 from bids_factory.config.read import read_config

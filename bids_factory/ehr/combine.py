@@ -1,6 +1,6 @@
 """Combining the files of one EHR table over the export days (pure computation).
 
-Each parsed CSV file (:mod:`bids_factory.ehr_read`) is merged into the table's :class:`TableState`:
+Each parsed CSV file (:mod:`bids_factory.ehr.read`) is merged into the table's :class:`TableState`:
 the patient id, visit and long-table columns are taken from the mapping's :class:`TableSpec` or
 detected, decimal commas are rewritten, and a later day's row for the same patient, visit and
 measurement wins, cell by cell. What cannot be merged becomes a :class:`~bids_factory.model.Problem`.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bids_factory.ehr_read import RawTable
-from bids_factory.export_layout import EhrFile
+from bids_factory.ehr.read import RawTable
+from bids_factory.discover.export_layout import EhrFile
 from bids_factory.model import Problem
 
 MISSING_VALUES = frozenset({"n/a", "N/A", "NA", "na", "NaN", "nan", "NULL", "null", "None", "#N/A"})

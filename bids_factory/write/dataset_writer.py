@@ -26,12 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bids_factory.atomic_files import fsync_dir as _fsync_dir, fsync_file as _fsync_file
-from bids_factory.atomic_files import write_bytes as _write_bytes, write_text as _write_text
+from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, fsync_file as _fsync_file
+from bids_factory.write.atomic_files import write_bytes as _write_bytes, write_text as _write_text
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
-from bids_factory.session_files import person_files, written_manifest
+from bids_factory.write.session_files import person_files, written_manifest
 
 STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"
@@ -164,7 +164,7 @@ class DatasetWriter:
     def place_visit(self, plan: VisitPlan, staging: Path) -> Path:
         """Move a planned visit into ``sub-<p>/ses-<v>`` atomically; record its provenance."""
         # TSV files are read and written with pandas: only a run that places a visit imports it
-        from bids_factory.provenance import scans_tsv, visit_record
+        from bids_factory.write.provenance import scans_tsv, visit_record
         from bids_factory.tsv import read_tsv
 
         self._dataset_files_stale()

@@ -1,6 +1,6 @@
 """The export's day folders, one set of rules for images and EHR: ``<KIND>/<yyyy>/<yyyymmdd>/``.
 
-Used by :mod:`bids_factory.discover` (DICOM, NIFTI) and :func:`find_ehr_files` (EHR), so a folder
+Used by :mod:`bids_factory.discover.visits` (DICOM, NIFTI) and :func:`find_ehr_files` (EHR), so a folder
 is treated the same whatever it holds:
 
 - hidden entries (``.V1``, ``.20240426``) are named and ignored (non-fatal); ``.ready`` is the marker;
@@ -138,7 +138,7 @@ class EhrFile:
 def find_ehr_files(export_root: Path, today: dt.date | None = None) -> tuple[list[EhrFile], list[Problem]]:
     """Every ``*.csv`` of ``EHR/<yyyy>/<yyyymmdd>/``, in day order then name order.
 
-    The day folders follow the same rules as the image folders (:mod:`bids_factory.export_layout`):
+    The day folders follow the same rules as the image folders (:mod:`bids_factory.discover.export_layout`):
     misnamed, linked, phantom/deleted and unfinished days, hidden entries and links are treated alike.
     """
     root = export_root.resolve()

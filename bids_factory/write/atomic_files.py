@@ -1,4 +1,4 @@
-"""The writer's primitives: a file written whole or not at all, and fsyncs (used by :mod:`bids_factory.write`)."""
+"""The writer's primitives: a file written whole or not at all, and fsyncs (used by :mod:`bids_factory.write.dataset_writer`)."""
 
 from __future__ import annotations
 

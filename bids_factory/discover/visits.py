@@ -15,7 +15,7 @@ from pathlib import Path
 from stat import S_ISLNK, S_ISREG
 
 from bids_factory.errors import ExportLayoutError
-from bids_factory.export_layout import entries, export_days, link_target, skipped_name, unsafe_name
+from bids_factory.discover.export_layout import entries, export_days, link_target, skipped_name, unsafe_name
 from bids_factory.model import Problem, SourceFile, Visit, VisitFolder
 
 IMAGE_KINDS = ("DICOM", "NIFTI")

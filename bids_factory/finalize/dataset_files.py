@@ -12,12 +12,12 @@ import datetime as dt
 import json
 from collections import defaultdict
 from bids_factory import __version__
-from bids_factory.ehr import EhrResult
+from bids_factory.ehr.tables import EhrResult
 from bids_factory.errors import DatasetError
-from bids_factory.json_merge import merge_json
+from bids_factory.write.json_merge import merge_json
 from bids_factory.model import BIDS_VERSION
 from bids_factory.tsv import merge_tsv, read_tsv
-from bids_factory.write import STATE_DIR, DatasetWriter
+from bids_factory.write.dataset_writer import STATE_DIR, DatasetWriter
 
 WRITTEN = STATE_DIR / "written"  # what bids-factory last wrote of each merged JSON file (json_merge's base)
 
@@ -128,7 +128,7 @@ def _participants_files(writer: DatasetWriter, image_participants: list[str], eh
 
 
 def _merged(writer: DatasetWriter, path: str, new: dict) -> dict[str, str]:
-    """``path`` merged three ways with a person's edits (:mod:`bids_factory.json_merge`), and the copy of
+    """``path`` merged three ways with a person's edits (:mod:`bids_factory.write.json_merge`), and the copy of
     what bids-factory writes now, the next merge's base."""
     try:
         current = writer.read_json(path)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import nibabel as nib
 
 from bids_factory.model import Series
-from bids_factory.staged_images import image_stem
+from bids_factory.extract.staged_images import image_stem
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import re
 
 import pandas as pd
 
-from bids_factory.ehr_combine import TableState
+from bids_factory.ehr.combine import TableState
 from bids_factory.model import Problem
 
 NA = "n/a"

@@ -18,7 +18,7 @@ import dataclasses
 from bids_factory.dates import DatePolicy
 from bids_factory.privacy.deidentify import Deidentification
 from bids_factory.model import ExtractedVisit, Problem, Series
-from bids_factory.nifti_text import blank_text_fields
+from bids_factory.extract.nifti_text import blank_text_fields
 
 
 def redact_visit(extracted: ExtractedVisit, dates: DatePolicy = DatePolicy()) -> ExtractedVisit:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bids_factory.ehr_combine import find_column
-from bids_factory.ehr_dictionary import NA, NUMBER, column_entry
+from bids_factory.ehr.combine import find_column
+from bids_factory.ehr.dictionary import NA, NUMBER, column_entry
 from bids_factory.model import Problem
 
 AGE_CAP = 89  # BIDS: ages above 89 are capped for privacy (the validator refuses larger values)

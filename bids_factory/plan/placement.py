@@ -12,14 +12,14 @@ import os
 import re
 from dataclasses import replace
 
-from bids_factory import asl
-from bids_factory.classify import Classification, classify_visit, strip_keys
+from bids_factory.plan import asl
+from bids_factory.plan.classify import Classification, classify_visit, strip_keys
 from bids_factory.dates import DatePolicy
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
 from bids_factory.config.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
-from bids_factory.required_metadata import missing_fields, missing_reason
-from bids_factory.sidecar_check import SidecarSchemas, check_placement
+from bids_factory.checks.required_metadata import missing_fields, missing_reason
+from bids_factory.checks.sidecar_schemas import SidecarSchemas, check_placement
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _not_matched(series: Series, classification: Classification) -> SeriesOutcom
 
 def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes
                      ) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """An image needs the metadata the BIDS schema requires of it (:mod:`bids_factory.required_metadata`),
+    """An image needs the metadata the BIDS schema requires of it (:mod:`bids_factory.checks.required_metadata`),
     and an ASL image its aslcontext.tsv; without them it is held back, the missing fields named."""
     rules = {by_sidecar[s.filename].sidecar: d[0] for s, d in graph.items() if len(d) == 1}
     kept, reasons = [], {}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bids_factory.model import BIDS_VERSION, VisitPlan, VisitRecord
-from bids_factory.staged_images import image_stem
+from bids_factory.extract.staged_images import image_stem
 
 
 @dataclass(frozen=True)

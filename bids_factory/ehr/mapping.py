@@ -1,7 +1,7 @@
 """The EHR mapping file (JSON or YAML, ``schemas/ehr-mapping.schema.json``) and what it says about a table.
 
 :func:`load_ehr_mapping` reads and checks the file; :func:`table_entry` finds the mapping table of a
-CSV file, :func:`table_spec` turns it into the :class:`~bids_factory.ehr_combine.TableSpec` used to
+CSV file, :func:`table_spec` turns it into the :class:`~bids_factory.ehr.combine.TableSpec` used to
 read and combine its files, and :func:`table_name` names an unmapped table after its file.
 Format: ``docs/ehr.md``.
 """
@@ -14,7 +14,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from bids_factory.ehr_combine import MISSING_VALUES, TableSpec
+from bids_factory.ehr.combine import MISSING_VALUES, TableSpec
 from bids_factory.config.check import schema_faults
 from bids_factory.config.read import read_config
 from bids_factory.errors import EhrMappingError

@@ -24,7 +24,7 @@ from typing import Sequence
 import nibabel as nib
 
 from bids_factory.model import Problem, Series, SourceFile
-from bids_factory.staged_images import READ_ERRORS, is_gzipped, open_image
+from bids_factory.extract.staged_images import READ_ERRORS, is_gzipped, open_image
 
 IMAGE_SUFFIXES = (".nifti.gz", ".nii.gz", ".nifti", ".nii")
 _OTHER_SUFFIXES = {".json": "json", ".bval": "bval", ".bvec": "bvec"}
@@ -164,7 +164,7 @@ def _read_json(path: Path) -> tuple[bytes, dict]:
 
 def _stage_image(source: Path, stem: Path) -> Path:
     """Copy ``source`` byte for byte to ``<stem>.nii.gz`` (gzipped) or ``<stem>.nii`` (plain: gzipped
-    later, only if it is placed, see :mod:`bids_factory.staged_images`); check it fully; the copy."""
+    later, only if it is placed, see :mod:`bids_factory.extract.staged_images`); check it fully; the copy."""
     try:
         gzipped = is_gzipped(source)
         target = stem.with_name(stem.name + (".nii.gz" if gzipped else ".nii"))

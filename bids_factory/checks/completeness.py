@@ -26,8 +26,8 @@ import nibabel as nib
 
 from bids_factory.errors import VisitError
 from bids_factory.model import SeriesOutcome, SeriesStatus, VisitPlan
-from bids_factory.staged_images import READ_ERRORS, image_stem, open_image
-from bids_factory.plan import hold_back
+from bids_factory.extract.staged_images import READ_ERRORS, image_stem, open_image
+from bids_factory.plan.placement import hold_back
 
 COMPLETENESS_TAGS = ("SeriesInstanceUID", "AcquisitionNumber", "InstanceNumber", "ImagesInAcquisition",
                      "NumberOfFrames")

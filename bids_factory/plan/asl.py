@@ -1,7 +1,7 @@
 """ASL (``perf/<name>_asl.nii.gz``): the ``aslcontext.tsv`` beside it, and how a site adds metadata.
 
 Nothing here is invented: a field the BIDS schema requires that dcm2niix did not give (M0Type for
-Philips, BackgroundSuppression, TotalAcquiredPairs...: :mod:`bids_factory.required_metadata`) holds the
+Philips, BackgroundSuppression, TotalAcquiredPairs...: :mod:`bids_factory.checks.required_metadata`) holds the
 series back, and the reason names the field and how a site adds it.
 dcm2niix does not report the label/control order of the volumes (rordenlab/dcm2niix#895), so the
 order comes from the heuristic rule (``"bids_factory": {"aslcontext": {"first": [...], "repeat": [...]}}``).

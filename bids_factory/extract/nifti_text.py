@@ -15,7 +15,7 @@ from typing import Callable
 
 import nibabel as nib
 
-from bids_factory.staged_images import gzip_file, is_gzipped, open_image
+from bids_factory.extract.staged_images import gzip_file, is_gzipped, open_image
 
 TEXT_FIELDS = ("db_name", "descrip", "aux_file", "intent_name")
 

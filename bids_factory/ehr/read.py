@@ -150,7 +150,7 @@ def _parse(text: str, sep: str) -> tuple[pd.DataFrame, int]:
     saw M"); the file is then parsed again M fields wide, so that :func:`read_csv` sees the surplus
     fields and accepts them only when they are empty (trailing delimiters).
     ``na_filter=False``: the missing-value codes are the table's, compared after stripping blanks
-    (:mod:`bids_factory.ehr_combine`), and the header line is a record here: it must never become NaN.
+    (:mod:`bids_factory.ehr.combine`), and the header line is a record here: it must never become NaN.
     """
     names, width = None, None
     while True:

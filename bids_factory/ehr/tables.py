@@ -1,11 +1,11 @@
 """Stage 5 — ehr: EHR tables -> BIDS ``phenotype/<table>.tsv/.json`` and ``participants.tsv`` columns (pure computation).
 
-Every ``EXPORT/EHR/<yyyy>/<yyyymmdd>/*.csv`` is read in date order (:mod:`bids_factory.ehr_read`);
+Every ``EXPORT/EHR/<yyyy>/<yyyymmdd>/*.csv`` is read in date order (:mod:`bids_factory.ehr.read`);
 files of the same table on several days are combined (a later day's row for the same patient, visit
-and measurement wins, cell by cell; new rows and columns are added: :mod:`bids_factory.ehr_combine`);
+and measurement wins, cell by cell; new rows and columns are added: :mod:`bids_factory.ehr.combine`);
 long tables are pivoted, and the result is rendered (with pandas) as TSV text and dictionaries for the
-writer. The mapping file is read by :mod:`bids_factory.ehr_mapping`, data dictionaries are built by
-:mod:`bids_factory.ehr_dictionary` and ``participants.tsv`` columns by :mod:`bids_factory.ehr_participants`.
+writer. The mapping file is read by :mod:`bids_factory.ehr.mapping`, data dictionaries are built by
+:mod:`bids_factory.ehr.dictionary` and ``participants.tsv`` columns by :mod:`bids_factory.ehr.participants`.
 Rules and the mapping format: ``docs/ehr.md``. This module is the public entry point: import from here.
 """
 
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bids_factory.ehr_combine import VALUE, TableState
-from bids_factory.ehr_dictionary import NA, Records, safe_column, table_sidecar
-from bids_factory.ehr_mapping import EhrMappingError, load_ehr_mapping, table_entry, table_name, table_spec
-from bids_factory.ehr_participants import participants_columns
-from bids_factory.ehr_read import CsvError, read_csv
-from bids_factory.export_layout import find_ehr_files
+from bids_factory.ehr.combine import VALUE, TableState
+from bids_factory.ehr.dictionary import NA, Records, safe_column, table_sidecar
+from bids_factory.ehr.mapping import EhrMappingError, load_ehr_mapping, table_entry, table_name, table_spec
+from bids_factory.ehr.participants import participants_columns
+from bids_factory.ehr.read import CsvError, read_csv
+from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import Problem, session_label, subject_label
 from bids_factory.tsv import quote_leading
 

@@ -1,0 +1,1 @@
+"""Whether a converted image may be placed: complete, well-defined, what BIDS requires, validator-clean."""

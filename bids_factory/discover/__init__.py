@@ -1,0 +1,1 @@
+"""Stage 1 - discover: the export's day folders and the visits in them."""

@@ -1,0 +1,1 @@
+"""Stage 3 - plan: what each converted series is, and where the heuristic places it."""
