@@ -52,8 +52,8 @@ def convert(export: Path, bids: Path, jobs: int) -> tuple[float, float, float, s
 def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> None:
     """N sessions bids-factory believes it placed: files, records, states, thumbnails, subjects."""
     from bids_factory.discover.visits import discover
-    from bids_factory.rules import Rules
-    from bids_factory.run_config import ConvertOptions
+    from bids_factory.run.rules import Rules
+    from bids_factory.run.options import ConvertOptions
     from bids_factory.write.dataset_writer import DatasetWriter
 
     [seed_record_path] = (seed_bids / STATE / "visits").glob("*.json")

@@ -1,5 +1,5 @@
 import sys
 
-from bids_factory.cli import main
+from bids_factory.cli.main import main
 
 sys.exit(main())

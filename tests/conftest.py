@@ -86,7 +86,7 @@ def new_demo(tmp_path_factory):
     """
     import dataclasses
 
-    from bids_factory.demo_export import build_demo_export
+    from bids_factory.cli.demo_export import build_demo_export
 
     template = build_demo_export(tmp_path_factory.mktemp("demo-template") / "export")
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, TEST_HEURISTICS, TRANSFER_SYNTAXES, add_series, assert_valid_bids, fingerprint
 
 

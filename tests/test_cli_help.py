@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.cli import main
-from bids_factory.cli_args import command_line as _parser
+from bids_factory.cli.main import main
+from bids_factory.cli.args import command_line as _parser
 from bids_factory.finalize.dataset_files import dataset_files
 from bids_factory.write.dataset_writer import DatasetWriter
 
@@ -64,7 +64,7 @@ def test_authors_and_license_are_merged_never_invented(tmp_path: Path):
 
 
 def test_convert_passes_authors_and_license(tmp_path: Path, monkeypatch):
-    from bids_factory import pipeline
+    from bids_factory.run import pipeline as pipeline
     from bids_factory.errors import BidsFactoryError
 
     seen = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, SHARED_DICOM, add_series, assert_valid_bids
 
 GE_SESSION = SHARED_DICOM / "ge_session" / "In"

@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import (GE_T1W, TEST_HEURISTICS, TRANSFER_SYNTAXES, XA30, add_series, assert_valid_bids,
                       fingerprint)
 

@@ -17,12 +17,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.demo_export import build_demo_export
+from bids_factory.cli.demo_export import build_demo_export
 from conftest import assert_valid_bids, fingerprint
 
 KILLER = """
 import os, sys
-from bids_factory.cli import main
+from bids_factory.cli.main import main
 limit, calls = int(sys.argv[1]), [0]
 def deadly(real):
     def call(*args, **kwargs):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.tsv import merge_tsv, read_tsv, render_tsv, tsv_value
 from conftest import GE_T1W, SHARED_DICOM, add_series, assert_valid_bids
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bids_factory import conversion
-from bids_factory.cli import main
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run import batches as conversion
+from bids_factory.cli.main import main
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import assert_valid_bids
 
 STRAY = "sub-DEMO002/ses-V0002A/anat/sub-DEMO002_ses-V0002A_notasuffix.nii.gz"

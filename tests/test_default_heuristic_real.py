@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bids_factory.config.heuristic import load_heuristic
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import SHARED_DICOM, XA30, add_series, assert_valid_bids
 
 GE = SHARED_DICOM / "ge_session" / "In"

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage
 
-from bids_factory.demo_export import DemoExport, build_demo_export
+from bids_factory.cli.demo_export import DemoExport, build_demo_export
 
 EXPECTED_VISITS = {  # scan_research_id -> (day, PatientID)
     "V0001A": ("20240311", "DEMO-001"),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.cli import main
+from bids_factory.cli.main import main
 from bids_factory.discover.visits import discover
 from bids_factory.discover.export_layout import find_ehr_files
 

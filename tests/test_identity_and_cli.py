@@ -11,8 +11,8 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from bids_factory.cli import main
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.cli.main import main
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import assert_valid_bids, fingerprint
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory import conversion
+from bids_factory.run import batches as conversion
 from bids_factory.errors import DatasetLockedError
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.write.dataset_writer import DatasetWriter
 from conftest import TRANSFER_SYNTAXES, XA30, add_series, assert_valid_bids, fingerprint
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.cli import main
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.cli.main import main
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import SHARED_DICOM, add_series, assert_valid_bids, fingerprint
 
 GE = SHARED_DICOM / "ge_session" / "In"

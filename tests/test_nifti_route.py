@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import TEST_HEURISTICS, XA30, add_series, assert_valid_bids, fingerprint
 
 HEURISTIC = TEST_HEURISTICS / "xa30_reproin.json"

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory import conversion
+from bids_factory.run import batches as conversion
 from bids_factory.errors import HeuristicError
-from bids_factory.pipeline import ConvertOptions, convert
-from bids_factory.rules import Rules
-from bids_factory.run_config import settings_key
+from bids_factory.run.pipeline import ConvertOptions, convert
+from bids_factory.run.rules import Rules
+from bids_factory.run.options import settings_key
 from bids_factory.checks.sidecar_schemas import default_folder
-from bids_factory.summary import summary_lines
+from bids_factory.report.summary import summary_lines
 from conftest import assert_valid_bids
 
 HEAVY = ("numpy", "pandas", "nibabel", "pydicom", "jsonschema", "referencing", "bids", "dcm2bids",
@@ -45,14 +45,14 @@ def test_a_run_with_nothing_new_imports_no_conversion_library(demo, tmp_path):
     done, modules = _imported(["convert", str(demo), str(bids), "--quiet"])
     assert done.returncode == 0, done.stderr
     assert "visits: 0 placed, 0 failed, 3 unchanged" in done.stdout
-    assert "bids_factory.pipeline" in modules  # the parse saw the run's imports
+    assert "bids_factory.run.pipeline" in modules  # the parse saw the run's imports
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY) == []
-    assert "bids_factory.conversion" not in modules
+    assert "bids_factory.run.batches" not in modules
     # a new visit is work: the conversion stages come in
     shutil.copytree(demo / "DICOM" / "2024" / "20240312" / "V0001B", demo / "DICOM" / "2024" / "20240312" / "V0003")
     done, modules = _imported(["convert", str(demo), str(bids), "--quiet", "--no-validate"])
     assert done.returncode == 0, done.stderr
-    assert "visits: 1 placed" in done.stdout and "bids_factory.conversion" in modules
+    assert "visits: 1 placed" in done.stdout and "bids_factory.run.batches" in modules
     assert_valid_bids(bids)
 
 
@@ -145,7 +145,7 @@ def test_the_settings_key_read_from_the_files_is_the_one_the_loaded_rules_record
 def test_visits_converted_under_earlier_output_rules_are_converted_again(demo, tmp_path, monkeypatch):
     """When what a placed visit contains changes (de-identification, naming), an upgrade must not leave the
     old output in place: every visit converted under the earlier rules is converted again, once."""
-    from bids_factory import run_config
+    from bids_factory.run import options as run_config
 
     bids = tmp_path / "bids"
     options = ConvertOptions(export=demo, bids=bids, validate=False)

@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pydicom
 
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, SHARED_DICOM, add_series, assert_valid_bids
 
 

@@ -3,7 +3,7 @@
 import io
 import logging
 
-from bids_factory.progress import Progress
+from bids_factory.run.progress import Progress
 
 
 class _Terminal(io.StringIO):
@@ -33,7 +33,7 @@ def test_plain_lines_elsewhere(caplog):
 
 
 def test_phases_are_named_lines_elsewhere_and_one_line_on_a_terminal(caplog):
-    from bids_factory.progress import Phases
+    from bids_factory.run.progress import Phases
 
     caplog.set_level(logging.INFO, logger="bids_factory")
     phases = Phases(stream=io.StringIO())

@@ -34,7 +34,7 @@ def test_readme_ehr_mapping_example_is_a_valid_mapping(tmp_path):
 
 
 def test_readme_documents_every_convert_option():
-    from bids_factory.cli_args import command_line as _parser
+    from bids_factory.cli.args import command_line as _parser
 
     text = (REPO / "README.md").read_text()
     convert = _parser()._subparsers._group_actions[0].choices["convert"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import TEST_HEURISTICS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

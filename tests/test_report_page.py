@@ -17,12 +17,12 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.demo_export import build_demo_export
-from bids_factory.pipeline import ConvertOptions, convert
-from bids_factory.summary import dedupe_reason
-from bids_factory.report_page import render_report
+from bids_factory.cli.demo_export import build_demo_export
+from bids_factory.run.pipeline import ConvertOptions, convert
+from bids_factory.report.summary import dedupe_reason
+from bids_factory.report.page import render_report
 from bids_factory.checks.sidecar_schemas import default_folder
-from bids_factory.thumbnails import thumbnail_png
+from bids_factory.report.thumbnails import thumbnail_png
 
 STATE = Path("code") / "bids-factory"
 VOID = {"br", "img", "meta", "link", "hr", "input", "col", "wbr", "source", "area", "base", "embed", "param",
@@ -354,7 +354,7 @@ def test_thumbnail_uses_first_volume_and_clips_outliers(tmp_path: Path) -> None:
 def test_a_no_op_run_refreshes_the_page_and_still_shows_what_is_held_back(export: Path, tmp_path: Path) -> None:
     """A visit whose only matched series is held back has no visit record (nothing placed): its state
     keeps the series, so the page of a later run that changes nothing still counts it."""
-    from bids_factory.summary import count_phrases, run_counts, summary_lines
+    from bids_factory.report.summary import count_phrases, run_counts, summary_lines
     from bids_factory.resources import default_heuristic
 
     schemas = tmp_path / "sidecar"
@@ -391,7 +391,7 @@ def test_a_no_op_run_refreshes_the_page_and_still_shows_what_is_held_back(export
 
 
 def test_reasons_are_deduplicated() -> None:
-    from bids_factory.summary import dedupe_reason
+    from bids_factory.report.summary import dedupe_reason
 
     reason = ("FLAIR.schema.json: VoxelSize[0] 5.0 is greater than the maximum of 4; "
               "FLAIR.schema.json: VoxelSize[1] 5.0 is greater than the maximum of 4; "

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.cli import main
+from bids_factory.cli.main import main
 from bids_factory.extract.nifti_visit import ORPHAN_IMAGE
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, add_series
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.cli import main
-from bids_factory.demo_export import build_demo_export
+from bids_factory.cli.main import main
+from bids_factory.cli.demo_export import build_demo_export
 from bids_factory.discover.visits import discover
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.resources import shipped_dir
 
 HEURISTIC = shipped_dir("heuristics") / "default.json"

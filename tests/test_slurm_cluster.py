@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, XA30, add_series, assert_valid_bids, fingerprint
 
 pytestmark = pytest.mark.slurm

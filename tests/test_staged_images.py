@@ -9,9 +9,9 @@ import nibabel as nib
 import numpy as np
 
 from bids_factory.discover.visits import discover
-from bids_factory.conversion import extract_and_plan
-from bids_factory.pipeline import ConvertOptions
-from bids_factory.rules import Rules
+from bids_factory.run.batches import extract_and_plan
+from bids_factory.run.pipeline import ConvertOptions
+from bids_factory.run.rules import Rules
 from bids_factory.extract.staged_images import gzipped, image_stem
 
 

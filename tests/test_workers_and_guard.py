@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.demo_export import build_demo_export
-from bids_factory.pipeline import ConvertOptions, convert
+from bids_factory.cli.demo_export import build_demo_export
+from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
 from conftest import assert_valid_bids
 
@@ -48,7 +48,7 @@ wrapper = pathlib.Path(sys.argv[1])
 wrapper.write_text('#!/bin/sh\\n[ "$1" = --version ] && exec echo v1.0.20250506\\nexec sleep 120\\n')  # a slow dcm2niix
 wrapper.chmod(0o755)
 extract.dcm2niix_command = lambda: str(wrapper)
-from bids_factory.cli import main
+from bids_factory.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import nibabel as nib
 import pydicom
 
-from bids_factory.pipeline import ConvertOptions, convert
-from bids_factory.summary import summary_lines
+from bids_factory.run.pipeline import ConvertOptions, convert
+from bids_factory.report.summary import summary_lines
 from conftest import SHARED_DICOM, assert_valid_bids
 
 FMRI = SHARED_DICOM / "ge_session" / "In" / "SliceTiming" / "14_Ax_fMRI_HB3_48sl_int_asc"

@@ -3,7 +3,7 @@
 :func:`read_config` reads JSON (or YAML) and turns every fault into the caller's precise error naming
 the file and, for a syntax error, the line and column. :func:`read_schema_folder` reads a folder of
 sidecar schemas. Light on purpose (no jsonschema): a run with nothing to convert computes its settings
-key from these files' content (:mod:`bids_factory.run_config`); :mod:`bids_factory.config.check` and
+key from these files' content (:mod:`bids_factory.run.options`); :mod:`bids_factory.config.check` and
 :mod:`bids_factory.checks.sidecar_schemas` check what these read, when something is converted.
 """
 

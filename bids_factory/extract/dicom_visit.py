@@ -29,7 +29,7 @@ from bids_factory.privacy.visit_identifiers import read_nifti_sidecars, visit_id
 from bids_factory.checks.completeness import VARIANT_STEM, COMPLETENESS_TAGS, ImageHeader
 from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, subject_label
 from bids_factory.extract.nifti_visit import ORPHAN_IMAGE, stage_nifti_files
-from bids_factory.processes import die_with_parent
+from bids_factory.run.workers import die_with_parent
 from bids_factory.extract.staged_images import image_stem
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The command line's grammar: commands, options, help texts and examples (argparse), for :mod:`bids_factory.cli`."""
+"""The command line's grammar: commands, options, help texts and examples (argparse), for :mod:`bids_factory.cli.main`."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from bids_factory.cli_args import command_line
+from bids_factory.cli.args import command_line
 from bids_factory.errors import BidsFactoryError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 16  # 16: the validator's own status for errors
@@ -70,14 +70,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _convert(args) -> int:
-    from bids_factory.pipeline import convert
+    from bids_factory.run.pipeline import convert
 
     return _finish(convert(_convert_options(args)), args.bids, args.export)
 
 
 def _convert_options(args):
     from bids_factory.dates import DatePolicy
-    from bids_factory.pipeline import ConvertOptions
+    from bids_factory.run.pipeline import ConvertOptions
 
     labels = frozenset(label.removeprefix("sub-") for label in args.participant_label)
     options = ConvertOptions(export=args.export, bids=args.bids, heuristic=args.heuristic, jobs=args.jobs,
@@ -91,7 +91,7 @@ def _convert_options(args):
 
 
 def _inventory(args) -> int:
-    from bids_factory.inventory import inventory_lines, starter_heuristic, take_inventory
+    from bids_factory.run.inventory import inventory_lines, starter_heuristic, take_inventory
 
     inventory = take_inventory(args.export, args.heuristic, args.schemas, frozenset(args.visit), args.validate,
                                args.nifti_patient_field)
@@ -122,7 +122,7 @@ def _visits(args) -> int:
 
 
 def _check(args) -> int:
-    from bids_factory.pipeline import check
+    from bids_factory.run.pipeline import check
 
     result, unindexed = check(args.bids)
     for issue in result.errors:
@@ -139,8 +139,8 @@ def _check(args) -> int:
 
 
 def _slurm(args, extra: list[str]) -> int:
-    from bids_factory import slurm
-    from bids_factory.pipeline import pending_visits
+    from bids_factory.hpc import slurm as slurm
+    from bids_factory.run.pipeline import pending_visits
     from bids_factory.write.dataset_writer import DatasetWriter
 
     convert_args = command_line().parse_args(["convert", str(args.export), str(args.bids), *extra,
@@ -173,8 +173,8 @@ def _slurm(args, extra: list[str]) -> int:
 
 
 def _demo(args) -> int:
-    from bids_factory.demo_export import build_demo_export
-    from bids_factory.pipeline import ConvertOptions, convert
+    from bids_factory.cli.demo_export import build_demo_export
+    from bids_factory.run.pipeline import ConvertOptions, convert
     from bids_factory.resources import shipped_dir
 
     try:
@@ -190,7 +190,7 @@ def _demo(args) -> int:
 
 
 def _finish(report, bids: Path, export: Path | None = None) -> int:
-    from bids_factory.summary import summary_lines
+    from bids_factory.report.summary import summary_lines
 
     for line in summary_lines(report):
         print(line)
@@ -203,7 +203,7 @@ def _finish(report, bids: Path, export: Path | None = None) -> int:
 
 def _next_step(report, export: Path | None) -> str:
     """What the user does now, from this run's counts (the same ones the summary printed)."""
-    from bids_factory.summary import run_counts
+    from bids_factory.report.summary import run_counts
 
     counts = run_counts(report.record) if report.record else {}
     source = export or "EXPORT_DIR"

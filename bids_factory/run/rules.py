@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from bids_factory.ehr.tables import load_ehr_mapping
 from bids_factory.errors import HeuristicError
 from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
-from bids_factory.run_config import ConvertOptions
+from bids_factory.run.options import ConvertOptions
 from bids_factory.checks.sidecar_schemas import SidecarSchemas, load_sidecar_schemas
 
 
@@ -39,5 +39,5 @@ class Rules:
         return cls(heuristic, schemas, mapping)
 
     def settings_key(self, options: ConvertOptions) -> str:
-        """The key recorded with a visit converted by these rules (see :func:`bids_factory.run_config.settings_key`)."""
+        """The key recorded with a visit converted by these rules (see :func:`bids_factory.run.options.settings_key`)."""
         return options.settings_key(self.heuristic.sha256, self.schemas.schemas)

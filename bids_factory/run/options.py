@@ -2,7 +2,7 @@
 whether a converted visit is still up to date (:func:`settings_key`).
 
 Light on purpose: a run with nothing to convert reads the heuristic and the sidecar schemas as data for
-the key, without checking them; :class:`bids_factory.rules.Rules` loads and checks them when a visit is
+the key, without checking them; :class:`bids_factory.run.rules.Rules` loads and checks them when a visit is
 converted."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ OUTPUT_RULES = 2
 
 def settings_key(options: ConvertOptions) -> str:
     """The settings key of ``options`` from the files' content (read, not checked: nothing is converted
-    yet); the same key :class:`bids_factory.rules.Rules` gives once loaded. An unreadable file or one that
+    yet); the same key :class:`bids_factory.run.rules.Rules` gives once loaded. An unreadable file or one that
     is not JSON stops the run here with its one-line error."""
     path = options.heuristic or default_heuristic()
     _, raw, _ = read_config(path, "heuristic", HeuristicError)

@@ -16,7 +16,7 @@ import html
 from typing import Callable
 
 from bids_factory.model import VisitRecord, VisitStatus
-from bids_factory.summary import (NOT_PLACED_GROUPS, count_phrases, dataset_counts, dedupe_reason,
+from bids_factory.report.summary import (NOT_PLACED_GROUPS, count_phrases, dataset_counts, dedupe_reason,
                                  grouped_not_placed, grouped_problems, run_counts)
 
 HISTORY_ROWS = 50  # the newest runs shown in the history table

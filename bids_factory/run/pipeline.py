@@ -4,7 +4,7 @@ This module decides what a run has to do, with light modules only: which visits 
 (their recorded state and the settings key, from the heuristic's and schemas' content) and whether the
 dataset-level files (EHR tables, participants, sessions...) must be computed again (what they were last
 computed from, in ``code/bids-factory/dataset-files.json``). Only when there is work does it import
-:mod:`bids_factory.conversion` (the converter, the image, table and schema libraries, the validator):
+:mod:`bids_factory.run.batches` (the converter, the image, table and schema libraries, the validator):
 a daily run on an unchanged export costs a walk of the export, the report page and the run record.
 """
 
@@ -21,15 +21,15 @@ from bids_factory.discover.visits import discover
 from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingError
 from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import Problem, RunSummary, Visit, VisitResult, VisitStatus
-from bids_factory.progress import Phases
-from bids_factory.report_page import render_report
-from bids_factory.run_config import ConvertOptions, settings_key
-from bids_factory.summary import dataset_counts, history_entry, run_record
+from bids_factory.run.progress import Phases
+from bids_factory.report.page import render_report
+from bids_factory.run.options import ConvertOptions, settings_key
+from bids_factory.report.summary import dataset_counts, history_entry, run_record
 from bids_factory.checks.validator import ValidatorResult, run_validator, unindexed_images
 from bids_factory.write.dataset_writer import HISTORY, REPORT_PAGE, STATE_DIR, DatasetWriter
 
 if TYPE_CHECKING:  # only a run with work loads the rules
-    from bids_factory.rules import Rules
+    from bids_factory.run.rules import Rules
 
 # the dataset-level files finalize and the EHR stage write (their stamp: a curator's edit or removal is
 # taken up by the next run, as before)
@@ -51,7 +51,7 @@ def convert(options: ConvertOptions) -> RunSummary:
     todo = _changed_visits(visits, writer, settings, options, report)
     rules: Rules | None = None
     if todo:
-        from bids_factory import conversion  # the conversion stages: only a run with work imports them
+        from bids_factory.run import batches as conversion  # the conversion stages: only a run with work imports them
 
         rules = conversion.Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     if not options.wait:
@@ -86,7 +86,7 @@ def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules: Rules 
         report.images_without_ehr = list(outcome["images_without_ehr"])
         report.ehr_without_images = list(outcome["ehr_without_images"])
         return
-    from bids_factory import conversion  # the EHR tables (pandas) and the validator
+    from bids_factory.run import batches as conversion  # the EHR tables (pandas) and the validator
 
     ehr_problems = conversion.update_dataset_files(writer, options, rules, report, staging, phases)
     writer.write_dataset_files_state(
@@ -161,7 +161,7 @@ def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]
     visits = _selected(discovery.visits, options, report)
     todo = _changed_visits(visits, DatasetWriter(options.bids), settings, options, report)
     if todo:
-        from bids_factory.rules import Rules
+        from bids_factory.run.rules import Rules
 
         Rules.load(options)  # a bad heuristic or schema stops before anything is submitted
     return todo, report.problems

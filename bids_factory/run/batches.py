@@ -1,6 +1,6 @@
 """The stages of a run with work to do: 2 extract -> 3 plan (per visit, in parallel) -> 4 write -> 5 ehr -> 6 finalize.
 
-:mod:`bids_factory.pipeline` imports this module only when a visit is new or changed, or the dataset-level
+:mod:`bids_factory.run.pipeline` imports this module only when a visit is new or changed, or the dataset-level
 files (EHR tables, participants, sessions...) must be computed again: this is where dcm2niix, pydicom,
 nibabel, pandas, jsonschema and pybids come in; a run with nothing new never imports them.
 
@@ -28,14 +28,14 @@ from bids_factory.config.heuristic import Heuristic, unknown_criteria
 from bids_factory.privacy.visit_identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
 from bids_factory.plan.placement import hold_back, matching_engine, plan_visit
-from bids_factory.processes import die_with_parent
-from bids_factory.progress import Phases, Progress
+from bids_factory.run.workers import die_with_parent
+from bids_factory.run.progress import Phases, Progress
 from bids_factory.extract.redact import redact_visit
 from bids_factory.checks.required_metadata import schema_rules
-from bids_factory.rules import Rules
-from bids_factory.run_config import ConvertOptions
+from bids_factory.run.rules import Rules
+from bids_factory.run.options import ConvertOptions
 from bids_factory.extract.staged_images import gzip_placed_images
-from bids_factory.thumbnails import thumbnail_png
+from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
 

@@ -1,6 +1,6 @@
 """``bids-factory inventory``: what a convert would do with every series of an export, without doing it.
 
-The pipeline's own stages run on each visit (discover, then :func:`bids_factory.conversion.extract_and_plan`:
+The pipeline's own stages run on each visit (discover, then :func:`bids_factory.run.batches.extract_and_plan`:
 dcm2niix, the heuristic, the sidecar schemas; then the validator's gate, ``hold_back_refused``), in a temporary folder
 that is removed at the end: nothing is written anywhere else (no dataset, no state).
 
@@ -25,14 +25,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bids_factory.conversion import extract_and_plan, hold_back_refused
+from bids_factory.run.batches import extract_and_plan, hold_back_refused
 from bids_factory.discover.visits import discover
 from bids_factory.errors import VisitError
 from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX
 from bids_factory.model import Problem, Series
-from bids_factory.progress import Progress
-from bids_factory.rules import Rules
-from bids_factory.run_config import ConvertOptions
+from bids_factory.run.progress import Progress
+from bids_factory.run.rules import Rules
+from bids_factory.run.options import ConvertOptions
 from bids_factory.checks.sidecar_schemas import header_facts
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""The command line: grammar, commands, the demo export."""

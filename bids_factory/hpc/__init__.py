@@ -1,0 +1,1 @@
+"""Running the visit-level task on an HPC engine (SLURM job arrays)."""
