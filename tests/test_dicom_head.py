@@ -150,3 +150,18 @@ def test_dcm2niix_reads_a_plain_visit_folder_as_it_is_and_links_files_only_when_
         extracted = extract(visit, tmp_path / name)
         staged[name] = ((tmp_path / name / "input").is_dir(), len(extracted.series))
     assert staged == {"PLAIN": (False, 1), "TWODAYS": (True, 2), "HIDDEN": (True, 1)}
+
+
+@pytest.mark.parametrize("bug", [TypeError, KeyError, AttributeError])
+def test_a_bug_while_reading_a_header_is_not_reported_as_a_corrupt_file(tmp_path, monkeypatch, bug):
+    """A TypeError, KeyError or AttributeError out of the reader is a bug (ours or pydicom's): it must reach
+    the visit's 'internal error' line, never tell a curator that a good file is corrupt."""
+    source = sorted(GE_T1W.glob("*.dcm"))[0]
+    (tmp_path / "one.dcm").write_bytes(source.read_bytes())
+
+    def broken(path):
+        raise bug("a bug")
+
+    monkeypatch.setattr(extract, "_read_header", broken)
+    with pytest.raises(bug):
+        read_visit_headers(_sources(tmp_path))

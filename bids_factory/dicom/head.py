@@ -17,8 +17,9 @@ from pydicom.errors import BytesLengthException, InvalidDicomError
 
 # What pydicom raises for a file it cannot read as DICOM: not one, cut short (also inside the file meta
 # group: a length that does not fit, a value of the wrong length), malformed, sequences nested past reason.
+# Not TypeError, KeyError or AttributeError: those are bugs (ours or pydicom's), never a user's corrupt file.
 PYDICOM_READ_ERRORS = (InvalidDicomError, BytesLengthException, struct.error, EOFError, OSError, ValueError,
-                       TypeError, KeyError, AttributeError, RecursionError)
+                       RecursionError)
 HEAD_BYTES = 65536
 _IMPLICIT_LE, _EXPLICIT_LE = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
 _BIG_ENDIAN, _DEFLATED = "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"
