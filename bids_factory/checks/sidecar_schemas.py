@@ -33,7 +33,6 @@ from bids_factory.model import Placement
 from bids_factory.resources import default_sidecar_schemas
 
 BASE_URI = "https://bids-factory.org/schemas/sidecar/"
-DERIVED_KEYS = ("ImageDimensions", "VoxelSize")
 _REQUIRED = re.compile(r"^'(.+)' is a required property$")
 
 

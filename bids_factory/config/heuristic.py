@@ -9,7 +9,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from bids_factory.plan.classify import DERIVED_KEYS
 from bids_factory.errors import HeuristicError
 from bids_factory.config.check import schema_faults
 from bids_factory.config.read import read_config
@@ -17,6 +16,10 @@ from bids_factory.resources import default_heuristic
 
 log = logging.getLogger(__name__)
 PLACEHOLDER_SUFFIX = "EDITME"  # the suffix of a starter heuristic's rules (``inventory --write-heuristic``)
+# The keys plan's classification adds to the copy of a sidecar dcm2bids matches on (never to a placed
+# sidecar): a rule's criteria may name them (the default heuristic does), so they are fields a heuristic knows.
+CLASSIFIED_KEY_PREFIX = "BidsFactory"
+CLASSIFIED_KEYS = frozenset(f"{CLASSIFIED_KEY_PREFIX}{name}" for name in ("Class", "Hold", "Entities", "Volumes"))
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> li
     caller refuses it; one that is merely absent (a vendor's field on another vendor's day) is a note.
     """
     fields = heuristic.criteria_fields()
-    missing = [name for name in fields if name not in sidecar_fields | DCM2BIDS_FIELDS | DERIVED_KEYS]
+    missing = [name for name in fields if name not in sidecar_fields | DCM2BIDS_FIELDS | CLASSIFIED_KEYS]
     if not missing:
         return []
     known = sorted(sidecar_fields | DCM2BIDS_FIELDS | _bids_metadata_fields())

@@ -26,7 +26,7 @@ import nibabel as nib
 from bids_factory.model import Problem, Series, SourceFile
 from bids_factory.extract.staged_images import READ_ERRORS, is_gzipped, open_image
 
-IMAGE_SUFFIXES = (".nifti.gz", ".nii.gz", ".nifti", ".nii")
+EXPORT_IMAGE_SUFFIXES = (".nifti.gz", ".nii.gz", ".nifti", ".nii")
 _OTHER_SUFFIXES = {".json": "json", ".bval": "bval", ".bvec": "bvec"}
 _UTF8_BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
@@ -134,7 +134,7 @@ def _stage_pair(group: dict[str, list[SourceFile]], staging: Path, name: str, pa
 def _classify(name: str) -> tuple[str, str] | None:
     """(stem, kind) of a file name, kind in image/json/bval/bvec; None for any other file."""
     lowered = name.lower()
-    for suffix in IMAGE_SUFFIXES:
+    for suffix in EXPORT_IMAGE_SUFFIXES:
         if lowered.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)], "image"
     for suffix, kind in _OTHER_SUFFIXES.items():

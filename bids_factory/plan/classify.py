@@ -31,14 +31,12 @@ from dataclasses import dataclass, field
 
 import nibabel as nib
 
+from bids_factory.config.heuristic import CLASSIFIED_KEY_PREFIX as KEY_PREFIX
 from bids_factory.model import Series
 from bids_factory.extract.staged_images import image_stem
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "BidsFactory"
-# The keys this step may add (a series has only those that apply: Hold and Entities are often absent).
-DERIVED_KEYS = frozenset(f"{KEY_PREFIX}{name}" for name in ("Class", "Hold", "Entities", "Volumes"))
 REPROIN_ENTITIES = ("task", "acq", "ce", "dir", "rec", "run")
 # BIDS allows rec- in these datatypes (not in fmap)
 _REC_DATATYPES = ("anat", "func", "dwi", "perf")
