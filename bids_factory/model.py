@@ -19,6 +19,10 @@ from bids_factory.privacy.identifier_match import VisitIdentifiers
 
 BIDS_VERSION = "1.10.1"  # the BIDS specification version the dataset (and every scratch check) declares
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+# The DICOM tags :class:`ImageHeader` reads (extract reads them in its header pass).
+COMPLETENESS_TAGS = ("SeriesInstanceUID", "AcquisitionNumber", "InstanceNumber", "ImagesInAcquisition",
+                     "NumberOfFrames")
+
 
 
 def bids_label(raw: str) -> str:
@@ -305,3 +309,31 @@ class RunSummary:
             or any(v.status == VisitStatus.FAILED for v in self.visits)
             or bool(self.validator_errors)
         )
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What one DICOM file says about its place in its series."""
+
+    series_uid: str
+    acquisition: int | None
+    instance: int | None
+    frames: int  # NumberOfFrames (1 for a single-frame file)
+    images_in_acquisition: int | None
+    mosaic: bool = False  # Siemens mosaic: one file is one volume of many slices
+
+    @classmethod
+    def read(cls, ds) -> "ImageHeader":
+        return cls(series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+                   acquisition=_int(ds.get("AcquisitionNumber")),
+                   instance=_int(ds.get("InstanceNumber")),
+                   frames=max(_int(ds.get("NumberOfFrames")) or 1, 1),
+                   images_in_acquisition=_int(ds.get("ImagesInAcquisition")),
+                   mosaic="MOSAIC" in [str(v).upper() for v in (ds.get("ImageType") or ())])

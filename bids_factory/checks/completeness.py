@@ -19,49 +19,16 @@ as done, so the next run converts it again. Pure checks: nothing is written.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 
-from bids_factory.errors import VisitError
-from bids_factory.model import SeriesOutcome, SeriesStatus, VisitPlan
-from bids_factory.extract.staged_images import READ_ERRORS, image_stem, open_image
-from bids_factory.plan.placement import hold_back
+from bids_factory.extract.staged_images import READ_ERRORS, VARIANT_STEM, image_stem, open_image
+from bids_factory.model import ImageHeader
 
-COMPLETENESS_TAGS = ("SeriesInstanceUID", "AcquisitionNumber", "InstanceNumber", "ImagesInAcquisition",
-                     "NumberOfFrames")
-VARIANT_STEM = re.compile(r"_(Eq|Tilt|Crop)_\d+$|_ROI\d+$")  # dcm2niix's re-sampled copies of one series
 _MISSING = re.compile(r"Missing images|images may be missing", re.IGNORECASE)
 _FOUND = re.compile(r"found (\d+) (?:slices|images)", re.IGNORECASE)
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass(frozen=True)
-class ImageHeader:
-    """What one DICOM file says about its place in its series."""
-
-    series_uid: str
-    acquisition: int | None
-    instance: int | None
-    frames: int  # NumberOfFrames (1 for a single-frame file)
-    images_in_acquisition: int | None
-    mosaic: bool = False  # Siemens mosaic: one file is one volume of many slices
-
-    @classmethod
-    def read(cls, ds) -> "ImageHeader":
-        return cls(series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-                   acquisition=_int(ds.get("AcquisitionNumber")),
-                   instance=_int(ds.get("InstanceNumber")),
-                   frames=max(_int(ds.get("NumberOfFrames")) or 1, 1),
-                   images_in_acquisition=_int(ds.get("ImagesInAcquisition")),
-                   mosaic="MOSAIC" in [str(v).upper() for v in (ds.get("ImageType") or ())])
 
 
 def missing_in_headers(images: tuple[ImageHeader, ...], mosaic: bool = False) -> str | None:
@@ -177,26 +144,3 @@ def _planes_missing(converted, images: tuple[ImageHeader, ...], mosaic: bool) ->
         return (f"the image holds {volumes} {what} but the series has {expected} DICOM frames "
                 f"({expected - volumes} missing)")
     return None
-
-
-def hold_back_incomplete(plan: VisitPlan) -> VisitPlan:
-    """The plan without its incomplete images, each held back with the reason.
-
-    Raises :class:`VisitError` when dcm2niix reports missing images of no identifiable series.
-    """
-    extracted = plan.extracted
-    verdict = check_visit(extracted.series, extracted.series_images, extracted.converter_log,
-                          extracted.converter_exit)
-    if verdict.unattributed:
-        raise VisitError(f"visit {extracted.visit.scan_research_id}: dcm2niix reports missing images of no "
-                         f"single series ({' | '.join(verdict.unattributed[:3])}): the visit is not placed")
-    reasons = {p.relpath: f"incomplete image, not placed: {verdict.incomplete[str(p.series.nifti)]}"
-               for p in plan.placements if str(p.series.nifti) in verdict.incomplete}
-    kept, held = hold_back(plan.placements, reasons)
-    not_placed = list(plan.not_placed)
-    if extracted.converter_exit != 0:
-        not_placed = [SeriesOutcome(o.series, SeriesStatus.HELD_BACK, f"dcm2niix exited {extracted.converter_exit} before "
-                                    "it wrote an image of this series (disk full? unreadable file?); "
-                                    "the next run converts the visit again")
-                      if o.status == SeriesStatus.NOT_CONVERTED else o for o in not_placed]
-    return replace(plan, placements=tuple(kept), not_placed=tuple(not_placed) + tuple(held))

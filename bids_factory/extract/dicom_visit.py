@@ -26,11 +26,10 @@ from pydicom.tag import Tag
 from bids_factory.dicom.head import PYDICOM_READ_ERRORS, read_head
 from bids_factory.errors import ToolMissingError, VisitError
 from bids_factory.privacy.visit_identifiers import read_nifti_sidecars, visit_identifiers
-from bids_factory.checks.completeness import VARIANT_STEM, COMPLETENESS_TAGS, ImageHeader
-from bids_factory.model import ExtractedVisit, Problem, Series, SourceFile, Visit, subject_label
+from bids_factory.model import COMPLETENESS_TAGS, ExtractedVisit, ImageHeader, Problem, Series, SourceFile, Visit, subject_label
 from bids_factory.extract.nifti_visit import ORPHAN_IMAGE, stage_nifti_files
-from bids_factory.run.workers import die_with_parent
-from bids_factory.extract.staged_images import image_stem
+from bids_factory.extract.processes import die_with_parent
+from bids_factory.extract.staged_images import VARIANT_STEM, image_stem
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import zlib
 from pathlib import Path
 from typing import IO
@@ -25,14 +26,15 @@ from bids_factory.model import VisitPlan
 GZIP_MAGIC = b"\x1f\x8b"
 COMPRESS_LEVEL = 2  # ISA-L levels are 0-3; 2 is its default (its 3 is twice slower for 0.3 % less)
 _CHUNK = 1 << 22
-IMAGE_SUFFIXES = (".nii.gz", ".nii")
+VARIANT_STEM = re.compile(r"_(Eq|Tilt|Crop)_\d+$|_ROI\d+$")  # dcm2niix's re-sampled copies of one series
+STAGED_IMAGE_SUFFIXES = (".nii.gz", ".nii")
 READ_ERRORS = (OSError, EOFError, zlib.error, isal_zlib.error)  # a file cut short or damaged
 
 
 def image_stem(path: Path) -> str:
     """``x/sub-1_T1w.nii.gz`` or ``x/sub-1_T1w.nii`` -> ``sub-1_T1w``."""
     name = path.name
-    for suffix in IMAGE_SUFFIXES:
+    for suffix in STAGED_IMAGE_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return path.stem

@@ -9,22 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-from dataclasses import replace
 
-from bids_factory.plan import asl
 from bids_factory.plan.classify import Classification, classify_visit, strip_keys
 from bids_factory.dates import DatePolicy
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
 from bids_factory.config.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
-from bids_factory.checks.required_metadata import missing_fields, missing_reason
-from bids_factory.checks.sidecar_schemas import SidecarSchemas, check_placement
+from bids_factory.checks.gates import GateContext, gate_plan
+from bids_factory.checks.sidecar_schemas import SidecarSchemas
 
 log = logging.getLogger(__name__)
 
-_ENTITY = re.compile(r"^[a-z]+-[A-Za-z0-9]+$")
-_SUFFIX = re.compile(r"^[A-Za-z0-9]+$")
 
 
 def matching_engine():
@@ -104,25 +99,21 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
                       sidecar=sidecar, rule=heuristic.rule_name(description),
                       sidecar_schema=description.get("bids_factory", {}).get("sidecar_schema"))
         )
-    placements, rejected = _reject_bad_names(placements)
-    placements, held_back = _hold_back_unfit(placements, graph, by_sidecar, classes)
-    rejected += held_back
-    if schemas is not None:
-        placements, held_back = _hold_back_ill_defined(placements, schemas)
-        rejected += held_back
-    classified = {str(s.filename) for s, d in graph.items()
-                  if len(d) == 1 and d[0].get("bids_factory", {}).get("classified_entities")}
-    placements, held_back = _hold_back_lone_fieldmaps(placements, classified)
-    rejected += held_back
-    return VisitPlan(
+    matched = {str(s.filename): d[0].get("bids_factory", {}) for s, d in graph.items() if len(d) == 1}
+    context = GateContext(
+        schemas=schemas,
+        aslcontext={path: (own.get("aslcontext"), classes[path].volumes) for path, own in matched.items()},
+        classified=frozenset(path for path, own in matched.items() if own.get("classified_entities")),
+    )
+    return gate_plan(VisitPlan(
         extracted=extracted,
         placements=tuple(placements),
-        not_placed=tuple(not_placed + rejected),
+        not_placed=tuple(not_placed),
         heuristic_name=heuristic.name,
         heuristic_sha256=heuristic.sha256,
         deidentification=extracted.deidentification.merge(removed),
         sidecar_fields=frozenset(key for sidecar in sidecars for key in sidecar.data),
-    )
+    ), context)
 
 
 def _add_classified_entities(acquisition, description: dict, classification: Classification) -> None:
@@ -147,100 +138,3 @@ def _not_matched(series: Series, classification: Classification) -> SeriesOutcom
     return SeriesOutcome(series, SeriesStatus.UNMATCHED, classification.reason())
 
 
-def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes
-                     ) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """An image needs the metadata the BIDS schema requires of it (:mod:`bids_factory.checks.required_metadata`),
-    and an ASL image its aslcontext.tsv; without them it is held back, the missing fields named."""
-    rules = {by_sidecar[s.filename].sidecar: d[0] for s, d in graph.items() if len(d) == 1}
-    kept, reasons = [], {}
-    for placement in placements:
-        *entities, suffix = placement.stem.split("_")
-        missing = missing_fields(placement.datatype, suffix, dict(e.split("-", 1) for e in entities if "-" in e),
-                                 placement.sidecar)
-        faults = [missing_reason(suffix, missing)] if missing else []
-        context = None
-        if placement.datatype == "perf" and suffix == "asl":
-            order = rules[placement.series.sidecar].get("bids_factory", {}).get("aslcontext")
-            context, why = asl.aslcontext(order, classes[str(placement.series.sidecar)].volumes)
-            faults += [f"ASL: {why}"] if why else []
-        if faults:
-            reasons[placement.relpath] = "; ".join(faults)
-        kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)) if context and not faults
-                    else placement)
-    return hold_back(kept, reasons)
-
-
-_PHASES = ("phasediff", "phase1", "phase2", "fieldmap")
-
-
-def _hold_back_lone_fieldmaps(placements: list[Placement], classified: set[str]
-                              ) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """A field-map magnitude placed by a classified rule (the default's) whose phase image is not placed
-    (held back, rejected) is not placed alone. A site's own rules place what they say."""
-    def group(p: Placement) -> str:
-        return p.series.protocol_name or p.series.series_description
-
-    phases = {group(p) for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1] in _PHASES}
-    reasons = {p.relpath: f"field-map magnitude whose phase image is not placed ({group(p)!r}): never placed alone"
-               for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1].startswith("magnitude")
-               and group(p) not in phases and str(p.series.sidecar) in classified}
-    return hold_back(placements, reasons)
-
-
-def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas
-                           ) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """Keep only placements whose sidecar meets its schema; drop references to the others."""
-    faults = {p.relpath: check_placement(schemas, p, p.sidecar_schema) for p in placements}
-    return hold_back(placements, {path: "; ".join(f) for path, f in faults.items() if f})
-
-
-def hold_back(placements, reasons: dict[str, str]) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """Take the placements named in ``reasons`` (by relpath) out; no IntendedFor may still name them."""
-    kept = [p for p in placements if p.relpath not in reasons]
-    held = [SeriesOutcome(p.series, SeriesStatus.HELD_BACK, reasons[p.relpath], p.rule) for p in placements if p.relpath in reasons]
-    if held:
-        gone = {f"/{path}" for path in reasons}  # matches bids:: URIs and relative IntendedFor paths
-        kept = [_without_references(p, gone) for p in kept]
-    return kept, held
-
-
-def _without_references(placement: Placement, gone: set[str]) -> Placement:
-    """IntendedFor must not name an image that was held back (the validator would fail the dataset)."""
-    intended = placement.sidecar.get("IntendedFor")
-    if intended is None:
-        return placement
-    items = [intended] if isinstance(intended, str) else list(intended)
-    left = [i for i in items if not any(i.endswith(g) for g in gone)]
-    if left == items:
-        return placement
-    sidecar = {k: v for k, v in placement.sidecar.items() if k != "IntendedFor"}
-    if left:
-        sidecar["IntendedFor"] = left[0] if isinstance(intended, str) else left
-    return replace(placement, sidecar=sidecar)
-
-
-def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """Refuse file names that are not BIDS names, and two series aimed at one file."""
-    kept: list[Placement] = []
-    rejected: list[SeriesOutcome] = []
-    targets: dict[str, list[Placement]] = {}
-    for placement in placements:
-        targets.setdefault(placement.relpath, []).append(placement)
-    for placement in placements:
-        *entities, suffix = placement.stem.split("_")
-        bad = [e for e in entities if not _ENTITY.match(e)]
-        if bad or not _SUFFIX.match(suffix):
-            reason = f"heuristic gives a name that is not a BIDS name: {placement.stem} ({', '.join(bad) or suffix})"
-            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule))
-        elif len(targets[placement.relpath]) > 1:
-            others = [p.series for p in targets[placement.relpath] if p is not placement]
-            reason = (f"collision: {placement.relpath} is also the target of "
-                      + "; ".join(_series_name(s) for s in others))
-            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule))
-        else:
-            kept.append(placement)
-    return kept, rejected
-
-
-def _series_name(series: Series) -> str:
-    return f"series {series.series_number} {series.series_description!r}"

@@ -18,7 +18,7 @@ import os
 import traceback
 from pathlib import Path
 
-from bids_factory.checks.completeness import hold_back_incomplete
+from bids_factory.checks.gates import hold_back_refused
 from bids_factory.privacy.deidentify import load_allow_list
 from bids_factory.ehr.tables import collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, VisitError
@@ -27,8 +27,8 @@ from bids_factory.finalize.dataset_files import dataset_files
 from bids_factory.config.heuristic import Heuristic, unknown_criteria
 from bids_factory.privacy.visit_identifiers import same_patient, subject_entry
 from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
-from bids_factory.plan.placement import hold_back, matching_engine, plan_visit
-from bids_factory.run.workers import die_with_parent
+from bids_factory.plan.placement import matching_engine, plan_visit
+from bids_factory.extract.processes import die_with_parent
 from bids_factory.run.progress import Phases, Progress
 from bids_factory.extract.redact import redact_visit
 from bids_factory.checks.required_metadata import schema_rules
@@ -36,7 +36,7 @@ from bids_factory.run.rules import Rules
 from bids_factory.run.options import ConvertOptions
 from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.report.thumbnails import thumbnail_png
-from bids_factory.checks.validator import batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
+from bids_factory.checks.validator import dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,7 @@ def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Convert
         if extracted is None:
             return None
         extracted = redact_visit(extracted, options.dates)
-        plan = hold_back_incomplete(plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields,
-                                               options.dates))
+        plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields, options.dates)
         if not for_placing:
             return plan
         return gzip_placed_images(dataclasses.replace(plan, thumbnails=_thumbnails(plan)))
@@ -122,19 +121,6 @@ def _thumbnails(plan: VisitPlan) -> dict[str, bytes]:
         except Exception as exc:  # noqa: BLE001 - a thumbnail never fails a visit
             log.debug("no thumbnail for %s: %s", placement.relpath, exc)
     return pictures
-
-
-def hold_back_refused(outcomes: list, folder: Path) -> list:
-    """The validator's gate, once per batch: what it refuses in a visit is held back with its message."""
-    checked = [i for i, (_, outcome) in enumerate(outcomes) if isinstance(outcome, VisitPlan) and outcome.placements]
-    for index, faults in zip(checked, batch_faults([outcomes[i][1] for i in checked], folder)):
-        if faults:
-            visit, plan = outcomes[index]
-            kept, held = hold_back(plan.placements, faults)
-            thumbnails = {p.relpath: plan.thumbnails[p.relpath] for p in kept if p.relpath in plan.thumbnails}
-            outcomes[index] = (visit, dataclasses.replace(plan, placements=tuple(kept), thumbnails=thumbnails,
-                                                          not_placed=plan.not_placed + tuple(held)))
-    return outcomes
 
 
 def _criteria_problems(heuristic: Heuristic, fields: frozenset[str]) -> list[Problem]:

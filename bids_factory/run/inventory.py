@@ -25,7 +25,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bids_factory.run.batches import extract_and_plan, hold_back_refused
+from bids_factory.checks.gates import hold_back_refused
+from bids_factory.run.batches import extract_and_plan
 from bids_factory.discover.visits import discover
 from bids_factory.errors import VisitError
 from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX

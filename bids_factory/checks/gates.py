@@ -1,0 +1,191 @@
+"""Why a series is not placed: every gate, in the order a series meets them (the ONE place that says so).
+
+0. plan's classification (:mod:`bids_factory.plan.classify`): what a series is NOT, before any rule
+   matches (a scanner-derived image, BOLD with no task...): unmatched or held back with that reason;
+1. names: a heuristic's file name that is not a BIDS name, or two series aimed at one file (rejected);
+2. required metadata: the fields the BIDS schema requires of the image
+   (:mod:`bids_factory.checks.required_metadata`), and an ASL image's aslcontext.tsv
+   (:mod:`bids_factory.checks.asl_context`);
+3. well-defined: the sidecar meets its sidecar schema (:mod:`bids_factory.checks.sidecar_schemas`);
+4. sets: a field-map magnitude whose phase image is not placed is never placed alone;
+5. complete: the DICOM headers, dcm2niix's report and the image agree (:mod:`bids_factory.checks.completeness`);
+6. valid: what the official validator refuses, once per batch of visits (:func:`hold_back_refused`).
+
+Gates 1-5 run in :func:`gate_plan` (called by plan for each visit, in a worker), gate 6 in the main
+process. A series held back by one gate is out of every later one, and no IntendedFor of a placed image
+still names it. Pure decisions: nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bids_factory.checks import asl_context
+from bids_factory.checks.completeness import check_visit
+from bids_factory.checks.required_metadata import missing_fields, missing_reason
+from bids_factory.checks.sidecar_schemas import SidecarSchemas, check_placement
+from bids_factory.checks.validator import batch_faults
+from bids_factory.errors import VisitError
+from bids_factory.model import Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
+
+_ENTITY = re.compile(r"^[a-z]+-[A-Za-z0-9]+$")
+_SUFFIX = re.compile(r"^[A-Za-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class GateContext:
+    """What the gates need to know of the heuristic's rules, per matched sidecar (by its path)."""
+
+    schemas: SidecarSchemas | None = None  # None: no sidecar-schema gate (a plan for inventory's tests)
+    aslcontext: dict = dataclasses.field(default_factory=dict)  # sidecar -> (the rule's aslcontext, volumes)
+    classified: frozenset[str] = frozenset()  # sidecars matched by a rule with classified_entities
+
+
+def gate_plan(plan: VisitPlan, context: GateContext) -> VisitPlan:
+    """Gates 1-5 over one visit's plan, in order: what fails one is held back (or rejected) with the reason."""
+    placements, outcomes = _reject_bad_names(list(plan.placements))
+    placements, held = _hold_back_unfit(placements, context.aslcontext)
+    outcomes += held
+    if context.schemas is not None:
+        placements, held = _hold_back_ill_defined(placements, context.schemas)
+        outcomes += held
+    placements, held = _hold_back_lone_fieldmaps(placements, context.classified)
+    outcomes += held
+    return _hold_back_incomplete(replace(plan, placements=tuple(placements),
+                                         not_placed=plan.not_placed + tuple(outcomes)))
+
+
+def hold_back_refused(outcomes: list, folder: Path) -> list:
+    """Gate 6, the validator's, once per batch: what it refuses in a visit is held back with its message."""
+    checked = [i for i, (_, outcome) in enumerate(outcomes) if isinstance(outcome, VisitPlan) and outcome.placements]
+    for index, faults in zip(checked, batch_faults([outcomes[i][1] for i in checked], folder)):
+        if faults:
+            visit, plan = outcomes[index]
+            kept, held = hold_back(plan.placements, faults)
+            thumbnails = {p.relpath: plan.thumbnails[p.relpath] for p in kept if p.relpath in plan.thumbnails}
+            outcomes[index] = (visit, replace(plan, placements=tuple(kept), thumbnails=thumbnails,
+                                              not_placed=plan.not_placed + tuple(held)))
+    return outcomes
+
+
+def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[dict | None, int]]
+                     ) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """An image needs the metadata the BIDS schema requires of it (:mod:`bids_factory.checks.required_metadata`),
+    and an ASL image its aslcontext.tsv; without them it is held back, the missing fields named."""
+    kept, reasons = [], {}
+    for placement in placements:
+        *entities, suffix = placement.stem.split("_")
+        missing = missing_fields(placement.datatype, suffix, dict(e.split("-", 1) for e in entities if "-" in e),
+                                 placement.sidecar)
+        faults = [missing_reason(suffix, missing)] if missing else []
+        context = None
+        if placement.datatype == "perf" and suffix == "asl":
+            context, why = asl_context.aslcontext(*aslcontext[str(placement.series.sidecar)])
+            faults += [f"ASL: {why}"] if why else []
+        if faults:
+            reasons[placement.relpath] = "; ".join(faults)
+        kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)) if context and not faults
+                    else placement)
+    return hold_back(kept, reasons)
+
+
+_PHASES = ("phasediff", "phase1", "phase2", "fieldmap")
+
+
+def _hold_back_lone_fieldmaps(placements: list[Placement], classified: frozenset[str]
+                              ) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """A field-map magnitude placed by a classified rule (the default's) whose phase image is not placed
+    (held back, rejected) is not placed alone. A site's own rules place what they say."""
+    def group(p: Placement) -> str:
+        return p.series.protocol_name or p.series.series_description
+
+    phases = {group(p) for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1] in _PHASES}
+    reasons = {p.relpath: f"field-map magnitude whose phase image is not placed ({group(p)!r}): never placed alone"
+               for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1].startswith("magnitude")
+               and group(p) not in phases and str(p.series.sidecar) in classified}
+    return hold_back(placements, reasons)
+
+
+def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas
+                           ) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """Keep only placements whose sidecar meets its schema; drop references to the others."""
+    faults = {p.relpath: check_placement(schemas, p, p.sidecar_schema) for p in placements}
+    return hold_back(placements, {path: "; ".join(f) for path, f in faults.items() if f})
+
+
+def hold_back(placements, reasons: dict[str, str]) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """Take the placements named in ``reasons`` (by relpath) out; no IntendedFor may still name them."""
+    kept = [p for p in placements if p.relpath not in reasons]
+    held = [SeriesOutcome(p.series, SeriesStatus.HELD_BACK, reasons[p.relpath], p.rule) for p in placements if p.relpath in reasons]
+    if held:
+        gone = {f"/{path}" for path in reasons}  # matches bids:: URIs and relative IntendedFor paths
+        kept = [_without_references(p, gone) for p in kept]
+    return kept, held
+
+
+def _without_references(placement: Placement, gone: set[str]) -> Placement:
+    """IntendedFor must not name an image that was held back (the validator would fail the dataset)."""
+    intended = placement.sidecar.get("IntendedFor")
+    if intended is None:
+        return placement
+    items = [intended] if isinstance(intended, str) else list(intended)
+    left = [i for i in items if not any(i.endswith(g) for g in gone)]
+    if left == items:
+        return placement
+    sidecar = {k: v for k, v in placement.sidecar.items() if k != "IntendedFor"}
+    if left:
+        sidecar["IntendedFor"] = left[0] if isinstance(intended, str) else left
+    return replace(placement, sidecar=sidecar)
+
+
+def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """Refuse file names that are not BIDS names, and two series aimed at one file."""
+    kept: list[Placement] = []
+    rejected: list[SeriesOutcome] = []
+    targets: dict[str, list[Placement]] = {}
+    for placement in placements:
+        targets.setdefault(placement.relpath, []).append(placement)
+    for placement in placements:
+        *entities, suffix = placement.stem.split("_")
+        bad = [e for e in entities if not _ENTITY.match(e)]
+        if bad or not _SUFFIX.match(suffix):
+            reason = f"heuristic gives a name that is not a BIDS name: {placement.stem} ({', '.join(bad) or suffix})"
+            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule))
+        elif len(targets[placement.relpath]) > 1:
+            others = [p.series for p in targets[placement.relpath] if p is not placement]
+            reason = (f"collision: {placement.relpath} is also the target of "
+                      + "; ".join(_series_name(s) for s in others))
+            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule))
+        else:
+            kept.append(placement)
+    return kept, rejected
+
+
+def _series_name(series: Series) -> str:
+    return f"series {series.series_number} {series.series_description!r}"
+
+
+def _hold_back_incomplete(plan: VisitPlan) -> VisitPlan:
+    """The plan without its incomplete images, each held back with the reason.
+
+    Raises :class:`VisitError` when dcm2niix reports missing images of no identifiable series.
+    """
+    extracted = plan.extracted
+    verdict = check_visit(extracted.series, extracted.series_images, extracted.converter_log,
+                          extracted.converter_exit)
+    if verdict.unattributed:
+        raise VisitError(f"visit {extracted.visit.scan_research_id}: dcm2niix reports missing images of no "
+                         f"single series ({' | '.join(verdict.unattributed[:3])}): the visit is not placed")
+    reasons = {p.relpath: f"incomplete image, not placed: {verdict.incomplete[str(p.series.nifti)]}"
+               for p in plan.placements if str(p.series.nifti) in verdict.incomplete}
+    kept, held = hold_back(plan.placements, reasons)
+    not_placed = list(plan.not_placed)
+    if extracted.converter_exit != 0:
+        not_placed = [SeriesOutcome(o.series, SeriesStatus.HELD_BACK, f"dcm2niix exited {extracted.converter_exit} before "
+                                    "it wrote an image of this series (disk full? unreadable file?); "
+                                    "the next run converts the visit again")
+                      if o.status == SeriesStatus.NOT_CONVERTED else o for o in not_placed]
+    return replace(plan, placements=tuple(kept), not_placed=tuple(not_placed) + tuple(held))
