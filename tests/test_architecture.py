@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bids_factory"
 # flow discover -> extract -> checks/plan -> write -> ehr -> finalize reads top to bottom in this list.
 # The same table is drawn in docs/architecture.md; keep both equal (a test below checks).
 RANKS = {
-    "__init__": 0, "errors": 0, "dates": 0, "tsv": 0, "resources": 0,
+    "__init__": 0, "errors": 0, "dates": 0, "tsv": 0, "resources": 0, "bidsschema": 0,
     "dicom": 1,
     "privacy": 2,
     "model": 3,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from bids_factory import bidsschema
 from bids_factory.errors import HeuristicError
 from bids_factory.config.check import schema_faults
 from bids_factory.config.read import read_config
@@ -66,7 +66,7 @@ def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> li
     missing = [name for name in fields if name not in sidecar_fields | DCM2BIDS_FIELDS | CLASSIFIED_KEYS]
     if not missing:
         return []
-    known = sorted(sidecar_fields | DCM2BIDS_FIELDS | _bids_metadata_fields())
+    known = sorted(sidecar_fields | DCM2BIDS_FIELDS | bidsschema.metadata_names())
     found = []
     for name in missing:
         if name in known:
@@ -77,13 +77,6 @@ def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> li
 
 
 DCM2BIDS_FIELDS = frozenset({"SidecarFilename"})
-
-
-@functools.cache
-def _bids_metadata_fields() -> frozenset[str]:
-    from bidsschematools.schema import load_schema
-
-    return frozenset(entry["name"] for entry in load_schema().objects.metadata.values())
 
 
 def load_heuristic(path: Path | None = None) -> Heuristic:

@@ -23,10 +23,10 @@ What WAS done to de-identify the data is kept: ``DeidentificationMethod`` and
 from __future__ import annotations
 
 import functools
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from bids_factory import bidsschema
 from bids_factory.dates import DatePolicy
 from bids_factory.privacy.identifier_match import VisitIdentifiers
 
@@ -107,17 +107,10 @@ class Deidentification:
 
 
 @functools.cache
-def _schema():
-    from bidsschematools.schema import load_schema
-
-    return load_schema()
-
-
-@functools.cache
 def _structured_keys() -> frozenset[str]:
     """BIDS fields whose values are constrained (a ``format`` or ``enum`` anywhere): not free text."""
     keys = set()
-    for definition in _schema().objects.metadata.values():
+    for definition in bidsschema.schema().objects.metadata.values():
         text = repr(definition.to_dict() if hasattr(definition, "to_dict") else definition)
         if "'format'" in text or "'enum'" in text:
             keys.add(definition["name"])
@@ -127,7 +120,7 @@ def _structured_keys() -> frozenset[str]:
 @functools.cache
 def _enums() -> dict[str, tuple]:
     """The values a BIDS field with a top-level ``enum`` may take."""
-    return {d["name"]: tuple(d["enum"]) for d in _schema().objects.metadata.values()
+    return {d["name"]: tuple(d["enum"]) for d in bidsschema.schema().objects.metadata.values()
             if "enum" in d and all(isinstance(v, (str, int, float)) for v in d["enum"])}
 
 
@@ -142,26 +135,10 @@ def _constrained(key: str, value) -> bool:
     return all(v in enum for v in value) if isinstance(value, list) else value in enum
 
 
-_EQ = re.compile(r'^(datatype|suffix|modality)\s*(==|!=)\s*["\']([^"\']+)["\']$')
-_IN = re.compile(r'^(!?)intersects\(\[?(datatype|suffix|modality)\]?,\s*\[([^\]]*)\]\)$')
-
-
 def _selector_may_apply(selector: str, facts: dict[str, str | None]) -> bool:
-    """False only when a selector on datatype/suffix/modality excludes these facts (``None``: unknown,
-    may apply); selectors on sidecar values, entities or extensions may apply."""
-    selector = selector.strip()
-    if selector == "false":
-        return False
-    if found := _EQ.match(selector):
-        name, op, value = found.groups()
-        return facts[name] is None or (facts[name] == value) == (op == "==")
-    if found := _IN.match(selector):
-        negate, name, values = found.groups()
-        if facts[name] is None:
-            return True
-        listed = {v.strip().strip("'\"") for v in values.split(",")}
-        return (facts[name] in listed) != bool(negate)
-    return True
+    """False only when the selector is false for these facts (``None``: unknown); a selector on what is not
+    known here (sidecar values, entities, extensions) may apply (:mod:`bids_factory.bidsschema`)."""
+    return bidsschema.evaluate(selector, {k: v for k, v in facts.items() if v is not None}) is not False
 
 
 @functools.cache
@@ -169,7 +146,7 @@ def bids_keys(datatype: str, suffix: str | None) -> frozenset[str]:
     """Every sidecar field the BIDS schema's rules define for files of this datatype and suffix
     (``suffix`` None: any suffix), plus for MRI every field any MRI sidecar rule names (BIDS defines
     e.g. RepetitionTime only for bold, but a T1w's RepetitionTime is no identifier and MRIQC reads it)."""
-    schema = _schema()
+    schema = bidsschema.schema()
     modality = next((name for name, m in schema.rules.modalities.items() if datatype in m["datatypes"]), "")
     keys = set(_rule_fields({"datatype": datatype, "suffix": suffix, "modality": modality}))
     if modality == "mri" and suffix is not None:
@@ -179,7 +156,7 @@ def bids_keys(datatype: str, suffix: str | None) -> frozenset[str]:
 
 
 def _rule_fields(facts: dict) -> set[str]:
-    schema = _schema()
+    schema = bidsschema.schema()
     names = {key: definition["name"] for key, definition in schema.objects.metadata.items()}
     keys: set[str] = set()
     for group in schema.rules.sidecars.values():
@@ -194,7 +171,7 @@ def _rule_fields(facts: dict) -> set[str]:
 def load_allow_list() -> None:
     """Build the schema-derived key sets now (what every MRI sidecar's allow-list is made of), e.g. before
     worker processes fork, so that they share them instead of each building them again."""
-    for datatype in _schema().rules.modalities["mri"]["datatypes"]:
+    for datatype in bidsschema.schema().rules.modalities["mri"]["datatypes"]:
         bids_keys(datatype, None)
     _structured_keys()
 
