@@ -1,4 +1,5 @@
-"""The date policy (``--dates keep|year|drop``): which calendar dates the dataset may hold.
+"""Calendar dates, in one place: the date policy (``--dates keep|year|drop``: which dates the dataset may
+hold), the spellings of a known date (a birth date, for the identifier match) and what an EHR date looks like.
 
 - ``keep`` (default): export days (``source_day``, ``export_days``, export folder paths in provenance),
   conversion and run dates, and dates in EHR tables are written as they are.
@@ -29,6 +30,8 @@ _EXPORT_PATH = re.compile(r"(?<![0-9A-Za-z])(DICOM|NIFTI|EHR)/(\d{4})/(\d{8})(?=
 _ISO = re.compile(_B + r"(\d{4})-(\d{2})-(\d{2})(?:([T ])(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?))?" + _E)
 _COMPACT = re.compile(_B + r"((?:19|20)\d{2})(\d{2})(\d{2})" + _E)
 _DOTTED = re.compile(_B + r"(\d{1,2})([./-])(\d{1,2})\2(\d{4})" + _E)
+# What an EHR cell that is a date (or a month) looks like: such a column is never categorical.
+DATE_LIKE = re.compile(r"^\d{4}-\d{2}(-\d{2})?([ T].*)?$|^\d{1,2}[./]\d{1,2}[./]\d{2,4}$")
 # Keys of provenance records that carry labels and fingerprints, never dates: not masked (a visit
 # id that happens to look like a date must still match its own state).
 _LABEL_KEYS = {"scan_research_id", "participant_id", "session_id", "subject_label", "session_label",
@@ -98,3 +101,26 @@ class DatePolicy:
         if not self.holds_date(value):
             return value
         return self.mask_json(value) if self.mode == "year" else None
+
+
+# -- a known date (a birth date) in every spelling a person or a scanner may have typed --------------
+
+_DATE_FORMATS = ("%Y%m%d", "%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%m-%Y", "%m/%d/%Y", "%Y.%m.%d")
+
+
+def date_spellings(text: str) -> set[str]:
+    """Every usual spelling of the calendar date in ``text`` (empty when it is not a date)."""
+    text = text.strip()[:10] if re.match(r"^\d{4}-\d{2}-\d{2}T", text.strip()) else text.strip()
+    day = None
+    for form in _DATE_FORMATS:
+        try:
+            day = dt.datetime.strptime(text, form).date()
+            break
+        except ValueError:
+            continue
+    if day is None:
+        return set()
+    spellings = {day.strftime(form) for form in _DATE_FORMATS}
+    spellings |= {f"{day.day}.{day.month}.{day.year}", f"{day.day}/{day.month}/{day.year}",
+                  f"{day.month}/{day.day}/{day.year}"}
+    return spellings

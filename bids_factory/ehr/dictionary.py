@@ -11,13 +11,13 @@ import re
 
 import pandas as pd
 
+from bids_factory.dates import DATE_LIKE
 from bids_factory.ehr.combine import TableState
 from bids_factory.model import Problem
 
 NA = "n/a"
 MAX_LEVELS = 10
 NUMBER = re.compile(r"^ *[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)? *$")  # the validator's
-_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?([ T].*)?$|^\d{1,2}[./]\d{1,2}[./]\d{2,4}$")
 
 # A table's output: one row per (label, session label, recency: the larger, the more recently exported),
 # in the order the rows were first exported; one column per output column; NaN for n/a.
@@ -88,7 +88,7 @@ def column_entry(entry: dict, description: str, values: list[str], where: str, p
 
 def _categorical(distinct: list[str], count: int) -> bool:
     """Low-cardinality text: at most MAX_LEVELS values, repeated (or a few short codes), not numbers or dates."""
-    if not distinct or len(distinct) > MAX_LEVELS or all(NUMBER.match(v) or _DATE.match(v) for v in distinct):
+    if not distinct or len(distinct) > MAX_LEVELS or all(NUMBER.match(v) or DATE_LIKE.match(v) for v in distinct):
         return False
     if any(v.startswith('"') for v in distinct):
         return False  # quoted in the TSV (bids_factory.tsv): the validator would not find it among Levels

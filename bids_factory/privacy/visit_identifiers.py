@@ -25,7 +25,6 @@ secret key (:func:`patient_hmac`); unsalted SHA-256 values of older datasets are
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -36,6 +35,7 @@ from typing import Iterable, Sequence
 
 from bids_factory.dicom.head import PYDICOM_READ_ERRORS
 from bids_factory.dicom.identifiers import HeaderIdentifiers, read_identifiers
+from bids_factory.dates import date_spellings
 from bids_factory.errors import IdentifiersUnreadable
 from bids_factory.privacy.identifier_match import VisitIdentifiers
 
@@ -211,27 +211,6 @@ def _is_identity_key(key: str) -> bool:
     if "patient" in flat and any(word in flat for word in _PATIENT_WORDS):
         return True
     return any(word in flat for word in _IDENTITY_WORDS)
-
-
-_DATE_FORMATS = ("%Y%m%d", "%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%Y/%m/%d", "%d-%m-%Y", "%m/%d/%Y", "%Y.%m.%d")
-
-
-def date_spellings(text: str) -> set[str]:
-    """Every usual spelling of the calendar date in ``text`` (empty when it is not a date)."""
-    text = text.strip()[:10] if re.match(r"^\d{4}-\d{2}-\d{2}T", text.strip()) else text.strip()
-    day = None
-    for form in _DATE_FORMATS:
-        try:
-            day = dt.datetime.strptime(text, form).date()
-            break
-        except ValueError:
-            continue
-    if day is None:
-        return set()
-    spellings = {day.strftime(form) for form in _DATE_FORMATS}
-    spellings |= {f"{day.day}.{day.month}.{day.year}", f"{day.day}/{day.month}/{day.year}",
-                  f"{day.month}/{day.day}/{day.year}"}
-    return spellings
 
 
 # -- keyed hash of the raw PatientID (collision detection of subject labels) ------------------------
