@@ -8,7 +8,7 @@
 * ``Singularity.def`` is parsed (spython) and its %files/%post/%test are replayed in a buildah
   container, since Apptainer itself is not packaged for Debian bookworm.
 
-Every test is marked ``container``; run them as root with ``pytest -m container tests/test_container.py``
+Every test is marked ``container``; run them as root with ``pytest -m container tests/system/test_container.py``
 (see tests/container/README.md). Without podman/buildah they are skipped, except when ``CI=true``,
 where they fail: CI must not silently skip them.
 
@@ -32,10 +32,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 pytestmark = pytest.mark.container
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_DICOM = REPO.parent / "shared" / "dicom"
 XA30_VISIT = SHARED_DICOM / "siemens_xa30_visit"
 GE_T1W = SHARED_DICOM / "ge_t1w_deidentified"

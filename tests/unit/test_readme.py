@@ -1,8 +1,7 @@
 """The README's two opening commands are the ones CI and users run."""
 
-from pathlib import Path
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _opening_commands() -> list[str]:

@@ -13,7 +13,7 @@ import pytest
 
 from bids_factory.cli.main import main
 from bids_factory.run.pipeline import ConvertOptions, convert
-from conftest import assert_valid_bids, fingerprint
+from conftest import REPO, assert_valid_bids, fingerprint
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ def test_demo_command_writes_a_valid_dataset(tmp_path):
 
 
 def test_dcm2bids_post_op_is_accepted_but_never_run(demo, tmp_path, caplog):
-    config = json.loads((Path(__file__).parents[1] / "heuristics" / "default.json").read_text())
+    config = json.loads((REPO / "heuristics" / "default.json").read_text())
     marker = tmp_path / "post-op-ran"
     config["post_op"] = [{"cmd": f"touch {marker} src_file dst_file", "datatype": "anat", "suffix": ["T1w"]}]
     heuristic = tmp_path / "with-post-op.json"

@@ -83,7 +83,7 @@ rm -f "$out"/*.json
 
 
 def test_an_image_without_json_is_the_same_note_on_the_dicom_route(ge_export, bids, tmp_path, monkeypatch):
-    """(The NIfTI route: tests/test_nifti_route.py::test_nifti_bad_pairs_are_reported_and_patient_field_option.)"""
+    """(The NIfTI route: tests/scenarios/test_nifti_route.py::test_nifti_bad_pairs_are_reported_and_patient_field_option.)"""
     from bids_factory.extract import dicom_visit as extract
 
     wrapper = tmp_path / "dcm2niix"

@@ -12,7 +12,7 @@ from bids_factory.run import batches as conversion
 from bids_factory.errors import DatasetLockedError
 from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.write.dataset_writer import DatasetWriter
-from conftest import TRANSFER_SYNTAXES, XA30, add_series, assert_valid_bids, fingerprint
+from conftest import REPO, TEST_HEURISTICS, TRANSFER_SYNTAXES, XA30, add_series, assert_valid_bids, fingerprint
 
 
 RUN_OWN = ("history.json", "report.html")  # with runs/: what every run writes about itself
@@ -52,7 +52,7 @@ def test_a_visit_that_recurs_on_a_later_day_is_reconverted_whole(export, tmp_pat
     add_series(export, "20240105", "VISIT01", series["8"])
     add_series(export, "20240105", "VISIT02", series["9"])
     bids = tmp_path / "bids"
-    heuristic = Path(__file__).parent / "heuristics" / "xa30_reproin.json"
+    heuristic = TEST_HEURISTICS / "xa30_reproin.json"
     first = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, validate=False))
     assert _statuses(first) == {"VISIT01": "placed", "VISIT02": "placed"}
     add_series(export, "20240106", "VISIT01", series["7"])  # the next day brings the bold of VISIT01
@@ -71,7 +71,7 @@ def test_a_visit_that_recurs_on_a_later_day_is_reconverted_whole(export, tmp_pat
 def test_a_changed_heuristic_or_reconvert_converts_again(demo, tmp_path):
     bids = tmp_path / "bids"
     convert(ConvertOptions(export=demo, bids=bids, validate=False))
-    default = json.loads((Path(__file__).parents[1] / "heuristics" / "default.json").read_text())
+    default = json.loads((REPO / "heuristics" / "default.json").read_text())
     default["descriptions"] = [d for d in default["descriptions"] if d["suffix"] != "FLAIR"]
     changed = tmp_path / "no-flair.json"
     changed.write_text(json.dumps(default))
@@ -132,7 +132,7 @@ def test_a_stopped_long_run_keeps_the_batches_it_placed(export, tmp_path, monkey
     visits = [f"V{i:02d}" for i in range(6)]
     for visit in visits:
         add_series(export, "20240105", visit, source, subfolder="a")
-    heuristic = Path(__file__).parent / "heuristics" / "transfer_syntaxes.json"
+    heuristic = TEST_HEURISTICS / "transfer_syntaxes.json"
     monkeypatch.setattr(conversion, "BATCH_VISITS", 1)  # batches of 4 visits (4 per job)
     real_place_all, calls = conversion._place_all, []
 

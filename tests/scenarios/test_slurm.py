@@ -1,5 +1,5 @@
 """`bids-factory slurm` without a cluster: the scripts, --dry-run, a missing or refusing sbatch, and
-nothing to convert. The real cluster run is tests/test_slurm_cluster.py (marked ``slurm``)."""
+nothing to convert. The real cluster run is tests/system/test_slurm_cluster.py (marked ``slurm``)."""
 
 from __future__ import annotations
 

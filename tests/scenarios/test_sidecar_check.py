@@ -17,11 +17,11 @@ from bids_factory.errors import BidsFactoryError
 from bids_factory.model import Placement, Series
 from bids_factory.checks.sidecar_schemas import (SidecarSchemaError, check_placement, default_folder, header_facts,
                                         load_sidecar_schemas)
+from conftest import REPO, SHARED_DICOM
 
-SHARED_DICOM = Path(__file__).resolve().parents[2] / "shared" / "dicom"
 XA30 = SHARED_DICOM / "siemens_xa30_visit"
 GE_T1W = SHARED_DICOM / "ge_t1w_deidentified"
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "schemas.md"
+DOCS = REPO / "docs" / "schemas.md"
 SUFFIX_SCHEMAS = ("T1w", "T2w", "FLAIR", "bold", "dwi", "magnitude1", "magnitude2", "phasediff", "epi")
 
 

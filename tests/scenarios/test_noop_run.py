@@ -19,7 +19,7 @@ from bids_factory.run.rules import Rules
 from bids_factory.run.options import settings_key
 from bids_factory.checks.sidecar_schemas import default_folder
 from bids_factory.report.summary import summary_lines
-from conftest import assert_valid_bids
+from conftest import TEST_HEURISTICS, assert_valid_bids
 
 HEAVY = ("numpy", "pandas", "nibabel", "pydicom", "jsonschema", "referencing", "bids", "dcm2bids",
          "bidsschematools", "yaml")
@@ -132,7 +132,7 @@ def test_the_settings_key_read_from_the_files_is_the_one_the_loaded_rules_record
     schemas = tmp_path / "schemas"
     shutil.copytree(default_folder(), schemas)
     site = tmp_path / "site.json"
-    site.write_text((Path(__file__).parent / "heuristics" / "xa30_reproin.json").read_text())
+    site.write_text((TEST_HEURISTICS / "xa30_reproin.json").read_text())
     for options in (ConvertOptions(export=demo, bids=tmp_path / "b"),
                     ConvertOptions(export=demo, bids=tmp_path / "b", heuristic=site, schemas=schemas,
                                    keep_site_fields=True)):

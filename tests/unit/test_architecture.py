@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from conftest import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "bids_factory"
+PACKAGE = REPO / "bids_factory"
 
 # Lowest first. A module may import its own room and any room of a LOWER rank, never a higher one: the
 # flow discover -> extract -> checks/plan -> write -> ehr -> finalize reads top to bottom in this list.
