@@ -68,7 +68,14 @@ def _unquote(match: re.Match) -> str:
 def render_tsv(columns: list[str], rows: list[dict[str, str]]) -> str:
     frame = pd.DataFrame([[tsv_value(row.get(c)) for c in columns] for row in rows],
                          columns=[tsv_value(c) for c in columns], dtype=str)
-    return frame.apply(quote_leading).to_csv(sep="\t", index=False, lineterminator="\n", quoting=csv.QUOTE_NONE)
+    return frame_tsv(frame)
+
+
+def frame_tsv(frame: pd.DataFrame, na_rep: str = "") -> str:
+    """A table as BIDS TSV: no quoting (values hold no tab or line break), a leading ``"`` quoted CSV-style
+    (:func:`quote_leading`), missing values as ``na_rep``. The one renderer of every TSV the dataset holds."""
+    frame = frame.apply(lambda column: quote_leading(column) if pd.api.types.is_string_dtype(column) else column)
+    return frame.to_csv(sep="\t", na_rep=na_rep, index=False, lineterminator="\n", quoting=csv.QUOTE_NONE)
 
 
 def merge_tsv(existing: tuple[list[str], list[dict[str, str]]] | None, key: str, columns: list[str],

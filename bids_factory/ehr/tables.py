@@ -11,7 +11,6 @@ Rules and the mapping format: ``docs/ehr.md``. This module is the public entry p
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import fnmatch
 import re
@@ -27,7 +26,7 @@ from bids_factory.ehr.participants import participants_columns
 from bids_factory.ehr.read import CsvError, read_csv
 from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import Problem, session_label, subject_label
-from bids_factory.tsv import quote_leading
+from bids_factory.tsv import frame_tsv
 
 __all__ = ["EhrMappingError", "EhrResult", "PhenotypeTable", "collect_ehr", "linkage", "load_ehr_mapping"]
 
@@ -163,10 +162,7 @@ def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: s
     if has_visit:
         ids["session_id"] = ("ses-" + session).where(session != "", NA)
     table = pd.concat([ids, ordered.reset_index(drop=True).rename(columns=safe_column)], axis=1)
-    # no quoting in BIDS TSV: tabs and line breaks were replaced by _text, a '"' is written as is except at
-    # the start of a value (quoted there, else pandas' default reader merges rows: bids_factory.tsv)
-    table = table.apply(lambda column: quote_leading(column) if pd.api.types.is_string_dtype(column) else column)
-    tsv = table.to_csv(sep="\t", na_rep=NA, index=False, lineterminator="\n", quoting=csv.QUOTE_NONE)
+    tsv = frame_tsv(table, na_rep=NA)  # tabs and line breaks in values were replaced by _text
     columns = list(records.columns)
     sidecar = table_sidecar(state, entry, columns, records, has_visit, problems)
     return PhenotypeTable(name=state.spec.name, tsv=tsv, sidecar=sidecar), records, columns
