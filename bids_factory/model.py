@@ -63,6 +63,15 @@ class VisitFolder:
     relpath: str  # relative to the export root, for provenance
 
 
+def export_relpath(root: Path, path: Path | str) -> str:
+    """``path`` relative to the export ``root``, as text with ``/`` (the one way every stage names an export
+    file: provenance, problems, visit fingerprints). A run computes it for every file, so as text first."""
+    base, text = str(root), str(path)
+    if text.startswith(base + "/"):
+        return text[len(base) + 1:]
+    return Path(path).relative_to(root).as_posix()
+
+
 @dataclass(frozen=True)
 class SourceFile:
     path: Path
@@ -73,11 +82,8 @@ class SourceFile:
     @property
     def relpath(self) -> str:
         """Path relative to the export root (for reports), also for a link resolved inside the export."""
-        folder, path = str(self.folder.path), str(self.path)
-        if path.startswith(folder + "/"):  # the common case as text: every run computes it for every file
-            return f"{self.folder.relpath}/{path[len(folder) + 1:]}"
-        if self.path.is_relative_to(self.folder.path):
-            return f"{self.folder.relpath}/{self.path.relative_to(self.folder.path).as_posix()}"
+        if str(self.path).startswith(f"{self.folder.path}/") or self.path.is_relative_to(self.folder.path):
+            return f"{self.folder.relpath}/{export_relpath(self.folder.path, self.path)}"
         root = self.folder.path.parents[len(Path(self.folder.relpath).parts) - 1]
         if self.path.is_relative_to(root):
             return self.path.relative_to(root).as_posix()

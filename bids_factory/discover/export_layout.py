@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bids_factory.model import Problem
+from bids_factory.model import Problem, export_relpath
 
 READY_MARKER = ".ready"
 SKIPPED_NAME_PARTS = ("delete", "phantom")
@@ -55,7 +55,7 @@ def entries(folder: Path, root: Path, problems: list[Problem], what: str) -> lis
         if path.name.startswith("."):
             if path.name != READY_MARKER:
                 kind = what if path.is_dir() or what == "file" else "file"
-                problems.append(Problem(_rel(root, path), f"hidden {kind}: ignored", fatal=False))
+                problems.append(Problem(export_relpath(root, path), f"hidden {kind}: ignored", fatal=False))
             continue
         found.append(path)
     return found
@@ -68,12 +68,12 @@ def export_days(root: Path, kind: str, today: dt.date, problems: list[Problem]) 
         return []
     days: list[ExportDay] = []
     for year_dir in entries(kind_dir, root, problems, "folder"):
-        rel = _rel(root, year_dir)
+        rel = export_relpath(root, year_dir)
         if year_dir.is_symlink() or not year_dir.is_dir() or not _YEAR.match(year_dir.name):
             problems.append(Problem(rel, "not a <yyyy> year folder: ignored"))
             continue
         for day_dir in entries(year_dir, root, problems, "folder"):
-            rel = _rel(root, day_dir)
+            rel = export_relpath(root, day_dir)
             day = day_dir.name
             if skipped_name(day):
                 problems.append(Problem(rel, "skipped: name marks a phantom or deleted export", fatal=False))
@@ -119,9 +119,6 @@ def link_target(root: Path, link: Path, accepted_days: frozenset[Path]) -> tuple
                       "not ready or not a day folder): not followed")
     return target, ""
 
-
-def _rel(root: Path, path: Path) -> str:
-    return path.relative_to(root).as_posix()
 
 
 @dataclass(frozen=True)

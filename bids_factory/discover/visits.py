@@ -16,7 +16,7 @@ from stat import S_ISLNK, S_ISREG
 
 from bids_factory.errors import ExportLayoutError
 from bids_factory.discover.export_layout import entries, export_days, link_target, skipped_name, unsafe_name
-from bids_factory.model import Problem, SourceFile, Visit, VisitFolder
+from bids_factory.model import Problem, SourceFile, Visit, VisitFolder, export_relpath
 
 IMAGE_KINDS = ("DICOM", "NIFTI")
 
@@ -52,7 +52,7 @@ def discover(export_root: Path, today: dt.date | None = None) -> Discovery:
     for kind in kinds:
         for day in days[kind]:
             for visit_dir in entries(day.path, root, problems, "visit folder"):
-                rel = visit_dir.relative_to(root).as_posix()
+                rel = export_relpath(root, visit_dir)
                 if unsafe_name(visit_dir.name):
                     problems.append(Problem(repr(rel), "visit folder name holds a tab, a line break or another "
                                                        "control character: not converted (rename the folder)"))
@@ -100,15 +100,15 @@ def _folder_files(here: str, root: Path, folder: VisitFolder, accepted: frozense
         if entry.name not in folders:
             continue
         if entry.name.startswith("."):
-            problems.append(Problem(_rel(root, entry.path), "hidden folder: ignored", fatal=False))
+            problems.append(Problem(export_relpath(root, entry.path), "hidden folder: ignored", fatal=False))
         elif entry.is_symlink():
-            problems.append(Problem(_rel(root, entry.path), "symbolic link to a folder: not followed"))
+            problems.append(Problem(export_relpath(root, entry.path), "symbolic link to a folder: not followed"))
         else:
             subfolders.append(entry.path)
     for entry in found:
         if entry.name.startswith(".") or entry.name in folders:
             continue
-        rel = _rel(root, entry.path)
+        rel = export_relpath(root, entry.path)
         info, path = _entry_stat(entry), entry.path
         if info is not None and S_ISLNK(info.st_mode):
             target, why = link_target(root, Path(path), accepted)
@@ -150,10 +150,3 @@ def _stat(path: Path, follow: bool) -> os.stat_result | None:
         return os.stat(path, follow_symlinks=follow)
     except OSError:
         return None
-
-
-def _rel(root: Path, path: Path | str) -> str:
-    base, text = str(root), str(path)
-    if text.startswith(base + "/"):  # as text: a run computes it for every file of the export
-        return text[len(base) + 1:]
-    return Path(path).relative_to(root).as_posix()
