@@ -25,6 +25,15 @@ class VisitError(BidsFactoryError):
     """One visit cannot be converted; the rest of the export goes on."""
 
 
+class VisitWithoutImages(VisitError):
+    """A visit folder holding only non-image DICOM objects (reports, presentation states, a DICOMDIR):
+    nothing to convert, a note and not a failure. ``notes`` name what it holds."""
+
+    def __init__(self, message: str, notes: tuple = ()):
+        super().__init__(message)
+        self.notes = notes
+
+
 class IdentifiersUnreadable(VisitError):
     """A visit whose identifiers cannot be read: its free text cannot be checked, so it is not placed."""
 

@@ -78,7 +78,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     pairing.find_runs()
 
     not_placed = [SeriesOutcome(s, SeriesStatus.NOT_CONVERTED, "dcm2niix made no image of this DICOM series")
-                  for s in extracted.unconverted]
+                  for s in extracted.unconverted] + list(extracted.refused)
     for sidecar, matched in graph.items():
         series = by_sidecar[sidecar.filename]
         if not matched:

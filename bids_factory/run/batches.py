@@ -21,7 +21,7 @@ from pathlib import Path
 from bids_factory.checks.completeness import hold_back_incomplete
 from bids_factory.privacy.deidentify import load_allow_list
 from bids_factory.ehr.tables import collect_ehr, linkage, load_ehr_mapping
-from bids_factory.errors import BidsFactoryError, VisitError
+from bids_factory.errors import BidsFactoryError, VisitError, VisitWithoutImages
 from bids_factory.extract.dicom_visit import dcm2niix_version, extract
 from bids_factory.finalize.dataset_files import dataset_files
 from bids_factory.config.heuristic import Heuristic, unknown_criteria
@@ -181,7 +181,8 @@ def _convert_all(visits: list[Visit], start: int, staging: Path, rules: Rules, o
     outcomes = []
     for visit, outcome in _run_workers(visits, start, staging, rules, options):
         outcomes.append((visit, outcome))
-        status = ("failed" if isinstance(outcome, VisitError)
+        status = ("no image (non-image objects only)" if isinstance(outcome, VisitWithoutImages)
+                  else "failed" if isinstance(outcome, VisitError)
                   else "skipped (subject not in --participant-label)" if outcome is None else "converted")
         progress.step(f"{visit.scan_research_id}: {status}")
     return outcomes
@@ -194,7 +195,10 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
     secret = writer.subject_key()
     sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
     for visit, outcome in outcomes:
-        if isinstance(outcome, VisitError):
+        if isinstance(outcome, VisitWithoutImages):  # reports, presentation states...: a note, not a failure
+            result = VisitResult(visit.scan_research_id, VisitStatus.NOTHING_TO_PLACE,
+                                 problems=tuple(outcome.notes) or (Problem(_where(visit), str(outcome), fatal=False),))
+        elif isinstance(outcome, VisitError):
             result = VisitResult(visit.scan_research_id, VisitStatus.FAILED,
                                  problems=(Problem(_where(visit), str(outcome)),))
         elif outcome is None:
