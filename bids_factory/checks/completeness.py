@@ -52,8 +52,8 @@ def _int(value) -> int | None:
 
 def _floats(value, count: int) -> tuple[float, ...] | None:
     """A DICOM multi-value (pydicom's list, or the header reader's backslash-separated text) as floats."""
-    items = str(value).split("\\") if isinstance(value, str) else list(value or ())
     try:
+        items = str(value).split("\\") if isinstance(value, str) else list(value or ())
         numbers = tuple(float(v) for v in items)
     except (TypeError, ValueError):
         return None

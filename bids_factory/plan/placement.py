@@ -7,6 +7,7 @@ here exactly as in Dcm2Bids. This stage decides; it writes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ from bids_factory.plan import asl
 from bids_factory.plan.classify import Classification, classify_visit, strip_keys
 from bids_factory.dates import DatePolicy
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
+from bids_factory.privacy.identifier_match import VisitIdentifiers
 from bids_factory.config.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
 from bids_factory.checks.required_metadata import missing_fields, missing_reason
@@ -105,7 +107,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
                       sidecar_schema=description.get("bids_factory", {}).get("sidecar_schema"))
         )
     placements, rejected = _reject_bad_names(placements)
-    placements, held_back = _hold_back_unfit(placements, graph, by_sidecar, classes)
+    placements, held_back = _hold_back_unfit(placements, graph, by_sidecar, classes, extracted.identifiers)
     rejected += held_back
     if schemas is not None:
         placements, held_back = _hold_back_ill_defined(placements, schemas)
@@ -147,7 +149,7 @@ def _not_matched(series: Series, classification: Classification) -> SeriesOutcom
     return SeriesOutcome(series, SeriesStatus.UNMATCHED, classification.reason())
 
 
-def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes
+def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes, identifiers: VisitIdentifiers
                      ) -> tuple[list[Placement], list[SeriesOutcome]]:
     """An image needs the metadata the BIDS schema requires of it (:mod:`bids_factory.checks.required_metadata`),
     and an ASL image its aslcontext.tsv; without them it is held back, the missing fields named."""
@@ -157,7 +159,10 @@ def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes
         *entities, suffix = placement.stem.split("_")
         missing = missing_fields(placement.datatype, suffix, dict(e.split("-", 1) for e in entities if "-" in e),
                                  placement.sidecar)
-        faults = [missing_reason(suffix, missing)] if missing else []
+        named = _holding_identifiers(placement, missing, identifiers)
+        faults = [f"{key} holds an identifier of this visit (a word of a person's name or an id): removed from the "
+                  f"sidecar, and BIDS requires it" for key in named]
+        faults += [missing_reason(suffix, [k for k in missing if k not in named])] if set(missing) - set(named) else []
         context = None
         if placement.datatype == "perf" and suffix == "asl":
             order = rules[placement.series.sidecar].get("bids_factory", {}).get("aslcontext")
@@ -168,6 +173,15 @@ def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes
         kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)) if context and not faults
                     else placement)
     return hold_back(kept, reasons)
+
+
+def _holding_identifiers(placement: Placement, missing: list[str], identifiers: VisitIdentifiers) -> list[str]:
+    """The required keys the converter's sidecar gave but de-identification removed: their text holds an
+    identifier (never a key of a vendor's vocabulary, see deidentify.CODED_KEYS)."""
+    if not missing or placement.series.sidecar is None or not placement.series.sidecar.exists():
+        return []
+    given = json.loads(placement.series.sidecar.read_text())
+    return [key for key in missing if key in given and identifiers.found_in(given[key])]
 
 
 _PHASES = ("phasediff", "phase1", "phase2", "fieldmap")
