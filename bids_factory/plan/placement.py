@@ -7,7 +7,6 @@ here exactly as in Dcm2Bids. This stage decides; it writes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -17,7 +16,6 @@ from bids_factory.plan import asl
 from bids_factory.plan.classify import Classification, classify_visit, strip_keys
 from bids_factory.dates import DatePolicy
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
-from bids_factory.privacy.identifier_match import VisitIdentifiers
 from bids_factory.config.heuristic import Heuristic
 from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
 from bids_factory.checks.required_metadata import missing_fields, missing_reason
@@ -91,6 +89,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
 
     placements: list[Placement] = []
     removed = Deidentification()
+    holding: dict[str, frozenset] = {}  # relpath -> keys removed because their value holds an identifier
     id_list: dict[str, list[str]] = {}
     for acquisition in pairing.acquisitions:
         series = by_sidecar[acquisition.src_sidecar.filename]
@@ -98,16 +97,19 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
             id_list.setdefault(acquisition.id, []).append(
                 os.path.join(participant.name, acquisition.dstId + ".nii.gz")
             )
-        sidecar = keep_allowed(strip_keys(acquisition.dstSidecarData(id_list)), acquisition.datatype,
-                               acquisition.suffix.lstrip("_"), extracted.identifiers, dates, keep_site_fields, removed)
+        given = strip_keys(acquisition.dstSidecarData(id_list))
+        sidecar = keep_allowed(given, acquisition.datatype, acquisition.suffix.lstrip("_"), extracted.identifiers,
+                               dates, keep_site_fields, removed)
         description = graph[acquisition.src_sidecar][0]
         placements.append(
             Placement(series=series, datatype=acquisition.datatype, stem=acquisition.dstFile,
                       sidecar=sidecar, rule=heuristic.rule_name(description),
                       sidecar_schema=description.get("bids_factory", {}).get("sidecar_schema"))
         )
+        holding[placements[-1].relpath] = frozenset(
+            key for key, value in given.items() if key not in sidecar and extracted.identifiers.found_in(value))
     placements, rejected = _reject_bad_names(placements)
-    placements, held_back = _hold_back_unfit(placements, graph, by_sidecar, classes, extracted.identifiers)
+    placements, held_back = _hold_back_unfit(placements, graph, by_sidecar, classes, holding)
     rejected += held_back
     if schemas is not None:
         placements, held_back = _hold_back_ill_defined(placements, schemas)
@@ -149,7 +151,7 @@ def _not_matched(series: Series, classification: Classification) -> SeriesOutcom
     return SeriesOutcome(series, SeriesStatus.UNMATCHED, classification.reason())
 
 
-def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes, identifiers: VisitIdentifiers
+def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes, holding: dict[str, frozenset]
                      ) -> tuple[list[Placement], list[SeriesOutcome]]:
     """An image needs the metadata the BIDS schema requires of it (:mod:`bids_factory.checks.required_metadata`),
     and an ASL image its aslcontext.tsv; without them it is held back, the missing fields named."""
@@ -159,7 +161,7 @@ def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes, id
         *entities, suffix = placement.stem.split("_")
         missing = missing_fields(placement.datatype, suffix, dict(e.split("-", 1) for e in entities if "-" in e),
                                  placement.sidecar)
-        named = _holding_identifiers(placement, missing, identifiers)
+        named = [key for key in missing if key in holding.get(placement.relpath, ())]
         faults = [f"{key} holds an identifier of this visit (a word of a person's name or an id): removed from the "
                   f"sidecar, and BIDS requires it" for key in named]
         faults += [missing_reason(suffix, [k for k in missing if k not in named])] if set(missing) - set(named) else []
@@ -173,15 +175,6 @@ def _hold_back_unfit(placements: list[Placement], graph, by_sidecar, classes, id
         kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)) if context and not faults
                     else placement)
     return hold_back(kept, reasons)
-
-
-def _holding_identifiers(placement: Placement, missing: list[str], identifiers: VisitIdentifiers) -> list[str]:
-    """The required keys the converter's sidecar gave but de-identification removed: their text holds an
-    identifier (never a key of a vendor's vocabulary, see deidentify.CODED_KEYS)."""
-    if not missing or placement.series.sidecar is None or not placement.series.sidecar.exists():
-        return []
-    given = json.loads(placement.series.sidecar.read_text())
-    return [key for key in missing if key in given and identifiers.found_in(given[key])]
 
 
 _PHASES = ("phasediff", "phase1", "phase2", "fieldmap")
