@@ -157,6 +157,16 @@ PHILIPS = [
                         "ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE"]}, (64, 64, 30, 6), False,
      ("held-back", "asl: BIDS requires")),
 ]
+PEPOLAR = [  # GE pairs of opposite polarity named FM_... (no field-map word): fmap epi, whatever the name
+    ("FM_Ax_EPI_1", {**EPI, "ScanningSequence": "EP\\SE", "PhaseEncodingDirection": "j-"}, (64, 64, 30, 2), False,
+     ("fmap-epi", "dir-AP_epi")),
+    ("FM_Ax_EPI_2", {**EPI, "ScanningSequence": "EP\\SE", "PhaseEncodingDirection": "j"}, (64, 64, 30, 2), False,
+     ("fmap-epi", "dir-PA_epi")),
+    ("func-bold_task-nback", EPI, BOLD, False, ("bold", "task-nback_bold")),
+    # a short EPI series without an opposite partner on its grid stays what it was
+    ("short_EPI", {**EPI, "PhaseEncodingDirection": "j-"}, (64, 64, 20, 3), False, NO_TASK),
+    ("short_EPI_other_grid", {**EPI, "PhaseEncodingDirection": "j"}, (64, 64, 24, 3), False, NO_TASK),
+]
 TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and without NORM (same AcquisitionTime)
     ("anat-T1w_acq-tfl", {**T1, "AcquisitionTime": "12:05:17.0", "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]},
      VOL, False, ("t1w", "acq-tfl_T1w")),
@@ -167,7 +177,7 @@ TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and with
 
 
 ALL = {"visit": VISIT, "philips-b0": PHILIPS_FIELDMAP, "enhanced": ENHANCED_FIELDMAP, "two-phase": TWO_PHASE_ECHOES, "philips": PHILIPS,
-       "recon": TWO_RECONSTRUCTIONS}
+       "recon": TWO_RECONSTRUCTIONS, "pepolar": PEPOLAR}
 
 
 def _extracted(folder: Path, cases) -> ExtractedVisit:
@@ -244,6 +254,17 @@ def test_fieldmaps_point_to_the_bold_and_dwi(plans):
     assert sorted(phasediff.sidecar["IntendedFor"]) == [f"bids::sub-P1/ses-V1/{path}" for path in targets]
     lone = [o for o in plan.not_placed if o.series.series_description == "B0map_lone"]
     assert lone and lone[0].status == "held-back"
+
+
+def test_opposite_polarity_pairs_point_to_the_epi_they_serve(plans):
+    plan = plans["pepolar"]
+    epis = [p for p in plan.placements if p.rule == "fmap-epi"]
+    assert len(epis) == 2
+    for epi in epis:
+        intended = epi.sidecar["IntendedFor"]  # dcm2bids writes one target as a string
+        assert ([intended] if isinstance(intended, str) else intended) == [
+            "bids::sub-P1/ses-V1/func/sub-P1_ses-V1_task-nback_bold.nii.gz"]
+        assert epi.sidecar["PhaseEncodingDirection"] in ("j", "j-")
 
 
 def test_philips_phase1_phase2_keep_their_echo_times(plans):

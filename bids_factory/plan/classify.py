@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from bids_factory.model import Series
 from bids_factory.plan.epi import is_epi
 from bids_factory.plan.fieldmaps import (fieldmap_group, gre_fieldmap_kind, is_field_map_in_units,
-                                         magnitude_of_fieldmap, phase_echoes)
+                                         magnitude_of_fieldmap, pepolar_pairs, phase_echoes)
 from bids_factory.plan.series_facts import (REPROIN_ENTITIES, SeriesFacts, image_words, number, phase_encoding_label,
                                            says_rest, series_facts, words)
 
@@ -171,6 +171,7 @@ def classify_visit(series: list[tuple[Series, dict]]) -> dict[str, Classificatio
         kinds[id(f)] = (kind, seen, conflict)
     phase_echoes(facts, kinds)
     magnitude_of_fieldmap(facts, kinds)
+    pepolar_pairs(facts, kinds)
     result = {}
     for f in facts:
         kind, seen, conflict = kinds[id(f)]

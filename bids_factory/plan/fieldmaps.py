@@ -5,10 +5,13 @@ magnitude and phase, ``_ph``, ``_fieldmaphz``); they are told apart by their met
 from __future__ import annotations
 
 from bids_factory.extract.staged_images import image_stem
+from bids_factory.plan.epi import is_epi
 from bids_factory.plan.series_facts import SeriesFacts, words
 
 # ImageType words of a map the scanner computed (not FIELDMAPHZ: dcm2niix writes it on the magnitude beside
 # the map too; its map in Hz is the `_fieldmaphz` image with Units)
+MAX_PEPOLAR_VOLUMES = 4  # a distortion-correction EPI is 1-4 volumes; a time series is longer
+_SIGNED = {"i", "i-", "j", "j-", "k", "k-"}
 _FIELDMAP_MAP_WORDS = {"FIELDMAP", "FIELD_MAP", "B0", "B0 MAP", "B0MAP"}
 
 
@@ -63,3 +66,22 @@ def magnitude_of_fieldmap(facts: list[SeriesFacts], kinds: dict) -> None:
 def fieldmap_group(f: SeriesFacts) -> tuple:
     """Images of one field-map acquisition: same protocol (dcm2niix splits echoes and magnitude/phase)."""
     return (str(f.data.get("ProtocolName") or f.data.get("SeriesDescription", "")),)
+
+
+def pepolar_pairs(facts: list[SeriesFacts], kinds: dict) -> None:
+    """Short EPI images (1-4 volumes, no .bval/.bvec) on one voxel grid whose phase encoding runs along one
+    axis in both senses (``j`` and ``j-``) are distortion-correction field maps (BIDS ``epi``), whatever
+    the vendor and the name: GE ``FM_...`` pairs, Siemens ``EPI PE=AP``/``PE=PA``... (in place)."""
+    groups: dict[tuple, list[SeriesFacts]] = {}
+    for f in facts:
+        direction = str(f.data.get("PhaseEncodingDirection", ""))
+        if (kinds[id(f)][0] in ("func/bold", "unknown", "fmap/epi") and f.grid is not None and is_epi(f.data)
+                and 1 <= f.volumes <= MAX_PEPOLAR_VOLUMES and not f.has_bvec and direction in _SIGNED):
+            groups.setdefault((f.grid, direction[0]), []).append(f)
+    for group in groups.values():
+        if len({str(f.data["PhaseEncodingDirection"]) for f in group}) < 2:
+            continue
+        for f in group:
+            _, seen, conflict = kinds[id(f)]
+            kinds[id(f)] = ("fmap/epi", seen + ", one of a pair of EPI images of opposite phase-encoding polarity "
+                            "on one grid", conflict)

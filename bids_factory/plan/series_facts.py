@@ -45,14 +45,17 @@ def reproin(name: str) -> tuple[str, str, dict] | None:
     return found.group("datatype"), found.group("suffix") or default_suffix, entities
 
 
-def _geometry(series: Series) -> tuple[int, tuple[str, ...] | None]:
-    """(volumes, anatomical direction of each voxel axis) of the image; (1, None) without a readable header."""
+def _geometry(series: Series) -> tuple[int, tuple[str, ...] | None, tuple | None]:
+    """(volumes, anatomical direction of each voxel axis, voxel grid: shape and affine rounded to 0.01 mm)
+    of the image; (1, None, None) without a readable header."""
     try:
         header = nib.load(str(series.nifti)).header
-        shape, axes = header.get_data_shape(), tuple(nib.aff2axcodes(header.get_best_affine()))
+        shape, affine = header.get_data_shape(), header.get_best_affine()
+        axes = tuple(nib.aff2axcodes(affine))
     except Exception:  # noqa: BLE001 - no readable header: one volume as far as we know
-        return 1, None
-    return (int(shape[3]) if len(shape) > 3 else 1), axes
+        return 1, None, None
+    grid = (tuple(int(n) for n in shape[:3]), tuple(round(float(v), 2) for v in affine[:3].ravel()))
+    return (int(shape[3]) if len(shape) > 3 else 1), axes, grid
 
 
 def phase_encoding_label(direction: str, axes: tuple[str, ...] | None) -> str:
@@ -94,6 +97,7 @@ class SeriesFacts:
     has_bvec: bool
     phase: bool
     reproin: tuple | None
+    grid: tuple | None = None  # the voxel grid (shape, affine): two images on one grid cover the same space
 
 
 def series_facts(series: Series, data: dict) -> SeriesFacts:
@@ -103,5 +107,5 @@ def series_facts(series: Series, data: dict) -> SeriesFacts:
     image = words(data.get("ImageType"))
     phase = bool(image & _PHASE_WORDS) or (series.nifti is not None and image_stem(series.nifti).endswith("_ph"))
     has_bvec = {p.suffix for p in series.extras} >= {".bval", ".bvec"}
-    volumes, axes = _geometry(series)
-    return SeriesFacts(series, data, name, set(tokens(name)), volumes, axes, has_bvec, phase, parsed)
+    volumes, axes, grid = _geometry(series)
+    return SeriesFacts(series, data, name, set(tokens(name)), volumes, axes, has_bvec, phase, parsed, grid)
