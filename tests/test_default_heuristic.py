@@ -2,7 +2,7 @@
 
 Synthetic series (a sidecar and a small NIfTI of the right shape, no DICOM): each case is one series
 and where the default must place it (``rule``, file name after ``sub-P1_ses-V1_``) or the exact
-reason it is not placed. Real scanner data: tests/test_default_heuristic_real.py.
+reason it is not placed. Real scanner data: tests/test_every_vendor.py.
 """
 
 from __future__ import annotations
