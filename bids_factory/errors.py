@@ -29,9 +29,12 @@ class VisitWithoutImages(VisitError):
     """A visit folder holding only non-image DICOM objects (reports, presentation states, a DICOMDIR):
     nothing to convert, a note and not a failure. ``notes`` name what it holds."""
 
-    def __init__(self, message: str, notes: tuple = ()):
+    def __init__(self, message: str, notes: tuple = (), count: int = 0):
         super().__init__(message)
-        self.notes = notes
+        self.notes, self.count = notes, count
+
+    def __reduce__(self):  # raised in a worker process: its notes and count cross to the parent
+        return type(self), (str(self), self.notes, self.count)
 
 
 class IdentifiersUnreadable(VisitError):

@@ -290,6 +290,7 @@ class RunSummary:
     visits: list[VisitResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     non_dicom_files: int = 0
+    non_image_objects: int = 0  # DICOMDIR, presentation states, reports, raw data: named in problems
     validator_errors: int | None = None
     validator_warnings: int | None = None
     images_without_ehr: list[str] = field(default_factory=list)  # subject labels

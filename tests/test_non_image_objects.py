@@ -70,6 +70,7 @@ def test_a_cd_export_with_a_dicomdir_and_presentation_states_converts_with_exit_
     assert any(n.startswith("1 non-image DICOM object(s): raw data (SeriesNumber 10") for n in notes), notes
     assert any(n.startswith("1 non-image DICOM object(s): structured report (SeriesNumber 999") for n in notes), notes
     assert not [o for v in report.visits for o in v.not_placed], "no non-image object is a series outcome"
+    assert report.non_image_objects == 4 and report.record["non_image_objects"] == 4
 
 
 def test_a_visit_of_non_image_objects_only_is_a_note_not_a_failure(export, bids):
@@ -78,9 +79,9 @@ def test_a_visit_of_non_image_objects_only_is_a_note_not_a_failure(export, bids)
     _dicomdir(visit / "DICOMDIR")
     _save(visit / "PS" / "ps.dcm", PRESENTATION_STATE)
     assert main(["convert", str(export), str(bids)]) == 0
-    report = convert(ConvertOptions(export=export, bids=bids.parent / "again"))
+    report = convert(ConvertOptions(export=export, bids=bids.parent / "again", jobs=2))  # raised in a worker
     [result] = report.visits
-    assert result.status == "nothing-to-place"
+    assert result.status == "nothing-to-place" and report.non_image_objects == 2
     assert {p.fatal for p in report.problems} == {False}
     assert any("presentation state" in p.reason for p in report.problems)
 

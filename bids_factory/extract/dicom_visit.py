@@ -208,7 +208,8 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
     nifti = stage_nifti_files(nifti_sources, staging / "nifti", nifti_patient_field) if nifti_sources else None
     if not headers.dicom_files and not (nifti and nifti.series) and headers.non_image_objects and not headers.refused:
         raise VisitWithoutImages(f"visit {visit.scan_research_id}: {headers.non_image_objects} non-image DICOM "
-                                 "object(s) and no image: nothing to convert", headers.problems)
+                                 "object(s) and no image: nothing to convert", headers.problems,
+                                 headers.non_image_objects)
     if not headers.dicom_files and not (nifti and nifti.series):
         named = [f"{p.path}: {p.reason}" for p in headers.problems + (nifti.problems if nifti else ()) if p.fatal][:3]
         raise VisitError(f"visit {visit.scan_research_id}: no DICOM file or NIfTI image among "

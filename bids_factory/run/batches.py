@@ -198,6 +198,7 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
         if isinstance(outcome, VisitWithoutImages):  # reports, presentation states...: a note, not a failure
             result = VisitResult(visit.scan_research_id, VisitStatus.NOTHING_TO_PLACE,
                                  problems=tuple(outcome.notes) or (Problem(_where(visit), str(outcome), fatal=False),))
+            report.non_image_objects += outcome.count
         elif isinstance(outcome, VisitError):
             result = VisitResult(visit.scan_research_id, VisitStatus.FAILED,
                                  problems=(Problem(_where(visit), str(outcome)),))
@@ -207,6 +208,7 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
             result = _place(outcome, writer, subjects, sessions, secret)
             result.problems = outcome.extracted.problems + result.problems
             report.non_dicom_files += outcome.extracted.non_dicom_files
+            report.non_image_objects += outcome.extracted.non_image_objects
             if outcome.extracted.converter_exit != 0:  # an image may be missing: not done, retried next run
                 result.problems += (Problem(_where(visit), (
                     f"visit {visit.scan_research_id}: dcm2niix exited {outcome.extracted.converter_exit}; "
