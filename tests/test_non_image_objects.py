@@ -95,3 +95,17 @@ def test_a_malformed_series_number_holds_back_that_series_only(export, bids):
     [held] = result.not_placed
     assert (held.status, held.series.series_description) == ("held-back", "odd series")
     assert held.reason.startswith("SeriesNumber '9a' is not a number (DICOM IS): its 1 file(s)")
+
+
+def test_the_inventory_of_a_visit_of_non_image_objects_names_them_without_an_error(export):
+    from bids_factory.run.inventory import take_inventory
+
+    visit = export / "DICOM" / "2023" / "20230301" / "PS0001"
+    visit.mkdir(parents=True)
+    _save(visit / "PS" / "ps.dcm", PRESENTATION_STATE)
+    inventory = take_inventory(export)
+    [entry] = inventory.visits
+    assert entry.error is None and entry.series == ()
+    assert [p.reason for p in inventory.problems] == [
+        "1 non-image DICOM object(s): presentation state (SeriesNumber 900 'DEFAULT PS SERIES'); not an image, "
+        "nothing to convert"]

@@ -114,8 +114,10 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         names = (str(ds.get("SeriesDescription", "")), str(ds.get("ProtocolName", "")),
                  tuple(str(v) for v in (ds.get("ImageType") or ())))
         try:
-            number = ds.get("SeriesNumber")
-            number = int(number) if number not in (None, "") else None
+            with warnings.catch_warnings():  # pydicom warns of a malformed IS before it fails
+                warnings.simplefilter("ignore")
+                number = ds.get("SeriesNumber")
+                number = int(number) if number not in (None, "") else None
         except (TypeError, ValueError):
             malformed[(str(ds.get("SeriesNumber")), names)].append(source)
             continue
