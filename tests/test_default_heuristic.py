@@ -163,6 +163,7 @@ PEPOLAR = [  # GE pairs of opposite polarity named FM_... (no field-map word): f
     ("FM_Ax_EPI_2", {**EPI, "ScanningSequence": "EP\\SE", "PhaseEncodingDirection": "j"}, (64, 64, 30, 2), False,
      ("fmap-epi", "dir-PA_epi")),
     ("func-bold_task-nback", EPI, BOLD, False, ("bold", "task-nback_bold")),
+    ("func-bold_task-motor", EPI, (64, 64, 36, 10), False, ("bold", "task-motor_bold")),  # another grid
     # a short EPI series without an opposite partner on its grid stays what it was
     ("short_EPI", {**EPI, "PhaseEncodingDirection": "j-"}, (64, 64, 20, 3), False, NO_TASK),
     ("short_EPI_other_grid", {**EPI, "PhaseEncodingDirection": "j"}, (64, 64, 24, 3), False, NO_TASK),
@@ -257,6 +258,7 @@ def test_fieldmaps_point_to_the_bold_and_dwi(plans):
 
 
 def test_opposite_polarity_pairs_point_to_the_epi_they_serve(plans):
+    """The pair serves the BOLD on its own voxel grid, not the one acquired on another grid."""
     plan = plans["pepolar"]
     epis = [p for p in plan.placements if p.rule == "fmap-epi"]
     assert len(epis) == 2

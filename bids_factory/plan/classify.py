@@ -65,6 +65,7 @@ class Classification:
     volumes: int = 1
     task_name: str = ""  # TaskName for the sidecar of a func image
     why: str = ""  # for unknown/derived/localizer: what was seen
+    grid: tuple | None = None  # the image's voxel grid (shape, affine): images on one grid cover one space
 
     @property
     def datatype(self) -> str:
@@ -200,7 +201,7 @@ def classify_visit(series: list[tuple[Series, dict]]) -> dict[str, Classificatio
         known = kind if "/" in kind or kind in ("derived", "localizer") else "unknown"
         result[str(f.series.sidecar)] = Classification(
             kind=known, entities=entities, hold=hold, volumes=f.volumes, task_name=task,
-            why=seen + (", a phase image" if kind == "phase" else ""))
+            why=seen + (", a phase image" if kind == "phase" else ""), grid=f.grid)
     _two_reconstructions(facts, result)
     return result
 
@@ -252,7 +253,7 @@ def _two_reconstructions(facts: list[SeriesFacts], result: dict[str, Classificat
                 c = result[str(f.series.sidecar)]
                 result[str(f.series.sidecar)] = Classification(
                     kind=c.kind, entities={**c.entities, "rec": label}, hold=c.hold, volumes=c.volumes,
-                    task_name=c.task_name, why=c.why)
+                    task_name=c.task_name, why=c.why, grid=c.grid)
 
 
 def strip_keys(sidecar: dict) -> dict:

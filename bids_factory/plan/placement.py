@@ -108,6 +108,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         )
         holding[placements[-1].relpath] = frozenset(
             key for key, value in given.items() if key not in sidecar and extracted.identifiers.found_in(value))
+    placements = [_intended_for_its_grid(p, placements, classes) for p in placements]
     placements, rejected = _reject_bad_names(placements)
     placements, held_back = _hold_back_unfit(placements, graph, by_sidecar, classes, holding)
     rejected += held_back
@@ -142,6 +143,22 @@ def _add_classified_entities(acquisition, description: dict, classification: Cla
         acquisition.setDstFile()
     if classification.task_name and acquisition.datatype == "func":
         acquisition.src_sidecar.data["TaskName"] = classification.task_name
+
+
+def _intended_for_its_grid(placement: Placement, placements: list[Placement], classes) -> Placement:
+    """An EPI field map serves the EPI images on its own voxel grid: its IntendedFor (the rule's targets)
+    is narrowed to them when there are any (else it keeps the rule's targets)."""
+    own = classes[str(placement.series.sidecar)]
+    intended = placement.sidecar.get("IntendedFor")
+    if own.kind != "fmap/epi" or own.grid is None or not intended:
+        return placement
+    same = {f"/{p.relpath}" for p in placements if p is not placement
+            and classes[str(p.series.sidecar)].grid == own.grid}
+    targets = [intended] if isinstance(intended, str) else list(intended)
+    served = [t for t in targets if any(t.endswith(path) for path in same)]
+    if not served or served == targets:
+        return placement
+    return replace(placement, sidecar={**placement.sidecar, "IntendedFor": served[0] if len(served) == 1 else served})
 
 
 def _not_matched(series: Series, classification: Classification) -> SeriesOutcome:
