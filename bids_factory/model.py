@@ -160,7 +160,7 @@ class ExtractedVisit:
     converter_exit: int = 0  # dcm2niix's exit status (non-zero: an image may be missing or partial)
     series_images: dict = field(default_factory=dict)  # SeriesNumber -> DICOM ImageHeaders (completeness)
     non_image_objects: int = 0  # presentation states, reports, raw data, DICOMDIR: named in problems, never converted
-    refused: tuple = ()  # SeriesOutcome of DICOM series whose headers cannot be used (held back, named)
+    refused: tuple[SeriesOutcome, ...] = ()  # DICOM series whose headers cannot be used (held back, named)
 
 
 @dataclass(frozen=True)

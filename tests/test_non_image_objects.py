@@ -109,3 +109,20 @@ def test_the_inventory_of_a_visit_of_non_image_objects_names_them_without_an_err
     assert [p.reason for p in inventory.problems] == [
         "1 non-image DICOM object(s): presentation state (SeriesNumber 900 'DEFAULT PS SERIES'); not an image, "
         "nothing to convert"]
+
+
+def test_a_dicomdir_is_recognised_from_its_file_meta_and_read_no_further(tmp_path, monkeypatch):
+    from bids_factory.extract import dicom_headers
+    from bids_factory.model import SourceFile, VisitFolder
+
+    _dicomdir(tmp_path / "DICOMDIR")
+
+    def refuse(path, *args, **kwargs):
+        raise AssertionError(f"{path} read past its file meta group")
+
+    monkeypatch.setattr(dicom_headers, "_read_header", refuse)
+    folder = VisitFolder("DICOM", "20230301", tmp_path, "DICOM/2023/20230301/CD0001")
+    headers = dicom_headers.read_visit_headers([SourceFile(tmp_path / "DICOMDIR", folder)])
+    assert headers.dicom_files == () and headers.non_image_objects == 1
+    assert [(p.reason, p.fatal) for p in headers.problems] == [
+        ("DICOMDIR (the index of a CD/DVD export): recognised, not read", False)]

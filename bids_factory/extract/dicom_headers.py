@@ -87,6 +87,9 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
     non_dicom = 0
     problems: list[Problem] = []
     for source in sources:
+        if source.path.name.upper() == "DICOMDIR" and _media_storage_class(source.path) == MEDIA_DIRECTORY:
+            non_image[(source.folder.relpath, non_image_kind(MEDIA_DIRECTORY), None, source.path.name)].append(source)
+            continue  # the media's index: its file meta group says so, nothing else of it is read
         try:
             with warnings.catch_warnings():  # pydicom's complaints about odd values are not the user's business
                 warnings.simplefilter("ignore")
