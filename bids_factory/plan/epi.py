@@ -22,12 +22,9 @@ alone (a turbo spin echo has one).
 
 from __future__ import annotations
 
+from bids_factory.plan.series_facts import words
+
 _SEQUENCE_NAME_KEYS = ("SequenceName", "PulseSequenceName", "InternalPulseSequenceName")
-
-
-def _words(value) -> set[str]:
-    items = value if isinstance(value, list) else str(value or "").split("\\")
-    return {str(v).strip().upper() for v in items if str(v).strip()}
 
 
 def _epi_sequence_name(name: str) -> bool:
@@ -43,18 +40,18 @@ def _philips_classic_fe_epi(sidecar: dict) -> bool:
         train = 0
     return (str(sidecar.get("Manufacturer", "")).lower().startswith("philips")
             and not any(sidecar.get(key) for key in _SEQUENCE_NAME_KEYS)
-            and "GR" in _words(sidecar.get("ScanningSequence")) and "SK" in _words(sidecar.get("SequenceVariant"))
+            and "GR" in words(sidecar.get("ScanningSequence")) and "SK" in words(sidecar.get("SequenceVariant"))
             and str(sidecar.get("MRAcquisitionType", "")).upper() == "2D" and train > 1)
 
 
 def is_epi(sidecar: dict) -> bool:
     """The image was read out echo-planar, by the markers of its vendor (see the module docstring)."""
-    if "EP" in _words(sidecar.get("ScanningSequence")):
+    if "EP" in words(sidecar.get("ScanningSequence")):
         return True
     if any(_epi_sequence_name(str(sidecar.get(key) or "")) for key in _SEQUENCE_NAME_KEYS):
         return True
-    if "EPI_GEMS" in _words(sidecar.get("ScanOptions")) or "EPI" in str(sidecar.get("PulseSequenceType", "")):
+    if "EPI_GEMS" in words(sidecar.get("ScanOptions")) or "EPI" in str(sidecar.get("PulseSequenceType", "")):
         return True
-    if {"FMRI", "EPI"} & _words(sidecar.get("ImageType")):  # Siemens XA fMRI, GE fMRI
+    if {"FMRI", "EPI"} & words(sidecar.get("ImageType")):  # Siemens XA fMRI, GE fMRI
         return True
     return _philips_classic_fe_epi(sidecar)
