@@ -105,7 +105,8 @@ def _converted_series(folder: Path, number: int, slices: int):
 def test_a_missing_image_line_that_fits_several_series_holds_each_back_even_beside_another_fault(tmp_path):
     """dcm2niix's line names a file count, not a series: when two series have that count, either may be
     the partial one, so neither is placed, also when a third series is already held back for its own gap."""
-    from bids_factory.checks.completeness import ImageHeader, check_visit
+    from bids_factory.checks.completeness import check_visit
+    from bids_factory.dicom.image_header import ImageHeader
 
     def files(uid: str, count: int, skip: int | None = None):
         return tuple(ImageHeader(series_uid=uid, acquisition=1, instance=i, frames=1, images_in_acquisition=None,
@@ -125,7 +126,8 @@ def test_a_missing_image_line_that_fits_several_series_holds_each_back_even_besi
 def test_completeness_is_read_from_geometry_not_instance_numbers():
     """Philips numbers its files with regular gaps (16..1280 for 680 files): no hole in space or time, no
     missing file. A slice position lacking in one volume, or a wide step between positions, is one."""
-    from bids_factory.checks.completeness import ImageHeader, missing_in_headers
+    from bids_factory.checks.completeness import missing_in_headers
+    from bids_factory.dicom.image_header import ImageHeader
 
     axial = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 

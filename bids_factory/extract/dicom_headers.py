@@ -15,8 +15,8 @@ from pydicom.datadict import keyword_for_tag
 from pydicom.filereader import read_file_meta_info, read_partial
 from pydicom.tag import Tag
 
-from bids_factory.checks.completeness import COMPLETENESS_TAGS, ImageHeader
 from bids_factory.dicom.head import PYDICOM_READ_ERRORS, read_head
+from bids_factory.dicom.image_header import COMPLETENESS_TAGS, ImageHeader
 from bids_factory.dicom.sop_classes import MEDIA_DIRECTORY, non_image_kind
 from bids_factory.model import Problem, Series, SeriesOutcome, SeriesStatus, SourceFile
 

@@ -19,12 +19,11 @@ from pathlib import Path
 
 from bids_factory.errors import ToolMissingError, VisitError, VisitWithoutImages
 from bids_factory.privacy.visit_identifiers import read_nifti_sidecars, visit_identifiers
-from bids_factory.checks.completeness import ADC_SUFFIX, VARIANT_STEM
 from bids_factory.extract.dicom_headers import VisitHeaders, read_visit_headers
 from bids_factory.model import ExtractedVisit, Problem, Series, Visit, subject_label
 from bids_factory.extract.nifti_visit import ORPHAN_IMAGE, stage_nifti_files
 from bids_factory.run.workers import die_with_parent
-from bids_factory.extract.staged_images import image_stem
+from bids_factory.extract.staged_images import ADC_SUFFIX, VARIANT_STEM, image_stem
 
 log = logging.getLogger(__name__)
 

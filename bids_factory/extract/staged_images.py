@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import zlib
 from pathlib import Path
 from typing import IO
@@ -27,6 +28,8 @@ COMPRESS_LEVEL = 2  # ISA-L levels are 0-3; 2 is its default (its 3 is twice slo
 _CHUNK = 1 << 22
 IMAGE_SUFFIXES = (".nii.gz", ".nii")
 READ_ERRORS = (OSError, EOFError, zlib.error, isal_zlib.error)  # a file cut short or damaged
+VARIANT_STEM = re.compile(r"_(Eq|Tilt|Crop)_\d+$|_ROI\d+$")  # dcm2niix's re-sampled copies of one series
+ADC_SUFFIX = "_ADC"  # dcm2niix: the whole DWI series, with the ADC/trace volume it removed from the DWI
 
 
 def image_stem(path: Path) -> str:
