@@ -36,7 +36,8 @@ def _visit_with_patient_name(export, name: str):
 
 def test_a_patient_named_like_the_vendor_and_the_sequence_changes_no_placement(tmp_path):
     placed = {}
-    for label, name in (("plain", None), ("vendor", "Philips^DTI SE^T1")):
+    # vendor, sequence and common words: Manufacturer, ScanningSequence, ImageType (ORIGINAL/PRIMARY/M/SE...)
+    for label, name in (("plain", None), ("vendor", "Philips^DTI SE^T1 Original Primary Magnitude")):
         export, bids = tmp_path / label / "export", tmp_path / label / "bids"
         _visit_with_patient_name(export, name)
         report = convert(ConvertOptions(export=export, bids=bids))
