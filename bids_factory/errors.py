@@ -25,6 +25,18 @@ class VisitError(BidsFactoryError):
     """One visit cannot be converted; the rest of the export goes on."""
 
 
+class VisitWithoutImages(VisitError):
+    """A visit folder holding only non-image DICOM objects (reports, presentation states, a DICOMDIR):
+    nothing to convert, a note and not a failure. ``notes`` name what it holds."""
+
+    def __init__(self, message: str, notes: tuple = (), count: int = 0):
+        super().__init__(message)
+        self.notes, self.count = notes, count
+
+    def __reduce__(self):  # raised in a worker process: its notes and count cross to the parent
+        return type(self), (str(self), self.notes, self.count)
+
+
 class IdentifiersUnreadable(VisitError):
     """A visit whose identifiers cannot be read: its free text cannot be checked, so it is not placed."""
 

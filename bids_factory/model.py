@@ -19,9 +19,7 @@ from bids_factory.privacy.identifier_match import VisitIdentifiers
 
 BIDS_VERSION = "1.10.1"  # the BIDS specification version the dataset (and every scratch check) declares
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
-# The DICOM tags :class:`ImageHeader` reads (extract reads them in its header pass).
-COMPLETENESS_TAGS = ("SeriesInstanceUID", "AcquisitionNumber", "InstanceNumber", "ImagesInAcquisition",
-                     "NumberOfFrames")
+
 
 
 
@@ -169,6 +167,8 @@ class ExtractedVisit:
     deidentification: Deidentification = field(default_factory=Deidentification)
     converter_exit: int = 0  # dcm2niix's exit status (non-zero: an image may be missing or partial)
     series_images: dict = field(default_factory=dict)  # SeriesNumber -> DICOM ImageHeaders (completeness)
+    non_image_objects: int = 0  # presentation states, reports, raw data, DICOMDIR: named in problems, never converted
+    refused: tuple[SeriesOutcome, ...] = ()  # DICOM series whose headers cannot be used (held back, named)
 
 
 @dataclass(frozen=True)
@@ -298,6 +298,7 @@ class RunSummary:
     visits: list[VisitResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     non_dicom_files: int = 0
+    non_image_objects: int = 0  # DICOMDIR, presentation states, reports, raw data: named in problems
     validator_errors: int | None = None
     validator_warnings: int | None = None
     images_without_ehr: list[str] = field(default_factory=list)  # subject labels
@@ -315,31 +316,3 @@ class RunSummary:
             or any(v.status == VisitStatus.FAILED for v in self.visits)
             or bool(self.validator_errors)
         )
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass(frozen=True)
-class ImageHeader:
-    """What one DICOM file says about its place in its series."""
-
-    series_uid: str
-    acquisition: int | None
-    instance: int | None
-    frames: int  # NumberOfFrames (1 for a single-frame file)
-    images_in_acquisition: int | None
-    mosaic: bool = False  # Siemens mosaic: one file is one volume of many slices
-
-    @classmethod
-    def read(cls, ds) -> "ImageHeader":
-        return cls(series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-                   acquisition=_int(ds.get("AcquisitionNumber")),
-                   instance=_int(ds.get("InstanceNumber")),
-                   frames=max(_int(ds.get("NumberOfFrames")) or 1, 1),
-                   images_in_acquisition=_int(ds.get("ImagesInAcquisition")),
-                   mosaic="MOSAIC" in [str(v).upper() for v in (ds.get("ImageType") or ())])

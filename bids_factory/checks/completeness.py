@@ -3,10 +3,16 @@
 dcm2niix converts what it is given: one slice file missing from a 196-slice T1w still gives an image
 (exit status 0, ``Error: Missing images`` only in its log). A series is placed only when
 
-- its headers show no gap: per SeriesInstanceUID, the InstanceNumbers from the lowest to the highest
-  are all there, and no acquisition has fewer files than its ImagesInAcquisition (0020,1002);
+- its geometry shows no hole: per SeriesInstanceUID, echo and orientation, every slice position (along
+  the slice normal) holds as many files as the others (one per volume), and no step between neighbouring
+  positions is a multiple of the usual one; and no acquisition has fewer files than its
+  ImagesInAcquisition (0020,1002). InstanceNumbers decide nothing: the standard does not make them
+  sequential, and Philips numbers its files with regular gaps (16..1280 for 680 files);
 - the images dcm2niix wrote hold as many slices x volumes as the DICOM files hold frames (one per
-  single-frame file, NumberOfFrames of a multi-frame file; mosaics: one volume per file);
+  single-frame image file, NumberOfFrames of a multi-frame file; mosaics: one volume per file). Non-image
+  objects sharing the series (presentation states, raw data: :mod:`bids_factory.dicom.sop_classes`) are not
+  frames, and the volume dcm2niix removes as the scanner's ADC/trace (its ``_ADC`` image holds the whole
+  series, that volume included) is counted from that image;
 - dcm2niix reported no missing image for it (its "Missing images" / "images may be missing" lines,
   attributed to the series whose file count they name; when several series have that count, all of them).
 
@@ -24,27 +30,24 @@ from pathlib import Path
 
 import nibabel as nib
 
-from bids_factory.extract.staged_images import READ_ERRORS, VARIANT_STEM, image_stem, open_image
-from bids_factory.model import ImageHeader
+from bids_factory.dicom.image_header import ImageHeader
+from bids_factory.extract.staged_images import ADC_SUFFIX, READ_ERRORS, VARIANT_STEM, image_stem, open_image
 
 _MISSING = re.compile(r"Missing images|images may be missing", re.IGNORECASE)
 _FOUND = re.compile(r"found (\d+) (?:slices|images)", re.IGNORECASE)
 
 
 def missing_in_headers(images: tuple[ImageHeader, ...], mosaic: bool = False) -> str | None:
-    """Why the files of one series are not all there (by their headers), or None."""
+    """Why the image files of one series are not all there (by their headers), or None."""
     if not images or any(i.frames > 1 for i in images):
         return None  # multi-frame: one file is the whole series, checked against the image
     by_uid: dict[str, list[ImageHeader]] = {}
     for image in images:
         by_uid.setdefault(image.series_uid, []).append(image)
     for group in by_uid.values():
-        numbers = {i.instance for i in group if i.instance is not None}
-        if len(numbers) == len(group) and numbers:
-            span = max(numbers) - min(numbers) + 1
-            if span > len(numbers):
-                return (f"{span - len(numbers)} of {span} slice files missing (InstanceNumber "
-                        f"{min(numbers)}..{max(numbers)}, {len(numbers)} files)")
+        reason = None if mosaic else missing_in_space(group)
+        if reason:
+            return reason
         if mosaic:
             continue  # a mosaic's ImagesInAcquisition counts the slices inside one file
         acquisitions: dict[int | None, int] = {}
@@ -56,6 +59,38 @@ def missing_in_headers(images: tuple[ImageHeader, ...], mosaic: bool = False) ->
             if wanted and count < wanted:
                 return (f"{wanted - count} of {wanted} slice files missing (ImagesInAcquisition {wanted}, "
                         f"{count} files)")
+    return None
+
+
+def missing_in_space(group: list[ImageHeader]) -> str | None:
+    """A hole in space or time among single-frame files of one series: per echo and orientation, a slice
+    position with fewer files than the others (a volume lacks it), or a step between neighbouring
+    positions at least 1.5 times the usual one (a slice lacks in every volume)."""
+    stacks: dict[tuple, dict[float, int]] = {}
+    for image in group:
+        where = image.slice_position()
+        if where is None:
+            return None  # no geometry: the image and dcm2niix's report decide
+        counts = stacks.setdefault((image.echo, where[0]), {})
+        counts[where[1]] = counts.get(where[1], 0) + 1
+    for counts in stacks.values():
+        volumes = max(counts.values())
+        short = {d: c for d, c in counts.items() if c < volumes}
+        if short:
+            lacking = sum(volumes - c for c in short.values())
+            first = min(short)
+            return (f"{lacking} of {volumes * len(counts)} slice files missing (the slice at {first:g} mm along "
+                    f"the slice normal is in {short[first]} of {volumes} volumes)")
+        positions = sorted(counts)
+        steps = [b - a for a, b in zip(positions, positions[1:])]
+        if len(steps) >= 2:
+            usual = sorted(steps)[(len(steps) - 1) // 2]
+            wide = [(a, b) for a, b in zip(positions, positions[1:]) if usual > 0 and b - a >= 1.5 * usual]
+            if wide:
+                missing = sum(round((b - a) / usual) - 1 for a, b in wide)
+                a, b = wide[0]
+                return (f"{missing} of {len(positions) + missing} slice positions missing (none between {a:g} and "
+                        f"{b:g} mm along the slice normal; slices are {usual:g} mm apart elsewhere)")
     return None
 
 
@@ -131,6 +166,14 @@ def _planes_missing(converted, images: tuple[ImageHeader, ...], mosaic: bool) ->
     """The image(s) hold fewer slices x volumes than the DICOM files hold frames."""
     main = [s for s in converted if not VARIANT_STEM.search(image_stem(s.nifti))]
     if not main:
+        return None
+    whole = [s.nifti.with_name(image_stem(s.nifti) + ADC_SUFFIX + ".nii") for s in main]
+    if not mosaic and any(path.exists() for path in whole):  # dcm2niix removed the ADC/trace volume
+        planes = sum(image_planes(w if w.exists() else s.nifti) for s, w in zip(main, whole))
+        expected = sum(i.frames for i in images)
+        if planes < expected:
+            return (f"the image holds {planes} slices x volumes (its ADC/trace volume included) but the series "
+                    f"has {expected} DICOM frames ({expected - planes} missing)")
         return None
     if mosaic:
         volumes = sum(int(nib.load(s.nifti).shape[3]) if len(nib.load(s.nifti).shape) > 3 else 1 for s in main)

@@ -42,12 +42,13 @@ class GateContext:
     schemas: SidecarSchemas | None = None  # None: no sidecar-schema gate (a plan for inventory's tests)
     aslcontext: dict = dataclasses.field(default_factory=dict)  # sidecar -> (the rule's aslcontext, volumes)
     classified: frozenset[str] = frozenset()  # sidecars matched by a rule with classified_entities
+    holding: dict = dataclasses.field(default_factory=dict)  # relpath -> keys removed for holding an identifier
 
 
 def gate_plan(plan: VisitPlan, context: GateContext) -> VisitPlan:
     """Gates 1-5 over one visit's plan, in order: what fails one is held back (or rejected) with the reason."""
     placements, outcomes = _reject_bad_names(list(plan.placements))
-    placements, held = _hold_back_unfit(placements, context.aslcontext)
+    placements, held = _hold_back_unfit(placements, context.aslcontext, context.holding)
     outcomes += held
     if context.schemas is not None:
         placements, held = _hold_back_ill_defined(placements, context.schemas)
@@ -71,8 +72,8 @@ def hold_back_refused(outcomes: list, folder: Path) -> list:
     return outcomes
 
 
-def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[dict | None, int]]
-                     ) -> tuple[list[Placement], list[SeriesOutcome]]:
+def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[dict | None, int]],
+                     holding: dict[str, frozenset]) -> tuple[list[Placement], list[SeriesOutcome]]:
     """An image needs the metadata the BIDS schema requires of it (:mod:`bids_factory.checks.required_metadata`),
     and an ASL image its aslcontext.tsv; without them it is held back, the missing fields named."""
     kept, reasons = [], {}
@@ -80,7 +81,10 @@ def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[di
         *entities, suffix = placement.stem.split("_")
         missing = missing_fields(placement.datatype, suffix, dict(e.split("-", 1) for e in entities if "-" in e),
                                  placement.sidecar)
-        faults = [missing_reason(suffix, missing)] if missing else []
+        named = [key for key in missing if key in holding.get(placement.relpath, ())]
+        faults = [f"{key} holds an identifier of this visit (a word of a person's name or an id): removed from the "
+                  f"sidecar, and BIDS requires it" for key in named]
+        faults += [missing_reason(suffix, [k for k in missing if k not in named])] if set(missing) - set(named) else []
         context = None
         if placement.datatype == "perf" and suffix == "asl":
             context, why = asl_context.aslcontext(*aslcontext[str(placement.series.sidecar)])

@@ -14,22 +14,16 @@ import os
 import re
 import shlex
 import subprocess
-import warnings
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom.filereader import read_partial
-from pydicom.datadict import keyword_for_tag
-from pydicom.tag import Tag
-
-from bids_factory.dicom.head import PYDICOM_READ_ERRORS, read_head
-from bids_factory.errors import ToolMissingError, VisitError
+from bids_factory.errors import ToolMissingError, VisitError, VisitWithoutImages
 from bids_factory.privacy.visit_identifiers import read_nifti_sidecars, visit_identifiers
-from bids_factory.model import COMPLETENESS_TAGS, ExtractedVisit, ImageHeader, Problem, Series, SourceFile, Visit, subject_label
+from bids_factory.extract.dicom_headers import VisitHeaders, read_visit_headers
+from bids_factory.model import ExtractedVisit, Problem, Series, Visit, subject_label
 from bids_factory.extract.nifti_visit import ORPHAN_IMAGE, stage_nifti_files
 from bids_factory.extract.processes import die_with_parent
-from bids_factory.extract.staged_images import VARIANT_STEM, image_stem
+from bids_factory.extract.staged_images import ADC_SUFFIX, VARIANT_STEM, image_stem
 
 log = logging.getLogger(__name__)
 
@@ -38,118 +32,6 @@ log = logging.getLogger(__name__)
 # heuristic cannot switch them off.
 BASE_OPTIONS = ("-b", "y", "-z", "n", "-f", "%s_%p")
 ENFORCED_OPTIONS = ("-b", "y", "-ba", "y", "-z", "n")
-_HEADER_TAGS = tuple(Tag(keyword) for keyword in (
-    "SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType",
-    *COMPLETENESS_TAGS))
-_LAST_HEADER_TAG = max(_HEADER_TAGS)
-_HEADER_TAG_NUMBERS = {int(tag): keyword_for_tag(tag) for tag in _HEADER_TAGS}
-_INTEGER = re.compile(r"[+-]?\d+")
-
-
-def _past_header_tags(tag, vr, length) -> bool:
-    """Stop reading a file after the last tag we need: enhanced (multi-frame) DICOM carries megabytes
-    of per-frame sequences after it, which pydicom would otherwise parse (14x slower on the XA30 visit)."""
-    return tag > _LAST_HEADER_TAG
-
-
-def _read_header(path: Path):
-    """The header values a visit needs: from the file's first bytes (:mod:`bids_factory.dicom.head`, the
-    common case), else pydicom reads the file (big endian, deflate, no preamble, non-ASCII values...)."""
-    values = read_head(path, _HEADER_TAG_NUMBERS)
-    if values is not None and _INTEGER.fullmatch(values.get("SeriesNumber", "0")):
-        if "ImageType" in values:
-            values["ImageType"] = tuple(v.strip() for v in values["ImageType"].split("\\")) if values["ImageType"] else ()
-        return values
-    with open(path, "rb") as handle:
-        return read_partial(handle, stop_when=_past_header_tags, specific_tags=list(_HEADER_TAGS))
-
-
-@dataclass(frozen=True)
-class VisitHeaders:
-    """What the DICOM headers of one visit say, read without pixel data."""
-
-    dicom_files: tuple[SourceFile, ...]
-    patient_ids: frozenset[str]
-    series_folders: dict  # SeriesNumber -> sorted export-relative visit folders
-    series_names: dict  # SeriesNumber -> (SeriesDescription, ProtocolName, ImageType)
-    non_dicom_files: int
-    problems: tuple[Problem, ...]  # corrupt DICOM (fatal), non-DICOM files (named, ignored)
-    file_series: tuple = ()  # SeriesNumber of each of ``dicom_files`` (same order)
-    series_files: dict = None  # SeriesNumber -> the series' files (identifiers: the first whose header reads whole)
-    series_images: dict = field(default_factory=dict)  # SeriesNumber -> tuple[ImageHeader] (completeness)
-
-    def unconverted(self, converted: list[Series], merged: frozenset = frozenset()) -> tuple[Series, ...]:
-        """DICOM series of the visit for which the converter produced no image (``merged``: series
-        numbers whose files went into an image named by another number, see :func:`merged_series`)."""
-        done = {s.series_number for s in converted} | set(merged)
-        return tuple(
-            Series(nifti=None, sidecar=None, extras=(), series_number=number, series_description=names[0],
-                   protocol_name=names[1], image_type=names[2], source_folders=self.series_folders[number])
-            for number, names in sorted(self.series_names.items(), key=lambda item: (item[0] is None, item[0] or 0))
-            if number not in done
-        )
-
-
-def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
-    dicom_files: list[SourceFile] = []
-    file_series: list[int | None] = []
-    patient_ids: set[str] = set()
-    series_folders: dict[int | None, set[str]] = defaultdict(set)
-    series_names: dict[int | None, tuple] = {}
-    series_files: dict[int | None, list[SourceFile]] = defaultdict(list)
-    series_images: dict[int | None, list[ImageHeader]] = defaultdict(list)
-    non_dicom = 0
-    problems: list[Problem] = []
-    for source in sources:
-        try:
-            with warnings.catch_warnings():  # pydicom's complaints about odd values are not the user's business
-                warnings.simplefilter("ignore")
-                ds = _read_header(source.path)
-        except PYDICOM_READ_ERRORS as exc:
-            if _has_dicom_preamble(source.path):
-                problems.append(Problem(source.relpath, f"corrupt DICOM file ({type(exc).__name__}): not converted"))
-            else:
-                non_dicom += 1
-                problems.append(Problem(source.relpath, "not a DICOM file: ignored", fatal=False))
-            continue
-        if "SOPInstanceUID" not in ds:
-            problems.append(Problem(source.relpath, "corrupt DICOM file (no SOPInstanceUID): not converted"))
-            continue
-        dicom_files.append(source)
-        patient_id = str(ds.get("PatientID", "") or "").strip()
-        if patient_id:
-            patient_ids.add(patient_id)
-        number = ds.get("SeriesNumber")
-        number = int(number) if number not in (None, "") else None
-        file_series.append(number)
-        series_folders[number].add(source.folder.relpath)
-        series_files[number].append(source)
-        series_images[number].append(ImageHeader.read(ds))
-        series_names.setdefault(number, (
-            str(ds.get("SeriesDescription", "")), str(ds.get("ProtocolName", "")),
-            tuple(str(v) for v in (ds.get("ImageType") or ())),
-        ))
-    return VisitHeaders(
-        dicom_files=tuple(dicom_files),
-        file_series=tuple(file_series),
-        patient_ids=frozenset(patient_ids),
-        series_folders={k: tuple(sorted(v)) for k, v in series_folders.items()},
-        series_names=series_names,
-        non_dicom_files=non_dicom,
-        problems=tuple(problems),
-        series_files=dict(series_files),
-        series_images={k: tuple(v) for k, v in series_images.items()},
-    )
-
-
-def _has_dicom_preamble(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(132)[128:132] == b"DICM"
-    except OSError:
-        return False
-
-
 _CONVERTER_FILE = re.compile(r"input/(\d{6})\.dcm")
 _CONVERTER_COMPLAINTS = ("Warning", "Error", "Unable", "not large enough")
 MAX_FOLDER_DEPTH = 9  # dcm2niix's deepest search (-d 9)
@@ -323,6 +205,10 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
     headers = read_visit_headers([f for f in visit.files if f.folder.kind == "DICOM"])
     nifti_sources = [f for f in visit.files if f.folder.kind == "NIFTI"]
     nifti = stage_nifti_files(nifti_sources, staging / "nifti", nifti_patient_field) if nifti_sources else None
+    if not headers.dicom_files and not (nifti and nifti.series) and headers.non_image_objects and not headers.refused:
+        raise VisitWithoutImages(f"visit {visit.scan_research_id}: {headers.non_image_objects} non-image DICOM "
+                                 "object(s) and no image: nothing to convert", headers.problems,
+                                 headers.non_image_objects)
     if not headers.dicom_files and not (nifti and nifti.series):
         named = [f"{p.path}: {p.reason}" for p in headers.problems + (nifti.problems if nifti else ()) if p.fatal][:3]
         raise VisitError(f"visit {visit.scan_research_id}: no DICOM file or NIfTI image among "
@@ -345,7 +231,8 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         named = [f"{p.path}: {p.reason}" for p in problems if p.fatal][:3]
         tail = named or converter_log.strip().splitlines()[-2:]
         raise VisitError(f"visit {visit.scan_research_id}: dcm2niix produced no image ({' | '.join(tail)})")
-    for orphan in (s for s in series if not s.sidecar.exists() and not VARIANT_STEM.search(image_stem(s.nifti))):
+    for orphan in (s for s in series if not s.sidecar.exists() and not VARIANT_STEM.search(image_stem(s.nifti))
+                   and not image_stem(s.nifti).endswith(ADC_SUFFIX)):  # _ADC: the scanner's volume, not an image
         where = ",".join(orphan.source_folders) or visit.folders[0].relpath
         problems.append(Problem(f"{where} (dcm2niix image {orphan.nifti.name})", ORPHAN_IMAGE, fatal=False))
     return ExtractedVisit(
@@ -364,4 +251,6 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         identifiers=identifiers,
         converter_exit=converter_exit,
         series_images=headers.series_images,
+        non_image_objects=headers.non_image_objects,
+        refused=headers.refused,
     )

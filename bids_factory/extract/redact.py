@@ -48,6 +48,8 @@ def redact_visit(extracted: ExtractedVisit, dates: DatePolicy = DatePolicy()) ->
         extracted,
         series=tuple(series_of(s) for s in extracted.series),
         unconverted=tuple(series_of(s) for s in extracted.unconverted),
+        refused=tuple(dataclasses.replace(o, series=series_of(o.series), reason=clean(o.reason))
+                      for o in extracted.refused),
         problems=tuple(Problem(clean(p.path), clean(p.reason), p.fatal) for p in extracted.problems),
         converter_log=log,
         deidentification=extracted.deidentification.merge(record),

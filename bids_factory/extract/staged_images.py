@@ -29,6 +29,8 @@ _CHUNK = 1 << 22
 VARIANT_STEM = re.compile(r"_(Eq|Tilt|Crop)_\d+$|_ROI\d+$")  # dcm2niix's re-sampled copies of one series
 STAGED_IMAGE_SUFFIXES = (".nii.gz", ".nii")
 READ_ERRORS = (OSError, EOFError, zlib.error, isal_zlib.error)  # a file cut short or damaged
+VARIANT_STEM = re.compile(r"_(Eq|Tilt|Crop)_\d+$|_ROI\d+$")  # dcm2niix's re-sampled copies of one series
+ADC_SUFFIX = "_ADC"  # dcm2niix: the whole DWI series, with the ADC/trace volume it removed from the DWI
 
 
 def image_stem(path: Path) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 
 from bids_factory.plan.classify import Classification, classify_visit, strip_keys
 from bids_factory.dates import DatePolicy
@@ -73,7 +74,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     pairing.find_runs()
 
     not_placed = [SeriesOutcome(s, SeriesStatus.NOT_CONVERTED, "dcm2niix made no image of this DICOM series")
-                  for s in extracted.unconverted]
+                  for s in extracted.unconverted] + list(extracted.refused)
     for sidecar, matched in graph.items():
         series = by_sidecar[sidecar.filename]
         if not matched:
@@ -84,6 +85,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
 
     placements: list[Placement] = []
     removed = Deidentification()
+    holding: dict[str, frozenset] = {}  # relpath -> keys removed because their value holds an identifier
     id_list: dict[str, list[str]] = {}
     for acquisition in pairing.acquisitions:
         series = by_sidecar[acquisition.src_sidecar.filename]
@@ -91,19 +93,24 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
             id_list.setdefault(acquisition.id, []).append(
                 os.path.join(participant.name, acquisition.dstId + ".nii.gz")
             )
-        sidecar = keep_allowed(strip_keys(acquisition.dstSidecarData(id_list)), acquisition.datatype,
-                               acquisition.suffix.lstrip("_"), extracted.identifiers, dates, keep_site_fields, removed)
+        given = strip_keys(acquisition.dstSidecarData(id_list))
+        sidecar = keep_allowed(given, acquisition.datatype, acquisition.suffix.lstrip("_"), extracted.identifiers,
+                               dates, keep_site_fields, removed)
         description = graph[acquisition.src_sidecar][0]
         placements.append(
             Placement(series=series, datatype=acquisition.datatype, stem=acquisition.dstFile,
                       sidecar=sidecar, rule=heuristic.rule_name(description),
                       sidecar_schema=description.get("bids_factory", {}).get("sidecar_schema"))
         )
+        holding[placements[-1].relpath] = frozenset(
+            key for key, value in given.items() if key not in sidecar and extracted.identifiers.found_in(value))
+    placements = [_intended_for_its_grid(p, placements, classes) for p in placements]
     matched = {str(s.filename): d[0].get("bids_factory", {}) for s, d in graph.items() if len(d) == 1}
     context = GateContext(
         schemas=schemas,
         aslcontext={path: (own.get("aslcontext"), classes[path].volumes) for path, own in matched.items()},
         classified=frozenset(path for path, own in matched.items() if own.get("classified_entities")),
+        holding=holding,
     )
     return gate_plan(VisitPlan(
         extracted=extracted,
@@ -129,6 +136,22 @@ def _add_classified_entities(acquisition, description: dict, classification: Cla
         acquisition.setDstFile()
     if classification.task_name and acquisition.datatype == "func":
         acquisition.src_sidecar.data["TaskName"] = classification.task_name
+
+
+def _intended_for_its_grid(placement: Placement, placements: list[Placement], classes) -> Placement:
+    """An EPI field map serves the EPI images on its own voxel grid: its IntendedFor (the rule's targets)
+    is narrowed to them when there are any (else it keeps the rule's targets)."""
+    own = classes[str(placement.series.sidecar)]
+    intended = placement.sidecar.get("IntendedFor")
+    if own.kind != "fmap/epi" or own.grid is None or not intended:
+        return placement
+    same = {f"/{p.relpath}" for p in placements if p is not placement
+            and classes[str(p.series.sidecar)].grid == own.grid}
+    targets = [intended] if isinstance(intended, str) else list(intended)
+    served = [t for t in targets if any(t.endswith(path) for path in same)]
+    if not served or served == targets:
+        return placement
+    return replace(placement, sidecar={**placement.sidecar, "IntendedFor": served[0] if len(served) == 1 else served})
 
 
 def _not_matched(series: Series, classification: Classification) -> SeriesOutcome:

@@ -74,9 +74,20 @@ PATIENT_KEYS = (
     "AcquisitionDateTime", "AcquisitionDate", "StudyDate", "SeriesDate", "ContentDate",
     "InstanceCreationDate", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
 )
-# Technical keys with a controlled vocabulary (DICOM code strings, versions): not free text.
-CODED_KEYS = frozenset({"ImageType", "Modality", "PatientPosition", "ConversionSoftware", "ConversionSoftwareVersion",
-                        "PhaseEncodingAxis", "InPlanePhaseEncodingDirectionDICOM", "PatientIdentityRemoved"})
+# Keys with a controlled vocabulary (DICOM code strings, a vendor's names of its scanners, software and
+# sequences, versions): not free text, never searched for identifiers. A word of a person's name may
+# well be "Philips", "DTI" or "T1"; it never makes a vendor's vocabulary an identifier (free text such as
+# SeriesDescription, ProtocolName or ImageComments is still searched).
+CODED_KEYS = frozenset({
+    "ImageType", "ImageTypeText", "Modality", "PatientPosition", "ConversionSoftware", "ConversionSoftwareVersion",
+    "PhaseEncodingAxis", "InPlanePhaseEncodingDirectionDICOM", "PatientIdentityRemoved",
+    # the vendor's vocabulary: scanner, software and sequence names (DICOM CS/LO/SH values dcm2niix copies)
+    "Manufacturer", "ManufacturersModelName", "SoftwareVersions", "ScanningSequence", "SequenceVariant",
+    "ScanOptions", "PulseSequenceType", "MRAcquisitionType", "SequenceName", "PulseSequenceName",
+    "InternalPulseSequenceName", "PulseSequenceDetails", "PhaseEncodingDirection", "SliceEncodingDirection",
+    "ReceiveCoilName", "ReceiveCoilActiveElements", "TransmitCoilName", "CoilString", "BodyPartExamined",
+    "NonlinearGradientCorrection", "ParallelAcquisitionTechnique", "PartialFourierDirection",
+    "PhaseEncodingPolarityGE", "DiffusionScheme", "Units", "MTState", "SpoilingState"})
 HIDDEN_KEY = "[a key whose name holds an identifier]"
 
 
@@ -120,8 +131,14 @@ def _structured_keys() -> frozenset[str]:
 @functools.cache
 def _enums() -> dict[str, tuple]:
     """The values a BIDS field with a top-level ``enum`` may take."""
-    return {d["name"]: tuple(d["enum"]) for d in bidsschema.schema().objects.metadata.values()
-            if "enum" in d and all(isinstance(v, (str, int, float)) for v in d["enum"])}
+    enums: dict[str, list] = {}
+    for d in bidsschema.schema().objects.metadata.values():  # a name may have several definitions (ScanningSequence:
+        values = d.get("enum") if "enum" in d else None  # MRI free values, MRS an enum): all must give one
+        if values is None or not all(isinstance(v, (str, int, float)) for v in values):
+            enums[d["name"]] = None
+        elif enums.setdefault(d["name"], []) is not None:
+            enums[d["name"]] += list(values)
+    return {name: tuple(values) for name, values in enums.items() if values}
 
 
 def _constrained(key: str, value) -> bool:

@@ -117,7 +117,9 @@ def summary_lines(report: RunSummary) -> list[str]:
     record = report.record or run_record(report)
     phrases = count_phrases(run_counts(record))
     lines = [f"visits: {phrases['visits']}",
-             f"series: {phrases['series']}; {record.get('non_dicom_files', 0)} non-DICOM files ignored"]
+             f"series: {phrases['series']}; {record.get('non_dicom_files', 0)} non-DICOM files ignored"
+             + (f"; {record['non_image_objects']} non-image DICOM objects (not images)"
+                if record.get("non_image_objects") else "")]
     for group in grouped_not_placed(record["visits"]):
         times = f" \u00d7{group['count']}" if group["count"] > 1 else ""
         visits = _some(group["visits"])
@@ -166,6 +168,7 @@ def run_record(report: RunSummary) -> dict:
         ],
         "problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in report.problems],
         "non_dicom_files": report.non_dicom_files,
+        "non_image_objects": report.non_image_objects,
         "linkage": {"images_without_ehr": [f"sub-{s}" for s in report.images_without_ehr],
                     "ehr_without_images": [f"sub-{s}" for s in report.ehr_without_images]},
         "validator": {"errors": report.validator_errors, "warnings": report.validator_warnings,

@@ -21,7 +21,7 @@ from pathlib import Path
 from bids_factory.checks.gates import hold_back_refused
 from bids_factory.privacy.deidentify import load_allow_list
 from bids_factory.ehr.tables import collect_ehr, linkage, load_ehr_mapping
-from bids_factory.errors import BidsFactoryError, VisitError
+from bids_factory.errors import BidsFactoryError, VisitError, VisitWithoutImages
 from bids_factory.extract.dicom_visit import dcm2niix_version, extract
 from bids_factory.finalize.dataset_files import dataset_files
 from bids_factory.config.heuristic import Heuristic, unknown_criteria
@@ -167,7 +167,8 @@ def _convert_all(visits: list[Visit], start: int, staging: Path, rules: Rules, o
     outcomes = []
     for visit, outcome in _run_workers(visits, start, staging, rules, options):
         outcomes.append((visit, outcome))
-        status = ("failed" if isinstance(outcome, VisitError)
+        status = ("no image (non-image objects only)" if isinstance(outcome, VisitWithoutImages)
+                  else "failed" if isinstance(outcome, VisitError)
                   else "skipped (subject not in --participant-label)" if outcome is None else "converted")
         progress.step(f"{visit.scan_research_id}: {status}")
     return outcomes
@@ -180,7 +181,11 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
     secret = writer.subject_key()
     sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
     for visit, outcome in outcomes:
-        if isinstance(outcome, VisitError):
+        if isinstance(outcome, VisitWithoutImages):  # reports, presentation states...: a note, not a failure
+            result = VisitResult(visit.scan_research_id, VisitStatus.NOTHING_TO_PLACE,
+                                 problems=tuple(outcome.notes) or (Problem(_where(visit), str(outcome), fatal=False),))
+            report.non_image_objects += outcome.count
+        elif isinstance(outcome, VisitError):
             result = VisitResult(visit.scan_research_id, VisitStatus.FAILED,
                                  problems=(Problem(_where(visit), str(outcome)),))
         elif outcome is None:
@@ -189,6 +194,7 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
             result = _place(outcome, writer, subjects, sessions, secret)
             result.problems = outcome.extracted.problems + result.problems
             report.non_dicom_files += outcome.extracted.non_dicom_files
+            report.non_image_objects += outcome.extracted.non_image_objects
             if outcome.extracted.converter_exit != 0:  # an image may be missing: not done, retried next run
                 result.problems += (Problem(_where(visit), (
                     f"visit {visit.scan_research_id}: dcm2niix exited {outcome.extracted.converter_exit}; "

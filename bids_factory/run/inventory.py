@@ -28,7 +28,7 @@ from pathlib import Path
 from bids_factory.checks.gates import hold_back_refused
 from bids_factory.run.batches import extract_and_plan
 from bids_factory.discover.visits import discover
-from bids_factory.errors import VisitError
+from bids_factory.errors import VisitError, VisitWithoutImages
 from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX
 from bids_factory.model import Problem, Series
 from bids_factory.run.progress import Progress
@@ -126,6 +126,10 @@ def take_inventory(export: Path, heuristic: Path | None = None, schemas: Path | 
         entries = []
         for visit, plan in outcomes:
             folders = tuple(f.relpath for f in visit.folders)
+            if isinstance(plan, VisitWithoutImages):  # reports, presentation states...: a note, not an error
+                entries.append(VisitEntry(visit.scan_research_id, folders))
+                problems += list(plan.notes)
+                continue
             if isinstance(plan, VisitError):
                 entries.append(VisitEntry(visit.scan_research_id, folders, error=str(plan)))
                 continue

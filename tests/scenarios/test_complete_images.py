@@ -106,17 +106,41 @@ def test_a_missing_image_line_that_fits_several_series_holds_each_back_even_besi
     """dcm2niix's line names a file count, not a series: when two series have that count, either may be
     the partial one, so neither is placed, also when a third series is already held back for its own gap."""
     from bids_factory.checks.completeness import check_visit
-    from bids_factory.model import ImageHeader
+    from bids_factory.dicom.image_header import ImageHeader
 
     def files(uid: str, count: int, skip: int | None = None):
-        return tuple(ImageHeader(series_uid=uid, acquisition=1, instance=i, frames=1, images_in_acquisition=None)
+        return tuple(ImageHeader(series_uid=uid, acquisition=1, instance=i, frames=1, images_in_acquisition=None,
+                                 position=(0.0, 0.0, 2.0 * i), orientation=(1.0, 0, 0, 0, 1.0, 0))
                      for i in range(1, count + 1) if i != skip)
 
     series = [_converted_series(tmp_path, 3, 10), _converted_series(tmp_path, 4, 10), _converted_series(tmp_path, 5, 5)]
-    images = {3: files("a", 10), 4: files("b", 10), 5: files("c", 6, skip=3)}  # series 5: instance 3 missing
+    images = {3: files("a", 10), 4: files("b", 10), 5: files("c", 6, skip=3)}  # series 5: slice 3 missing
     verdict = check_visit(series, images, "Error: Missing images? found 10 slices\n", 0)
     assert set(verdict.incomplete) == {str(s.nifti) for s in series}
     assert "2 series have that many files" in verdict.incomplete[str(series[0].nifti)]
     assert verdict.unattributed == ()
     alone = check_visit(series[:2], {3: images[3], 4: images[4]}, "", 0)
     assert alone.incomplete == {}  # without the line both are complete
+
+
+def test_completeness_is_read_from_geometry_not_instance_numbers():
+    """Philips numbers its files with regular gaps (16..1280 for 680 files): no hole in space or time, no
+    missing file. A slice position lacking in one volume, or a wide step between positions, is one."""
+    from bids_factory.checks.completeness import missing_in_headers
+    from bids_factory.dicom.image_header import ImageHeader
+
+    axial = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+    def header(instance, slice_index, echo=1):
+        return ImageHeader(series_uid="u", acquisition=1, instance=instance, frames=1, images_in_acquisition=None,
+                           position=(0.0, 0.0, 3.0 * slice_index), orientation=axial, echo=echo)
+
+    philips = tuple(header(16 + 17 * volume + (volume // 3) + s, s) for volume in range(17) for s in range(4))
+    assert missing_in_headers(philips) is None
+    assert missing_in_headers(philips[1:]) == ("1 of 68 slice files missing (the slice at 0 mm along the slice "
+                                               "normal is in 16 of 17 volumes)")
+    gap = tuple(h for h in philips if h.position[2] != 6.0)
+    assert missing_in_headers(gap) == ("1 of 4 slice positions missing (none between 3 and 9 mm along the slice "
+                                       "normal; slices are 3 mm apart elsewhere)")
+    two_echoes = tuple(header(i, i % 4, echo=1 + i // 4) for i in range(8))
+    assert missing_in_headers(two_echoes) is None

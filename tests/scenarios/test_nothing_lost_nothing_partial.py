@@ -50,7 +50,7 @@ def test_an_export_with_every_bad_case_converts_the_good_visits_and_names_the_ba
     statuses = {v.scan_research_id: v.status for v in first.visits}
     assert statuses == {"GOOD1": "placed", "PARTIAL2": "nothing-to-place"}, first.problems
     held = [o.reason for v in first.visits for o in v.not_placed if o.status == "held-back"]
-    assert any("1 of 130 slice files missing" in r for r in held), held
+    assert any("1 of 130 slice positions missing" in r for r in held), held
     named = {p.path: p for p in first.problems}
     assert "symbolic link loop" in named["DICOM/2023/20230301/LOOP3"].reason
     assert named[repr("DICOM/2023/20230301/TAB\t4")].fatal

@@ -2,7 +2,7 @@
 
 Synthetic series (a sidecar and a small NIfTI of the right shape, no DICOM): each case is one series
 and where the default must place it (``rule``, file name after ``sub-P1_ses-V1_``) or the exact
-reason it is not placed. Real scanner data: tests/scenarios/test_default_heuristic_real.py.
+reason it is not placed. Real scanner data: tests/scenarios/test_every_vendor.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.plan.classify import classify_visit, phase_encoding_label, reproin, says_rest
+from bids_factory.plan.classify import classify_visit
+from bids_factory.plan.series_facts import phase_encoding_label, reproin, says_rest
 from bids_factory.config.heuristic import load_heuristic
 from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, VisitFolder
 from bids_factory.plan.placement import plan_visit
@@ -117,11 +118,55 @@ TWO_PHASE_ECHOES = [  # Siemens two-echo phase images: dcm2niix gives each EchoT
     for e, te, ph, it, suffix in ((1, 0.00492, "", ["M", "ND"], "magnitude1"), (2, 0.00738, "", ["M", "ND"], "magnitude2"),
                                   (1, 0.00492, "_ph", ["P", "ND"], "phase1"), (2, 0.00738, "_ph", ["P", "ND"], "phase2"))
 ]
-PHILIPS_BOLD = [  # classic Philips DICOM: no EP in ScanningSequence, no sequence name; dcm2niix's EPI timing
-    ("fMRI rest SENSE", {"MRAcquisitionType": "2D", "ScanningSequence": "GR", "EchoTime": 0.03, "RepetitionTime": 2.0,
-                         "EstimatedEffectiveEchoSpacing": 0.00054, "EstimatedTotalReadoutTime": 0.0345,
+# Philips as dcm2niix writes it: never EP in ScanningSequence, and EstimatedEffectiveEchoSpacing/
+# EstimatedTotalReadoutTime on EVERY image with a WaterFatShift (EPI or not: dcm_qa_fmap Ph_801_WIP_B0_NS).
+PHILIPS_ESTIMATED = {"Manufacturer": "Philips", "WaterFatShift": 0.14, "EstimatedEffectiveEchoSpacing": 2.56e-06,
+                     "EstimatedTotalReadoutTime": 0.0001613}
+PHILIPS_FFE_MAP = {**PHILIPS_ESTIMATED, "MRAcquisitionType": "3D", "ScanningSequence": "GR", "SequenceVariant": "SS",
+                   "SequenceName": "T1FFE", "RepetitionTime": 0.0038}
+PHILIPS = [
+    ("sT1W_3D_TFE", {**PHILIPS_ESTIMATED, "MRAcquisitionType": "3D", "ScanningSequence": "GR", "SequenceVariant": "SK",
+                     "SequenceName": "T1TFE", "EchoTime": 0.0046, "RepetitionTime": 0.0099,
+                     "ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE"]}, VOL, False, ("t1w", "T1w")),
+    *[("B0_map", {**PHILIPS_FFE_MAP, "EchoNumber": e, "EchoTime": te, "_file": f"8_B0_map_e{e}{ph}",
+                  "ImageType": ["ORIGINAL", "PRIMARY", "T1", "MIXED"]}, VOL, False, (f"fmap-{suffix}", suffix))
+      for e, te, ph, suffix in ((1, 0.003, "", "magnitude1"), (2, 0.0053, "", "magnitude2"),
+                                (1, 0.003, "_ph", "phase1"), (2, 0.0053, "_ph", "phase2"))],
+    ("WIP B0 NS", {**PHILIPS_FFE_MAP, "ScanningSequence": "RM", "SequenceName": None, "EchoNumber": 1,
+                   "EchoTime": 0.00152, "_file": "9_WIP_B0_NS_e1",
+                   "ImageType": ["ORIGINAL", "PRIMARY", "T1", "MIXED", "FIELDMAPHZ"]}, VOL, False,
+     ("fmap-magnitude", "magnitude")),
+    ("WIP B0 NS", {**PHILIPS_FFE_MAP, "ScanningSequence": "RM", "SequenceName": None, "EchoNumber": 2, "Units": "Hz",
+                   "_file": "9_WIP_B0_NS_e2_fieldmaphz",
+                   "ImageType": ["ORIGINAL", "PRIMARY", "T1", "MIXED", "REAL", "FIELDMAPHZ"]}, VOL, False,
+     ("fmap-fieldmap", "fieldmap")),
+    ("fcMRI", {**PHILIPS_ESTIMATED, "MRAcquisitionType": "2D", "ScanningSequence": "GR", "SequenceVariant": "SK",
+               "SequenceName": "FEEPI", "EchoTrainLength": 39, "EchoTime": 0.03, "RepetitionTime": 2.0,
+               "ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE"]}, BOLD, False, ("bold", "task-rest_run-01_bold")),
+    # classic export without a sequence name (dcm_qa_philips EPI_asc_CLEAR_201): GR, SK, 2D, an echo train
+    ("fMRI rest SENSE", {**PHILIPS_ESTIMATED, "MRAcquisitionType": "2D", "ScanningSequence": "GR",
+                         "SequenceVariant": "SK", "EchoTrainLength": 39, "EchoTime": 0.03, "RepetitionTime": 2.0,
                          "ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE"]}, BOLD, False,
-     ("bold", "task-rest_bold")),
+     ("bold", "task-rest_run-02_bold")),
+    ("dti_ax", {**PHILIPS_ESTIMATED, "MRAcquisitionType": "2D", "ScanningSequence": "SE", "SequenceVariant": "SK",
+                "SequenceName": "DwiSE", "EchoTrainLength": 31, "EchoTime": 0.08, "RepetitionTime": 6.0,
+                "PhaseEncodingAxis": "j", "ImageType": ["ORIGINAL", "PRIMARY", "M", "SE", "M", "SE"]}, BOLD, True,
+     ("dwi", "dwi")),
+    ("SOURCE - pCASL", {**PHILIPS_ESTIMATED, "MRAcquisitionType": "2D", "ScanningSequence": "GR", "SequenceVariant": "SK",
+                        "SequenceName": "FEEPI", "EchoTrainLength": 39, "EchoTime": 0.014, "RepetitionTime": 4.0,
+                        "ImageType": ["ORIGINAL", "PRIMARY", "M", "FFE", "M", "FFE"]}, (64, 64, 30, 6), False,
+     ("held-back", "asl: BIDS requires")),
+]
+PEPOLAR = [  # GE pairs of opposite polarity named FM_... (no field-map word): fmap epi, whatever the name
+    ("FM_Ax_EPI_1", {**EPI, "ScanningSequence": "EP\\SE", "PhaseEncodingDirection": "j-"}, (64, 64, 30, 2), False,
+     ("fmap-epi", "dir-AP_epi")),
+    ("FM_Ax_EPI_2", {**EPI, "ScanningSequence": "EP\\SE", "PhaseEncodingDirection": "j"}, (64, 64, 30, 2), False,
+     ("fmap-epi", "dir-PA_epi")),
+    ("func-bold_task-nback", EPI, BOLD, False, ("bold", "task-nback_bold")),
+    ("func-bold_task-motor", EPI, (64, 64, 36, 10), False, ("bold", "task-motor_bold")),  # another grid
+    # a short EPI series without an opposite partner on its grid stays what it was
+    ("short_EPI", {**EPI, "PhaseEncodingDirection": "j-"}, (64, 64, 20, 3), False, NO_TASK),
+    ("short_EPI_other_grid", {**EPI, "PhaseEncodingDirection": "j"}, (64, 64, 24, 3), False, NO_TASK),
 ]
 TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and without NORM (same AcquisitionTime)
     ("anat-T1w_acq-tfl", {**T1, "AcquisitionTime": "12:05:17.0", "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]},
@@ -132,8 +177,8 @@ TWO_RECONSTRUCTIONS = [  # Siemens: one acquisition, reconstructed with and with
 ]
 
 
-ALL = {"visit": VISIT, "philips": PHILIPS_FIELDMAP, "enhanced": ENHANCED_FIELDMAP, "two-phase": TWO_PHASE_ECHOES, "philips-bold": PHILIPS_BOLD,
-       "recon": TWO_RECONSTRUCTIONS}
+ALL = {"visit": VISIT, "philips-b0": PHILIPS_FIELDMAP, "enhanced": ENHANCED_FIELDMAP, "two-phase": TWO_PHASE_ECHOES, "philips": PHILIPS,
+       "recon": TWO_RECONSTRUCTIONS, "pepolar": PEPOLAR}
 
 
 def _extracted(folder: Path, cases) -> ExtractedVisit:
@@ -212,10 +257,42 @@ def test_fieldmaps_point_to_the_bold_and_dwi(plans):
     assert lone and lone[0].status == "held-back"
 
 
+def test_opposite_polarity_pairs_point_to_the_epi_they_serve(plans):
+    """The pair serves the BOLD on its own voxel grid, not the one acquired on another grid."""
+    plan = plans["pepolar"]
+    epis = [p for p in plan.placements if p.rule == "fmap-epi"]
+    assert len(epis) == 2
+    for epi in epis:
+        intended = epi.sidecar["IntendedFor"]  # dcm2bids writes one target as a string
+        assert ([intended] if isinstance(intended, str) else intended) == [
+            "bids::sub-P1/ses-V1/func/sub-P1_ses-V1_task-nback_bold.nii.gz"]
+        assert epi.sidecar["PhaseEncodingDirection"] in ("j", "j-")
+
+
 def test_philips_phase1_phase2_keep_their_echo_times(plans):
-    phases = {p.stem.rsplit("_", 1)[-1]: p.sidecar for p in plans["philips"].placements}
+    phases = {p.stem.rsplit("_", 1)[-1]: p.sidecar for p in plans["philips-b0"].placements}
     assert sorted(phases) == ["magnitude1", "magnitude2", "phase1", "phase2"]
     assert phases["phase1"]["EchoTime"] == 0.003 and phases["phase2"]["EchoTime"] == 0.0053
+
+
+def test_philips_field_maps_with_estimated_keys_are_field_maps_for_the_bold_and_dwi(plans):
+    """dcm2niix's Estimated* keys on a Philips FFE field map do not make it EPI: e1/e2 + _ph are
+    magnitude1/2 + phase1/2 (each its EchoTime), the map in Hz + its magnitude are fieldmap (Units Hz) +
+    magnitude, and each points to the BOLD and DWI of the visit."""
+    placed = {p.stem.removeprefix("sub-P1_ses-V1_"): p.sidecar for p in plans["philips"].placements}
+    fmaps = {stem: sidecar for stem, sidecar in placed.items()
+             if stem.rsplit("_", 1)[-1] in ("magnitude1", "magnitude2", "phase1", "phase2", "fieldmap", "magnitude")}
+    assert sorted(stem.rsplit("_", 1)[-1] for stem in fmaps) == [
+        "fieldmap", "magnitude", "magnitude1", "magnitude2", "phase1", "phase2"]
+    assert all("EstimatedTotalReadoutTime" in sidecar for sidecar in fmaps.values())
+    phase = {stem.rsplit("_", 1)[-1]: sidecar for stem, sidecar in fmaps.items()}
+    assert (phase["phase1"]["EchoTime"], phase["phase2"]["EchoTime"]) == (0.003, 0.0053)
+    assert phase["fieldmap"]["Units"] == "Hz"
+    targets = sorted(f"bids::sub-P1/ses-V1/{p.relpath}" for p in plans["philips"].placements
+                     if p.stem.endswith(("_bold", "_dwi")))
+    assert len(targets) == 3
+    for sidecar in fmaps.values():
+        assert sorted(sidecar["IntendedFor"]) == targets
 
 
 @pytest.mark.parametrize("name,rest", [("rest", True), ("rs_fMRI", True), ("RestingState", True), ("fcMRI", True),
@@ -297,7 +374,7 @@ def test_magnitudes_are_held_back_with_their_phase(tmp_path):
 
 def test_a_sidecar_without_image_type_is_not_taken_for_a_derived_image():
     """Hospital NIfTI JSON (and some older exports) carry no ImageType: absent is not DERIVED."""
-    from bids_factory.plan.classify import _image_words
+    from bids_factory.plan.series_facts import image_words as _image_words
 
     assert _image_words({}) == set()
     assert _image_words({"ImageType": None, "ImageTypeText": ""}) == set()

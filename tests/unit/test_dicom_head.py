@@ -10,10 +10,10 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
 
-from bids_factory.extract import dicom_visit as extract
+from bids_factory.extract import dicom_headers as extract
 from bids_factory.dicom import head as dicom_head
 from bids_factory.dicom.head import read_head
-from bids_factory.extract.dicom_visit import _HEADER_TAG_NUMBERS, _HEADER_TAGS, read_visit_headers
+from bids_factory.extract.dicom_headers import _HEADER_TAG_NUMBERS, _HEADER_TAGS, read_visit_headers
 from bids_factory.model import SourceFile, VisitFolder
 from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES, add_series
 

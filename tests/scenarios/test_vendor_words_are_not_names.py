@@ -1,0 +1,88 @@
+"""A word of a person's name may be a vendor's word ("Philips", "DTI", "T1", "SE"): it never changes what is
+placed. Only free text (SeriesDescription, ProtocolName, ImageComments...) is searched for identifiers; a
+vendor's controlled vocabulary (Manufacturer, SequenceName, ScanningSequence...) is not a name."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import pydicom
+
+from bids_factory.privacy.deidentify import Deidentification, keep_allowed
+from bids_factory.privacy.identifier_match import VisitIdentifiers
+from bids_factory.run.pipeline import ConvertOptions, convert
+from conftest import SHARED_DICOM, assert_valid_bids
+
+PHILIPS_DWI = SHARED_DICOM / "philips_dwi_classic" / "601_WIP_dti_ax"
+
+
+def _visit_with_patient_name(export, name: str):
+    """The Philips DTI (680 files) with another PatientName, written into the test's own export."""
+    folder = export / "DICOM" / "2024" / "20240105" / "PHILIPS1" / PHILIPS_DWI.name
+    folder.mkdir(parents=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for source in sorted(PHILIPS_DWI.iterdir()):
+            if name is None:
+                shutil.copy(source, folder / source.name)
+                continue
+            ds = pydicom.dcmread(source)
+            ds.PatientName = name
+            ds.save_as(folder / source.name)
+    return folder
+
+
+def test_a_patient_named_like_the_vendor_and_the_sequence_changes_no_placement(tmp_path):
+    placed = {}
+    # vendor, sequence and common words: Manufacturer, ScanningSequence, ImageType (ORIGINAL/PRIMARY/M/SE...)
+    for label, name in (("plain", None), ("vendor", "Philips^DTI SE^T1 Original Primary Magnitude")):
+        export, bids = tmp_path / label / "export", tmp_path / label / "bids"
+        _visit_with_patient_name(export, name)
+        report = convert(ConvertOptions(export=export, bids=bids))
+        assert not report.failed and report.validator_errors == 0, report.problems
+        [sidecar_path] = bids.glob("sub-*/ses-*/dwi/*_dwi.json")
+        placed[label] = (sidecar_path.name, json.loads(sidecar_path.read_text()))
+        assert_valid_bids(bids)
+    assert placed["vendor"][0] == placed["plain"][0]
+    plain, vendor = placed["plain"][1], placed["vendor"][1]
+    assert vendor["Manufacturer"] == "Philips"
+    free_text = {"SeriesDescription", "ProtocolName"}
+    assert {k: v for k, v in vendor.items()} == {k: v for k, v in plain.items() if k not in free_text}
+    # free text holding a word of the name ("dti_ax", "WIP dti_ax") is still dropped
+    assert free_text <= set(plain) and not free_text & set(vendor)
+
+
+def test_free_text_is_searched_and_a_vendor_vocabulary_is_not():
+    identifiers = VisitIdentifiers(patient_id="P1", ids=frozenset({"P1"}), names=frozenset({"philips", "t1", "the"}))
+    sidecar = {"Manufacturer": "Philips", "ManufacturersModelName": "Ingenia", "ScanningSequence": "GR",
+               "SequenceName": "T1", "PulseSequenceType": "Gradient Echo", "MRAcquisitionType": "3D",
+               "SeriesDescription": "T1 3D", "ProtocolName": "the t1", "ImageComments": "Philips demo"}
+    record = Deidentification()
+    kept = keep_allowed(sidecar, "anat", "T1w", identifiers, keep_site_fields=True, record=record)
+    assert {k: kept[k] for k in ("Manufacturer", "SequenceName", "ScanningSequence")} == {
+        "Manufacturer": "Philips", "SequenceName": "T1", "ScanningSequence": "GR"}
+    assert not {"SeriesDescription", "ProtocolName", "ImageComments"} & set(kept)
+    assert sorted(record.identifier_keys) == ["ImageComments", "ProtocolName", "SeriesDescription"]
+
+
+def test_a_required_key_that_truly_holds_an_identifier_holds_the_series_back_naming_it(tmp_path):
+    """The operator typed the patient's name into a ReproIn name (task-quartermaine): TaskName, which BIDS
+    requires of a BOLD image, holds an identifier, is removed, and the series is held back naming TaskName
+    (never placed without it, never silently); the other BOLD series is placed."""
+    import dataclasses
+
+    from bids_factory.config.heuristic import load_heuristic
+    from bids_factory.plan.placement import plan_visit
+    from test_default_heuristic import BOLD, EPI, _extracted
+
+    extracted = _extracted(tmp_path, [("func-bold_task-quartermaine", EPI, BOLD, False, None),
+                                      ("func-bold_task-nback", EPI, BOLD, False, None)])
+    extracted = dataclasses.replace(extracted, identifiers=VisitIdentifiers(
+        patient_id="P1", ids=frozenset({"P1"}), names=frozenset({"quartermaine"})))
+    plan = plan_visit(extracted, load_heuristic())
+    assert [p.stem for p in plan.placements] == ["sub-P1_ses-V1_task-nback_bold"]
+    [held] = plan.not_placed
+    assert (held.series.series_number, held.status) == (1, "held-back")
+    assert held.reason.startswith("TaskName holds an identifier of this visit"), held.reason
