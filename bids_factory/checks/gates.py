@@ -99,6 +99,13 @@ def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[di
 _PHASES = ("phasediff", "phase1", "phase2", "fieldmap")
 
 
+def lone_magnitude(group: str) -> str:
+    """Why a field-map magnitude is not placed: the one wording, whether its phase image is absent from the
+    visit (plan's classification holds it before matching, so that it takes no run number) or held back by
+    a gate (gate 4 below)."""
+    return f"field-map magnitude whose phase image is not placed ({group!r}): a magnitude is never placed alone"
+
+
 def _hold_back_lone_fieldmaps(placements: list[Placement], classified: frozenset[str]
                               ) -> tuple[list[Placement], list[SeriesOutcome]]:
     """A field-map magnitude placed by a classified rule (the default's) whose phase image is not placed
@@ -107,8 +114,7 @@ def _hold_back_lone_fieldmaps(placements: list[Placement], classified: frozenset
         return p.series.protocol_name or p.series.series_description
 
     phases = {group(p) for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1] in _PHASES}
-    reasons = {p.relpath: f"field-map magnitude whose phase image is not placed ({group(p)!r}): never placed alone"
-               for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1].startswith("magnitude")
+    reasons = {p.relpath: lone_magnitude(group(p)) for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1].startswith("magnitude")
                and group(p) not in phases and str(p.series.sidecar) in classified}
     return hold_back(placements, reasons)
 

@@ -29,6 +29,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from bids_factory.checks.gates import lone_magnitude
 from bids_factory.config.heuristic import CLASSIFIED_KEY_PREFIX as KEY_PREFIX
 from bids_factory.model import Series
 from bids_factory.plan.epi import is_epi
@@ -212,8 +213,7 @@ def _hold(f: SeriesFacts, kind: str, facts: list[SeriesFacts], kinds: dict) -> s
         group_kinds = {kinds[id(g)][0] for g in group}
         if kind.startswith("fmap/magnitude") and not group_kinds & {"fmap/phasediff", "fmap/phase1",
                                                                      "fmap/phase2", "fmap/fieldmap"}:
-            return (f"field-map magnitude without its phase image in this visit ({fieldmap_group(f)[0]!r}): "
-                    "a magnitude is never placed alone")
+            return lone_magnitude(fieldmap_group(f)[0])
         if kind == "fmap/magnitude" and "fmap/fieldmap" not in group_kinds:
             return "field-map magnitude with no echo number: cannot tell magnitude1 from magnitude2"
         if kind == "fmap/phasediff" and not ("EchoTime1" in f.data and "EchoTime2" in f.data):

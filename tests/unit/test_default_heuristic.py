@@ -84,7 +84,7 @@ VISIT = [
      ("fmap-phasediff", "phasediff")),
     ("B0map_lone", {"EchoNumber": 1, "ScanningSequence": "GR", "EchoTime": 0.005,
                     "ImageType": ["ORIGINAL", "PRIMARY", "M", "ND"]}, VOL, False,
-     ("held-back", "field-map magnitude without its phase image in this visit ('B0map_lone')")),
+     ("held-back", "field-map magnitude whose phase image is not placed ('B0map_lone'): a magnitude is never placed alone")),
     ("SpinEchoFieldMap_AP", {**EPI, "ScanningSequence": "EP\\SE"}, VOL, False, ("fmap-epi", "dir-AP_epi")),
     ("SpinEchoFieldMap_PA", {**EPI, "ScanningSequence": "EP\\SE", "PhaseEncodingDirection": "j"}, VOL, False,
      ("fmap-epi", "dir-PA_epi")),
@@ -368,7 +368,8 @@ def test_magnitudes_are_held_back_with_their_phase(tmp_path):
     plan = plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic(), load_sidecar_schemas(schemas))
     assert plan.placements == ()
     reasons = sorted(o.reason for o in plan.not_placed)
-    assert reasons == ["field-map magnitude whose phase image is not placed ('gre_field_mapping'): never placed alone"] * 2 \
+    assert reasons == ["field-map magnitude whose phase image is not placed ('gre_field_mapping'): a magnitude is never "
+                       "placed alone"] * 2 \
         + ["phasediff.schema.json: B0FieldIdentifier is required but missing"]
 
 
