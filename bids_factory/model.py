@@ -232,6 +232,10 @@ class VisitRecord(TypedDict, total=False):
     deidentification: dict  # key names removed and counts, never values
     converter_log: list[str]
     written: dict  # every file the writer put in the session: path -> SHA-256 (text files) or None (images)
+    record_version: int  # 2: the fields below (absent: an older record, read as empty)
+    gone_sources: list[str]  # export folders of earlier conversions no longer in the export (purged)
+    pending_changes: list[dict]  # write.append_only.PendingChange.record(): changes waiting for --apply-changes
+    left: list[str]  # CHANGES lines of placed images a decision took out (added to CHANGES when it lacks them)
 
 
 @dataclass(frozen=True)

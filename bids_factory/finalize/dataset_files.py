@@ -80,6 +80,7 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
     files["dataset_description.json"] = json.dumps(description, indent=2, ensure_ascii=False) + "\n"
     if not (writer.root / "README.md").exists() and not (writer.root / "README").exists():
         files["README.md"] = README_TEXT.format(name=description["Name"], version=__version__)
+    changes = list(changes or []) + _unlisted_departures(writer, records)
     if changes:
         files["CHANGES"] = _changes_text(writer, changes)
     elif not (writer.root / "CHANGES").exists():
@@ -145,6 +146,14 @@ def _merged(writer: DatasetWriter, path: str, new: dict) -> dict[str, str]:
 def _column_order(column: str) -> tuple[int, str]:
     preferred = ("age", "sex", "handedness")
     return (preferred.index(column), "") if column in preferred else (len(preferred), column)
+
+
+def _unlisted_departures(writer: DatasetWriter, records: list[dict]) -> list[str]:
+    """The lines of placed images a person's decision took out (the visit records' ``left``) that CHANGES
+    does not say yet (this run's, or a run's stopped before it wrote CHANGES)."""
+    path = writer.root / "CHANGES"
+    written = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [line for record in records for line in record.get("left") or [] if f"  - {line}\n" not in written]
 
 
 def _changes_text(writer: DatasetWriter, entries: list[str]) -> str:

@@ -37,7 +37,8 @@ from bids_factory.run.options import ConvertOptions
 from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
-from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
+from bids_factory.write.append_only import APPLY_OPTION
+from bids_factory.write.dataset_writer import REPLACED, SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -75,7 +76,7 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     report.problems.extend(ehr.problems)
     placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
     changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
-               f"from visit {v.scan_research_id}" for v in placed]
+               f"from visit {v.scan_research_id}" for v in placed if v.placed]
     phases.start("dataset files")
     unlisted = writer.unlisted_subjects()
     writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,
@@ -200,7 +201,8 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
         elif outcome is None:
             result = VisitResult(visit.scan_research_id, VisitStatus.NOT_SELECTED)
         else:
-            result = _place(outcome, writer, subjects, sessions, secret)
+            result = _place(outcome, writer, subjects, sessions, secret,
+                            visit.scan_research_id in options.apply_changes)
             result.problems = outcome.extracted.problems + result.problems
             report.non_dicom_files += outcome.extracted.non_dicom_files
             if outcome.extracted.converter_exit != 0:  # an image may be missing: not done, retried next run
@@ -251,7 +253,8 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
                 yield visit, exc
 
 
-def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes) -> VisitResult:
+def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes,
+           apply_changes: bool = False) -> VisitResult:
     visit = plan.extracted.visit
     subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
     base = dict(scan_research_id=visit.scan_research_id, subject_label=plan.subject_label,
@@ -267,20 +270,23 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
         reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} is already taken by "
                   f"visit {owner}; not merged")
         return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
-    if not plan.placements:
+    if not plan.placements and owner is None:  # a placed session is compared: its images stay or a change waits
         return VisitResult(**base, status=VisitStatus.NOTHING_TO_PLACE)
     entry = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
     if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
         subjects[plan.subject_label] = entry
         writer.write_json(SUBJECTS_FILE, subjects)
     kept_before = len(writer.kept_aside)
-    writer.place_visit(plan, plan.extracted.staging)
+    placed = writer.place_visit(plan, plan.extracted.staging, apply_changes)
     sessions[(subject, session)] = visit.scan_research_id
     kept = tuple(Problem(path, (
         f"changed by hand since bids-factory wrote it, and the reconverted visit writes this file again: "
         f"the hand-made copy is kept at {aside} (a sidecar field belongs in the heuristic's sidecar_changes, "
         "which every conversion applies)"), fatal=False) for path, aside in writer.kept_aside[kept_before:])
-    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(plan.placements), problems=kept)
+    left = tuple(Problem(f"{subject}/{session}/{c.path}", f"{c.describe()}: applied ({APPLY_OPTION} "
+                         f"{visit.scan_research_id}); its files are kept under {REPLACED}/", fatal=False)
+                 for c in placed.applied)
+    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(placed.placements), problems=kept + left)
 
 
 def _where(visit: Visit) -> str:

@@ -1,0 +1,219 @@
+"""Append-only unless a person decides: what a reconverted visit may change in its placed session.
+
+The export is history, not today's truth: hospitals purge old days, re-send slices, change nothing we
+can rely on. So a visit converted again (its sources, the settings or the heuristic changed) is compared
+with what its session holds (its visit record's ``files``), series by series (SeriesNumber and
+SeriesDescription, the image's path without its ``run-`` entity):
+
+- a placed image the new conversion places again, byte for byte (image and sidecar as written), stays
+  with its name and files;
+- a placed image whose series is no longer in the export (a purged day, a deleted folder) stays: its
+  sources are gone, it is not;
+- a placed image the new conversion would hold back, place under another name or with other bytes is a
+  :class:`PendingChange`: by default it stays and the change is reported with the command that applies it
+  (``--apply-changes VISIT``); applied, its files leave the session and are kept under
+  ``code/bids-factory/replaced/``;
+- a new series is added; its ``run-`` number follows those of the placed images it would collide with;
+- a placed image no longer in its session (a person removed it, or a decided run was stopped after its
+  swap) is not recorded again.
+
+Pure: reads the staged and placed files, writes nothing (the writer does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from bids_factory.model import Placement, VisitPlan
+
+APPLY_OPTION = "--apply-changes"
+_RUN = re.compile(r"_run-(\d+)")
+# BIDS entities after run- in a file name (the specification's entity order)
+_AFTER_RUN = ("mod", "echo", "flip", "inv", "mt", "part", "proc", "hemi", "space", "split", "recording", "chunk",
+              "seg", "res", "den", "label", "desc")
+
+
+class ChangeKind(StrEnum):
+    """What a new conversion would do to a placed image (a str: records keep the plain value)."""
+
+    NO_LONGER_PLACED = "no-longer-placed"  # held back, unmatched... by the new conversion
+    RENAMED = "renamed"  # placed under another name
+    REPLACED = "replaced"  # same name, other bytes (image, b-values or sidecar)
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    """A change to a placed image that waits for a person's decision (or was applied with it)."""
+
+    path: str  # the placed image, relative to the session folder
+    kind: ChangeKind
+    reason: str
+    new_path: str | None = None  # where the new conversion places the series (renamed, replaced)
+
+    def record(self) -> dict:
+        return {"path": self.path, "kind": str(self.kind), "reason": self.reason, "new_path": self.new_path}
+
+    @classmethod
+    def from_record(cls, data: dict) -> PendingChange:
+        return cls(data["path"], ChangeKind(data["kind"]), data["reason"], data.get("new_path"))
+
+    def describe(self) -> str:
+        if self.kind == ChangeKind.RENAMED:
+            return f"{self.path} would be replaced by {self.new_path} ({self.reason})"
+        if self.kind == ChangeKind.REPLACED:
+            return f"{self.path} would be replaced ({self.reason})"
+        return f"{self.path} would leave the dataset ({self.reason})"
+
+    def applied(self, session: str, aside: str | None) -> str:
+        """The CHANGES line of the applied change (``session``: ``sub-<p>/ses-<v>``; ``aside``: where the
+        placed files are kept)."""
+        instead = f", replaced by {session}/{self.new_path}" if self.new_path else ""
+        return f"Removed {session}/{self.path} (kept at {aside}){instead}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The session a reconverted visit gets: the placed images that stay, the new placements, the changes."""
+
+    kept: tuple[dict, ...]  # visit-record entries (``files``) of placed images that stay as they are
+    placements: tuple[Placement, ...]  # what is written now (new series; applied replacements), final names
+    pending: tuple[PendingChange, ...]  # changes not applied: the placed images stay
+    applied: tuple[PendingChange, ...]  # changes applied: the placed images' files are kept aside
+    gone_sources: tuple[str, ...]  # export folders of earlier conversions no longer in the export
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.placements or self.applied)
+
+
+def image_files(record: dict, image: str) -> list[str]:
+    """The session files of one placed image: the image and its companions, as the record's ``written``
+    lists them (an older record: the image and its sidecar, b-values and b-vectors by name)."""
+    stem = image.removesuffix(".nii.gz")
+    written = record.get("written")
+    names = list(written) if isinstance(written, dict) else [stem + s for s in (".json", ".bval", ".bvec")]
+    files = [image] + [p for p in names if p != image and p.startswith(stem + ".")]
+    if stem.endswith("_asl") and isinstance(written, dict):
+        files += [p for p in names if p == f"{stem.removesuffix('_asl')}_aslcontext.tsv"]
+    return files
+
+
+def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bool = False) -> Reconciliation:
+    """Compare ``plan`` (the new conversion) with the placed session ``session_dir`` (its visit ``record``)."""
+    placed = list(record.get("files") or []) if record else []
+    recorded = [f["path"] for f in record.get("export_folders", [])] if record else []
+    current = {f.relpath for f in plan.extracted.visit.folders}
+    gone = tuple(sorted({*(record or {}).get("gone_sources", []), *recorded} - current))
+    if not placed:
+        return Reconciliation((), plan.placements, (), (), gone)
+    new = list(plan.placements)
+    kept, pending, applied, replacing = [], [], [], []
+    for entry in placed:
+        if not (session_dir / entry["path"]).is_file():  # left already (by hand, or a decided run killed after)
+            continue
+        same = _take(new, entry, same_name=True)
+        if same is not None:
+            difference = _difference(same, entry, record, session_dir)
+            if difference is None:  # the same image: its name stays, its provenance is today's
+                kept.append(entry | {"source_folders": list(same.series.source_folders)})
+                continue
+            change = PendingChange(entry["path"], ChangeKind.REPLACED, difference, same.relpath)
+        else:
+            other = _take(new, entry, same_name=False)
+            if other is not None:
+                change = PendingChange(entry["path"], ChangeKind.RENAMED, f"rule {other.rule}", other.relpath)
+            else:
+                outcome = next((o for o in plan.not_placed if _series(o.series) == _key(entry)), None)
+                if outcome is None:  # the series is no longer in the export: history, it stays
+                    kept.append(entry)
+                    continue
+                change = PendingChange(entry["path"], ChangeKind.NO_LONGER_PLACED, f"{outcome.status}: {outcome.reason}")
+                other = None
+            same = same or other
+        if apply:
+            applied.append(change)
+            if same is not None:
+                replacing.append(same)
+        else:
+            kept.append(entry)
+            pending.append(change)
+    taken = {entry["path"] for entry in kept}
+    written = []
+    for placement in [*replacing, *new]:
+        placement = _numbered_after(placement, taken)
+        taken.add(placement.relpath)
+        written.append(placement)
+    return Reconciliation(tuple(kept), tuple(written), tuple(pending), tuple(applied), gone)
+
+
+def _key(entry: dict) -> tuple:
+    return (entry.get("SeriesNumber"), entry.get("SeriesDescription"))
+
+
+def _series(series) -> tuple:
+    return (series.series_number, series.series_description)
+
+
+def _without_run(path: str) -> str:
+    return _RUN.sub("", path)
+
+
+def _take(new: list[Placement], entry: dict, same_name: bool) -> Placement | None:
+    """Remove and return the new placement of ``entry``'s series (with its name, run aside, if ``same_name``)."""
+    for index, placement in enumerate(new):
+        if _series(placement.series) != _key(entry):
+            continue
+        if same_name and (_without_run(placement.relpath) != _without_run(entry["path"])
+                          or placement.rule != entry.get("rule")):
+            continue
+        return new.pop(index)
+    return None
+
+
+def _difference(placement: Placement, entry: dict, record: dict, session_dir: Path) -> str | None:
+    """Why the new conversion of a placed image differs from it (None: the same bytes)."""
+    stem = entry["path"].removesuffix(".nii.gz")
+    if not _same_bytes(placement.series.nifti, session_dir / entry["path"]):
+        return "the reconverted image differs"
+    for extra in placement.series.extras:
+        if not _same_bytes(extra, session_dir / f"{stem}{extra.suffix}"):
+            return f"its {extra.suffix} differs"
+    sidecar = (json.dumps(placement.sidecar, indent=2) + "\n").encode()
+    written = (record.get("written") or {}).get(f"{stem}.json")
+    if written is not None and hashlib.sha256(sidecar).hexdigest() != written:
+        return "its sidecar differs"
+    return None
+
+
+def _same_bytes(new: Path | None, placed: Path) -> bool:
+    try:
+        if new is None or new.stat().st_size != placed.stat().st_size:
+            return False
+        with open(new, "rb") as a, open(placed, "rb") as b:
+            while chunk := a.read(1 << 20):
+                if chunk != b.read(1 << 20):
+                    return False
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def _numbered_after(placement: Placement, taken: set[str]) -> Placement:
+    """``placement`` with a ``run-`` number after those of the placed images it would collide with."""
+    base = _without_run(placement.relpath)
+    runs = [int(m.group(1)) if (m := _RUN.search(p)) else 1 for p in taken if _without_run(p) == base]
+    if not runs or (placement.relpath not in taken and _RUN.search(placement.stem)
+                    and int(_RUN.search(placement.stem).group(1)) > max(runs)):
+        return placement
+    number = max(runs) + 1
+    width = max([len(m.group(1)) for p in taken if (m := _RUN.search(p))] + [2])
+    parts = _RUN.sub("", placement.stem).split("_")
+    at = next((i for i, part in enumerate(parts[:-1]) if part.split("-")[0] in _AFTER_RUN), len(parts) - 1)
+    parts.insert(at, f"run-{number:0{width}d}")
+    return dataclasses.replace(placement, stem="_".join(parts))
