@@ -133,7 +133,8 @@ def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bo
                 if outcome is None:  # the series is no longer in the export: history, it stays
                     kept.append(entry)
                     continue
-                change = PendingChange(entry["path"], ChangeKind.NO_LONGER_PLACED, f"{outcome.status}: {outcome.reason}")
+                change = PendingChange(entry["path"], ChangeKind.NO_LONGER_PLACED,
+                                       f"{outcome.status}: {outcome.reason}")
                 other = None
             same = same or other
         if apply:
@@ -179,10 +180,10 @@ def _take(new: list[Placement], entry: dict, same_name: bool) -> Placement | Non
 def _difference(placement: Placement, entry: dict, record: dict, session_dir: Path) -> str | None:
     """Why the new conversion of a placed image differs from it (None: the same bytes)."""
     stem = entry["path"].removesuffix(".nii.gz")
-    if not _same_bytes(placement.series.nifti, session_dir / entry["path"]):
+    if not same_bytes(placement.series.nifti, session_dir / entry["path"]):
         return "the reconverted image differs"
     for extra in placement.series.extras:
-        if not _same_bytes(extra, session_dir / f"{stem}{extra.suffix}"):
+        if not same_bytes(extra, session_dir / f"{stem}{extra.suffix}"):
             return f"its {extra.suffix} differs"
     sidecar = (json.dumps(placement.sidecar, indent=2) + "\n").encode()
     written = (record.get("written") or {}).get(f"{stem}.json")
@@ -191,7 +192,7 @@ def _difference(placement: Placement, entry: dict, record: dict, session_dir: Pa
     return None
 
 
-def _same_bytes(new: Path | None, placed: Path) -> bool:
+def same_bytes(new: Path | None, placed: Path) -> bool:
     try:
         if new is None or new.stat().st_size != placed.stat().st_size:
             return False

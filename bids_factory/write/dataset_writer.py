@@ -31,7 +31,8 @@ from bids_factory.write.atomic_files import write_bytes as _write_bytes, write_t
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
-from bids_factory.write.append_only import APPLY_OPTION, PendingChange, Reconciliation, image_files, reconcile
+from bids_factory.write.append_only import (APPLY_OPTION, PendingChange, Reconciliation, image_files, reconcile,
+                                            same_bytes)
 from bids_factory.write.run_records import RUN_RECORDS, STATE_DIR, RunRecords
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 
@@ -215,8 +216,9 @@ class DatasetWriter(RunRecords):
             change = PendingChange.from_record(data)
             copies = sorted((self.root / REPLACED / name).glob(f"*/{change.path}"))
             if copies and not (session_dir / change.path).exists():
-                lines.append(f"{change.applied(session_dir.relative_to(self.root).as_posix(), copies[-1].relative_to(self.root).as_posix())}; "
-                             f"applied with {APPLY_OPTION} {previous['scan_research_id']}")
+                session, aside = (p.relative_to(self.root).as_posix() for p in (session_dir, copies[-1]))
+                lines.append(f"{change.applied(session, aside)}; applied with {APPLY_OPTION} "
+                             f"{previous['scan_research_id']}")
         return lines
 
     def _carry_person_files(self, session_dir: Path, build: Path, name: str, scans: str, skip=frozenset()) -> None:
@@ -230,6 +232,8 @@ class DatasetWriter(RunRecords):
             if path in skip:
                 continue
             target = build / path
+            if target.is_file() and same_bytes(session_dir / path, target):
+                continue  # what this conversion writes again (a run stopped after its swap wrote it)
             if target.exists() or target.is_symlink():
                 target = self.root / KEPT_ASIDE / name / stamp / path
                 self.kept_aside.append((f"{session_dir.relative_to(self.root).as_posix()}/{path}",
