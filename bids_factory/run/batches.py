@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bids_factory.checks.completeness import hold_back_incomplete
 from bids_factory.privacy.deidentify import load_allow_list
-from bids_factory.ehr.tables import collect_ehr, linkage, load_ehr_mapping
+from bids_factory.ehr.tables import case_near_misses, collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, VisitError
 from bids_factory.extract.dicom_visit import dcm2niix_version, extract
 from bids_factory.finalize.dataset_files import dataset_files
@@ -72,8 +72,15 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     Returns the EHR problems (also added to ``report``)."""
     phases.start("EHR")
     mapping = rules.ehr_mapping if rules else load_ehr_mapping(options.ehr_mapping) if options.ehr_mapping else None
-    ehr = collect_ehr(options.export, mapping)
+    subjects = writer.read_json(SUBJECTS_FILE, default={}) or {}
+    secret = writer.subject_key() if subjects else b""
+
+    def other_patient(label: str, raw_id: str) -> bool:  # the raw ids compared, as the collision guard does
+        return label in subjects and not same_patient(subjects[label], raw_id, secret)
+
+    ehr = collect_ehr(options.export, mapping, other_patient=other_patient)
     report.problems.extend(ehr.problems)
+    ehr_problems = list(ehr.problems)
     placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
     changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                f"from visit {v.scan_research_id}" for v in placed if v.placed]
@@ -85,10 +92,15 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     if ehr.tables:  # an export without EHR tables has no linkage to report
         image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
         report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
+        near = [Problem("EHR", f"EHR participant sub-{ehr_label} and the images' sub-{image_label} differ only in "
+                               "case: not linked (labels are case-sensitive); correct the id if they are one patient",
+                        fatal=False) for ehr_label, image_label in case_near_misses(ehr.ehr_subjects, image_subjects)]
+        report.problems.extend(near)
+        ehr_problems += near
     if options.validate and (writer.changed or not report.visits):
         phases.start("validator", "bids-validator-deno and the pybids read-back")
         _validate(writer, report, staging)
-    return list(ehr.problems)
+    return ehr_problems
 
 
 def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions,
