@@ -235,7 +235,8 @@ class VisitRecord(TypedDict, total=False):
     record_version: int  # 2: the fields below (absent: an older record, read as empty)
     gone_sources: list[str]  # export folders of earlier conversions no longer in the export (purged)
     pending_changes: list[dict]  # write.append_only.PendingChange.record(): changes waiting for --apply-changes
-    left: list[str]  # CHANGES lines of placed images a decision took out (added to CHANGES when it lacks them)
+    left: list[str]  # CHANGES lines of placed images a decision took out, or of a move (added when CHANGES lacks them)
+    moved_from: list[str]  # participant ids this visit's session moved from (a corrected PatientID)
 
 
 @dataclass(frozen=True)

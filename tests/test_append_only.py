@@ -206,3 +206,51 @@ def test_check_reports_a_session_whose_placed_files_differ_from_its_visit_record
             "VISIT01 (its visit record lists it) but missing from the session") in out
     assert f"note: {SESSION.as_posix()}/anat/sub-12343hucheng_ses-VISIT01_T2w.nii.gz: not in the visit record" in out
     assert err.count("\n") == 1 and "1 placed files missing from their session" in err
+
+
+@pytest.mark.parametrize("person_column", [False, True])
+def test_a_corrected_patient_id_moves_the_session_to_the_new_subject(export, bids, schemas, person_column):
+    """The hospital re-exports VISIT01 with a corrected PatientID (its first export purged): one session,
+    under the new subject; the old session, record, sessions.tsv and (unless a person wrote in it) the
+    participants.tsv row move with it; CHANGES says so."""
+    import pydicom
+
+    for number in ("8", "9"):
+        add_series(export, "20240105", "VISIT01", SERIES[number])
+    assert not _run(export, bids, schemas).failed
+    old = {p.relative_to(bids / SESSION).as_posix(): p.read_bytes() for p in (bids / SESSION).rglob("*.nii.gz")}
+    if person_column:
+        participants = bids / "participants.tsv"
+        participants.write_text(participants.read_text().replace("participant_id\n", "participant_id\tnote\n")
+                                .replace("sub-12343hucheng\n", "sub-12343hucheng\tcalled back\n"))
+    shutil.rmtree(export / "DICOM" / "2024" / "20240105")
+    for number in ("8", "9"):
+        for source in sorted(SERIES[number].glob("*")):
+            if source.name == "LICENSE":
+                continue
+            dataset = pydicom.dcmread(source)
+            dataset.PatientID = "P2024"
+            target = export / "DICOM" / "2024" / "20240107" / "VISIT01" / SERIES[number].name / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            dataset.save_as(target)
+
+    report = _run(export, bids, schemas)
+    assert not report.failed
+    assert sorted(p.relative_to(bids).as_posix() for p in bids.glob("sub-*/ses-*")) == ["sub-P2024/ses-VISIT01"]
+    assert not (bids / "sub-12343hucheng").exists()
+    new = bids / "sub-P2024" / "ses-VISIT01"
+    assert {p.relative_to(new).as_posix(): p.read_bytes() for p in new.rglob("*.nii.gz")} == {
+        path.replace("sub-12343hucheng_", "sub-P2024_"): data for path, data in old.items()}
+    assert not _notes(report) or all("--apply-changes" not in n for n in _notes(report))
+    records = sorted(p.name for p in (bids / "code" / "bids-factory" / "visits").glob("*.json"))
+    assert records == ["sub-P2024_ses-VISIT01.json"]
+    record = json.loads((bids / "code" / "bids-factory" / "visits" / records[0]).read_text())
+    assert record["moved_from"] == ["sub-12343hucheng"] and record["participant_id"] == "sub-P2024"
+    assert all(f["path"].startswith("fmap/sub-P2024_ses-VISIT01_") for f in record["files"])
+    assert "ses-VISIT01\tVISIT01" in (bids / "sub-P2024" / "sub-P2024_sessions.tsv").read_text()
+    rows = [line.split("\t")[0] for line in (bids / "participants.tsv").read_text().splitlines()[1:]]
+    assert rows == (["sub-12343hucheng", "sub-P2024"] if person_column else ["sub-P2024"])
+    newest = (bids / "CHANGES").read_text().split("\n\n")[0]
+    assert "Moved sub-12343hucheng/ses-VISIT01 to sub-P2024/ses-VISIT01: visit VISIT01 was exported again" in newest
+    assert any("Moved sub-12343hucheng/ses-VISIT01" in n for n in _notes(report))
+    assert_valid_bids(bids)

@@ -38,7 +38,8 @@ from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import batch_faults, dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.write.append_only import APPLY_OPTION
-from bids_factory.write.dataset_writer import REPLACED, SUBJECTS_FILE, DatasetWriter
+from bids_factory.write.dataset_writer import REPLACED, SUBJECTS_FILE, VISIT_RECORDS, DatasetWriter
+from bids_factory.write.session_move import move_session
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -282,12 +283,20 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
         reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} is already taken by "
                   f"visit {owner}; not merged")
         return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
-    if not plan.placements and owner is None:  # a placed session is compared: its images stay or a change waits
+    elsewhere = next(((sub, ses) for (sub, ses), owner_ in sessions.items()  # a corrected PatientID
+                      if owner_ == visit.scan_research_id and (sub, ses) != (subject, session)), None)
+    if not plan.placements and owner is None and elsewhere is None:  # a placed session is compared instead
         return VisitResult(**base, status=VisitStatus.NOTHING_TO_PLACE)
     entry = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
     if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
         subjects[plan.subject_label] = entry
         writer.write_json(SUBJECTS_FILE, subjects)
+    moved = ()
+    if elsewhere is not None:
+        record = writer.read_json(VISIT_RECORDS / f"{elsewhere[0]}_{elsewhere[1]}.json")
+        line = move_session(writer, record, plan.subject_label, plan.extracted.staging)
+        del sessions[elsewhere]
+        moved = (Problem(f"{subject}/{session}", line, fatal=False),)
     kept_before = len(writer.kept_aside)
     placed = writer.place_visit(plan, plan.extracted.staging, apply_changes)
     sessions[(subject, session)] = visit.scan_research_id
@@ -298,7 +307,7 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
     left = tuple(Problem(f"{subject}/{session}/{c.path}", f"{c.describe()}: applied ({APPLY_OPTION} "
                          f"{visit.scan_research_id}); its files are kept under {REPLACED}/", fatal=False)
                  for c in placed.applied)
-    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(placed.placements), problems=kept + left)
+    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(placed.placements), problems=moved + kept + left)
 
 
 def _where(visit: Visit) -> str:

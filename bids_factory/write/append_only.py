@@ -218,3 +218,17 @@ def _numbered_after(placement: Placement, taken: set[str]) -> Placement:
     at = next((i for i, part in enumerate(parts[:-1]) if part.split("-")[0] in _AFTER_RUN), len(parts) - 1)
     parts.insert(at, f"run-{number:0{width}d}")
     return dataclasses.replace(placement, stem="_".join(parts))
+
+
+def stopped_run_departures(previous: dict | None, session_dir: Path, root: Path, replaced: Path) -> list[str]:
+    """CHANGES lines of changes a decided run applied (its session swapped in) but was stopped before it
+    recorded: a placed image of the record missing from the session, kept under ``replaced``."""
+    lines = []
+    for data in (previous or {}).get("pending_changes", []):
+        change = PendingChange.from_record(data)
+        copies = sorted(replaced.glob(f"*/{change.path}"))
+        if copies and not (session_dir / change.path).exists():
+            session, aside = (p.relative_to(root).as_posix() for p in (session_dir, copies[-1]))
+            lines.append(f"{change.applied(session, aside)}; applied with {APPLY_OPTION} "
+                         f"{previous['scan_research_id']}")
+    return lines

@@ -31,8 +31,8 @@ from bids_factory.write.atomic_files import write_bytes as _write_bytes, write_t
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
-from bids_factory.write.append_only import (APPLY_OPTION, PendingChange, Reconciliation, image_files, reconcile,
-                                            same_bytes)
+from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
+                                            stopped_run_departures)
 from bids_factory.write.run_records import RUN_RECORDS, STATE_DIR, RunRecords
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 
@@ -161,6 +161,7 @@ class DatasetWriter(RunRecords):
             if _dead_run(run):
                 shutil.rmtree(run, ignore_errors=True)
         shutil.rmtree(self.state / "tmp", ignore_errors=True)  # text files a killed run did not finish
+        shutil.rmtree(self.state / "removed", ignore_errors=True)  # sessions a killed run moved elsewhere
 
     # -- visits ----------------------------------------------------------------------------
     def place_visit(self, plan: VisitPlan, staging: Path, apply_changes: bool = False) -> Reconciliation:
@@ -176,8 +177,8 @@ class DatasetWriter(RunRecords):
         session_dir = self.root / subject / session
         previous = self.read_json(VISIT_RECORDS / f"{subject}_{session}.json")
         result = reconcile(plan, previous, session_dir, apply_changes)
-        self._dataset_files_stale()
-        self._mark_unlisted(subject)
+        self.dataset_files_stale()
+        self.mark_unlisted(subject)
         build = staging / "placed" / f"{subject}_{session}"
         build.mkdir(parents=True, exist_ok=True)
         for placement in result.placements:
@@ -194,32 +195,29 @@ class DatasetWriter(RunRecords):
         aside = dict(link_files(session_dir, leaving, self.root / REPLACED / f"{subject}_{session}" / stamp, self.root))
         left = [f"{change.applied(f'{subject}/{session}', aside.get(change.path))}; applied with {APPLY_OPTION} "
                 f"{plan.extracted.visit.scan_research_id}" for change in result.applied]
-        left += self._left_by_a_stopped_run(previous, session_dir, f"{subject}_{session}")
+        left += stopped_run_departures(previous, session_dir, self.root, self.root / REPLACED / f"{subject}_{session}")
         self._carry_person_files(session_dir, build, f"{subject}_{session}", scans, skip=set(carried) | set(leaving))
-        self._swap_in(build, session_dir)
+        self.swap_in(build, session_dir)
         self.changed += 1
         self._write_thumbnails(plan, Path(subject) / session, result)
         # what left the session (kept until CHANGES says it: finalize adds the lines CHANGES lacks)
-        record = self.dates.mask_json(visit_record(plan, result) | {"left": [*(previous or {}).get("left", []), *left]}
-                                      ) | {"written": written}
-        self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", record)
+        carried_on = {"left": [*(previous or {}).get("left", []), *left],
+                      "moved_from": (previous or {}).get("moved_from", [])}
+        record = self.dates.mask_json(visit_record(plan, result) | carried_on) | {"written": written}
+        self.write_record(f"{subject}_{session}.json", record)
         self.placed.append(record)
-        if self._records is not None:
-            self._records[f"{subject}_{session}.json"] = record
         return result
 
-    def _left_by_a_stopped_run(self, previous: dict | None, session_dir: Path, name: str) -> list[str]:
-        """CHANGES lines of changes a decided run applied (its session swapped in) but was stopped before it
-        recorded: a placed image of the record missing from the session, kept under ``replaced/``."""
-        lines = []
-        for data in (previous or {}).get("pending_changes", []):
-            change = PendingChange.from_record(data)
-            copies = sorted((self.root / REPLACED / name).glob(f"*/{change.path}"))
-            if copies and not (session_dir / change.path).exists():
-                session, aside = (p.relative_to(self.root).as_posix() for p in (session_dir, copies[-1]))
-                lines.append(f"{change.applied(session, aside)}; applied with {APPLY_OPTION} "
-                             f"{previous['scan_research_id']}")
-        return lines
+    def write_record(self, name: str, record: dict) -> None:
+        self.write_json(VISIT_RECORDS / name, record)
+        if self._records is not None:
+            self._records[name] = record
+
+    def remove_record(self, name: str) -> None:
+        (self.root / VISIT_RECORDS / name).unlink(missing_ok=True)
+        _fsync_dir(self.root / VISIT_RECORDS)
+        if self._records is not None:
+            self._records.pop(name, None)
 
     def _carry_person_files(self, session_dir: Path, build: Path, name: str, scans: str, skip=frozenset()) -> None:
         """A person's files of the session being replaced go into the new one (hard links: the old folder
@@ -276,7 +274,7 @@ class DatasetWriter(RunRecords):
             _write_text(folder / placement.extra_file_stem(name), text)
         _fsync_file(Path(f"{target}.nii.gz"))
 
-    def _swap_in(self, build: Path, session_dir: Path) -> None:
+    def swap_in(self, build: Path, session_dir: Path) -> None:
         session_dir.parent.mkdir(parents=True, exist_ok=True)
         _fsync_dir(build)
         if session_dir.exists():
@@ -326,13 +324,13 @@ class DatasetWriter(RunRecords):
         text = json.dumps({"key": key, "outcome": self.dates.mask_json(outcome)}, indent=2, ensure_ascii=False)
         _write_text(self.root / DATASET_FILES_STATE, text + "\n", self._tmp_dir())
 
-    def _dataset_files_stale(self) -> None:
+    def dataset_files_stale(self) -> None:
         """Before a visit is placed: the dataset-level files no longer describe the dataset."""
         with contextlib.suppress(FileNotFoundError):
             (self.root / DATASET_FILES_STATE).unlink()
             _fsync_dir(self.state)
 
-    def _mark_unlisted(self, subject: str) -> None:
+    def mark_unlisted(self, subject: str) -> None:
         """Before a session is placed: finalize (this run's, or the next one's if this is killed) must write
         its subject's sessions.tsv again."""
         (self.root / UNLISTED).mkdir(parents=True, exist_ok=True)
