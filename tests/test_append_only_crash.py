@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
 import pytest
 
 from conftest import XA30, add_series
@@ -49,6 +50,14 @@ def scenario(tmp_path_factory):
         for number in ("5", "8", "9"):
             add_series(export, "20240105", "VISIT01", SERIES[number])
     add_series(both, "20240106", "VISIT01", SERIES["6"])
+    corrected = work / "corrected"  # day 1 purged, the visit exported again with a corrected PatientID
+    for number in ("5", "8", "9"):
+        for source in sorted(p for p in SERIES[number].iterdir() if p.name != "LICENSE"):
+            dataset = pydicom.dcmread(source)
+            dataset.PatientID = "P2024"
+            target = corrected / "DICOM" / "2024" / "20240107" / "VISIT01" / SERIES[number].name / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            dataset.save_as(target)
 
     placed = work / "placed"
     assert _run(day1, placed, HEURISTIC, schemas) == 0
@@ -57,7 +66,8 @@ def scenario(tmp_path_factory):
     assert _run(day1, pending, no_t1w, schemas) == 0
     references = {}
     for name, source, export, heuristic_, extra in (("apply", pending, day1, no_t1w, ("--apply-changes", "VISIT01")),
-                                                    ("late", placed, both, HEURISTIC, ())):
+                                                    ("late", placed, both, HEURISTIC, ()),
+                                                    ("move", placed, corrected, HEURISTIC, ())):
         reference = work / f"reference-{name}"
         shutil.copytree(source, reference)
         assert _run(export, reference, heuristic_, schemas, *extra) == 0
@@ -68,9 +78,13 @@ def scenario(tmp_path_factory):
 
 # an --apply-changes run makes 12 renames: 4 scans.tsv, 5-6 the session swap, 7 the visit record, 8 CHANGES;
 # a late series' run 19: 1-5 staged images, 6-7 the new image placed in the new session folder, 8 scans.tsv,
-# 9-10 the swap, 11 its thumbnail, 12 the record, 14 CHANGES
+# 9-10 the swap, 11 its thumbnail, 12 the record, 14 CHANGES; a corrected PatientID's 29: 6-10 the renamed
+# session built, 11 swapped in under the new subject, 12-15 thumbnails, 16 its record, 17 the old session
+# removed, 18 placing starts, 23 CHANGES
 @pytest.mark.parametrize("name,kill_at", [("apply", 4), ("apply", 5), ("apply", 6), ("apply", 7), ("apply", 8),
-                                          ("late", 6), ("late", 9), ("late", 10), ("late", 12), ("late", 14)])
+                                          ("late", 6), ("late", 9), ("late", 10), ("late", 12), ("late", 14),
+                                          ("move", 11), ("move", 12), ("move", 16), ("move", 17), ("move", 18),
+                                          ("move", 23)])
 def test_a_killed_append_only_run_leaves_complete_files_and_the_same_command_finishes(scenario, tmp_path, name,
                                                                                        kill_at):
     schemas, references = scenario
@@ -88,5 +102,8 @@ def test_a_killed_append_only_run_leaves_complete_files_and_the_same_command_fin
         kept = sorted((bids / "code" / "bids-factory" / "replaced").rglob(Path(T1W).name + ".nii.gz"))
         assert kept and all(k.read_bytes() == (source / f"{T1W}.nii.gz").read_bytes() for k in kept)
         assert changes.count(f"Removed {T1W}.nii.gz (kept at code/bids-factory/replaced/") == 1
+    elif name == "move":
+        assert sorted(p.relative_to(bids).as_posix() for p in bids.glob("sub-*/ses-*")) == ["sub-P2024/ses-VISIT01"]
+        assert changes.count("Moved sub-12343hucheng/ses-VISIT01 to sub-P2024/ses-VISIT01") == 1
     else:  # never twice (a run stopped between the visit's state and CHANGES does not list the addition)
         assert changes.count("Placed sub-12343hucheng ses-VISIT01 (1 images)") == (0 if kill_at == 14 else 1)
