@@ -76,8 +76,12 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     subjects = writer.read_json(SUBJECTS_FILE, default={}) or {}
     secret = writer.subject_key() if subjects else b""
 
-    def other_patient(label: str, raw_id: str) -> bool:  # the raw ids compared, as the collision guard does
-        return label in subjects and not same_patient(subjects[label], raw_id, secret)
+    def other_patient(label: str, raw_id: str) -> bool:
+        """The raw ids compared, as the collision guard does; an id written as a BIDS label (``sub-007``) or
+        with spaces around it is the same id."""
+        core = raw_id.strip().removeprefix("sub-")
+        spellings = {raw_id, raw_id.strip(), core, f"sub-{core}"}
+        return label in subjects and not any(same_patient(subjects[label], raw, secret) for raw in spellings)
 
     ehr = collect_ehr(options.export, mapping, other_patient=other_patient)
     report.problems.extend(ehr.problems)

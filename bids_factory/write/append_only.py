@@ -121,7 +121,7 @@ def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bo
         if same is not None:
             difference = _difference(same, entry, record, session_dir)
             if difference is None:  # the same image: its name stays, its provenance is today's
-                kept.append(entry | {"source_folders": list(same.series.source_folders)})
+                kept.append(entry | {"rule": same.rule, "source_folders": list(same.series.source_folders)})
                 continue
             change = PendingChange(entry["path"], ChangeKind.REPLACED, difference, same.relpath)
         else:
@@ -170,8 +170,7 @@ def _take(new: list[Placement], entry: dict, same_name: bool) -> Placement | Non
     for index, placement in enumerate(new):
         if _series(placement.series) != _key(entry):
             continue
-        if same_name and (_without_run(placement.relpath) != _without_run(entry["path"])
-                          or placement.rule != entry.get("rule")):
+        if same_name and _without_run(placement.relpath) != _without_run(entry["path"]):
             continue
         return new.pop(index)
     return None
@@ -208,10 +207,10 @@ def same_bytes(new: Path | None, placed: Path) -> bool:
 def _numbered_after(placement: Placement, taken: set[str]) -> Placement:
     """``placement`` with a ``run-`` number after those of the placed images it would collide with."""
     base = _without_run(placement.relpath)
-    runs = [int(m.group(1)) if (m := _RUN.search(p)) else 1 for p in taken if _without_run(p) == base]
-    if not runs or (placement.relpath not in taken and _RUN.search(placement.stem)
-                    and int(_RUN.search(placement.stem).group(1)) > max(runs)):
-        return placement
+    runs = {int(m.group(1)) if (m := _RUN.search(p)) else 1 for p in taken if _without_run(p) == base}
+    own = _RUN.search(placement.stem)
+    if not runs or (own and int(own.group(1)) not in runs and placement.relpath not in taken):
+        return placement  # no placed image of that name, or its own run number is free
     number = max(runs) + 1
     width = max([len(m.group(1)) for p in taken if (m := _RUN.search(p))] + [2])
     parts = _RUN.sub("", placement.stem).split("_")
