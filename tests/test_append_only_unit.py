@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -74,3 +75,13 @@ def test_a_new_series_colliding_with_a_placed_name_gets_the_next_run_before_late
                        session)
     assert [e["path"] for e in result.kept] == ["anat/sub-P1_ses-V1_acq-x_echo-1_T1w.nii.gz"]  # its series is gone
     assert [p.relpath for p in result.placements] == ["anat/sub-P1_ses-V1_acq-x_run-02_echo-1_T1w.nii.gz"]
+
+
+def test_a_sidecar_that_would_change_names_its_fields(tmp_path):
+    session = tmp_path / "session"
+    record = _placed(session, _plan(tmp_path / "a", [(5, "sub-P1_ses-V1_T1w", "t1w", b"image")]))
+    new = _plan(tmp_path / "b", [(5, "sub-P1_ses-V1_T1w", "t1w", b"image")])
+    new = dataclasses.replace(new, placements=tuple(  # e.g. a bold that arrived later is now IntendedFor
+        dataclasses.replace(p, sidecar=p.sidecar | {"IntendedFor": ["bids::x"]}) for p in new.placements))
+    [change] = reconcile(new, record, session).pending
+    assert (change.kind, change.reason) == (ChangeKind.REPLACED, "its sidecar differs in IntendedFor")

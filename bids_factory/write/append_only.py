@@ -187,8 +187,20 @@ def _difference(placement: Placement, entry: dict, record: dict, session_dir: Pa
     sidecar = (json.dumps(placement.sidecar, indent=2) + "\n").encode()
     written = (record.get("written") or {}).get(f"{stem}.json")
     if written is not None and hashlib.sha256(sidecar).hexdigest() != written:
-        return "its sidecar differs"
+        return f"its sidecar differs{_fields(placement.sidecar, session_dir / f'{stem}.json')}"
     return None
+
+
+def _fields(new: dict, placed: Path) -> str:
+    """`` in IntendedFor, ...``: the sidecar fields whose values differ from the placed sidecar's."""
+    try:
+        old = json.loads(placed.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(old, dict):
+        return ""
+    names = sorted(k for k in {*new, *old} if new.get(k) != old.get(k))
+    return f" in {', '.join(names)}" if names else ""
 
 
 def same_bytes(new: Path | None, placed: Path) -> bool:
