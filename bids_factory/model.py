@@ -221,7 +221,7 @@ class VisitRecord(TypedDict, total=False):
     scan_research_id: str
     participant_id: str  # sub-<label>
     session_id: str  # ses-<label>
-    export_folders: list[dict]  # {"kind", "day", "path"}
+    export_folders: list[dict]  # {"kind", "day", "path", "key" (v2), "gone": true when purged since (v2)}
     converted_at: str
     bids_factory_version: str
     converter: dict  # {"name", "version"}

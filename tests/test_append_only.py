@@ -69,12 +69,18 @@ def test_a_purged_day_changes_nothing_placed_and_a_late_series_is_numbered_after
                              "fmap/sub-12343hucheng_ses-VISIT01_magnitude2.nii.gz",
                              "fmap/sub-12343hucheng_ses-VISIT01_phasediff.nii.gz"]
 
+    sessions = (bids / "sub-12343hucheng" / "sub-12343hucheng_sessions.tsv").read_text()
+    assert "ses-VISIT01\tVISIT01\t20240105,20240106" in sessions
     shutil.rmtree(export / "DICOM" / "2024" / "20240105")  # the hospital purges its oldest day
     assert main(["convert", str(export), str(bids), "--heuristic", str(HEURISTIC), "--schemas", str(schemas),
                  "--no-validate", "--quiet"]) == 0
     assert _session_files(bids) == placed  # every placed image, byte for byte, and the scans.tsv
+    assert (bids / "sub-12343hucheng" / "sub-12343hucheng_sessions.tsv").read_text() == sessions  # history
     record = _record(bids)
     assert record["gone_sources"] == ["DICOM/2024/20240105/VISIT01"]
+    assert [f["path"] for f in record["export_folders"] if f.get("gone")] == ["DICOM/2024/20240105/VISIT01"]
+    assert "DICOM 20240105 DICOM/2024/20240105/VISIT01 (gone from the export)" in (
+        bids / "code" / "bids-factory" / "report.html").read_text()
     assert record["pending_changes"] == []
     assert len(record["files"]) == 4
 

@@ -85,3 +85,18 @@ def test_a_sidecar_that_would_change_names_its_fields(tmp_path):
         dataclasses.replace(p, sidecar=p.sidecar | {"IntendedFor": ["bids::x"]}) for p in new.placements))
     [change] = reconcile(new, record, session).pending
     assert (change.kind, change.reason) == (ChangeKind.REPLACED, "its sidecar differs in IntendedFor")
+
+
+def test_an_export_folder_is_gone_only_when_it_left_the_export_whatever_the_date_policy(tmp_path):
+    from bids_factory.dates import DatePolicy
+    from bids_factory.write.append_only import folder_key
+
+    session = tmp_path / "session"
+    plan = _plan(tmp_path / "a", [(5, "sub-P1_ses-V1_T1w", "t1w", b"image")])
+    record = _placed(session, plan)
+    year = DatePolicy("year").mask_text
+    record["export_folders"] = [{"kind": "DICOM", "day": "2024", "path": year(FOLDER), "key": folder_key(FOLDER)},
+                                {"kind": "DICOM", "day": "2024", "path": "DICOM/2024/V1", "key": "0" * 16}]
+    result = reconcile(plan, record, session, mask=year)
+    assert [f["key"] for f in result.gone_folders] == ["0" * 16]  # the purged one, not the one written masked
+    assert result.gone_sources == ["DICOM/2024/V1"] and result.gone_folders[0]["gone"] is True

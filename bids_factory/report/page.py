@@ -211,7 +211,8 @@ def _last_run(run: dict | None, recorded: set[tuple], mask: Callable[[str], str]
 
 def _session(record: dict, thumbnails: dict[str, str], mask: Callable[[str], str]) -> str:
     subject, session = str(record.get("participant_id")), str(record.get("session_id"))
-    folders = [f"{f.get('kind')} {f.get('day')} {f.get('path')}" for f in record.get("export_folders") or []]
+    folders = [f"{f.get('kind')} {f.get('day')} {f.get('path')}{' (gone from the export)' if f.get('gone') else ''}"
+               for f in record.get("export_folders") or []]
     heuristic, converter = record.get("heuristic") or {}, record.get("converter") or {}
     out = [f'<section class="session filterable"><h3 id="{_e(subject)}_{_e(session)}">{_e(subject)} {_e(session)} '
            f"<small>(scan_research_id {_e(record.get('scan_research_id'))})</small></h3>",

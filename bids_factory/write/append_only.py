@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Callable
 
 from bids_factory.model import Placement, VisitPlan
 
@@ -85,7 +86,11 @@ class Reconciliation:
     placements: tuple[Placement, ...]  # what is written now (new series; applied replacements), final names
     pending: tuple[PendingChange, ...]  # changes not applied: the placed images stay
     applied: tuple[PendingChange, ...]  # changes applied: the placed images' files are kept aside
-    gone_sources: tuple[str, ...]  # export folders of earlier conversions no longer in the export
+    gone_folders: tuple[dict, ...]  # visit-record export folders of earlier conversions no longer in the export
+
+    @property
+    def gone_sources(self) -> list[str]:
+        return sorted({f["path"] for f in self.gone_folders})
 
     @property
     def changed(self) -> bool:
@@ -104,12 +109,21 @@ def image_files(record: dict, image: str) -> list[str]:
     return files
 
 
-def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bool = False) -> Reconciliation:
-    """Compare ``plan`` (the new conversion) with the placed session ``session_dir`` (its visit ``record``)."""
+def folder_key(relpath: str) -> str:
+    """The key of an export folder in a visit record: recognised under any ``--dates`` policy (its path may
+    be written without its day)."""
+    return hashlib.sha256(relpath.encode()).hexdigest()[:16]
+
+
+def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bool = False,
+              mask: Callable[[str], str] = str) -> Reconciliation:
+    """Compare ``plan`` (the new conversion) with the placed session ``session_dir`` (its visit ``record``).
+    ``mask``: the date policy of the record's paths."""
     placed = list(record.get("files") or []) if record else []
-    recorded = [f["path"] for f in record.get("export_folders", [])] if record else []
-    current = {f.relpath for f in plan.extracted.visit.folders}
-    gone = tuple(sorted({*(record or {}).get("gone_sources", []), *recorded} - current))
+    current = {mask(f.relpath) for f in plan.extracted.visit.folders}
+    keys = {folder_key(f.relpath) for f in plan.extracted.visit.folders}
+    gone = tuple(f | {"gone": True} for f in (record or {}).get("export_folders", [])
+                 if ((f["key"] not in keys) if "key" in f else (f["path"] not in current)))
     if not placed:
         return Reconciliation((), plan.placements, (), (), gone)
     new = list(plan.placements)

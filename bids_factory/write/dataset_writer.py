@@ -176,7 +176,7 @@ class DatasetWriter(RunRecords):
         subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
         session_dir = self.root / subject / session
         previous = self.read_json(VISIT_RECORDS / f"{subject}_{session}.json")
-        result = reconcile(plan, previous, session_dir, apply_changes)
+        result = reconcile(plan, previous, session_dir, apply_changes, self.dates.mask_text)
         self.dataset_files_stale()
         self.mark_unlisted(subject)
         build = staging / "placed" / f"{subject}_{session}"

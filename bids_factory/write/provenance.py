@@ -7,9 +7,9 @@ import datetime as dt
 from bids_factory import __version__
 from bids_factory.model import Placement, VisitPlan, VisitRecord
 from bids_factory.tsv import merge_tsv
-from bids_factory.write.append_only import Reconciliation
+from bids_factory.write.append_only import Reconciliation, folder_key
 
-# 2: placed images that stay (append-only), gone_sources, pending_changes
+# 2: placed images that stay (append-only), gone_sources, pending_changes, left, moved_from; export folder keys
 RECORD_VERSION = 2
 
 SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
@@ -43,7 +43,9 @@ def visit_record(plan: VisitPlan, result: Reconciliation | None = None) -> Visit
         "scan_research_id": extracted.visit.scan_research_id,
         "participant_id": f"sub-{plan.subject_label}",
         "session_id": f"ses-{plan.session_label}",
-        "export_folders": [{"kind": f.kind, "day": f.day, "path": f.relpath} for f in extracted.visit.folders],
+        # the export is history: a folder purged since stays listed (gone), its day in sessions.tsv
+        "export_folders": [{"kind": f.kind, "day": f.day, "path": f.relpath, "key": folder_key(f.relpath)}
+                           for f in extracted.visit.folders] + (list(result.gone_folders) if result else []),
         "converted_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "bids_factory_version": __version__,
         "converter": {"name": "dcm2niix", "version": extracted.converter_version},
@@ -57,7 +59,7 @@ def visit_record(plan: VisitPlan, result: Reconciliation | None = None) -> Visit
         # a series whose placed image stays (a change waits for a decision) is placed, not "not placed"
         "not_placed": [o.record() for o in plan.not_placed
                        if (o.series.series_number, o.series.series_description) not in held],
-        "gone_sources": list(result.gone_sources) if result else [],
+        "gone_sources": result.gone_sources if result else [],
         "pending_changes": [c.record() for c in result.pending] if result else [],
         "deidentification": plan.deidentification.record(),
         "converter_log": extracted.converter_log.splitlines(),
