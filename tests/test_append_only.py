@@ -260,3 +260,24 @@ def test_a_corrected_patient_id_moves_the_session_to_the_new_subject(export, bid
     assert "Moved sub-12343hucheng/ses-VISIT01 to sub-P2024/ses-VISIT01: visit VISIT01 was exported again" in newest
     assert any("Moved sub-12343hucheng/ses-VISIT01" in n for n in _notes(report))
     assert_valid_bids(bids)
+
+
+def test_a_visit_deleted_from_the_export_stays_placed_and_its_record_says_so(export, bids, schemas, capsys):
+    for number in ("8", "9"):
+        add_series(export, "20240105", "VISIT01", SERIES[number])
+    add_series(export, "20240106", "VISIT02", SERIES["5"])  # another visit: the export is still there
+    assert not _run(export, bids, schemas).failed
+    placed = _session_files(bids)
+    shutil.rmtree(export / "DICOM" / "2024" / "20240105" / "VISIT01")
+    command = ["convert", str(export), str(bids), "--heuristic", str(HEURISTIC), "--schemas", str(schemas),
+               "--no-validate"]
+    capsys.readouterr()
+    assert main(command) == 0
+    assert _session_files(bids) == placed
+    assert "visit VISIT01 is no longer in the export: its session stays as placed" in capsys.readouterr().out
+    record = _record(bids)
+    assert record["gone_sources"] == ["DICOM/2024/20240105/VISIT01"]
+    assert all(f["gone"] for f in record["export_folders"])
+    assert main(command) == 0
+    assert "no longer in the export" not in capsys.readouterr().out  # said once
+    assert _session_files(bids) == placed

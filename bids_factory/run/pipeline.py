@@ -67,6 +67,7 @@ def convert(options: ConvertOptions) -> RunSummary:
         report.problems.extend(_unmatched_selection(options, report))
         report.problems.extend(pending_problems(writer.visit_records(), options))
         with writer.locked(options.wait):
+            report.problems.extend(_gone_visits(writer, discovery.visits))
             _dataset_level(writer, options, rules, report, staging, phases)
             phases.start("report")
             _record_run(writer, report)
@@ -148,6 +149,24 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
                                                  mask_dates=None if writer.dates.keeps else writer.dates.mask_text))
     writer.write_run_record(report.record)
     report.report_page = str(writer.root / REPORT_PAGE)
+
+
+def _gone_visits(writer: DatasetWriter, visits) -> list[Problem]:
+    """Placed visits no longer in the export (a deleted visit, its days purged): the session stays, the visit
+    record says its folders are gone (once: a note the first run that sees it). Not when the export shows no
+    visit at all (an unmounted export is no purge)."""
+    if not visits:
+        return []
+    present = {v.scan_research_id for v in visits}
+    notes = []
+    for record in writer.visit_records():
+        if record["scan_research_id"] in present or all(f.get("gone") for f in record.get("export_folders") or []):
+            continue
+        writer.record_visit_gone(record)
+        notes.append(Problem(f"{record['participant_id']}/{record['session_id']}", (
+            f"visit {record['scan_research_id']} is no longer in the export: its session stays as placed (the "
+            "export is history); its visit record names the folders gone"), fatal=False))
+    return notes
 
 
 def pending_problems(records, options: ConvertOptions) -> list[Problem]:

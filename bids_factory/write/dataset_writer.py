@@ -213,6 +213,12 @@ class DatasetWriter(RunRecords):
         if self._records is not None:
             self._records[name] = record
 
+    def record_visit_gone(self, record: dict) -> None:
+        """A placed visit no longer in the export: every export folder of its record is gone."""
+        folders = [f | {"gone": True} for f in record.get("export_folders") or []]
+        self.write_record(f"{record['participant_id']}_{record['session_id']}.json", record | {
+            "export_folders": folders, "gone_sources": sorted({f["path"] for f in folders})})
+
     def remove_record(self, name: str) -> None:
         (self.root / VISIT_RECORDS / name).unlink(missing_ok=True)
         _fsync_dir(self.root / VISIT_RECORDS)
