@@ -157,6 +157,8 @@ def test_a_heuristic_that_drops_a_placed_image_keeps_it_until_the_reported_comma
     capsys.readouterr()
     assert main(command) == 0
     assert "--apply-changes" not in "".join(capsys.readouterr())  # decided: nothing more to report
+    assert main(command + ["--apply-changes", "VISIT99"]) == 1  # a decision about nothing is not a success
+    assert "VISIT99: visit named with --apply-changes is not in the export" in "".join(capsys.readouterr())
     assert_valid_bids(bids)
 
 

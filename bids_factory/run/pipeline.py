@@ -259,11 +259,11 @@ def check(bids: Path) -> tuple[ValidatorResult, list[str], list[SessionDifferenc
 def _changed_visits(visits, writer: DatasetWriter, settings: str, options: ConvertOptions,
                     report: RunSummary) -> list[Visit]:
     """Visits whose sources or settings changed since their last conversion (all with ``reconvert``)."""
-    if options.reconvert:
-        return list(visits)
     for missing in sorted(options.apply_changes - {v.scan_research_id for v in visits}):
         report.problems.append(Problem(missing, "visit named with --apply-changes is not in the export (or not "
                                                 "selected); nothing was applied"))
+    if options.reconvert:
+        return list(visits)
     states = writer.visit_states()
     todo = []
     for visit in visits:
