@@ -135,6 +135,8 @@ def test_a_heuristic_that_drops_a_placed_image_keeps_it_until_the_reported_comma
             "--apply-changes VISIT01"
     assert apply in line
     assert (bids / "CHANGES").read_text() == changes_before  # nothing left the dataset
+    page = (bids / "code" / "bids-factory" / "report.html").read_text()
+    assert "Changes waiting for a decision (1;" in page and f"<code>{t1w}.nii.gz</code>" in page
 
     assert main(["convert", str(export), str(bids), "--no-validate", "--quiet", "--heuristic", str(no_t1w_heuristic),
                  "--schemas", str(schemas), "--apply-changes", "VISIT01"]) == 0  # the person's decision
@@ -157,6 +159,7 @@ def test_a_heuristic_that_drops_a_placed_image_keeps_it_until_the_reported_comma
     capsys.readouterr()
     assert main(command) == 0
     assert "--apply-changes" not in "".join(capsys.readouterr())  # decided: nothing more to report
+    assert "Changes waiting for a decision" not in (bids / "code" / "bids-factory" / "report.html").read_text()
     assert main(command + ["--apply-changes", "VISIT99"]) == 1  # a decision about nothing is not a success
     assert "VISIT99: visit named with --apply-changes is not in the export" in "".join(capsys.readouterr())
     assert_valid_bids(bids)
