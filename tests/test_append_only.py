@@ -144,7 +144,8 @@ def test_a_heuristic_that_drops_a_placed_image_keeps_it_until_the_reported_comma
     gone = {f"{t1w}.nii.gz", f"{t1w}.json"}
     scans = "sub-12343hucheng_ses-VISIT01_scans.tsv"
     assert set(after) == set(placed) - gone
-    assert {k: v for k, v in after.items() if k != scans} == {k: v for k, v in placed.items() if k not in gone | {scans}}
+    assert {k: v for k, v in after.items() if k != scans} == {
+        k: v for k, v in placed.items() if k not in gone | {scans}}
     assert t1w not in after[scans].decode()
     replaced = bids / "code" / "bids-factory" / "replaced" / "sub-12343hucheng_ses-VISIT01"
     assert {p.relative_to(replaced).as_posix().split("/", 1)[1]: p.read_bytes()

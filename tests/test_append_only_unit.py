@@ -13,18 +13,20 @@ from bids_factory.write.append_only import ChangeKind, reconcile
 FOLDER = "DICOM/2024/20240105/V1"
 
 
-def _plan(tmp: Path, placements: list[tuple[int, str, str, bytes]]) -> VisitPlan:
-    """A plan placing (SeriesNumber, stem under anat/, rule, image bytes) from one export folder."""
+def _plan(tmp: Path, placements: list[tuple], sidecars: dict[int, dict] | None = None) -> VisitPlan:
+    """A plan placing (SeriesNumber, stem, rule, image bytes[, datatype]) from one export folder (``sidecars``:
+    SeriesNumber -> extra sidecar fields)."""
     folder = VisitFolder("DICOM", "20240105", tmp / "export" / FOLDER, FOLDER)
     visit = Visit("V1", (folder,), ())
     extracted = ExtractedVisit(visit, "P1", "", tmp, (), (), 0, (), "v1", "")
     made = []
-    for number, stem, rule, data in placements:
+    for number, stem, rule, data, *datatype in placements:
         image = tmp / "staged" / f"{number}-{stem}.nii.gz"
         image.parent.mkdir(parents=True, exist_ok=True)
         image.write_bytes(data)
         series = Series(image, None, (), number, f"series {number}", "", ("ORIGINAL",), (FOLDER,))
-        made.append(Placement(series, "anat", stem, {"SeriesNumber": number}, rule))
+        sidecar = {"SeriesNumber": number} | (sidecars or {}).get(number, {})
+        made.append(Placement(series, (datatype or ["anat"])[0], stem, sidecar, rule))
     return VisitPlan(extracted, tuple(made), (), "h", "0")
 
 
@@ -32,13 +34,14 @@ def _placed(session: Path, plan: VisitPlan) -> dict:
     """Place ``plan`` by hand as the writer would, and return its visit record."""
     record = {"files": [], "written": {}, "export_folders": [{"kind": "DICOM", "day": "20240105", "path": FOLDER}]}
     for p in plan.placements:
-        (session / "anat").mkdir(parents=True, exist_ok=True)
+        (session / p.datatype).mkdir(parents=True, exist_ok=True)
         (session / p.relpath).write_bytes(p.series.nifti.read_bytes())
         sidecar = json.dumps(p.sidecar, indent=2) + "\n"
-        (session / f"anat/{p.stem}.json").write_text(sidecar)
+        (session / f"{p.datatype}/{p.stem}.json").write_text(sidecar)
         record["files"].append({"path": p.relpath, "rule": p.rule, "SeriesNumber": p.series.series_number,
                                 "SeriesDescription": p.series.series_description, "source_folders": [FOLDER]})
-        record["written"] |= {p.relpath: None, f"anat/{p.stem}.json": hashlib.sha256(sidecar.encode()).hexdigest()}
+        record["written"] |= {p.relpath: None,
+                              f"{p.datatype}/{p.stem}.json": hashlib.sha256(sidecar.encode()).hexdigest()}
     return record
 
 
@@ -100,3 +103,26 @@ def test_an_export_folder_is_gone_only_when_it_left_the_export_whatever_the_date
     result = reconcile(plan, record, session, mask=year)
     assert [f["key"] for f in result.gone_folders] == ["0" * 16]  # the purged one, not the one written masked
     assert result.gone_sources == ["DICOM/2024/V1"] and result.gone_folders[0]["gone"] is True
+
+
+def test_intended_for_names_the_final_files_of_kept_and_renumbered_images(tmp_path):
+    """A bold placed alone, then a second bold: the plan numbers them run-01/run-02 and its field map is
+    IntendedFor both; the placed bold keeps its name, so the field map's IntendedFor must name it."""
+    bold, fmap = "sub-P1_ses-V1_task-a_bold", "sub-P1_ses-V1_phasediff"
+    session = tmp_path / "session"
+    intended = {9: {"IntendedFor": [f"bids::sub-P1/ses-V1/func/{bold}.nii.gz"]}}
+    record = _placed(session, _plan(tmp_path / "a", [(7, bold, "bold", b"b7", "func"),
+                                                      (9, fmap, "fmap", b"f9", "fmap")], intended))
+    both = {9: {"IntendedFor": [f"bids::sub-P1/ses-V1/func/sub-P1_ses-V1_task-a_run-0{n}_bold.nii.gz" for n in (1, 2)]}}
+    new = _plan(tmp_path / "b", [(7, "sub-P1_ses-V1_task-a_run-01_bold", "bold", b"b7", "func"),
+                                 (8, "sub-P1_ses-V1_task-a_run-02_bold", "bold", b"b8", "func"),
+                                 (9, fmap, "fmap", b"f9", "fmap")], both)
+    result = reconcile(new, record, session)
+    assert [e["path"] for e in result.kept] == [f"func/{bold}.nii.gz", f"fmap/{fmap}.nii.gz"]
+    assert [p.relpath for p in result.placements] == ["func/sub-P1_ses-V1_task-a_run-02_bold.nii.gz"]
+    [change] = result.pending
+    assert (change.path, change.reason) == (f"fmap/{fmap}.nii.gz", "its sidecar differs in IntendedFor")
+    applied = reconcile(new, record, session, apply=True)
+    [fieldmap] = [p for p in applied.placements if p.datatype == "fmap"]
+    assert fieldmap.relpath == f"fmap/{fmap}.nii.gz" and fieldmap.sidecar["IntendedFor"] == [
+        f"bids::sub-P1/ses-V1/func/{bold}.nii.gz", "bids::sub-P1/ses-V1/func/sub-P1_ses-V1_task-a_run-02_bold.nii.gz"]

@@ -127,44 +127,77 @@ def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bo
     if not placed:
         return Reconciliation((), plan.placements, (), (), gone)
     new = list(plan.placements)
-    kept, pending, applied, replacing = [], [], [], []
-    for entry in placed:
-        if not (session_dir / entry["path"]).is_file():  # left already (by hand, or a decided run killed after)
-            continue
-        same = _take(new, entry, same_name=True)
-        if same is not None:
-            difference = _difference(same, entry, record, session_dir)
+    entries = [e for e in placed if (session_dir / e["path"]).is_file()]  # else it left (by hand, or a decided
+    same = {id(e): _take(new, e, same_name=True) for e in entries}       # run stopped after its swap)
+    other = {id(e): _take(new, e, same_name=False) for e in entries if same[id(e)] is None}
+    # the names first: a placed image keeps its name (a replacement takes it over), new ones are numbered after
+    leaving = {id(e) for e in entries if apply and same[id(e)] is None and (
+        other.get(id(e)) is not None or _outcome(plan, e) is not None)}
+    taken = {e["path"] for e in entries if id(e) not in leaving}
+    final: dict[int, Placement] = {}
+    for placement in [*(same[id(e)] for e in entries if same[id(e)] is not None),
+                      *(other[id(e)] for e in entries if id(e) in leaving and other.get(id(e)) is not None), *new]:
+        match = next((e for e in entries if same[id(e)] is placement), None)
+        named = _named(placement, match["path"]) if match else _numbered_after(placement, taken)
+        taken.add(named.relpath)
+        final[id(placement)] = named
+    renames = {p.relpath: final[id(p)].relpath for p in plan.placements if id(p) in final}
+    final = {key: _intended_for(p, renames) for key, p in final.items()}  # IntendedFor names the final files
+    kept, pending, applied, written = [], [], [], []
+    for entry in entries:
+        match, renamed = same[id(entry)], other.get(id(entry))
+        if match is not None:
+            difference = _difference(final[id(match)], entry, record, session_dir)
             if difference is None:  # the same image: its name stays, its provenance is today's
-                kept.append(entry | {"rule": same.rule, "source_folders": list(same.series.source_folders)})
+                kept.append(entry | {"rule": match.rule, "source_folders": list(match.series.source_folders)})
                 continue
-            change = PendingChange(entry["path"], ChangeKind.REPLACED, difference, same.relpath)
-        else:
-            other = _take(new, entry, same_name=False)
-            if other is not None:
-                change = PendingChange(entry["path"], ChangeKind.RENAMED, f"rule {other.rule}", other.relpath)
-            else:
-                outcome = next((o for o in plan.not_placed if _series(o.series) == _key(entry)), None)
-                if outcome is None:  # the series is no longer in the export: history, it stays
-                    kept.append(entry)
-                    continue
-                change = PendingChange(entry["path"], ChangeKind.NO_LONGER_PLACED,
-                                       f"{outcome.status}: {outcome.reason}")
-                other = None
-            same = same or other
+            change = PendingChange(entry["path"], ChangeKind.REPLACED, difference, entry["path"])
+        elif renamed is not None:
+            change = PendingChange(entry["path"], ChangeKind.RENAMED, f"rule {renamed.rule}",
+                                   final[id(renamed)].relpath if id(renamed) in final else renamed.relpath)
+        elif (outcome := _outcome(plan, entry)) is not None:
+            change = PendingChange(entry["path"], ChangeKind.NO_LONGER_PLACED, f"{outcome.status}: {outcome.reason}")
+        else:  # the series is no longer in the export: history, it stays
+            kept.append(entry)
+            continue
         if apply:
             applied.append(change)
-            if same is not None:
-                replacing.append(same)
+            written += [final[id(p)] for p in (match, renamed) if p is not None and id(p) in final]
         else:
             kept.append(entry)
             pending.append(change)
-    taken = {entry["path"] for entry in kept}
-    written = []
-    for placement in [*replacing, *new]:
-        placement = _numbered_after(placement, taken)
-        taken.add(placement.relpath)
-        written.append(placement)
+    written += [final[id(p)] for p in new]
     return Reconciliation(tuple(kept), tuple(written), tuple(pending), tuple(applied), gone)
+
+
+def _outcome(plan: VisitPlan, entry: dict):
+    """The new conversion's outcome for the series of a placed image it does not place (None: not in it)."""
+    return next((o for o in plan.not_placed if _series(o.series) == _key(entry)), None)
+
+
+def _named(placement: Placement, path: str) -> Placement:
+    """``placement`` under the name of the placed image ``path`` (``<datatype>/<stem>.nii.gz``)."""
+    datatype, name = path.split("/", 1)
+    return dataclasses.replace(placement, datatype=datatype, stem=name.removesuffix(".nii.gz"))
+
+
+def _intended_for(placement: Placement, renames: dict[str, str]) -> Placement:
+    """``placement`` whose sidecar's ``IntendedFor`` names the images' final names (``renames``: planned
+    session-relative path -> final)."""
+    value = placement.sidecar.get("IntendedFor")
+    if not value or not any(planned != final for planned, final in renames.items()):
+        return placement
+
+    def final(target):
+        if not isinstance(target, str):
+            return target
+        for planned, name in renames.items():
+            if target.endswith(planned):
+                return target[: len(target) - len(planned)] + name
+        return target
+
+    intended = [final(v) for v in value] if isinstance(value, list) else final(value)
+    return dataclasses.replace(placement, sidecar=placement.sidecar | {"IntendedFor": intended})
 
 
 def _key(entry: dict) -> tuple:
