@@ -130,19 +130,9 @@ def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bo
     entries = [e for e in placed if (session_dir / e["path"]).is_file()]  # else it left (by hand, or a decided
     same = {id(e): _take(new, e, same_name=True) for e in entries}       # run stopped after its swap)
     other = {id(e): _take(new, e, same_name=False) for e in entries if same[id(e)] is None}
-    # the names first: a placed image keeps its name (a replacement takes it over), new ones are numbered after
     leaving = {id(e) for e in entries if apply and same[id(e)] is None and (
         other.get(id(e)) is not None or _outcome(plan, e) is not None)}
-    taken = {e["path"] for e in entries if id(e) not in leaving}
-    final: dict[int, Placement] = {}
-    for placement in [*(same[id(e)] for e in entries if same[id(e)] is not None),
-                      *(other[id(e)] for e in entries if id(e) in leaving and other.get(id(e)) is not None), *new]:
-        match = next((e for e in entries if same[id(e)] is placement), None)
-        named = _named(placement, match["path"]) if match else _numbered_after(placement, taken)
-        taken.add(named.relpath)
-        final[id(placement)] = named
-    renames = {p.relpath: final[id(p)].relpath for p in plan.placements if id(p) in final}
-    final = {key: _intended_for(p, renames) for key, p in final.items()}  # IntendedFor names the final files
+    final = _final_names(plan, entries, same, [other[i] for i in other if i in leaving and other[i]] + new, leaving)
     kept, pending, applied, written = [], [], [], []
     for entry in entries:
         match, renamed = same[id(entry)], other.get(id(entry))
@@ -168,6 +158,23 @@ def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bo
             pending.append(change)
     written += [final[id(p)] for p in new]
     return Reconciliation(tuple(kept), tuple(written), tuple(pending), tuple(applied), gone)
+
+
+def _final_names(plan: VisitPlan, entries: list[dict], same: dict, added: list[Placement], leaving: set
+                 ) -> dict[int, Placement]:
+    """id of a planned placement -> it under its final name: the name of the placed image it matches (a
+    replacement takes it over), else numbered after the placed images that stay (``added``); every sidecar's
+    ``IntendedFor`` then names the final files."""
+    taken = {e["path"] for e in entries if id(e) not in leaving}
+    final: dict[int, Placement] = {}
+    for entry in entries:
+        if same[id(entry)] is not None:
+            final[id(same[id(entry)])] = _named(same[id(entry)], entry["path"])
+    for placement in added:
+        final[id(placement)] = _numbered_after(placement, taken)
+        taken.add(final[id(placement)].relpath)
+    renames = {p.relpath: final[id(p)].relpath for p in plan.placements if id(p) in final}
+    return {key: _intended_for(p, renames) for key, p in final.items()}
 
 
 def _outcome(plan: VisitPlan, entry: dict):
