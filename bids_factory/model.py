@@ -231,7 +231,7 @@ class VisitRecord(TypedDict, total=False):
     scan_research_id: str
     participant_id: str  # sub-<label>
     session_id: str  # ses-<label>
-    export_folders: list[dict]  # {"kind", "day", "path"}
+    export_folders: list[dict]  # {"kind", "day", "path", "key" (v2), "gone": true when purged since (v2)}
     converted_at: str
     bids_factory_version: str
     converter: dict  # {"name", "version"}
@@ -242,6 +242,11 @@ class VisitRecord(TypedDict, total=False):
     deidentification: dict  # key names removed and counts, never values
     converter_log: list[str]
     written: dict  # every file the writer put in the session: path -> SHA-256 (text files) or None (images)
+    record_version: int  # 2: the fields below (absent: an older record, read as empty)
+    gone_sources: list[str]  # export folders of earlier conversions no longer in the export (purged)
+    pending_changes: list[dict]  # write.append_only.PendingChange.record(): changes waiting for --apply-changes
+    left: list[str]  # CHANGES lines of placed images a decision took out, or of a move (added when CHANGES lacks them)
+    moved_from: list[str]  # participant ids this visit's session moved from (a corrected PatientID)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,10 @@ def command_line() -> argparse.ArgumentParser:
                          help="convert every visit again, even those unchanged since the last run")
     convert.add_argument("--visit", nargs="+", default=[], metavar="ID",
                          help="only convert these visits (scan_research_id), e.g. one per SLURM array task")
+    convert.add_argument("--apply-changes", nargs="+", default=[], metavar="VISIT",
+                         help="apply what the new conversion changes in these visits' placed images (a run reports "
+                              "such changes and keeps the placed images until a person decides): the images that "
+                              "leave are kept under code/bids-factory/replaced/ and CHANGES says why")
     convert.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                          help="wait this long for another run's write lock instead of stopping (default 0)")
     convert.add_argument("--dataset-name", help="Name in dataset_description.json (first run)")

@@ -85,7 +85,8 @@ def _convert_options(args):
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
                              reconvert=args.reconvert, schemas=args.schemas,
                              ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field,
-                             visits=frozenset(args.visit), wait=args.wait, dates=DatePolicy(args.dates),
+                             visits=frozenset(args.visit), apply_changes=frozenset(args.apply_changes),
+                             wait=args.wait, dates=DatePolicy(args.dates),
                              authors=tuple(args.authors) if args.authors else None, license=args.license)
     return options
 
@@ -124,14 +125,17 @@ def _visits(args) -> int:
 def _check(args) -> int:
     from bids_factory.run.pipeline import check
 
-    result, unindexed = check(args.bids)
+    result, unindexed, differences = check(args.bids)
     for issue in result.errors:
         print(f"error: {issue.location or args.bids}: {issue.code} {issue.message}".rstrip())
     for missing in unindexed:
         print(f"error: {missing}: pybids does not find this placed image when it reads the dataset")
+    for difference in differences:
+        print(f"{'error' if difference.error else 'note'}: {difference.path}: {difference.reason}")
+    missing = sum(1 for d in differences if d.error)
     summary = (f"{args.bids}: BIDS validator {len(result.errors)} errors, {len(result.warnings)} warnings; "
-               f"pybids misses {len(unindexed)} placed images")
-    if result.errors or unindexed:
+               f"pybids misses {len(unindexed)} placed images; {missing} placed files missing from their session")
+    if result.errors or unindexed or missing:
         print(f"bids-factory: check failed: {summary}", file=sys.stderr)
         return EXIT_INVALID if result.errors else EXIT_FAILED
     print(f"check passed: {summary}")

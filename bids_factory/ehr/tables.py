@@ -16,6 +16,7 @@ import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -28,7 +29,8 @@ from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import Problem, session_label, subject_label
 from bids_factory.tsv import frame_tsv
 
-__all__ = ["EhrMappingError", "EhrResult", "PhenotypeTable", "collect_ehr", "linkage", "load_ehr_mapping"]
+__all__ = ["EhrMappingError", "EhrResult", "PhenotypeTable", "case_near_misses", "collect_ehr", "linkage",
+           "load_ehr_mapping"]
 
 _BREAKS = re.compile(r"[\t\r\n]+")
 
@@ -52,8 +54,13 @@ class EhrResult:
 
 # -- reading and combining -------------------------------------------------------------------------------
 
-def collect_ehr(export_root: Path, mapping: dict | None, *, today: dt.date | None = None) -> EhrResult:
-    """Read every EHR table of the export (in date order) and compute the phenotype and participants data."""
+def collect_ehr(export_root: Path, mapping: dict | None, *, today: dt.date | None = None,
+                other_patient: Callable[[str, str], bool] | None = None) -> EhrResult:
+    """Read every EHR table of the export (in date order) and compute the phenotype and participants data.
+
+    ``other_patient(label, raw_id)``: whether the images' subject ``label`` is another patient than the EHR's
+    raw id (the raw ids are compared, as the collision guard does, never the labels): such rows are not
+    linked (not written) and reported."""
     files, found_problems = find_ehr_files(Path(export_root), today)
     problems = list(found_problems)
     states: dict[str, TableState] = {}
@@ -88,6 +95,7 @@ def collect_ehr(export_root: Path, mapping: dict | None, *, today: dt.date | Non
             problems.append(Problem("EHR", f"mapping table {key!r} matched no CSV file of the export", fatal=False))
     states = {name: state for name, state in states.items() if state.sources}  # some file was merged
     bad_patients, bad_visits = _collisions(states, problems)
+    bad_patients |= _near_misses(states, other_patient, problems) if other_patient else set()
     built = {name: _build(states[name], (mapping or {}).get("tables", {}).get(name, {}),
                           bad_patients, bad_visits, problems) for name in sorted(states)}
     subjects = frozenset(label for _, records, _ in built.values() for label in records.index.unique("label"))
@@ -109,6 +117,28 @@ def collect_ehr(export_root: Path, mapping: dict | None, *, today: dt.date | Non
 def linkage(ehr_subjects: frozenset[str], image_subjects: frozenset[str]) -> tuple[list[str], list[str]]:
     """(labels with images but no EHR row, labels with EHR rows but no image), each sorted."""
     return sorted(image_subjects - ehr_subjects), sorted(ehr_subjects - image_subjects)
+
+
+def _near_misses(states: dict[str, TableState], other_patient: Callable[[str, str], bool],
+                 problems: list[Problem]) -> set[str]:
+    """EHR patient ids whose label is that of images of another raw PatientID (``12343-hucheng`` beside a
+    DICOM ``12343@hucheng``): never linked, reported."""
+    found = set()
+    for raw in sorted({raw for state in states.values() for raw in state.frame.index.unique(0).tolist() if raw}):
+        label = subject_label(raw)
+        if label and other_patient(label, raw):
+            found.add(raw)
+            problems.append(Problem("EHR", (
+                f"patient id {raw!r} becomes sub-{label}, the subject of images whose PatientID is another id "
+                "(they differ in punctuation, case or spaces): its rows are not linked to those images, nor "
+                "written (never merged); correct the id in the EHR or in the image export")))
+    return found
+
+
+def case_near_misses(ehr_subjects: frozenset[str], image_subjects: frozenset[str]) -> list[tuple[str, str]]:
+    """(EHR label, image label) pairs that differ only in case (``p1`` and ``P1``): not linked, to report."""
+    images = {label.lower(): label for label in image_subjects}
+    return sorted((label, images[label.lower()]) for label in ehr_subjects - image_subjects if label.lower() in images)
 
 
 def _collisions(states: dict[str, TableState], problems: list[Problem]) -> tuple[set[str], set[str]]:

@@ -80,6 +80,7 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
     files["dataset_description.json"] = json.dumps(description, indent=2, ensure_ascii=False) + "\n"
     if not (writer.root / "README.md").exists() and not (writer.root / "README").exists():
         files["README.md"] = README_TEXT.format(name=description["Name"], version=__version__)
+    changes = list(changes or []) + _unlisted_departures(writer, records)
     if changes:
         files["CHANGES"] = _changes_text(writer, changes)
     elif not (writer.root / "CHANGES").exists():
@@ -88,8 +89,9 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
     sessions: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         sessions[record["participant_id"]].append(record)
+    moved_away = {(old, r["session_id"]) for r in records for old in r.get("moved_from") or []}
     if sessions:  # the validator refuses participants.tsv in a dataset without any sub- folder yet
-        files.update(_participants_files(writer, sorted(sessions), ehr))
+        files.update(_participants_files(writer, sorted(sessions), ehr, {old for old, _ in moved_away}))
     if ehr is not None:
         for table in ehr.tables:
             files[f"phenotype/{table.name}.tsv"] = table.tsv
@@ -109,20 +111,28 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
         path = f"{participant}/{participant}_sessions.tsv"
         rows = [{"session_id": r["session_id"], "scan_research_id": r["scan_research_id"],
                  "export_days": ",".join(sorted({f["day"] for f in r["export_folders"]}))} for r in visits]
-        files[path] = merge_tsv(read_tsv(writer.root / path), "session_id", list(SESSIONS_SIDECAR), rows)
+        files[path] = merge_tsv(read_tsv(writer.root / path), "session_id", list(SESSIONS_SIDECAR), rows,
+                                keep=lambda session, p=participant: (p, session) not in moved_away)
     return files
 
 
-def _participants_files(writer: DatasetWriter, image_participants: list[str], ehr: EhrResult | None
-                        ) -> dict[str, str]:
+def _participants_files(writer: DatasetWriter, image_participants: list[str], ehr: EhrResult | None,
+                        moved_away: set[str] = frozenset()) -> dict[str, str]:
     """participants.tsv lists every participant of the study: with images, or with EHR rows only
     (BEP036 / bids-examples pheno004); EHR columns are ``n/a`` for image-only participants. Merged into
-    the existing file: a curator's rows and columns (and edits of participants.json) are kept."""
+    the existing file: a curator's rows and columns (and edits of participants.json) are kept. A subject
+    whose sessions all ``moved_away`` (a corrected PatientID) keeps its row only if the EHR lists it or a
+    person wrote a value in a column of theirs."""
     ehr_rows = {f"sub-{label}": row for label, row in (ehr.participants if ehr else {}).items()}
     columns = sorted({column for row in ehr_rows.values() for column in row}, key=_column_order)
     rows = [{"participant_id": participant, **ehr_rows.get(participant, {})}
             for participant in sorted(set(image_participants) | set(ehr_rows))]
-    tsv = merge_tsv(read_tsv(writer.root / "participants.tsv"), "participant_id", columns, rows)
+    existing = read_tsv(writer.root / "participants.tsv")
+    theirs = [c for c in (existing[0] if existing else []) if c != "participant_id" and c not in columns]
+    drop = {row["participant_id"] for row in (existing[1] if existing else [])
+            if row["participant_id"] in moved_away - set(image_participants) - set(ehr_rows)
+            and all(row.get(c) in (None, "", "n/a") for c in theirs)}
+    tsv = merge_tsv(existing, "participant_id", columns, rows, keep=lambda p: p not in drop)
     sidecar = {**PARTICIPANTS_SIDECAR, **(ehr.participants_sidecar if ehr else {})}
     return {"participants.tsv": tsv, **_merged(writer, "participants.json", sidecar)}
 
@@ -145,6 +155,14 @@ def _merged(writer: DatasetWriter, path: str, new: dict) -> dict[str, str]:
 def _column_order(column: str) -> tuple[int, str]:
     preferred = ("age", "sex", "handedness")
     return (preferred.index(column), "") if column in preferred else (len(preferred), column)
+
+
+def _unlisted_departures(writer: DatasetWriter, records: list[dict]) -> list[str]:
+    """The lines of placed images a person's decision took out (the visit records' ``left``) that CHANGES
+    does not say yet (this run's, or a run's stopped before it wrote CHANGES)."""
+    path = writer.root / "CHANGES"
+    written = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [line for record in records for line in record.get("left") or [] if f"  - {line}\n" not in written]
 
 
 def _changes_text(writer: DatasetWriter, entries: list[str]) -> str:

@@ -211,7 +211,8 @@ def _last_run(run: dict | None, recorded: set[tuple], mask: Callable[[str], str]
 
 def _session(record: dict, thumbnails: dict[str, str], mask: Callable[[str], str]) -> str:
     subject, session = str(record.get("participant_id")), str(record.get("session_id"))
-    folders = [f"{f.get('kind')} {f.get('day')} {f.get('path')}" for f in record.get("export_folders") or []]
+    folders = [f"{f.get('kind')} {f.get('day')} {f.get('path')}{' (gone from the export)' if f.get('gone') else ''}"
+               for f in record.get("export_folders") or []]
     heuristic, converter = record.get("heuristic") or {}, record.get("converter") or {}
     out = [f'<section class="session filterable"><h3 id="{_e(subject)}_{_e(session)}">{_e(subject)} {_e(session)} '
            f"<small>(scan_research_id {_e(record.get('scan_research_id'))})</small></h3>",
@@ -232,6 +233,14 @@ def _session(record: dict, thumbnails: dict[str, str], mask: Callable[[str], str
     out.append(f"<h4>Placed images ({len(record.get('files') or [])}; click a picture to enlarge it)</h4>")
     headers = ["file", "rule", "SeriesNumber", "SeriesDescription", "source folders"]
     out.append(_table(headers, rows, "placed") if rows else "<p>none</p>")
+    pending = record.get("pending_changes") or []
+    if pending:  # what a reconversion would change: the placed images stay until a person decides
+        out.append(f"<h4>Changes waiting for a decision ({len(pending)}; the placed images stay; "
+                   f"<code>--apply-changes {_e(record.get('scan_research_id'))}</code> applies them)</h4>"
+                   + _table(["placed image", "change", "reason", "new image"],
+                            [_row([f"<code>{_e(c.get('path'))}</code>", _e(c.get("kind")),
+                                   _e(mask(str(c.get("reason")))), _e(c.get("new_path") or "")]) for c in pending],
+                            "pending"))
     not_placed = record.get("not_placed") or []
     if not_placed:
         counts = {label: sum(1 for o in not_placed if o.get("status") in statuses)

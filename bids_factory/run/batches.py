@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bids_factory.checks.gates import hold_back_refused
 from bids_factory.privacy.deidentify import load_allow_list
-from bids_factory.ehr.tables import collect_ehr, linkage, load_ehr_mapping
+from bids_factory.ehr.tables import case_near_misses, collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, VisitError, VisitWithoutImages
 from bids_factory.extract.dicom_visit import dcm2niix_version, extract
 from bids_factory.finalize.dataset_files import dataset_files
@@ -37,7 +37,9 @@ from bids_factory.run.options import ConvertOptions
 from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import dataset_view, issue_summary, run_validator, unindexed_images
-from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
+from bids_factory.write.append_only import APPLY_OPTION
+from bids_factory.write.dataset_writer import REPLACED, SUBJECTS_FILE, VISIT_RECORDS, DatasetWriter
+from bids_factory.write.session_move import move_session
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -71,11 +73,22 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     Returns the EHR problems (also added to ``report``)."""
     phases.start("EHR")
     mapping = rules.ehr_mapping if rules else load_ehr_mapping(options.ehr_mapping) if options.ehr_mapping else None
-    ehr = collect_ehr(options.export, mapping)
+    subjects = writer.read_json(SUBJECTS_FILE, default={}) or {}
+    secret = writer.subject_key() if subjects else b""
+
+    def other_patient(label: str, raw_id: str) -> bool:
+        """The raw ids compared, as the collision guard does; an id written as a BIDS label (``sub-007``) or
+        with spaces around it is the same id."""
+        core = raw_id.strip().removeprefix("sub-")
+        spellings = {raw_id, raw_id.strip(), core, f"sub-{core}"}
+        return label in subjects and not any(same_patient(subjects[label], raw, secret) for raw in spellings)
+
+    ehr = collect_ehr(options.export, mapping, other_patient=other_patient)
     report.problems.extend(ehr.problems)
+    ehr_problems = list(ehr.problems)
     placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
     changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
-               f"from visit {v.scan_research_id}" for v in placed]
+               f"from visit {v.scan_research_id}" for v in placed if v.placed]
     phases.start("dataset files")
     unlisted = writer.unlisted_subjects()
     writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,
@@ -84,10 +97,15 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     if ehr.tables:  # an export without EHR tables has no linkage to report
         image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
         report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
+        near = [Problem("EHR", f"EHR participant sub-{ehr_label} and the images' sub-{image_label} differ only in "
+                               "case: not linked (labels are case-sensitive); correct the id if they are one patient",
+                        fatal=False) for ehr_label, image_label in case_near_misses(ehr.ehr_subjects, image_subjects)]
+        report.problems.extend(near)
+        ehr_problems += near
     if options.validate and (writer.changed or not report.visits):
         phases.start("validator", "bids-validator-deno and the pybids read-back")
         _validate(writer, report, staging)
-    return list(ehr.problems)
+    return ehr_problems
 
 
 def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions,
@@ -191,7 +209,8 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
         elif outcome is None:
             result = VisitResult(visit.scan_research_id, VisitStatus.NOT_SELECTED)
         else:
-            result = _place(outcome, writer, subjects, sessions, secret)
+            result = _place(outcome, writer, subjects, sessions, secret,
+                            visit.scan_research_id in options.apply_changes)
             result.problems = outcome.extracted.problems + result.problems
             report.non_dicom_files += outcome.extracted.non_dicom_files
             report.non_image_objects += outcome.extracted.non_image_objects
@@ -243,7 +262,8 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
                 yield visit, exc
 
 
-def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes) -> VisitResult:
+def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes,
+           apply_changes: bool = False) -> VisitResult:
     visit = plan.extracted.visit
     subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
     base = dict(scan_research_id=visit.scan_research_id, subject_label=plan.subject_label,
@@ -259,20 +279,31 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
         reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} is already taken by "
                   f"visit {owner}; not merged")
         return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
-    if not plan.placements:
+    elsewhere = next(((sub, ses) for (sub, ses), owner_ in sessions.items()  # a corrected PatientID
+                      if owner_ == visit.scan_research_id and (sub, ses) != (subject, session)), None)
+    if not plan.placements and owner is None and elsewhere is None:  # a placed session is compared instead
         return VisitResult(**base, status=VisitStatus.NOTHING_TO_PLACE)
     entry = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
     if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
         subjects[plan.subject_label] = entry
         writer.write_json(SUBJECTS_FILE, subjects)
+    moved = ()
+    if elsewhere is not None:
+        record = writer.read_json(VISIT_RECORDS / f"{elsewhere[0]}_{elsewhere[1]}.json")
+        line = move_session(writer, record, plan.subject_label, plan.extracted.staging)
+        del sessions[elsewhere]
+        moved = (Problem(f"{subject}/{session}", line, fatal=False),)
     kept_before = len(writer.kept_aside)
-    writer.place_visit(plan, plan.extracted.staging)
+    placed = writer.place_visit(plan, plan.extracted.staging, apply_changes)
     sessions[(subject, session)] = visit.scan_research_id
     kept = tuple(Problem(path, (
         f"changed by hand since bids-factory wrote it, and the reconverted visit writes this file again: "
         f"the hand-made copy is kept at {aside} (a sidecar field belongs in the heuristic's sidecar_changes, "
         "which every conversion applies)"), fatal=False) for path, aside in writer.kept_aside[kept_before:])
-    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(plan.placements), problems=kept)
+    left = tuple(Problem(f"{subject}/{session}/{c.path}", f"{c.describe()}: applied ({APPLY_OPTION} "
+                         f"{visit.scan_research_id}); its files are kept under {REPLACED}/", fatal=False)
+                 for c in placed.applied)
+    return VisitResult(**base, status=VisitStatus.PLACED, placed=len(placed.placements), problems=moved + kept + left)
 
 
 def _where(visit: Visit) -> str:

@@ -38,6 +38,8 @@ class ConvertOptions:
     dates: DatePolicy = DatePolicy()  # --dates keep|year|drop
     authors: tuple[str, ...] | None = None  # dataset_description.json Authors (None: keep what is there)
     license: str | None = None  # dataset_description.json License (None: keep what is there)
+    # visits whose reported changes to placed images a person decided to apply (converted again)
+    apply_changes: frozenset[str] = field(default_factory=frozenset)
 
     def settings_key(self, heuristic_sha256: str, schemas: dict[str, dict]) -> str:
         """What, besides its sources, decides a visit's output: a change reconverts the visit.

@@ -25,7 +25,9 @@ from bids_factory.run.progress import Phases
 from bids_factory.report.page import render_report
 from bids_factory.run.options import ConvertOptions, settings_key
 from bids_factory.report.summary import dataset_counts, history_entry, run_record
+from bids_factory.checks.placed_files import SessionDifference, session_differences
 from bids_factory.checks.validator import ValidatorResult, run_validator, unindexed_images
+from bids_factory.write.append_only import APPLY_OPTION, PendingChange
 from bids_factory.write.dataset_writer import HISTORY, REPORT_PAGE, STATE_DIR, DatasetWriter
 
 if TYPE_CHECKING:  # only a run with work loads the rules
@@ -63,7 +65,9 @@ def convert(options: ConvertOptions) -> RunSummary:
         if todo:
             conversion.convert_visits(todo, staging, writer, rules, options, report, phases)
         report.problems.extend(_unmatched_selection(options, report))
+        report.problems.extend(pending_problems(writer.visit_records(), options))
         with writer.locked(options.wait):
+            report.problems.extend(_gone_visits(writer, discovery.visits))
             _dataset_level(writer, options, rules, report, staging, phases)
             phases.start("report")
             _record_run(writer, report)
@@ -147,6 +151,46 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     report.report_page = str(writer.root / REPORT_PAGE)
 
 
+def _gone_visits(writer: DatasetWriter, visits) -> list[Problem]:
+    """Placed visits no longer in the export (a deleted visit, its days purged): the session stays, the visit
+    record says its folders are gone (once: a note the first run that sees it). Not when the export shows no
+    visit at all (an unmounted export is no purge)."""
+    if not visits:
+        return []
+    present = {v.scan_research_id for v in visits}
+    notes = []
+    for record in writer.visit_records():
+        if record["scan_research_id"] in present or all(f.get("gone") for f in record.get("export_folders") or []):
+            continue
+        writer.record_visit_gone(record)
+        notes.append(Problem(f"{record['participant_id']}/{record['session_id']}", (
+            f"visit {record['scan_research_id']} is no longer in the export: its session stays as placed (the "
+            "export is history); its visit record names the folders gone"), fatal=False))
+    return notes
+
+
+def pending_problems(records, options: ConvertOptions) -> list[Problem]:
+    """Every change a reconversion would make to placed images and a person has not decided (from the visit
+    records: reported by every run until decided), with the one command that applies a visit's changes."""
+    problems = []
+    for record in records:
+        changes = [PendingChange.from_record(c) for c in record.get("pending_changes") or []]
+        if not changes:
+            continue
+        visit = record["scan_research_id"]
+        command = " ".join(["bids-factory convert", str(options.export), str(options.bids),
+                            *([f"--heuristic {options.heuristic}"] if options.heuristic else []),
+                            *([f"--schemas {options.schemas}"] if options.schemas else []),
+                            *(["--keep-site-fields"] if options.keep_site_fields else []),
+                            *([f"--dates {options.dates.mode}"] if options.dates.mode != "keep" else []),
+                            APPLY_OPTION, visit])
+        for change in changes:
+            problems.append(Problem(f"{record['participant_id']}/{record['session_id']}/{change.path}", (
+                f"visit {visit}: the new conversion changes this placed image: {change.describe()}; it stays "
+                f"until a person decides; to apply the changes of this visit: {command}"), fatal=False))
+    return problems
+
+
 def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]:
     """The visits a convert run with these options would convert (new or changed), without converting.
 
@@ -200,26 +244,32 @@ def _selected(visits, options: ConvertOptions, report: RunSummary) -> list[Visit
     return [v for v in visits if v.scan_research_id in options.visits]
 
 
-def check(bids: Path) -> tuple[ValidatorResult, list[str]]:
-    """The full check of a dataset (a weekly job): the validator and pybids' read-back over all of it."""
+def check(bids: Path) -> tuple[ValidatorResult, list[str], list[SessionDifference]]:
+    """The full check of a dataset (a weekly job): the validator and pybids' read-back over all of it, and
+    each session against its visit record."""
     if not (bids / "dataset_description.json").is_file():
         raise DatasetError(f"{bids} is not a BIDS dataset (no dataset_description.json in it)")
     result = run_validator(bids)
     if result is None:
         raise ToolMissingError("bids-validator-deno is not installed: pip install bids-validator-deno")
-    return result, unindexed_images(bids.resolve(), DatasetWriter(bids).visit_records())
+    records = DatasetWriter(bids).visit_records()
+    return result, unindexed_images(bids.resolve(), records), session_differences(bids.resolve(), records)
 
 
 def _changed_visits(visits, writer: DatasetWriter, settings: str, options: ConvertOptions,
                     report: RunSummary) -> list[Visit]:
     """Visits whose sources or settings changed since their last conversion (all with ``reconvert``)."""
+    for missing in sorted(options.apply_changes - {v.scan_research_id for v in visits}):
+        report.problems.append(Problem(missing, "visit named with --apply-changes is not in the export (or not "
+                                                "selected); nothing was applied"))
     if options.reconvert:
         return list(visits)
     states = writer.visit_states()
     todo = []
     for visit in visits:
         state = states.get(visit.scan_research_id)
-        if state and state["fingerprint"] == visit.fingerprint and state["settings"] == settings:
+        if state and state["fingerprint"] == visit.fingerprint and state["settings"] == settings \
+                and visit.scan_research_id not in options.apply_changes:
             report.visits.append(VisitResult(visit.scan_research_id, VisitStatus.UNCHANGED, state.get("subject_label", ""),
                                              state.get("session_label", "")))
         else:

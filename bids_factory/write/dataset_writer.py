@@ -31,9 +31,11 @@ from bids_factory.write.atomic_files import write_bytes as _write_bytes, write_t
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
-from bids_factory.write.session_files import person_files, written_manifest
+from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
+                                            stopped_run_departures)
+from bids_factory.write.run_records import STATE_DIR, RunRecords
+from bids_factory.write.session_files import link_files, person_files, written_manifest
 
-STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"
 SUBJECTS_FILE = STATE_DIR / "subjects.json"
 VISIT_STATES = STATE_DIR / "state"
@@ -41,8 +43,8 @@ THUMBNAILS = STATE_DIR / "thumbnails"
 REPORT_PAGE = STATE_DIR / "report.html"
 SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
 SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600
-RUN_RECORDS = STATE_DIR / "runs"
 KEPT_ASIDE = STATE_DIR / "kept"  # a person's files a reconverted session now has under the same name
+REPLACED = STATE_DIR / "replaced"  # placed files a person's decision (--apply-changes) took out of a session
 HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry), for the report's history
 # what the dataset-level files were last computed from (EHR files, options) and that run's EHR outcome:
 # a run with nothing new skips them; placing a visit removes it (a killed run leaves them to the next run)
@@ -50,7 +52,7 @@ DATASET_FILES_STATE = STATE_DIR / "dataset-files.json"
 UNLISTED = STATE_DIR / "unlisted"  # one empty file per subject whose sessions.tsv misses a placed session
 
 
-class DatasetWriter:
+class DatasetWriter(RunRecords):
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -159,44 +161,83 @@ class DatasetWriter:
             if _dead_run(run):
                 shutil.rmtree(run, ignore_errors=True)
         shutil.rmtree(self.state / "tmp", ignore_errors=True)  # text files a killed run did not finish
+        shutil.rmtree(self.state / "removed", ignore_errors=True)  # sessions a killed run moved elsewhere
 
     # -- visits ----------------------------------------------------------------------------
-    def place_visit(self, plan: VisitPlan, staging: Path) -> Path:
-        """Move a planned visit into ``sub-<p>/ses-<v>`` atomically; record its provenance."""
+    def place_visit(self, plan: VisitPlan, staging: Path, apply_changes: bool = False) -> Reconciliation:
+        """Move a planned visit into ``sub-<p>/ses-<v>`` atomically; record its provenance.
+
+        Append-only (:mod:`bids_factory.write.append_only`): the session's placed images stay unless
+        ``apply_changes`` (a person's decision); then the images that leave are kept under ``replaced/``."""
         # TSV files are read and written with pandas: only a run that places a visit imports it
         from bids_factory.write.provenance import scans_tsv, visit_record
         from bids_factory.tsv import read_tsv
 
-        self._dataset_files_stale()
         subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
-        self._mark_unlisted(subject)
-        build = staging / "placed" / f"{subject}_{session}"
-        for placement in plan.placements:
-            self._stage_placement(build, placement)
         session_dir = self.root / subject / session
+        previous = self.read_json(VISIT_RECORDS / f"{subject}_{session}.json")
+        result = reconcile(plan, previous, session_dir, apply_changes, self.dates.mask_text)
+        self.dataset_files_stale()
+        self.mark_unlisted(subject)
+        build = staging / "placed" / f"{subject}_{session}"
+        build.mkdir(parents=True, exist_ok=True)
+        for placement in result.placements:
+            self._stage_placement(build, placement)
+        carried = [path for entry in result.kept for path in image_files(previous, entry["path"])]
+        link_files(session_dir, carried, build)
         scans = f"{subject}_{session}_scans.tsv"
-        _write_text(build / scans, self.dates.mask_text(scans_tsv(plan.placements, read_tsv(session_dir / scans))))
+        _write_text(build / scans, self.dates.mask_text(scans_tsv(
+            result.placements, read_tsv(session_dir / scans), result.kept)))
         written = written_manifest(build)
-        self._carry_person_files(session_dir, build, f"{subject}_{session}", scans)
-        self._swap_in(build, session_dir)
+        written.update({p: previous["written"][p] for p in carried if p in (previous or {}).get("written", {})})
+        leaving = [path for change in result.applied for path in image_files(previous, change.path)]
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        aside = dict(link_files(session_dir, leaving, self.root / REPLACED / f"{subject}_{session}" / stamp, self.root))
+        left = [f"{change.applied(f'{subject}/{session}', aside.get(change.path))}; applied with {APPLY_OPTION} "
+                f"{plan.extracted.visit.scan_research_id}" for change in result.applied]
+        left += stopped_run_departures(previous, session_dir, self.root, self.root / REPLACED / f"{subject}_{session}")
+        self._carry_person_files(session_dir, build, f"{subject}_{session}", scans, skip=set(carried) | set(leaving))
+        self.swap_in(build, session_dir)
         self.changed += 1
-        self._write_thumbnails(plan, Path(subject) / session)
-        record = self.dates.mask_json(visit_record(plan)) | {"written": written}
-        self.write_json(VISIT_RECORDS / f"{subject}_{session}.json", record)
+        self._write_thumbnails(plan, Path(subject) / session, result)
+        # what left the session (kept until CHANGES says it: finalize adds the lines CHANGES lacks)
+        carried_on = {"left": [*(previous or {}).get("left", []), *left],
+                      "moved_from": (previous or {}).get("moved_from", [])}
+        record = self.dates.mask_json(visit_record(plan, result) | carried_on) | {"written": written}
+        self.write_record(f"{subject}_{session}.json", record)
         self.placed.append(record)
-        if self._records is not None:
-            self._records[f"{subject}_{session}.json"] = record
-        return session_dir
+        return result
 
-    def _carry_person_files(self, session_dir: Path, build: Path, name: str, scans: str) -> None:
+    def write_record(self, name: str, record: dict) -> None:
+        self.write_json(VISIT_RECORDS / name, record)
+        if self._records is not None:
+            self._records[name] = record
+
+    def record_visit_gone(self, record: dict) -> None:
+        """A placed visit no longer in the export: every export folder of its record is gone."""
+        folders = [f | {"gone": True} for f in record.get("export_folders") or []]
+        self.write_record(f"{record['participant_id']}_{record['session_id']}.json", record | {
+            "export_folders": folders, "gone_sources": sorted({f["path"] for f in folders})})
+
+    def remove_record(self, name: str) -> None:
+        (self.root / VISIT_RECORDS / name).unlink(missing_ok=True)
+        _fsync_dir(self.root / VISIT_RECORDS)
+        if self._records is not None:
+            self._records.pop(name, None)
+
+    def _carry_person_files(self, session_dir: Path, build: Path, name: str, scans: str, skip=frozenset()) -> None:
         """A person's files of the session being replaced go into the new one (hard links: the old folder
         stays whole until the swap, so a run killed at any point loses nothing). One that bids-factory now
         writes under the same name is kept aside in ``code/bids-factory/kept/``, and :attr:`kept_aside`
-        says so."""
+        says so. ``skip``: files of placed images already carried (edits included) or replaced."""
         found = person_files(session_dir, self.read_json(VISIT_RECORDS / f"{name}.json"), scans)
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         for path in found.added + found.edited:
+            if path in skip:
+                continue
             target = build / path
+            if target.is_file() and same_bytes(session_dir / path, target):
+                continue  # what this conversion writes again (a run stopped after its swap wrote it)
             if target.exists() or target.is_symlink():
                 target = self.root / KEPT_ASIDE / name / stamp / path
                 self.kept_aside.append((f"{session_dir.relative_to(self.root).as_posix()}/{path}",
@@ -207,11 +248,17 @@ class DatasetWriter:
             except OSError:  # another filesystem mounted inside the session: copied
                 shutil.copy2(session_dir / path, target, follow_symlinks=False)
 
-    def _write_thumbnails(self, plan: VisitPlan, session: Path) -> None:
-        """The report's pictures of a session's images (replaced with the session)."""
+    def _write_thumbnails(self, plan: VisitPlan, session: Path, result: Reconciliation) -> None:
+        """The report's pictures of a session's images (those of the placed images that stay are kept)."""
         folder = self.root / THUMBNAILS / session
-        shutil.rmtree(folder, ignore_errors=True)
-        for relpath, png in plan.thumbnails.items():
+        staying = {e["path"].replace(".nii.gz", ".png") for e in result.kept}
+        for png in (folder.rglob("*.png") if folder.is_dir() else ()):
+            if png.relative_to(folder).as_posix() not in staying:
+                png.unlink()
+        planned = {p.series.nifti: p.relpath for p in plan.placements}  # a renumbered run keeps its picture
+        thumbnails = {p.relpath: plan.thumbnails[planned[p.series.nifti]] for p in result.placements
+                      if planned.get(p.series.nifti) in plan.thumbnails}
+        for relpath, png in thumbnails.items():
             _write_bytes(folder / relpath.replace(".nii.gz", ".png"), png, self._tmp_dir())
 
     def thumbnail_links(self) -> dict[str, str]:
@@ -233,7 +280,7 @@ class DatasetWriter:
             _write_text(folder / placement.extra_file_stem(name), text)
         _fsync_file(Path(f"{target}.nii.gz"))
 
-    def _swap_in(self, build: Path, session_dir: Path) -> None:
+    def swap_in(self, build: Path, session_dir: Path) -> None:
         session_dir.parent.mkdir(parents=True, exist_ok=True)
         _fsync_dir(build)
         if session_dir.exists():
@@ -268,29 +315,6 @@ class DatasetWriter:
     def write_json(self, relpath: Path | str, data) -> None:
         self.write_text(relpath, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
-    def write_run_record(self, record: dict) -> None:
-        """The run's report, one file per run in ``runs/`` (the newest is the last run)."""
-        self.write_json(RUN_RECORDS / f"run-{self._run_stamp(record['finished_at'])}-{os.getpid()}.json", record)
-
-    def _run_stamp(self, finished_at: str, prefix: str = "run") -> str:
-        if self.dates.keeps:
-            return finished_at.replace("+00:00", "Z").replace(":", "").replace("-", "")
-        # no date in a file name either: a sequence number keeps the newest last
-        folder = self.root / RUN_RECORDS
-        return f"n{len(list(folder.glob(f'{prefix}-n*.json'))) + 1 if folder.is_dir() else 1:08d}"
-
-    def write_validator_output(self, output: str) -> str:
-        """The validator's full output beside the run records; its path relative to ``code/bids-factory``."""
-        stamp = self._run_stamp(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "validator")
-        relpath = RUN_RECORDS / f"validator-{stamp}-{os.getpid()}.json"
-        self.write_text(relpath, output)
-        return relpath.relative_to(STATE_DIR).as_posix()
-
-    def run_records(self) -> list[dict]:
-        """Every run record, oldest first (read only to rebuild a missing history)."""
-        folder = self.root / RUN_RECORDS
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("run-*.json"))] if folder.is_dir() else []
-
     # -- incremental state ---------------------------------------------------------------------
     def dataset_files_state(self) -> dict | None:
         """What the dataset-level files were last computed from, or None (never, or a visit placed since)."""
@@ -306,13 +330,13 @@ class DatasetWriter:
         text = json.dumps({"key": key, "outcome": self.dates.mask_json(outcome)}, indent=2, ensure_ascii=False)
         _write_text(self.root / DATASET_FILES_STATE, text + "\n", self._tmp_dir())
 
-    def _dataset_files_stale(self) -> None:
+    def dataset_files_stale(self) -> None:
         """Before a visit is placed: the dataset-level files no longer describe the dataset."""
         with contextlib.suppress(FileNotFoundError):
             (self.root / DATASET_FILES_STATE).unlink()
             _fsync_dir(self.state)
 
-    def _mark_unlisted(self, subject: str) -> None:
+    def mark_unlisted(self, subject: str) -> None:
         """Before a session is placed: finalize (this run's, or the next one's if this is killed) must write
         its subject's sessions.tsv again."""
         (self.root / UNLISTED).mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,26 @@ def _text_hash(path: Path) -> str | None:
     if not path.name.endswith(TEXT_SUFFIXES) or path.is_symlink():
         return None
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def link_files(source_dir: Path, paths: list[str], target_dir: Path, root: Path | None = None
+               ) -> list[tuple[str, str]]:
+    """Hard-link (copy across filesystems) ``paths`` of ``source_dir`` into ``target_dir``, the same relative
+    paths; a path no longer there is skipped (a killed run moved it already). Returns (path, target) pairs,
+    the target relative to ``root`` when given."""
+    import shutil
+
+    done = []
+    for path in paths:
+        source, target = source_dir / path, target_dir / path
+        if not (source.exists() or source.is_symlink()):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except FileExistsError:
+            pass
+        except OSError:  # another filesystem mounted inside the session: copied
+            shutil.copy2(source, target, follow_symlinks=False)
+        done.append((path, target.relative_to(root).as_posix() if root else target.as_posix()))
+    return done

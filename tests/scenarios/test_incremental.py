@@ -75,9 +75,11 @@ def test_a_changed_heuristic_or_reconvert_converts_again(demo, tmp_path):
     default["descriptions"] = [d for d in default["descriptions"] if d["suffix"] != "FLAIR"]
     changed = tmp_path / "no-flair.json"
     changed.write_text(json.dumps(default))
+    flair = sorted(bids.rglob("*_FLAIR.nii.gz"))
     report = convert(ConvertOptions(export=demo, bids=bids, heuristic=changed, validate=False))
-    assert set(_statuses(report).values()) == {"placed"}
-    assert not list(bids.rglob("*_FLAIR.nii.gz"))
+    assert set(_statuses(report).values()) == {"placed"}  # converted again...
+    assert sorted(bids.rglob("*_FLAIR.nii.gz")) == flair  # ...but a placed image leaves only by a decision
+    assert len([p for p in report.problems if "--apply-changes" in p.reason]) == len(flair) > 0
     again = convert(ConvertOptions(export=demo, bids=bids, heuristic=changed, reconvert=True, validate=False))
     assert set(_statuses(again).values()) == {"placed"}
 

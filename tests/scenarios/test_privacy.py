@@ -175,7 +175,7 @@ def test_dates_drop_leaves_no_calendar_date_and_year_keeps_the_year(tmp_path):
     _dicom_visit(export, day="20240312", visit="V1")
     ehr = export / "EHR" / "2024" / "20240312"
     ehr.mkdir(parents=True)
-    (ehr / "visits.csv").write_text("patient_id,visit_date,score\nHOSP7731,2024-03-11,27\n")
+    (ehr / "visits.csv").write_text("patient_id,visit_date,score\nHOSP-7731,2024-03-11,27\n")
     report = convert(ConvertOptions(export=export, bids=bids, dates=DatePolicy("drop")))
     assert not report.failed, [p.reason for p in report.problems]
     found = [f"{m.group(0)} in {name}" for name, data in _all_text(bids).items()

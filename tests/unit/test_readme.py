@@ -39,3 +39,14 @@ def test_readme_documents_every_convert_option():
     convert = _parser()._subparsers._group_actions[0].choices["convert"]
     options = [o for action in convert._actions for o in action.option_strings if o.startswith("--")]
     assert [o for o in options if f"`{o}" not in text and o != "--help"] == []
+
+
+def test_readme_daily_runs_promise_append_only_and_name_the_decision_command():
+    from bids_factory.write.append_only import APPLY_OPTION
+
+    text = (REPO / "README.md").read_text()
+    daily = text.split("## Daily runs", 1)[1].split("\n## ", 1)[0]
+    assert "append-only unless a person decides" in daily
+    assert f"bids-factory convert EXPORT_DIR BIDS_DIR --heuristic site.json {APPLY_OPTION} V0001" in daily.replace(
+        "\n   ", " ").replace("  ", " ")
+    assert "code/bids-factory/replaced/" in daily

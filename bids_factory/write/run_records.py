@@ -1,0 +1,39 @@
+"""What a run writes about itself: its run record and the validator's output, in ``code/bids-factory/runs/``
+(a part of :class:`bids_factory.write.dataset_writer.DatasetWriter`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+STATE_DIR = Path("code") / "bids-factory"  # the dataset's provenance and state (BIDS leaves code/ to curators)
+RUN_RECORDS = STATE_DIR / "runs"
+
+
+class RunRecords:
+    """The run records of a dataset (mixed into the writer: ``root``, ``dates``, ``write_json``, ``write_text``)."""
+
+    def write_run_record(self, record: dict) -> None:
+        """The run's report, one file per run in ``runs/`` (the newest is the last run)."""
+        self.write_json(RUN_RECORDS / f"run-{self._run_stamp(record['finished_at'])}-{os.getpid()}.json", record)
+
+    def _run_stamp(self, finished_at: str, prefix: str = "run") -> str:
+        if self.dates.keeps:
+            return finished_at.replace("+00:00", "Z").replace(":", "").replace("-", "")
+        # no date in a file name either: a sequence number keeps the newest last
+        folder = self.root / RUN_RECORDS
+        return f"n{len(list(folder.glob(f'{prefix}-n*.json'))) + 1 if folder.is_dir() else 1:08d}"
+
+    def write_validator_output(self, output: str) -> str:
+        """The validator's full output beside the run records; its path relative to ``code/bids-factory``."""
+        stamp = self._run_stamp(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "validator")
+        relpath = RUN_RECORDS / f"validator-{stamp}-{os.getpid()}.json"
+        self.write_text(relpath, output)
+        return relpath.relative_to(STATE_DIR).as_posix()
+
+    def run_records(self) -> list[dict]:
+        """Every run record, oldest first (read only to rebuild a missing history)."""
+        folder = self.root / RUN_RECORDS
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("run-*.json"))] if folder.is_dir() else []
