@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TypedDict
 from pathlib import Path
 
+from bids_factory.errors import DatasetError
 from bids_factory.privacy.deidentify import Deidentification
 from bids_factory.privacy.identifier_match import VisitIdentifiers
 
@@ -212,6 +213,34 @@ class VisitStatus(StrEnum):
     FAILED = "failed"
     UNCHANGED = "unchanged"  # sources and settings as at its last conversion: not converted again
     NOT_SELECTED = "not-selected"  # its subject is not among --participant-label
+
+
+# What a later run reads back is versioned: a record of a version this bids-factory does not know (a newer
+# one wrote it) stops the run instead of being misread. Absent: version 1, the first format.
+VISIT_RECORD_VERSION = 2  # code/bids-factory/visits/*.json (VisitRecord)
+VISIT_STATE_VERSION = 1  # code/bids-factory/state/*.json (VisitState)
+
+
+def readable(record: dict, key: str, known: int, path) -> dict:
+    """``record`` as read from ``path``, when its ``key`` version is one this bids-factory knows."""
+    found = record.get(key, 1) if isinstance(record, dict) else None
+    if not isinstance(found, int) or not 1 <= found <= known:
+        raise DatasetError(f"{path}: {key} {found!r} is not one this bids-factory reads (1 to {known}): it was "
+                           "written by a newer version; run that version (or a newer one) on this dataset")
+    return record
+
+
+class VisitState(TypedDict, total=False):
+    """What a later run compares to decide whether a visit is converted again (``code/bids-factory/state/``)."""
+
+    state_version: int
+    scan_research_id: str
+    fingerprint: str  # the visit's export files (paths, sizes, mtimes)
+    settings: str  # the settings key: heuristic, schemas, options
+    status: str  # a VisitStatus value
+    subject_label: str
+    session_label: str
+    not_placed: list[dict]  # SeriesOutcome.record() of a visit with nothing placed (no visit record)
 
 
 class PlacedFileRecord(TypedDict):

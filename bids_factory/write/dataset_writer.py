@@ -16,7 +16,6 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -30,15 +29,15 @@ from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, fsync_file 
 from bids_factory.write.atomic_files import write_bytes as _write_bytes, write_text as _write_text
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
-from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
+from bids_factory.model import VISIT_RECORD_VERSION as RECORD_VERSION, Placement, VisitPlan, VisitRecord, readable
 from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
                                             stopped_run_departures)
 from bids_factory.write.run_records import STATE_DIR, RunRecords
+from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 
 VISIT_RECORDS = STATE_DIR / "visits"
 SUBJECTS_FILE = STATE_DIR / "subjects.json"
-VISIT_STATES = STATE_DIR / "state"
 THUMBNAILS = STATE_DIR / "thumbnails"
 REPORT_PAGE = STATE_DIR / "report.html"
 SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
@@ -52,7 +51,7 @@ DATASET_FILES_STATE = STATE_DIR / "dataset-files.json"
 UNLISTED = STATE_DIR / "unlisted"  # one empty file per subject whose sessions.tsv misses a placed session
 
 
-class DatasetWriter(RunRecords):
+class DatasetWriter(RunRecords, VisitStates):
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -354,17 +353,6 @@ class DatasetWriter(RunRecords):
         for subject in subjects:
             (self.root / UNLISTED / subject).unlink(missing_ok=True)
 
-    def visit_states(self) -> dict[str, dict]:
-        """scan_research_id -> state of its last conversion (fingerprint, settings, outcome)."""
-        folder = self.root / VISIT_STATES
-        states = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-        return {state["scan_research_id"]: state for state in states}
-
-    def write_visit_state(self, state: dict) -> None:
-        raw = state["scan_research_id"]
-        name = f"{bids_label(raw) or 'visit'}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}.json"
-        self.write_json(VISIT_STATES / name, state)
-
     def read_json(self, relpath: Path | str, default=None):
         path = self.root / relpath
         return json.loads(path.read_text()) if path.exists() else default
@@ -374,7 +362,8 @@ class DatasetWriter(RunRecords):
         if self._records is None:
             folder = self.root / VISIT_RECORDS
             paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
-            self._records = {p.name: json.loads(p.read_text()) for p in paths}
+            self._records = {p.name: readable(json.loads(p.read_text()), "record_version", RECORD_VERSION, p)
+                             for p in paths}
         return [self._records[name] for name in sorted(self._records)]
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from bids_factory import __version__
-from bids_factory.model import Placement, VisitPlan, VisitRecord
+from bids_factory.model import VISIT_RECORD_VERSION, Placement, VisitPlan, VisitRecord
 from bids_factory.tsv import merge_tsv
 from bids_factory.write.append_only import Reconciliation, folder_key
 
 # 2: placed images that stay (append-only), gone_sources, pending_changes, left, moved_from; export folder keys
-RECORD_VERSION = 2
 
 SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "heuristic_rule")
 
@@ -39,7 +38,7 @@ def visit_record(plan: VisitPlan, result: Reconciliation | None = None) -> Visit
     waiting = {c.path for c in result.pending} if result else set()
     held = {(e["SeriesNumber"], e["SeriesDescription"]) for e in kept if e["path"] in waiting}
     return {
-        "record_version": RECORD_VERSION,
+        "record_version": VISIT_RECORD_VERSION,
         "scan_research_id": extracted.visit.scan_research_id,
         "participant_id": f"sub-{plan.subject_label}",
         "session_id": f"ses-{plan.session_label}",
