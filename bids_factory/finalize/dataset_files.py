@@ -17,9 +17,9 @@ from bids_factory.errors import DatasetError
 from bids_factory.write.json_merge import merge_json
 from bids_factory.model import BIDS_VERSION
 from bids_factory.tsv import merge_tsv, read_tsv
-from bids_factory.write.dataset_writer import STATE_DIR, DatasetWriter
+from bids_factory.write.dataset_writer import DatasetWriter
+from bids_factory.write.dataset_paths import WRITTEN
 
-WRITTEN = STATE_DIR / "written"  # what bids-factory last wrote of each merged JSON file (json_merge's base)
 
 DEFAULT_NAME = "bids-factory dataset"
 

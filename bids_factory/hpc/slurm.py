@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bids_factory.errors import SlurmError
-from bids_factory.write.dataset_writer import SLURM_DIR, DatasetWriter
+from bids_factory.write.dataset_writer import DatasetWriter
+from bids_factory.write.dataset_paths import SLURM_DIR
 
 ARRAY_SCRIPT, FINALIZE_SCRIPT = "convert-array.sbatch", "finalize.sbatch"
 LOCK_WAIT = 60  # seconds to wait for a running job's write to end before writing the scripts

@@ -38,7 +38,8 @@ from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.write.append_only import APPLY_OPTION
-from bids_factory.write.dataset_writer import REPLACED, SUBJECTS_FILE, VISIT_RECORDS, DatasetWriter
+from bids_factory.write.dataset_writer import DatasetWriter
+from bids_factory.write.dataset_paths import REPLACED, SUBJECTS_FILE, VISIT_RECORDS
 from bids_factory.write.session_move import move_session
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from bids_factory.report.summary import dataset_counts, history_entry, run_recor
 from bids_factory.checks.placed_files import SessionDifference, session_differences
 from bids_factory.checks.validator import ValidatorResult, run_validator, unindexed_images
 from bids_factory.write.append_only import APPLY_OPTION, PendingChange
-from bids_factory.write.dataset_writer import HISTORY, REPORT_PAGE, STATE_DIR, DatasetWriter
+from bids_factory.write.dataset_writer import DatasetWriter
+from bids_factory.write.dataset_paths import HISTORY, REPORT_PAGE, STATE_DIR
 
 if TYPE_CHECKING:  # only a run with work loads the rules
     from bids_factory.run.rules import Rules

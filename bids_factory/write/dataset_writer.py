@@ -32,23 +32,12 @@ from bids_factory.errors import DatasetLockedError
 from bids_factory.model import VISIT_RECORD_VERSION as RECORD_VERSION, Placement, VisitPlan, VisitRecord, readable
 from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
                                             stopped_run_departures)
-from bids_factory.write.run_records import STATE_DIR, RunRecords
+from bids_factory.write.run_records import RunRecords
+from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, REPLACED, REPORT_PAGE, STATE_DIR, SUBJECT_KEY,
+                                              THUMBNAILS, UNLISTED, VISIT_RECORDS)
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 
-VISIT_RECORDS = STATE_DIR / "visits"
-SUBJECTS_FILE = STATE_DIR / "subjects.json"
-THUMBNAILS = STATE_DIR / "thumbnails"
-REPORT_PAGE = STATE_DIR / "report.html"
-SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
-SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600
-KEPT_ASIDE = STATE_DIR / "kept"  # a person's files a reconverted session now has under the same name
-REPLACED = STATE_DIR / "replaced"  # placed files a person's decision (--apply-changes) took out of a session
-HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry), for the report's history
-# what the dataset-level files were last computed from (EHR files, options) and that run's EHR outcome:
-# a run with nothing new skips them; placing a visit removes it (a killed run leaves them to the next run)
-DATASET_FILES_STATE = STATE_DIR / "dataset-files.json"
-UNLISTED = STATE_DIR / "unlisted"  # one empty file per subject whose sessions.tsv misses a placed session
 
 
 class DatasetWriter(RunRecords, VisitStates):

@@ -6,10 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from pathlib import Path
+from bids_factory.write.dataset_paths import RUN_RECORDS, STATE_DIR
 
-STATE_DIR = Path("code") / "bids-factory"  # the dataset's provenance and state (BIDS leaves code/ to curators)
-RUN_RECORDS = STATE_DIR / "runs"
 
 
 class RunRecords:

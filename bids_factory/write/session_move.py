@@ -22,7 +22,7 @@ from bids_factory.write.session_files import TEXT_SUFFIXES
 
 def move_session(writer, record: dict, new_subject: str, staging: Path) -> str:
     """Move the session of ``record`` (a visit record) to ``sub-<new_subject>``; the CHANGES line."""
-    from bids_factory.write.dataset_writer import THUMBNAILS, VISIT_RECORDS
+    from bids_factory.write.dataset_paths import THUMBNAILS, VISIT_RECORDS
 
     old, session, visit = record["participant_id"], record["session_id"], record["scan_research_id"]
     new = f"sub-{new_subject}"

@@ -7,9 +7,7 @@ import hashlib
 import json
 
 from bids_factory.model import VISIT_STATE_VERSION, VisitState, bids_label, readable
-from bids_factory.write.run_records import STATE_DIR
-
-VISIT_STATES = STATE_DIR / "state"
+from bids_factory.write.dataset_paths import VISIT_STATES
 
 
 class VisitStates:

@@ -29,7 +29,7 @@ from bids_factory.privacy.deidentify import Deidentification, keep_allowed
 from bids_factory.dates import date_spellings
 from bids_factory.privacy.visit_identifiers import VisitIdentifiers, visit_identifiers
 from bids_factory.run.pipeline import ConvertOptions, convert
-from bids_factory.write.dataset_writer import SUBJECT_KEY, SUBJECTS_FILE
+from bids_factory.write.dataset_paths import SUBJECT_KEY, SUBJECTS_FILE
 from conftest import GE_T1W, XA30, add_series, assert_valid_bids
 
 DICOM_ID, NIFTI_ID = "HOSP-7731", "HOSP-8842"

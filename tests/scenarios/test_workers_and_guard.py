@@ -15,7 +15,8 @@ import pytest
 
 from bids_factory.cli.demo_export import build_demo_export
 from bids_factory.run.pipeline import ConvertOptions, convert
-from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
+from bids_factory.write.dataset_writer import DatasetWriter
+from bids_factory.write.dataset_paths import SUBJECTS_FILE
 from conftest import assert_valid_bids
 
 

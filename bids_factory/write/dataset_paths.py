@@ -1,0 +1,25 @@
+"""Every path bids-factory keeps inside the dataset, in one place: its provenance and state under
+``code/bids-factory/`` (BIDS leaves ``code/`` to the dataset's curators; the validator ignores it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STATE_DIR = Path("code") / "bids-factory"
+VISIT_RECORDS = STATE_DIR / "visits"  # one provenance record per placed visit (model.VisitRecord)
+VISIT_STATES = STATE_DIR / "state"  # one state per converted visit, what a later run compares (model.VisitState)
+RUN_RECORDS = STATE_DIR / "runs"  # one record per run, and the validator's full output
+WRITTEN = STATE_DIR / "written"  # what bids-factory last wrote of each merged JSON file (json_merge's base)
+VISIT_RECORDS = STATE_DIR / "visits"
+SUBJECTS_FILE = STATE_DIR / "subjects.json"
+THUMBNAILS = STATE_DIR / "thumbnails"
+REPORT_PAGE = STATE_DIR / "report.html"
+SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
+SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600
+KEPT_ASIDE = STATE_DIR / "kept"  # a person's files a reconverted session now has under the same name
+REPLACED = STATE_DIR / "replaced"  # placed files a person's decision (--apply-changes) took out of a session
+HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry), for the report's history
+# what the dataset-level files were last computed from (EHR files, options) and that run's EHR outcome:
+# a run with nothing new skips them; placing a visit removes it (a killed run leaves them to the next run)
+DATASET_FILES_STATE = STATE_DIR / "dataset-files.json"
+UNLISTED = STATE_DIR / "unlisted"  # one empty file per subject whose sessions.tsv misses a placed session
