@@ -30,7 +30,7 @@ from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResul
 from bids_factory.plan.placement import matching_engine, plan_visit
 from bids_factory.extract.processes import die_with_parent
 from bids_factory.run.progress import Phases, Progress
-from bids_factory.extract.redact import redact_visit
+from bids_factory.extract.redact import cleaner, redact_plan, redact_visit
 from bids_factory.checks.required_metadata import schema_rules
 from bids_factory.run.rules import Rules
 from bids_factory.run.options import ConvertOptions
@@ -95,21 +95,28 @@ def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Convert
     """One visit's work, run in a worker (and by ``inventory``, not ``for_placing``): precise errors
     become :class:`VisitError`. For placing, the plan's images get their thumbnails (from the plain
     staged image) and are gzipped (:mod:`bids_factory.extract.staged_images`)."""
+    clean = options.dates.mask_text  # and the visit's identifiers, once they are read
     try:
         extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
                             options.participant_labels, options.nifti_patient_field)
         if extracted is None:
             return None
+        clean = cleaner(extracted.identifiers, options.dates)
         extracted = redact_visit(extracted, options.dates)
-        plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields, options.dates)
+        plan = redact_plan(plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields,
+                                      options.dates), options.dates)
         if not for_placing:
             return plan
         return gzip_placed_images(dataclasses.replace(plan, thumbnails=_thumbnails(plan)))
-    except BidsFactoryError:
-        raise
+    except VisitWithoutImages as exc:
+        raise VisitWithoutImages(clean(str(exc)), tuple(Problem(clean(p.path), clean(p.reason), p.fatal)
+                                                       for p in exc.notes), exc.count) from None
+    except BidsFactoryError as exc:  # every message leaving a worker goes through the visit's redaction
+        raise type(exc)(clean(str(exc))) from None
     except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on
-        log.debug("visit %s failed:\n%s", visit.scan_research_id, traceback.format_exc())
-        raise VisitError(f"visit {visit.scan_research_id}: internal error {type(exc).__name__}: {exc}") from None
+        log.debug("visit %s failed:\n%s", visit.scan_research_id, clean(traceback.format_exc()))
+        raise VisitError(clean(f"visit {visit.scan_research_id}: internal error {type(exc).__name__}: {exc}")
+                         ) from None
 
 
 def _thumbnails(plan: VisitPlan) -> dict[str, bytes]:

@@ -1,0 +1,148 @@
+"""The paths an attack took around the allow-list (issue 22), each closed and checked on every byte the tool
+leaves: every file of the dataset (a ``.nii.gz`` decompressed whole), every file name, stdout and stderr.
+
+Real data (the GE 3D T1w of ``../shared/dicom``) with a patient's name written into the places an attack used:
+a list value (ImageType), a converter that fails with the name in its log, a NIfTI-1 ``data_type``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import dcm2niix
+import nibabel as nib
+import pydicom
+from pydicom.uid import generate_uid
+
+from bids_factory.privacy.deidentify import Deidentification, keep_allowed
+from bids_factory.privacy.identifier_match import VisitIdentifiers
+from conftest import GE_T1W, REPO, assert_valid_bids
+
+NAME = "ZABRISKIE^JANE"
+NAME_WORDS = ("ZABRISKIE", "JANE")
+_DATE = re.compile(rb"(?<![0-9A-Za-z.])((19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])|(19|20)\d{2}-\d{2}-\d{2}|"
+                   rb"\d{1,2}\.\d{1,2}\.(19|20)\d{2})(?![0-9A-Za-z])")
+
+
+def found(bids: Path, outputs: str, words=NAME_WORDS, dates: bool = False) -> list[str]:
+    """Where a name word (or, with ``dates``, a calendar date) is in the dataset, its file names or ``outputs``."""
+    places = {"stdout+stderr": outputs.encode()}
+    for path in sorted(bids.rglob("*")):
+        places[f"name {path.relative_to(bids)}"] = str(path.relative_to(bids)).encode()
+        if path.is_file():
+            data = path.read_bytes()
+            places[str(path.relative_to(bids))] = gzip.decompress(data) if path.name.endswith(".gz") else data
+    hits = [f"{word} in {where}" for where, data in places.items() for word in words
+            if word.lower().encode() in data.lower()]
+    if dates:
+        hits += [f"date {m.group(0)!r} in {where}" for where, data in places.items() if (m := _DATE.search(data))]
+    return hits
+
+
+def run(export: Path, bids: Path, *args: str) -> tuple[int, str]:
+    done = subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(export), str(bids), *args],
+                          capture_output=True, text=True, cwd=REPO)
+    return done.returncode, done.stdout + done.stderr
+
+
+def ge_t1w(export: Path, visit: str = "V1", day: str = "20240312", image_type=None, series_number=None,
+           folder: str = "t1", patient_id: str = "HOSP-7731") -> Path:
+    """The GE 3D T1w under the patient's name (and another ImageType / SeriesNumber: a second series)."""
+    target = export / "DICOM" / day[:4] / day / visit / folder
+    target.mkdir(parents=True)
+    series_uid = generate_uid()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for source in sorted(GE_T1W.glob("*.dcm")):
+            ds = pydicom.dcmread(source)
+            ds.PatientID, ds.PatientName = patient_id, NAME
+            if image_type is not None:
+                ds.ImageType = image_type
+            if series_number is not None:
+                ds.SeriesNumber, ds.SeriesInstanceUID = series_number, series_uid
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.save_as(target / source.name)
+    return target
+
+
+def test_a_name_word_in_a_list_value_is_dropped_from_the_list_everywhere(tmp_path):
+    """ImageType ORIGINAL\\PRIMARY\\OTHER\\JANE on the DICOM route and in a NIfTI export's sidecar: the item
+    is dropped (the key keeps its vocabulary), the summary, report.html, run record and state never show it;
+    a derived series whose ImageType holds the name is reported with ``[removed]``."""
+    export, bids = tmp_path / "export", tmp_path / "bids"
+    ge_t1w(export, image_type=["ORIGINAL", "PRIMARY", "OTHER", "JANE"])
+    ge_t1w(export, image_type=["DERIVED", "SECONDARY", "ZABRISKIE"], series_number=99, folder="derived")
+    nifti = export / "NIFTI" / "2024" / "20240312" / "V2"
+    nifti.mkdir(parents=True)
+    subprocess.run([dcm2niix.bin, "-b", "y", "-ba", "y", "-z", "n", "-f", "t1", "-o", str(nifti), str(GE_T1W)],
+                   check=True, capture_output=True)
+    sidecar = json.loads((nifti / "t1.json").read_text())
+    sidecar.update(PatientID="HOSP-8842", PatientName=NAME, ImageType=["ORIGINAL", "PRIMARY", "M", "Jane"],
+                   DeidentificationMethod=["pseudonymised for Zabriskie"])
+    (nifti / "t1.json").write_text(json.dumps(sidecar))
+    code, out = run(export, bids)
+    assert code == 0, out
+    sidecars = {p.parts[-4]: json.loads(p.read_text()) for p in bids.glob("sub-*/ses-*/anat/*_T1w.json")}
+    assert sidecars["sub-HOSP7731"]["ImageType"][:3] == ["ORIGINAL", "PRIMARY", "OTHER"]  # dcm2niix adds MAGNITUDE
+    assert sidecars["sub-HOSP8842"]["ImageType"] == ["ORIGINAL", "PRIMARY", "M"]
+    assert "DeidentificationMethod" not in sidecars["sub-HOSP8842"]  # a list of free text: the key goes
+    assert "[removed]" in (bids / "code" / "bids-factory" / "report.html").read_text()
+    assert found(bids, out) == []
+    assert_valid_bids(bids)
+
+
+def test_list_items_of_a_coded_key_and_nested_values():
+    identifiers = VisitIdentifiers(patient_id="P1", ids=frozenset({"P1"}), names=frozenset({"jane", "primary"}))
+    record = Deidentification()
+    kept = keep_allowed({"ImageType": ["ORIGINAL", "PRIMARY", "OTHER", "JANE"], "ImageTypeText": ["JANE"],
+                         "ShimSetting": [1, 2], "DeidentificationMethodCodeSequence": [{"CodeMeaning": "Jane"}],
+                         "IntendedFor": ["bids::sub-01/anat/jane.nii.gz"]},
+                        "anat", "T1w", identifiers, record=record)
+    # the vocabulary stays (PRIMARY); a BIDS URI is a format value made of the subject label, not free text
+    assert kept == {"ImageType": ["ORIGINAL", "PRIMARY", "OTHER"], "ShimSetting": [1, 2],
+                    "IntendedFor": ["bids::sub-01/anat/jane.nii.gz"]}
+    assert record.identifier_items == {"ImageType": 1}
+    assert sorted(record.identifier_keys) == ["DeidentificationMethodCodeSequence", "ImageTypeText"]
+
+
+def test_a_failed_conversion_log_never_shows_the_name(tmp_path):
+    """dcm2niix fails (its file name, ``-f %n`` repeated, is too long to write) and logs the PatientName:
+    the FAILED line on stdout, report.html and the run record carry ``[removed]`` instead."""
+    export, bids = tmp_path / "export", tmp_path / "bids"
+    ge_t1w(export)
+    heuristic = json.loads((REPO / "heuristics" / "default.json").read_text())
+    heuristic["dcm2niixOptions"] = "-f " + "%n_" * 20
+    (tmp_path / "heuristic.json").write_text(json.dumps(heuristic))
+    code, out = run(export, bids, "--heuristic", str(tmp_path / "heuristic.json"))
+    assert code != 0 and "dcm2niix produced no image" in out and "[removed]" in out, out
+    assert "Traceback" not in out
+    assert found(bids, out) == []
+
+
+def test_nifti1_data_type_with_a_name_word_is_blanked(tmp_path):
+    """A NIfTI export whose header's ``data_type`` (and ``db_name``) hold a name word: blanked when placed."""
+    export, bids = tmp_path / "export", tmp_path / "bids"
+    nifti = export / "NIFTI" / "2024" / "20240312" / "V2"
+    nifti.mkdir(parents=True)
+    subprocess.run([dcm2niix.bin, "-b", "y", "-ba", "y", "-z", "n", "-f", "t1", "-o", str(nifti), str(GE_T1W)],
+                   check=True, capture_output=True)
+    sidecar = json.loads((nifti / "t1.json").read_text())
+    sidecar.update(PatientID="HOSP-8842", PatientName=NAME)
+    (nifti / "t1.json").write_text(json.dumps(sidecar))
+    with open(nifti / "t1.nii", "r+b") as image:  # NIfTI-1: data_type at byte 4 (10 bytes), db_name at 14 (18)
+        image.seek(4)
+        image.write(b"JANE".ljust(10, b"\0") + b"ZABRISKIE".ljust(18, b"\0"))
+    assert nib.load(nifti / "t1.nii").header["data_type"].tobytes().strip(b"\0") == b"JANE"
+    assert b"JANE" in (nifti / "t1.nii").read_bytes()[:348]
+    code, out = run(export, bids)
+    assert code == 0, out
+    [placed] = bids.glob("sub-*/ses-*/anat/*_T1w.nii.gz")
+    assert nib.load(placed).header["data_type"].tobytes().strip(b"\0") == b""
+    assert found(bids, out) == []
+    assert_valid_bids(bids)
