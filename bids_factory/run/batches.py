@@ -250,6 +250,11 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
                 yield visit, exc
 
 
+def _case_twin(label: str, labels) -> str | None:
+    """A label among ``labels`` that differs from ``label`` only in case (``ABC``/``abc``), else None."""
+    return next((other for other in sorted(labels) if other != label and other.casefold() == label.casefold()), None)
+
+
 def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes) -> VisitResult:
     visit = plan.extracted.visit
     subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
@@ -260,6 +265,16 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
     if known is not None and not same_patient(known, raw_id, secret):
         reason = (f"visit {visit.scan_research_id}: two different PatientIDs give the same subject label "
                   f"{subject}; not merged (rename one patient's id upstream)")
+        return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
+    folded = _case_twin(plan.subject_label, set(subjects) | {sub.removeprefix("sub-") for sub, _ in sessions})
+    if folded is not None:
+        reason = (f"visit {visit.scan_research_id}: subject label {subject} differs from sub-{folded} only in case "
+                  "(one folder on a case-insensitive disk); not merged (rename one patient's id upstream)")
+        return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
+    folded = _case_twin(session, {ses for sub, ses in sessions if sub == subject})
+    if folded is not None:
+        reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} differs from {folded} "
+                  "only in case (one folder on a case-insensitive disk); not merged")
         return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
     owner = sessions.get((subject, session))
     if owner is not None and owner != visit.scan_research_id:

@@ -146,3 +146,21 @@ def test_nifti1_data_type_with_a_name_word_is_blanked(tmp_path):
     assert nib.load(placed).header["data_type"].tobytes().strip(b"\0") == b""
     assert found(bids, out) == []
     assert_valid_bids(bids)
+
+
+def test_patient_ids_differing_only_in_case_are_a_label_collision_also_across_runs(tmp_path):
+    """sub-ABC and sub-abc are one folder on a case-insensitive disk: the second is refused, in the same run
+    and in a later one (the guard of the dataset's subjects)."""
+    export, bids = tmp_path / "export", tmp_path / "bids"
+    ge_t1w(export, visit="V1", patient_id="ABC")
+    ge_t1w(export, visit="V2", patient_id="abc")
+    code, out = run(export, bids)
+    assert code != 0 and "differs from sub-ABC only in case" in out, out
+    assert sorted(p.name for p in bids.glob("sub-*")) == ["sub-ABC"]
+    later = tmp_path / "later"
+    ge_t1w(later, visit="V3", day="20240313", patient_id="Abc")
+    code, out2 = run(later, bids)
+    assert code != 0 and "differs from sub-ABC only in case" in out2, out2
+    assert sorted(p.name for p in bids.glob("sub-*")) == ["sub-ABC"]
+    assert found(bids, out + out2) == []
+    assert_valid_bids(bids)
