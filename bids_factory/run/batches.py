@@ -20,12 +20,13 @@ from pathlib import Path
 
 from bids_factory.checks.gates import hold_back_refused
 from bids_factory.privacy.deidentify import load_allow_list
+from bids_factory.ehr.identifiers import IdentifierKeys
 from bids_factory.ehr.tables import collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, VisitError, VisitWithoutImages
 from bids_factory.extract.dicom_visit import dcm2niix_version, extract
 from bids_factory.finalize.dataset_files import dataset_files
 from bids_factory.config.heuristic import Heuristic, unknown_criteria
-from bids_factory.privacy.visit_identifiers import same_patient, subject_entry
+from bids_factory.privacy.visit_identifiers import identifier_digests, same_patient, subject_entry
 from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
 from bids_factory.plan.placement import matching_engine, plan_visit
 from bids_factory.extract.processes import die_with_parent
@@ -37,7 +38,7 @@ from bids_factory.run.options import ConvertOptions
 from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import dataset_view, issue_summary, run_validator, unindexed_images
-from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
+from bids_factory.write.dataset_writer import IDENTIFIER_KEYS_FILE, SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -71,7 +72,10 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     Returns the EHR problems (also added to ``report``)."""
     phases.start("EHR")
     mapping = rules.ehr_mapping if rules else load_ehr_mapping(options.ehr_mapping) if options.ehr_mapping else None
-    ehr = collect_ehr(options.export, mapping)
+    ehr = collect_ehr(options.export, mapping, identifier_keys=IdentifierKeys(
+        writer.subject_key(), writer.read_json(IDENTIFIER_KEYS_FILE, default={}) or {}, options.dates))
+    ehr = dataclasses.replace(ehr, problems=tuple(  # export paths name their day: the date policy applies
+        Problem(options.dates.mask_text(p.path), options.dates.mask_text(p.reason), p.fatal) for p in ehr.problems))
     report.problems.extend(ehr.problems)
     placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
     changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
@@ -287,6 +291,12 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
     if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
         subjects[plan.subject_label] = entry
         writer.write_json(SUBJECTS_FILE, subjects)
+    digests = writer.read_json(IDENTIFIER_KEYS_FILE, default={}) or {}
+    known = digests.get(plan.subject_label)
+    if known != (digests.setdefault(plan.subject_label, identifier_digests(secret, plan.extracted.identifiers, known))
+                 if known is None else identifier_digests(secret, plan.extracted.identifiers, known)):
+        digests[plan.subject_label] = identifier_digests(secret, plan.extracted.identifiers, known)
+        writer.write_json(IDENTIFIER_KEYS_FILE, digests)  # the EHR stage finds them in the subject's rows
     kept_before = len(writer.kept_aside)
     writer.place_visit(plan, plan.extracted.staging)
     sessions[(subject, session)] = visit.scan_research_id

@@ -36,6 +36,7 @@ from bids_factory.write.session_files import person_files, written_manifest
 STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"
 SUBJECTS_FILE = STATE_DIR / "subjects.json"
+IDENTIFIER_KEYS_FILE = STATE_DIR / "identifier-keys.json"  # keyed hashes of each subject's identifiers (ehr/)
 VISIT_STATES = STATE_DIR / "state"
 THUMBNAILS = STATE_DIR / "thumbnails"
 REPORT_PAGE = STATE_DIR / "report.html"

@@ -41,7 +41,8 @@ def found(bids: Path, outputs: str, words=NAME_WORDS, dates: bool = False) -> li
     hits = [f"{word} in {where}" for where, data in places.items() for word in words
             if word.lower().encode() in data.lower()]
     if dates:
-        hits += [f"date {m.group(0)!r} in {where}" for where, data in places.items() if (m := _DATE.search(data))]
+        hits += [f"date in {where}: {data[max(m.start() - 60, 0):m.end() + 20]!r}" for where, data in places.items()
+                 if (m := _DATE.search(data))]
     return hits
 
 
@@ -164,3 +165,32 @@ def test_patient_ids_differing_only_in_case_are_a_label_collision_also_across_ru
     assert sorted(p.name for p in bids.glob("sub-*")) == ["sub-ABC"]
     assert found(bids, out + out2) == []
     assert_valid_bids(bids)
+
+
+def test_ehr_columns_cells_and_ids_holding_a_visits_identifiers_are_not_written(tmp_path):
+    """A demographics table with the visit's PatientName in a column, its birth date (under --dates drop), a
+    name word in one free-text cell, and a second table whose id column holds the name: the name column and
+    the birth-date column are dropped with a note naming them, the cell is n/a and counted, the named rows go."""
+    export, bids = tmp_path / "export", tmp_path / "bids"
+    for visit in ("V1", "V2"):
+        ge_t1w(export, visit=visit, folder=f"t1{visit}")
+    for target in export.rglob("*.dcm"):
+        ds = pydicom.dcmread(target)
+        ds.PatientBirthDate = "19630417"
+        ds.save_as(target)
+    ehr = export / "EHR" / "2024" / "20240312"
+    ehr.mkdir(parents=True)
+    (ehr / "demographics.csv").write_text(
+        "patient_id,visit_id,patient_name,birth,comment,score\n"
+        "HOSP-7731,V1,Zabriskie^Jane,17.04.1963,seen by Jane,12\n"
+        "HOSP-7731,V2,ZABRISKIE JANE,17.04.1963,fine,14\n")
+    (ehr / "notes.csv").write_text("patient_id,note\nZabriskie^Jane,x\nHOSP-7731,y\n")
+    code, out = run(export, bids, "--dates", "drop")
+    assert "'patient_name' holds the identifiers" in out and "'birth' holds the identifiers" in out, out
+    assert "'comment': 1 cell(s)" in out and "1 patient id(s) of the EHR tables hold a word" in out
+    demographics = (bids / "phenotype" / "demographics.tsv").read_text().splitlines()
+    assert demographics[0].split("\t") == ["participant_id", "session_id", "comment", "score"]
+    assert [line.split("\t")[2] for line in demographics[1:]] == ["n/a", "fine"]
+    assert (bids / "phenotype" / "notes.tsv").read_text().splitlines()[1:] == ["sub-HOSP7731\ty"]
+    assert code != 0  # the named EHR ids are an error to correct upstream
+    assert found(bids, out, dates=True) == []
