@@ -31,6 +31,7 @@ from bids_factory.write.atomic_files import write_bytes as _write_bytes, write_t
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import DatasetLockedError
 from bids_factory.model import Placement, VisitPlan, VisitRecord, bids_label
+from bids_factory.write.date_policy import tighten
 from bids_factory.write.session_files import person_files, written_manifest
 
 STATE_DIR = Path("code") / "bids-factory"
@@ -196,6 +197,9 @@ class DatasetWriter:
         says so."""
         found = person_files(session_dir, self.read_json(VISIT_RECORDS / f"{name}.json"), scans)
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        if not self.dates.keeps:  # no date in a path either: the session's kept folders are numbered
+            folder = self.root / KEPT_ASIDE / name
+            stamp = f"n{len(list(folder.glob('n*'))) + 1 if folder.is_dir() else 1:08d}"
         for path in found.added + found.edited:
             target = build / path
             if target.exists() or target.is_symlink():
@@ -268,6 +272,13 @@ class DatasetWriter:
 
     def write_json(self, relpath: Path | str, data) -> None:
         self.write_text(relpath, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def apply_date_policy(self) -> bool:
+        """What earlier runs wrote under a looser date policy, written again under this one
+        (:mod:`bids_factory.write.date_policy`); whether the policy tightened."""
+        def write(path: Path, text: str) -> None:
+            self.changed += _write_text(path, text, self._tmp_dir())
+        return tighten(self.root / STATE_DIR, self.dates, write)
 
     def write_run_record(self, record: dict) -> None:
         """The run's report, one file per run in ``runs/`` (the newest is the last run)."""

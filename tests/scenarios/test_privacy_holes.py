@@ -194,3 +194,34 @@ def test_ehr_columns_cells_and_ids_holding_a_visits_identifiers_are_not_written(
     assert (bids / "phenotype" / "notes.tsv").read_text().splitlines()[1:] == ["sub-HOSP7731\ty"]
     assert code != 0  # the named EHR ids are an error to correct upstream
     assert found(bids, out, dates=True) == []
+
+
+def test_switching_dates_keep_to_drop_leaves_no_date_from_earlier_runs(tmp_path):
+    """A run under --dates keep, one under year, files as a keep run names them (a run record, a validator
+    output, a kept folder named by their time), the sidecar edited by hand, then a run under --dates drop: it
+    reconverts the visit, keeps the edited sidecar aside under a numbered folder, and renames and rewrites
+    what the earlier runs wrote."""
+    export, bids = tmp_path / "export", tmp_path / "bids"
+    ge_t1w(export)
+    code, out = run(export, bids, "--dates", "keep")
+    assert code == 0, out
+    [sidecar] = bids.glob("sub-*/ses-*/anat/*_T1w.json")
+    edited = json.loads(sidecar.read_text()) | {"Note": "checked"}
+    sidecar.write_text(json.dumps(edited))
+    code, out = run(export, bids, "--dates", "year")  # reconverted: the edited sidecar is kept aside
+    assert code == 0, out
+    [sidecar] = bids.glob("sub-*/ses-*/anat/*_T1w.json")
+    sidecar.write_text(json.dumps(json.loads(sidecar.read_text()) | {"Note": "checked again"}))
+    runs = bids / "code" / "bids-factory" / "runs"
+    (runs / "run-20240101T101010Z-1.json").write_text(json.dumps({"finished_at": "2024-01-01T10:10:10+00:00"}))
+    (runs / "validator-20240101T101010Z-1.json").write_text('{"issues": "checked on 2024-01-01"}')
+    kept = bids / "code" / "bids-factory" / "kept" / "sub-HOSP7731_ses-V1" / "20240101T101010Z"
+    kept.mkdir(parents=True)
+    (kept / "note.txt").write_text("kept 2024-01-01")
+    code, out = run(export, bids, "--dates", "drop")
+    assert code == 0, out
+    assert "code/bids-factory/kept/sub-HOSP7731_ses-V1/n0000000" in out, out
+    assert sorted(p.name.split("-")[1] for p in runs.glob("run-*.json")) == [
+        "n00000001", "n00000002", "n00000003", "n00000004"]
+    assert found(bids, out, dates=True) == []
+    assert_valid_bids(bids)
