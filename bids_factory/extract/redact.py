@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 
 from bids_factory.dates import DatePolicy
-from bids_factory.privacy.deidentify import Deidentification, coded_items
+from bids_factory.privacy.deidentify import Deidentification, bids_vocabulary, coded_items
 from bids_factory.privacy.identifier_match import REDACTED, VisitIdentifiers
 from bids_factory.model import ExtractedVisit, Problem, Series, VisitPlan
 from bids_factory.extract.nifti_text import blank_text_fields
@@ -62,15 +62,15 @@ def redact_visit(extracted: ExtractedVisit, dates: DatePolicy = DatePolicy()) ->
     )
 
 
-def cleaner(identifiers: VisitIdentifiers, dates: DatePolicy = DatePolicy()):
-    """The one redaction of a text leaving a worker: the visit's identifiers replaced by ``[removed]``, then
-    the calendar dates the policy removes masked (messages, paths, logs)."""
-    return lambda text: dates.mask_text(identifiers.redact(text))
+def cleaner(identifiers: VisitIdentifiers, dates: DatePolicy = DatePolicy(), spare: frozenset[str] = frozenset()):
+    """The one redaction of a text leaving a worker: the visit's identifiers replaced by ``[removed]`` (but
+    the words ``spare``), then the calendar dates the policy removes masked (messages, paths, logs)."""
+    return lambda text: dates.mask_text(identifiers.redact(text, spare))
 
 
 def redact_plan(plan: VisitPlan, dates: DatePolicy = DatePolicy()) -> VisitPlan:
     """The reasons of the series not placed (a classification quotes the sidecar's ImageType, a gate a
     value), cleaned like the series names."""
-    clean = cleaner(plan.extracted.identifiers, dates)
+    clean = cleaner(plan.extracted.identifiers, dates, bids_vocabulary())  # the reasons' own words stay
     return dataclasses.replace(plan, not_placed=tuple(dataclasses.replace(o, reason=clean(o.reason))
                                                       for o in plan.not_placed))

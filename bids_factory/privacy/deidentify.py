@@ -192,6 +192,19 @@ def coded_items(values, identifiers: VisitIdentifiers, replacement: str | None =
     return kept
 
 
+@functools.cache
+def bids_vocabulary() -> frozenset[str]:
+    """The words the tool's own messages are made of when they name BIDS things (datatypes, suffixes, entities,
+    metadata fields) and ImageType words, case-folded: a patient named "Asl" does not turn the reason
+    "asl: BIDS requires ..." into "[removed]: ..." (what a message quotes of a sidecar is checked still)."""
+    schema = bidsschema.schema()
+    words = {d.get("value", key) for key, d in schema.objects.suffixes.items()}
+    words |= {d.get("value", key) for key, d in schema.objects.datatypes.items()}
+    words |= {d.get("name", key) for key, d in schema.objects.entities.items()}
+    words |= {d["name"] for d in schema.objects.metadata.values()}
+    return frozenset(w.casefold() for w in words | CODED_WORDS)
+
+
 def _selector_may_apply(selector: str, facts: dict[str, str | None]) -> bool:
     """False only when the selector is false for these facts (``None``: unknown); a selector on what is not
     known here (sidecar values, entities, extensions) may apply (:mod:`bids_factory.bidsschema`)."""
