@@ -22,6 +22,7 @@ import pandas as pd
 
 from bids_factory.ehr.combine import VALUE, TableState
 from bids_factory.ehr.dictionary import NA, Records, safe_column, table_sidecar
+from bids_factory.ehr.identifiers import IdentifierKeys, drop_identifiers, named_ids
 from bids_factory.ehr.mapping import EhrMappingError, load_ehr_mapping, table_entry, table_name, table_spec
 from bids_factory.ehr.participants import participants_columns
 from bids_factory.ehr.read import CsvError, read_csv
@@ -55,12 +56,17 @@ class EhrResult:
 # -- reading and combining -------------------------------------------------------------------------------
 
 def collect_ehr(export_root: Path, mapping: dict | None, *, today: dt.date | None = None,
-                other_patient: Callable[[str, str], bool] | None = None) -> EhrResult:
-    """Read every EHR table of the export (in date order) and compute the phenotype and participants data.
+                other_patient: Callable[[str, str], bool] | None = None,
+                own_id: Callable[[str], bool] | None = None,
+                identifier_keys: IdentifierKeys | None = None) -> EhrResult:
+    """Read every EHR table of the export (in date order) and compute the phenotype and participants data;
+    the cells and columns holding the identifiers of their rows' visits are not written
+    (:mod:`bids_factory.ehr.identifiers`).
 
     ``other_patient(label, raw_id)``: whether the images' subject ``label`` is another patient than the EHR's
     raw id (the raw ids are compared, as the collision guard does, never the labels): such rows are not
-    linked (not written) and reported."""
+    linked (not written) and reported. ``own_id(raw_id)``: whether it is the PatientID of the images of its
+    label (an id that is the participant's own is never taken for a person's name)."""
     files, found_problems = find_ehr_files(Path(export_root), today)
     problems = list(found_problems)
     states: dict[str, TableState] = {}
@@ -96,8 +102,14 @@ def collect_ehr(export_root: Path, mapping: dict | None, *, today: dt.date | Non
     states = {name: state for name, state in states.items() if state.sources}  # some file was merged
     bad_patients, bad_visits = _collisions(states, problems)
     bad_patients |= _near_misses(states, other_patient, problems) if other_patient else set()
+    named = {raw for raw in named_ids({raw for state in states.values() for raw in state.frame.index.unique(0).tolist()},
+                                      identifier_keys) if own_id is None or not own_id(str(raw))}
+    if named:
+        bad_patients |= named
+        problems.append(Problem("EHR", f"{len(named)} patient id(s) of the EHR tables hold a word of a visit's "
+                                       "person names (or its birth date): their rows are not written"))
     built = {name: _build(states[name], (mapping or {}).get("tables", {}).get(name, {}),
-                          bad_patients, bad_visits, problems) for name in sorted(states)}
+                          bad_patients, bad_visits, problems, identifier_keys) for name in sorted(states)}
     subjects = frozenset(label for _, records, _ in built.values() for label in records.index.unique("label"))
     participants, participants_sidecar = participants_columns(states, built, mapping, subjects, problems)
     bidsignore: list[str] = []
@@ -167,7 +179,8 @@ def _collisions(states: dict[str, TableState], problems: list[Problem]) -> tuple
 # -- output ---------------------------------------------------------------------------------------------
 
 def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: set[str],
-           problems: list[Problem]) -> tuple[PhenotypeTable, Records, list[str]]:
+           problems: list[Problem], identifier_keys: IdentifierKeys | None = None
+           ) -> tuple[PhenotypeTable, Records, list[str]]:
     """The table's TSV text and data dictionary, and its records (see :data:`Records`) for participants.tsv."""
     index = state.frame.index
     keep = ~index.get_level_values(0).isin(bad_patients) & ~index.get_level_values(1).isin(bad_visits)
@@ -182,6 +195,7 @@ def _build(state: TableState, entry: dict, bad_patients: set[str], bad_visits: s
         recency = recency.groupby(level=[0, 1], sort=False).max().reindex(keys)
     else:
         frame = frame.reindex(columns=state.columns)
+    frame = drop_identifiers(frame, identifier_keys, state.spec.name, problems)
     labels = [frame.index.levels[level].map((subject_label, session_label)[level]).take(frame.index.codes[level]) for level in (0, 1)]
     records = frame.set_axis(pd.MultiIndex.from_arrays([*labels, recency.to_numpy()],
                                                        names=["label", "session", "recency"]))

@@ -220,6 +220,18 @@ def extract(visit: Visit, staging: Path, extra_options: str = "", wanted_subject
         [[source.path for source in files] for files in (headers.series_files or {}).values()],
         read_nifti_sidecars(s.sidecar for s in nifti.series) if nifti else (),
         nifti_patient_field, where=f"visit {visit.scan_research_id}")
+    try:
+        return _convert(visit, staging, extra_options, headers, nifti, label, patient_key, identifiers)
+    except VisitError as exc:  # its message may quote the converter's log or a staged file named after the series
+        raise type(exc)(identifiers.redact(str(exc))) from None
+    except Exception as exc:  # an unforeseen failure: its message may hold a staged path (series names)
+        raise VisitError(identifiers.redact(f"visit {visit.scan_research_id}: internal error "
+                                            f"{type(exc).__name__}: {exc}")) from None
+
+
+def _convert(visit: Visit, staging: Path, extra_options: str, headers: VisitHeaders, nifti, label: str,
+             patient_key: str, identifiers) -> ExtractedVisit:
+    """The conversion of a visit whose identity and identifiers are read."""
     series, converter_log, converter_exit, problems = [], "", 0, list(headers.problems)
     if headers.dicom_files:
         direct = direct_input(visit, headers)

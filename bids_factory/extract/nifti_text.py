@@ -1,9 +1,11 @@
-"""The free-text fields of a staged NIfTI header: ``descrip``, ``aux_file``, ``intent_name``, ``db_name``.
+"""The text fields of a staged NIfTI header: every one of NIfTI-1 (``data_type``, ``db_name``, ``descrip``,
+``aux_file``, ``intent_name``) and of NIfTI-2 (``descrip``, ``aux_file``, ``intent_name``).
 
 dcm2niix writes ``descrip`` as ``TE=..;Time=<time of day>;phase=..`` and leaves the others empty; a
-hospital's NIfTI export may put anything there. A field is blanked (zero bytes) when the caller says
-it must go (it holds an identifier of the visit, or a date the policy removes); the others, and every
-voxel, stay byte for byte. A header extension is blanked whatever it holds. Only staged copies (in
+hospital's NIfTI export may put anything there. ``data_type`` and ``db_name`` (ANALYZE 7.5 leftovers
+that NIfTI-1 says are unused) are blanked (zero bytes) whatever they hold: nothing reads them. The others
+are blanked when the caller says they must go (an identifier of the visit, or a date the policy removes);
+the rest, and every voxel, stay byte for byte. A header extension is blanked whatever it holds. Only staged copies (in
 staging) are rewritten, never the export.
 """
 
@@ -17,7 +19,8 @@ import nibabel as nib
 
 from bids_factory.extract.staged_images import gzip_file, is_gzipped, open_image
 
-TEXT_FIELDS = ("db_name", "descrip", "aux_file", "intent_name")
+TEXT_FIELDS = ("data_type", "db_name", "descrip", "aux_file", "intent_name")
+UNUSED_FIELDS = frozenset({"data_type", "db_name"})  # NIfTI-1: "unused", always blanked
 
 
 def _layout(header_class) -> dict[str, tuple[int, int]]:
@@ -62,7 +65,8 @@ def blank_text_fields(path: Path, must_go: Callable[[str], bool]) -> list[str]:
         head = handle.read(_HEAD)
     size, fields = _fields(head)
     blanked = [name for name, (offset, length) in fields.items()
-               if (text := head[offset:offset + length].split(b"\0")[0].decode("latin-1")) and must_go(text)]
+               if (text := head[offset:offset + length].split(b"\0")[0].decode("latin-1"))
+               and (name in UNUSED_FIELDS or must_go(text))]
     extensions = _extensions(head, size)  # (offset, length) of the flag and the extensions, or None
     if extensions is not None:
         blanked.append("extensions")

@@ -85,6 +85,8 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
         files["CHANGES"] = _changes_text(writer, changes)
     elif not (writer.root / "CHANGES").exists():
         files["CHANGES"] = _changes_text(writer, ["Dataset created by bids-factory (no visit placed yet)."])
+    elif writer.dates.holds_date(previous := (writer.root / "CHANGES").read_text(encoding="utf-8")):
+        files["CHANGES"] = previous  # written under a looser date policy: the writer applies this one
 
     sessions: dict[str, list[dict]] = defaultdict(list)
     for record in records:

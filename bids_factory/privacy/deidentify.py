@@ -88,7 +88,28 @@ CODED_KEYS = frozenset({
     "ReceiveCoilName", "ReceiveCoilActiveElements", "TransmitCoilName", "CoilString", "BodyPartExamined",
     "NonlinearGradientCorrection", "ParallelAcquisitionTechnique", "PartialFourierDirection",
     "PhaseEncodingPolarityGE", "DiffusionScheme", "Units", "MTState", "SpoilingState"})
+# The words of ImageType / ImageTypeText (DICOM CS values, PS3.3 C.7.6.1.1.2 and C.8.13.1.1.1, and the vendors'
+# terms dcm2niix copies): a vocabulary, never an identifier (a patient may be named "Primary"). Any other item
+# of a coded key's list that holds an identifier of the visit is dropped from the list (``ORIGINAL\PRIMARY\
+# OTHER\JANE`` keeps ORIGINAL, PRIMARY, OTHER): the key stays, with its meaning, and is counted.
+CODED_WORDS = frozenset({
+    "ORIGINAL", "DERIVED", "PRIMARY", "SECONDARY", "OTHER", "NONE", "MIXED", "VOLUME", "LOCALIZER", "PROJECTION IMAGE",
+    "M", "P", "R", "I", "MAGNITUDE", "PHASE", "REAL", "IMAGINARY", "ND", "NORM", "DIS2D", "DIS3D", "DIS2D", "MOSAIC",
+    "MFSPLIT", "FM", "FMRI", "FIL", "DIFFUSION", "ADC", "EADC", "TRACEW", "FA", "TENSOR", "COLFA", "MOCO", "MPR",
+    "MIP", "MNIP", "MINIP", "SUBTRACTION", "SUB", "CSA MPR", "CSAPARALLEL", "FUSED", "CALC_BRAIN", "RCBF", "CBF",
+    "CBV", "TTP", "MTT", "PERFUSION", "ASL", "SE", "IR", "FFE", "GR", "EP", "SR", "DWI", "T1", "T2", "T2_STAR",
+    "PROTON_DENSITY", "PD", "M_SE", "M_FFE", "M_IR", "M_PCA", "P_SE", "P_FFE", "P_IR", "R_SE", "R_FFE", "I_SE",
+    "I_FFE", "B0", "B0 MAP", "B0MAP", "FIELDMAP", "FIELD_MAP", "FIELDMAPHZ", "ISOTROPIC", "ANGIO", "CARDIAC",
+    "DYNAMIC", "FLOW_ENCODED", "FLUID_ATTENUATED", "MAX_IP", "MIN_IP", "METABOLITE_MAP", "MULTIECHO", "REALTIME",
+    "STIR", "TAGGING", "TEMPERATURE", "TOF", "VELOCITY", "ADDITION", "DIVISION", "MAXIMUM", "MEAN", "MINIMUM",
+    "MULTIPLICATION", "RESAMPLED", "STD_DEVIATION", "SUBTRACT", "QUANTITY", "EPI", "SWI", "MPR_SAG", "MPR_COR",
+    "MPR_TRA", "UNI", "INV1", "INV2", "T1 MAP", "T2 MAP", "T2STAR MAP", "SCREENSHOT", "FILTERED", "WATER",
+    "FAT", "IN_PHASE", "OUT_PHASE", "MOTIONCORRECTION", "PHASE_CONTRAST", "REFORMATTED", "CPR",
+})
 HIDDEN_KEY = "[a key whose name holds an identifier]"
+
+
+_COUNTERS = ("dropped_keys", "identifier_keys", "identifier_items", "date_keys", "site_keys", "nifti_header_fields")
 
 
 @dataclass
@@ -97,6 +118,7 @@ class Deidentification:
 
     dropped_keys: Counter = field(default_factory=Counter)  # not on the allow-list
     identifier_keys: Counter = field(default_factory=Counter)  # allowed, but their text holds an identifier
+    identifier_items: Counter = field(default_factory=Counter)  # list items of a coded key dropped (the key stays)
     date_keys: Counter = field(default_factory=Counter)  # dates removed by the date policy
     site_keys: Counter = field(default_factory=Counter)  # site fields (without --keep-site-fields)
     nifti_header_fields: Counter = field(default_factory=Counter)  # NIfTI header text blanked
@@ -104,13 +126,13 @@ class Deidentification:
 
     def record(self) -> dict:
         out = {name: dict(sorted(getattr(self, name).items()))
-               for name in ("dropped_keys", "identifier_keys", "date_keys", "site_keys", "nifti_header_fields")}
+               for name in _COUNTERS}
         out["redacted_texts"] = self.redacted_texts
         return out
 
     def merge(self, other: "Deidentification") -> "Deidentification":
         merged = Deidentification()
-        for name in ("dropped_keys", "identifier_keys", "date_keys", "site_keys", "nifti_header_fields"):
+        for name in _COUNTERS:
             getattr(merged, name).update(getattr(self, name))
             getattr(merged, name).update(getattr(other, name))
         merged.redacted_texts = self.redacted_texts + other.redacted_texts
@@ -142,14 +164,45 @@ def _enums() -> dict[str, tuple]:
 
 
 def _constrained(key: str, value) -> bool:
-    """The value of a structured field is not free text: an object's text is always checked, and a field
-    with an ``enum`` only escapes the check with one of its values (a hospital JSON may put anything there)."""
+    """The value of a structured field is not free text: an object's text is always checked, at any depth
+    (a list holding objects or lists too), and a field with an ``enum`` only escapes the check with one of
+    its values (a hospital JSON may put anything there). The items of a coded key's list are checked one by
+    one (:func:`coded_items`); a list of ``format`` values (IntendedFor's BIDS URIs, made of the subject
+    label) is not free text."""
     if key not in _structured_keys() or isinstance(value, dict):
+        return False
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in value):
         return False
     enum = _enums().get(key)
     if enum is None:
         return True
     return all(v in enum for v in value) if isinstance(value, list) else value in enum
+
+
+def coded_items(values, identifiers: VisitIdentifiers, replacement: str | None = None) -> list:
+    """The items of a coded key's list (ImageType...) without those that hold an identifier of the visit and
+    are no word of :data:`CODED_WORDS` (nested lists and objects: checked whole); with ``replacement``, such
+    an item is replaced by it instead (what a report shows)."""
+    kept = []
+    for item in values:
+        if isinstance(item, str) and item.strip().upper() in CODED_WORDS or not identifiers.found_in(item):
+            kept.append(item)
+        elif replacement is not None:
+            kept.append(replacement)
+    return kept
+
+
+@functools.cache
+def bids_vocabulary() -> frozenset[str]:
+    """The words the tool's own messages are made of when they name BIDS things (datatypes, suffixes, entities,
+    metadata fields) and ImageType words, case-folded: a patient named "Asl" does not turn the reason
+    "asl: BIDS requires ..." into "[removed]: ..." (what a message quotes of a sidecar is checked still)."""
+    schema = bidsschema.schema()
+    words = {d.get("value", key) for key, d in schema.objects.suffixes.items()}
+    words |= {d.get("value", key) for key, d in schema.objects.datatypes.items()}
+    words |= {d.get("name", key) for key, d in schema.objects.entities.items()}
+    words |= {d["name"] for d in schema.objects.metadata.values()}
+    return frozenset(w.casefold() for w in words | CODED_WORDS)
 
 
 def _selector_may_apply(selector: str, facts: dict[str, str | None]) -> bool:
@@ -212,7 +265,17 @@ def keep_allowed(sidecar: dict, datatype: str, suffix: str, identifiers: VisitId
             record.dropped_keys[name] += 1
         elif (key in SITE_KEYS or key in FREE_TEXT_KEYS) and not keep_site_fields:
             record.site_keys[key] += 1
-        elif not _constrained(key, value) and identifiers.found_in(value):
+        elif key in CODED_KEYS and isinstance(value, list) and (items := coded_items(value, identifiers)) != value:
+            if items:  # the key keeps its meaning without the items
+                record.identifier_items[key] += len(value) - len(items)
+                if (dated := dates.sidecar_value(items)) is None:
+                    record.date_keys[key] += 1
+                else:
+                    kept[key] = dated
+            else:
+                record.identifier_keys[key] += 1
+        elif not (key in CODED_KEYS and isinstance(value, list)) and not _constrained(key, value) \
+                and identifiers.found_in(value):
             record.identifier_keys[key] += 1
         elif (dated := dates.sidecar_value(value)) is None:
             record.date_keys[key] += 1

@@ -51,7 +51,13 @@ class VisitIdentifiers:
             return any(self.found_in(v) for v in value)
         return False
 
-    def redact(self, text: str) -> str:
-        """``text`` with every identifier replaced by ``[removed]`` (for logs and series names in records)."""
+    def redact(self, text: str, spare: frozenset[str] = frozenset()) -> str:
+        """``text`` with every identifier replaced by ``[removed]`` (for logs and series names in records);
+        a match that is one of the words ``spare`` (case-folded: the tool's own vocabulary in a text it
+        wrote) stays."""
         regex = self._regex()
-        return regex.sub(REDACTED, text) if regex is not None and text else text
+        if regex is None or not text:
+            return text
+        if not spare:
+            return regex.sub(REDACTED, text)
+        return regex.sub(lambda m: m.group(0) if m.group(0).casefold() in spare else REDACTED, text)

@@ -233,6 +233,23 @@ def subject_entry(secret: bytes, raw_id: str) -> dict:
     return {"hmac_sha256": patient_hmac(secret, raw_id)}
 
 
+def identifier_digests(secret: bytes, identifiers: VisitIdentifiers, known: dict | None = None) -> dict:
+    """The keyed hashes (HMAC-SHA256 under the dataset's secret) of a visit's identifiers by kind (``ids``,
+    ``names``, ``dates``), merged into ``known`` (a subject's earlier visits): what lets a later run find them
+    in the EHR tables without keeping them (:func:`identifier_tokens`)."""
+    merged = {kind: set((known or {}).get(kind, ())) for kind in ("ids", "names", "dates")}
+    for kind in merged:
+        merged[kind] |= {patient_hmac(secret, value.casefold()) for value in getattr(identifiers, kind)}
+    return {kind: sorted(values) for kind, values in merged.items()}
+
+
+def identifier_tokens(text: str) -> set[str]:
+    """What of a text (an EHR cell) is compared with a subject's identifier digests: the whole cell and its
+    words (split at spaces and name separators), case-folded."""
+    text = text.strip().casefold()
+    return {text, *(w for w in re.split(r"[\s^,;/|]+", text) if w)} if text else set()
+
+
 def read_nifti_sidecars(paths: Iterable[Path]) -> list[dict]:
     """The staged NIfTI JSONs of a visit (already checked to be JSON objects when staged)."""
     sidecars = []

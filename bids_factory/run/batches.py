@@ -20,17 +20,18 @@ from pathlib import Path
 
 from bids_factory.checks.gates import hold_back_refused
 from bids_factory.privacy.deidentify import load_allow_list
+from bids_factory.ehr.identifiers import IdentifierKeys
 from bids_factory.ehr.tables import case_near_misses, collect_ehr, linkage, load_ehr_mapping
 from bids_factory.errors import BidsFactoryError, VisitError, VisitWithoutImages
 from bids_factory.extract.dicom_visit import dcm2niix_version, extract
 from bids_factory.finalize.dataset_files import dataset_files
 from bids_factory.config.heuristic import Heuristic, unknown_criteria
-from bids_factory.privacy.visit_identifiers import same_patient, subject_entry
-from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
+from bids_factory.privacy.visit_identifiers import identifier_digests, same_patient, subject_entry
+from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus, subject_label
 from bids_factory.plan.placement import matching_engine, plan_visit
 from bids_factory.extract.processes import die_with_parent
 from bids_factory.run.progress import Phases, Progress
-from bids_factory.extract.redact import redact_visit
+from bids_factory.extract.redact import cleaner, redact_plan, redact_visit
 from bids_factory.checks.required_metadata import schema_rules
 from bids_factory.run.rules import Rules
 from bids_factory.run.options import ConvertOptions
@@ -39,7 +40,7 @@ from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.write.append_only import APPLY_OPTION
 from bids_factory.write.dataset_writer import DatasetWriter
-from bids_factory.write.dataset_paths import REPLACED, SUBJECTS_FILE, VISIT_RECORDS
+from bids_factory.write.dataset_paths import IDENTIFIER_KEYS_FILE, REPLACED, SUBJECTS_FILE, VISIT_RECORDS
 from bids_factory.write.session_move import move_session
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,16 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
         spellings = {raw_id, raw_id.strip(), core, f"sub-{core}"}
         return label in subjects and not any(same_patient(subjects[label], raw, secret) for raw in spellings)
 
-    ehr = collect_ehr(options.export, mapping, other_patient=other_patient)
+    def own_id(raw_id: str) -> bool:
+        """The raw id is the PatientID of the images of its label: the participant's own id is no name leak,
+        even where a de-identified export made the PatientName the same word."""
+        label = subject_label(raw_id.strip().removeprefix("sub-"))
+        return label in subjects and not other_patient(label, raw_id)
+
+    ehr = collect_ehr(options.export, mapping, other_patient=other_patient, own_id=own_id, identifier_keys=IdentifierKeys(
+        writer.subject_key(), writer.read_json(IDENTIFIER_KEYS_FILE, default={}) or {}, options.dates))
+    ehr = dataclasses.replace(ehr, problems=tuple(  # export paths name their day: the date policy applies
+        Problem(options.dates.mask_text(p.path), options.dates.mask_text(p.reason), p.fatal) for p in ehr.problems))
     report.problems.extend(ehr.problems)
     ehr_problems = list(ehr.problems)
     placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
@@ -114,21 +124,28 @@ def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Convert
     """One visit's work, run in a worker (and by ``inventory``, not ``for_placing``): precise errors
     become :class:`VisitError`. For placing, the plan's images get their thumbnails (from the plain
     staged image) and are gzipped (:mod:`bids_factory.extract.staged_images`)."""
+    clean = options.dates.mask_text  # and the visit's identifiers, once they are read
     try:
         extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
                             options.participant_labels, options.nifti_patient_field)
         if extracted is None:
             return None
+        clean = cleaner(extracted.identifiers, options.dates)
         extracted = redact_visit(extracted, options.dates)
-        plan = plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields, options.dates)
+        plan = redact_plan(plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields,
+                                      options.dates), options.dates)
         if not for_placing:
             return plan
         return gzip_placed_images(dataclasses.replace(plan, thumbnails=_thumbnails(plan)))
-    except BidsFactoryError:
-        raise
+    except VisitWithoutImages as exc:
+        raise VisitWithoutImages(clean(str(exc)), tuple(Problem(clean(p.path), clean(p.reason), p.fatal)
+                                                       for p in exc.notes), exc.count) from None
+    except BidsFactoryError as exc:  # every message leaving a worker goes through the visit's redaction
+        raise type(exc)(clean(str(exc))) from None
     except Exception as exc:  # a bug or an unforeseen input: this visit fails, the others go on
-        log.debug("visit %s failed:\n%s", visit.scan_research_id, traceback.format_exc())
-        raise VisitError(f"visit {visit.scan_research_id}: internal error {type(exc).__name__}: {exc}") from None
+        log.debug("visit %s failed:\n%s", visit.scan_research_id, clean(traceback.format_exc()))
+        raise VisitError(clean(f"visit {visit.scan_research_id}: internal error {type(exc).__name__}: {exc}")
+                         ) from None
 
 
 def _thumbnails(plan: VisitPlan) -> dict[str, bytes]:
@@ -263,6 +280,11 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
                 yield visit, exc
 
 
+def _case_twin(label: str, labels) -> str | None:
+    """A label among ``labels`` that differs from ``label`` only in case (``ABC``/``abc``), else None."""
+    return next((other for other in sorted(labels) if other != label and other.casefold() == label.casefold()), None)
+
+
 def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes,
            apply_changes: bool = False) -> VisitResult:
     visit = plan.extracted.visit
@@ -274,6 +296,16 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
     if known is not None and not same_patient(known, raw_id, secret):
         reason = (f"visit {visit.scan_research_id}: two different PatientIDs give the same subject label "
                   f"{subject}; not merged (rename one patient's id upstream)")
+        return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
+    folded = _case_twin(plan.subject_label, set(subjects) | {sub.removeprefix("sub-") for sub, _ in sessions})
+    if folded is not None:
+        reason = (f"visit {visit.scan_research_id}: subject label {subject} differs from sub-{folded} only in case "
+                  "(one folder on a case-insensitive disk); not merged (rename one patient's id upstream)")
+        return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
+    folded = _case_twin(session, {ses for sub, ses in sessions if sub == subject})
+    if folded is not None:
+        reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} differs from {folded} "
+                  "only in case (one folder on a case-insensitive disk); not merged")
         return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
     owner = sessions.get((subject, session))
     if owner is not None and owner != visit.scan_research_id:
@@ -288,6 +320,12 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
     if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
         subjects[plan.subject_label] = entry
         writer.write_json(SUBJECTS_FILE, subjects)
+    digests = writer.read_json(IDENTIFIER_KEYS_FILE, default={}) or {}
+    known = digests.get(plan.subject_label)
+    if known != (digests.setdefault(plan.subject_label, identifier_digests(secret, plan.extracted.identifiers, known))
+                 if known is None else identifier_digests(secret, plan.extracted.identifiers, known)):
+        digests[plan.subject_label] = identifier_digests(secret, plan.extracted.identifiers, known)
+        writer.write_json(IDENTIFIER_KEYS_FILE, digests)  # the EHR stage finds them in the subject's rows
     moved = ()
     if elsewhere is not None:
         record = writer.read_json(VISIT_RECORDS / f"{elsewhere[0]}_{elsewhere[1]}.json")

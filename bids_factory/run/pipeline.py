@@ -62,6 +62,8 @@ def convert(options: ConvertOptions) -> RunSummary:
     # announced once done: bad input (no export, a dataset path that cannot be a folder) stays one error line
     phases.done("discover", f"{len(visits)} visits in {options.export} ({time.monotonic() - began:.1f} s)")
     with writer.staging_area() as staging:
+        with writer.locked(options.wait):  # a tighter date policy applies to what earlier runs wrote, first
+            writer.apply_date_policy()
         phases.start("convert", f"{len(todo)} of {len(visits)} visits new or changed")
         if todo:
             conversion.convert_visits(todo, staging, writer, rules, options, report, phases)

@@ -12,6 +12,7 @@ RUN_RECORDS = STATE_DIR / "runs"  # one record per run, and the validator's full
 WRITTEN = STATE_DIR / "written"  # what bids-factory last wrote of each merged JSON file (json_merge's base)
 VISIT_RECORDS = STATE_DIR / "visits"
 SUBJECTS_FILE = STATE_DIR / "subjects.json"
+IDENTIFIER_KEYS_FILE = STATE_DIR / "identifier-keys.json"  # keyed hashes of each subject's identifiers (ehr/)
 THUMBNAILS = STATE_DIR / "thumbnails"
 REPORT_PAGE = STATE_DIR / "report.html"
 SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs

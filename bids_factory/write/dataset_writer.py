@@ -37,6 +37,7 @@ from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, R
                                               THUMBNAILS, UNLISTED, VISIT_RECORDS)
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
+from bids_factory.write.date_policy import tighten
 
 
 
@@ -179,7 +180,7 @@ class DatasetWriter(RunRecords, VisitStates):
         written = written_manifest(build)
         written.update({p: previous["written"][p] for p in carried if p in (previous or {}).get("written", {})})
         leaving = [path for change in result.applied for path in image_files(previous, change.path)]
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = self._aside_stamp(self.root / REPLACED / f"{subject}_{session}")
         aside = dict(link_files(session_dir, leaving, self.root / REPLACED / f"{subject}_{session}" / stamp, self.root))
         left = [f"{change.applied(f'{subject}/{session}', aside.get(change.path))}; applied with {APPLY_OPTION} "
                 f"{plan.extracted.visit.scan_research_id}" for change in result.applied]
@@ -219,7 +220,7 @@ class DatasetWriter(RunRecords, VisitStates):
         writes under the same name is kept aside in ``code/bids-factory/kept/``, and :attr:`kept_aside`
         says so. ``skip``: files of placed images already carried (edits included) or replaced."""
         found = person_files(session_dir, self.read_json(VISIT_RECORDS / f"{name}.json"), scans)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = self._aside_stamp(self.root / KEPT_ASIDE / name)
         for path in found.added + found.edited:
             if path in skip:
                 continue
@@ -235,6 +236,13 @@ class DatasetWriter(RunRecords, VisitStates):
                 os.link(session_dir / path, target, follow_symlinks=False)
             except OSError:  # another filesystem mounted inside the session: copied
                 shutil.copy2(session_dir / path, target, follow_symlinks=False)
+
+    def _aside_stamp(self, folder: Path) -> str:
+        """The name of a new folder of files set aside (kept or replaced): its UTC time, or under a date
+        policy other than keep a sequence number (no date in a path either)."""
+        if self.dates.keeps:
+            return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        return f"n{len(list(folder.glob('n*'))) + 1 if folder.is_dir() else 1:08d}"
 
     def _write_thumbnails(self, plan: VisitPlan, session: Path, result: Reconciliation) -> None:
         """The report's pictures of a session's images (those of the placed images that stay are kept)."""
@@ -302,6 +310,13 @@ class DatasetWriter(RunRecords, VisitStates):
 
     def write_json(self, relpath: Path | str, data) -> None:
         self.write_text(relpath, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def apply_date_policy(self) -> bool:
+        """What earlier runs wrote under a looser date policy, written again under this one
+        (:mod:`bids_factory.write.date_policy`); whether the policy tightened."""
+        def write(path: Path, text: str) -> None:
+            self.changed += _write_text(path, text, self._tmp_dir())
+        return tighten(self.root / STATE_DIR, self.dates, write)
 
     # -- incremental state ---------------------------------------------------------------------
     def dataset_files_state(self) -> dict | None:

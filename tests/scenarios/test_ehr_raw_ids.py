@@ -25,7 +25,8 @@ def test_an_ehr_id_that_only_sanitises_like_a_dicom_id_is_not_linked_and_reporte
     assert sorted(before) == ["sub-12343hucheng", "sub-FRUIT"]
     ehr = export / "EHR" / "2024" / "20240106"
     ehr.mkdir(parents=True)
-    (ehr / "demographics.csv").write_text("patient_id,age\n12343-hucheng,40\nfruit,33\nFRUIT,50\n")
+    # fruit: the GE export's PatientName is FRUIT too, so that id holds a word of a person's name (issue 22)
+    (ehr / "demographics.csv").write_text("patient_id,age\n12343-hucheng,40\n12343HUCHENG,33\nfruit,20\nFRUIT,50\n")
 
     capsys.readouterr()
     assert main(command) == 1  # refused like any two raw ids giving one label
@@ -34,10 +35,13 @@ def test_an_ehr_id_that_only_sanitises_like_a_dicom_id_is_not_linked_and_reporte
     assert ("patient id '12343-hucheng' becomes sub-12343hucheng, the subject of images whose PatientID is another "
             "id") in text
     assert "'FRUIT' becomes" not in text  # the images' own raw id is linked
-    assert "EHR participant sub-fruit and the images' sub-FRUIT differ only in case: not linked" in text
+    assert ("EHR participant sub-12343HUCHENG and the images' sub-12343hucheng differ only in case: not linked"
+            in text)
+    assert "1 patient id(s) of the EHR tables hold a word of a visit's person names" in text  # fruit, not FRUIT
     after = _participants(bids)
-    assert sorted(after) == ["sub-12343hucheng", "sub-FRUIT", "sub-fruit"]
+    assert sorted(after) == ["sub-12343HUCHENG", "sub-12343hucheng", "sub-FRUIT"]
     assert after["sub-12343hucheng"]["age"] == "n/a"  # not linked to the other id's row
-    assert after["sub-FRUIT"]["age"] == "50" and after["sub-fruit"]["age"] == "33"
+    assert after["sub-FRUIT"]["age"] == "50" and after["sub-12343HUCHENG"]["age"] == "33"
     phenotype = read_tsv(bids / "phenotype" / "demographics.tsv")[1]
-    assert sorted((r["participant_id"], r["age"]) for r in phenotype) == [("sub-FRUIT", "50"), ("sub-fruit", "33")]
+    assert sorted((r["participant_id"], r["age"]) for r in phenotype) == [("sub-12343HUCHENG", "33"),
+                                                                          ("sub-FRUIT", "50")]

@@ -22,7 +22,7 @@ def _image(path, **texts):
 def test_every_text_field_is_read_and_blanked_at_its_own_place(tmp_path):
     path = _image(tmp_path / "a.nii.gz", db_name="DOE^JANE 1234567", descrip="TE=30;Time=101010",
                   aux_file="MRN 7654321", intent_name="JANE")
-    assert header_texts(path) == {"db_name": "DOE^JANE 1234567", "descrip": "TE=30;Time=101010",
+    assert header_texts(path) == {"data_type": "", "db_name": "DOE^JANE 1234567", "descrip": "TE=30;Time=101010",
                                   "aux_file": "MRN 7654321", "intent_name": "JANE"}
     voxels = np.asanyarray(nib.load(path).dataobj).copy()
     assert sorted(blank_text_fields(path, lambda text: "JANE" in text or "MRN" in text)) == [
@@ -34,6 +34,20 @@ def test_every_text_field_is_read_and_blanked_at_its_own_place(tmp_path):
     assert np.array_equal(np.asanyarray(nib.load(path).dataobj), voxels)
     with gzip.open(path, "rb") as handle:
         assert b"DOE" not in handle.read(352) and b"7654321" not in gzip.open(path).read(352)
+
+
+def test_the_unused_nifti1_text_fields_are_blanked_whatever_they_hold(tmp_path):
+    """data_type (10 bytes) and db_name (18), ANALYZE leftovers nothing reads: blanked even when the caller
+    finds nothing in them (a name nobody listed may be there)."""
+    path = _image(tmp_path / "a.nii", descrip="TE=30", db_name="ward 7")
+    with open(path, "r+b") as image:
+        image.seek(4)
+        image.write(b"SMITH".ljust(10, b"\0"))
+    assert header_texts(path)["data_type"] == "SMITH"
+    assert sorted(blank_text_fields(path, lambda text: False)) == ["data_type", "db_name"]
+    assert header_texts(path) == {"data_type": "", "db_name": "", "descrip": "TE=30", "aux_file": "",
+                                  "intent_name": ""}
+    assert b"SMITH" not in path.read_bytes()
 
 
 def test_plain_header_text_is_blanked_in_place(tmp_path):
