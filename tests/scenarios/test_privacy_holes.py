@@ -109,6 +109,12 @@ def test_list_items_of_a_coded_key_and_nested_values():
     assert kept == {"ImageType": ["ORIGINAL", "PRIMARY", "OTHER"], "ShimSetting": [1, 2],
                     "IntendedFor": ["bids::sub-01/anat/jane.nii.gz"]}
     assert record.identifier_items == {"ImageType": 1}
+    # a reason the tool wrote keeps its own BIDS words (a patient named "Asl"), not what it quotes
+    from bids_factory.extract.redact import cleaner
+    from bids_factory.privacy.deidentify import bids_vocabulary
+    asl = VisitIdentifiers(names=frozenset({"asl", "jane"}))
+    assert cleaner(asl, spare=bids_vocabulary())("asl: series 'asl_jane'") == "asl: series 'asl_[removed]'"
+    assert cleaner(asl)("asl: x") == "[removed]: x"
     assert sorted(record.identifier_keys) == ["DeidentificationMethodCodeSequence", "ImageTypeText"]
 
 
@@ -194,6 +200,16 @@ def test_ehr_columns_cells_and_ids_holding_a_visits_identifiers_are_not_written(
     assert (bids / "phenotype" / "notes.tsv").read_text().splitlines()[1:] == ["sub-HOSP7731\ty"]
     assert code != 0  # the named EHR ids are an error to correct upstream
     assert found(bids, out, dates=True) == []
+    # a later day's table, read by a run that converts nothing: the keyed hashes still find the identifiers
+    later = export / "EHR" / "2024" / "20240313"
+    later.mkdir(parents=True)
+    (later / "demographics.csv").write_text("patient_id,visit_id,patient_name,comment\n"
+                                            "HOSP-7731,V2,Jane Zabriskie,called Zabriskie\n")
+    code, out = run(export, bids, "--dates", "drop")
+    assert "'patient_name' holds the identifiers" in out, out
+    assert "0 of 2 visits new or changed" in out, out
+    assert found(bids, out, dates=True) == []
+    assert_valid_bids(bids)
 
 
 def test_switching_dates_keep_to_drop_leaves_no_date_from_earlier_runs(tmp_path):
