@@ -1,0 +1,61 @@
+"""Bad input, second round: one bad thing stays local to its visit, is named once in one line, and is bounded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bids_factory.run.pipeline import ConvertOptions, convert
+from conftest import TEST_HEURISTICS, TRANSFER_SYNTAXES, add_series, assert_valid_bids
+
+HEURISTIC = TEST_HEURISTICS / "transfer_syntaxes.json"
+DICOM = sorted(TRANSFER_SYNTAXES.glob("*.dcm"))[0]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bids_factory", *map(str, args)], capture_output=True, text=True)
+
+
+def test_visit_names_no_file_system_holds_fail_alone(export, bids):
+    # 231 characters: its BIDS file names are too long; 245: even sub-X_ses-Y_scans.tsv is (refused before dcm2niix)
+    long_names = ["V" * 231, "W" * 245]
+    for name in [*long_names, "V2"]:
+        add_series(export, "20230302", name, DICOM, subfolder="a")
+
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=HEURISTIC))
+
+    assert {v.scan_research_id: v.status for v in report.visits} == {
+        long_names[0]: "failed", long_names[1]: "failed", "V2": "placed"}
+    for name in long_names:
+        [problem] = [p for p in report.problems if name in p.path]
+        assert problem.fatal and "longer than a file system holds (255): not converted" in problem.reason
+        assert "\n" not in problem.reason and name not in problem.reason  # the path names it, the line stays short
+    assert report.failed
+    assert (bids / "dataset_description.json").is_file() and report.report_page
+    assert len(list(bids.glob("code/bids-factory/runs/*.json"))) >= 1
+    assert_valid_bids(bids)
+
+
+def test_cli_long_visit_name_one_line_and_inventory_goes_on(export, tmp_path):
+    add_series(export, "20230302", "V" * 231, DICOM, subfolder="a")
+    add_series(export, "20230302", "V2", DICOM, subfolder="a")
+    done = _cli("convert", export, tmp_path / "bids", "--heuristic", HEURISTIC, "--no-validate")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and "internal error" not in done.stdout + done.stderr
+    assert [line for line in done.stdout.splitlines() if "FAILED" in line and "longer than a file system" in line]
+    assert (tmp_path / "bids" / "dataset_description.json").is_file()
+    assert list((tmp_path / "bids").rglob("sub-*_ses-V2_*.nii.gz"))
+
+    listed = _cli("inventory", export, "--heuristic", HEURISTIC, "--no-validate")
+    assert listed.returncode == 1 and "Traceback" not in listed.stdout + listed.stderr
+    assert "visit V2 (sub-" in listed.stdout and "cannot be converted" in listed.stdout
+
+
+def test_inventory_of_a_visit_not_in_the_export_exits_non_zero(export):
+    add_series(export, "20230302", "V2", DICOM, subfolder="a")
+    listed = _cli("inventory", export, "--heuristic", HEURISTIC, "--visit", "NOPE", "--no-validate")
+    assert listed.returncode == 1
+    assert [line for line in listed.stdout.splitlines() if "NOPE" in line] == [
+        "  FAILED: NOPE: visit named with --visit is not in the export"]
+    assert "Traceback" not in listed.stderr
