@@ -47,7 +47,7 @@ def convert_visits(todo: list[Visit], staging: Path, writer: DatasetWriter, rule
                    report: RunSummary, phases: Phases) -> None:
     """Convert the new or changed visits batch by batch and place each batch under the write lock."""
     progress = Progress(len(todo), "convert")
-    batch = max(BATCH_VISITS, 4 * options.jobs)
+    batch = max(BATCH_VISITS, 4 * worker_count(options.jobs, len(todo)))
     fields: set[str] = set()  # every sidecar field of the run, for the heuristic's criteria
     for start in range(0, len(todo), batch):
         # converted outside the lock (parallel runs convert at once), placed batch by batch: a long
@@ -221,10 +221,24 @@ def _shared_by_workers() -> None:
     dcm2niix_version()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a SLURM or container limit counts), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this system
+        return os.cpu_count() or 1
+
+
+def worker_count(jobs: int, visits: int) -> int:
+    """``--jobs``, but never more workers than visits to convert nor than the CPUs the run may use."""
+    return max(1, min(jobs, visits, usable_cpus()))
+
+
 def _run_workers(visits, start: int, staging: Path, rules: Rules, options: ConvertOptions):
     """Yield (visit, VisitPlan | None | VisitError) in export order, converting ``jobs`` at once."""
     folders = [staging / f"visit-{start + i:05d}" for i in range(len(visits))]
-    if options.jobs <= 1:
+    workers = worker_count(options.jobs, len(visits))
+    if workers <= 1:
         for visit, folder in zip(visits, folders):
             try:
                 yield visit, extract_and_plan(visit, folder, rules, options)
@@ -232,7 +246,7 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
                 yield visit, exc
         return
     _shared_by_workers()
-    with cf.ProcessPoolExecutor(max_workers=options.jobs, initializer=die_with_parent,
+    with cf.ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
                                 initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(extract_and_plan, visit, folder, rules, options)
                    for visit, folder in zip(visits, folders)]

@@ -59,3 +59,32 @@ def test_inventory_of_a_visit_not_in_the_export_exits_non_zero(export):
     assert [line for line in listed.stdout.splitlines() if "NOPE" in line] == [
         "  FAILED: NOPE: visit named with --visit is not in the export"]
     assert "Traceback" not in listed.stderr
+
+
+def test_jobs_never_forks_more_workers_than_visits_or_cpus(export, bids, monkeypatch):
+    import concurrent.futures as cf
+
+    from bids_factory.run import batches
+
+    for name in ("V1", "V2", "V3"):
+        add_series(export, "20230302", name, DICOM, subfolder="a")
+    pools = []
+    real_pool = cf.ProcessPoolExecutor
+
+    def counted_pool(max_workers=None, **kwargs):
+        pools.append(max_workers)
+        return real_pool(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(batches.cf, "ProcessPoolExecutor", counted_pool)
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=HEURISTIC, jobs=1000, validate=False))
+
+    assert [v.status for v in report.visits] == ["placed"] * 3
+    expected = min(3, batches.usable_cpus())
+    assert pools == ([expected] if expected > 1 else [])  # one worker: no pool at all
+
+
+def test_negative_wait_is_a_wrong_command_line(export, tmp_path):
+    for command in (["convert", export, tmp_path / "bids"], ["slurm", export, tmp_path / "bids", "--dry-run"]):
+        done = _cli(*command, "--wait", "-5")
+        assert done.returncode == 2 and "expected a number of seconds >= 0, got '-5'" in done.stderr
+        assert "Traceback" not in done.stderr and not (tmp_path / "bids").exists()
