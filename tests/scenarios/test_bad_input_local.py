@@ -88,3 +88,14 @@ def test_negative_wait_is_a_wrong_command_line(export, tmp_path):
         done = _cli(*command, "--wait", "-5")
         assert done.returncode == 2 and "expected a number of seconds >= 0, got '-5'" in done.stderr
         assert "Traceback" not in done.stderr and not (tmp_path / "bids").exists()
+
+
+def test_heuristic_with_a_duplicated_key_is_refused_before_any_conversion(export, tmp_path):
+    add_series(export, "20230302", "V2", DICOM, subfolder="a")
+    site = tmp_path / "site.json"
+    site.write_text('{\n  "descriptions": [],\n  "descriptions": []\n}\n')
+    done = _cli("convert", export, tmp_path / "bids", "--heuristic", site, "--no-validate")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr == (f'bids-factory: error: heuristic {site}: key "descriptions" given twice in one object '
+                           "(line 3): JSON keeps only the last one; merge the two into one key\n")
+    assert not list((tmp_path / "bids").rglob("*.nii.gz"))
