@@ -99,3 +99,28 @@ def test_heuristic_with_a_duplicated_key_is_refused_before_any_conversion(export
     assert done.stderr == (f'bids-factory: error: heuristic {site}: key "descriptions" given twice in one object '
                            "(line 3): JSON keeps only the last one; merge the two into one key\n")
     assert not list((tmp_path / "bids").rglob("*.nii.gz"))
+
+
+def test_nifti_sidecar_nested_100000_deep_is_a_problem_of_its_series(tmp_path):
+    import json
+
+    from test_nifti_route import HEURISTIC as XA30_HEURISTIC, _nifti_export
+    from conftest import XA30
+
+    series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+    export = tmp_path / "export"
+    _nifti_export(export, "20240105", "GOOD01", [series["7"]])
+    visit = _nifti_export(export, "20240105", "DEEP01", [series["7"], series["8"]])
+    [deep] = sorted(visit.glob("8_*e1.json"))
+    data = json.loads(deep.read_text())
+    deep.write_text(json.dumps(data)[:-1] + ', "Nested": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+    report = convert(ConvertOptions(export=export, bids=tmp_path / "bids", heuristic=XA30_HEURISTIC))
+
+    statuses = {v.scan_research_id: v.status for v in report.visits}
+    assert statuses == {"GOOD01": "placed", "DEEP01": "placed"}  # the other series of DEEP01 too
+    [problem] = [p for p in report.problems if p.path.endswith(deep.name) or p.path.endswith(deep.stem + ".nifti")]
+    assert problem.fatal and "nested deeper than 32 levels" in problem.reason
+    assert not [p for p in report.problems if "internal error" in p.reason or "RecursionError" in p.reason]
+    assert report.failed
+    assert_valid_bids(tmp_path / "bids")
