@@ -37,7 +37,8 @@ from bids_factory.run.options import ConvertOptions
 from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import dataset_view, issue_summary, run_validator, unindexed_images
-from bids_factory.write.dataset_writer import SUBJECTS_FILE, DatasetWriter
+from bids_factory.tsv import render_tsv
+from bids_factory.write.dataset_writer import LINKAGE, SUBJECTS_FILE, DatasetWriter
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -84,6 +85,9 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     if ehr.tables:  # an export without EHR tables has no linkage to report
         image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
         report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
+    rows = [{"participant_id": f"sub-{label}", "linkage": "images without EHR row"} for label in report.images_without_ehr]
+    rows += [{"participant_id": f"sub-{label}", "linkage": "EHR without images"} for label in report.ehr_without_images]
+    writer.write_text(LINKAGE, render_tsv(["participant_id", "linkage"], rows))  # the summary names the first few
     if options.validate and (writer.changed or not report.visits):
         phases.start("validator", "bids-validator-deno and the pybids read-back")
         _validate(writer, report, staging)

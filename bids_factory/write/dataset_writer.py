@@ -43,6 +43,7 @@ SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submissio
 SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600
 RUN_RECORDS = STATE_DIR / "runs"
 KEPT_ASIDE = STATE_DIR / "kept"  # a person's files a reconverted session now has under the same name
+LINKAGE = STATE_DIR / "linkage.tsv"  # every subject with images but no EHR row and every EHR patient without images
 HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry), for the report's history
 # what the dataset-level files were last computed from (EHR files, options) and that run's EHR outcome:
 # a run with nothing new skips them; placing a visit removes it (a killed run leaves them to the next run)

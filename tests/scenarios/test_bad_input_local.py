@@ -124,3 +124,24 @@ def test_nifti_sidecar_nested_100000_deep_is_a_problem_of_its_series(tmp_path):
     assert not [p for p in report.problems if "internal error" in p.reason or "RecursionError" in p.reason]
     assert report.failed
     assert_valid_bids(tmp_path / "bids")
+
+
+def test_summary_run_record_and_page_stay_small_whatever_the_ehr(export, tmp_path):
+    add_series(export, "20230302", "V2", DICOM, subfolder="a")
+    table = export / "EHR/2023/20230302/demographics.csv"
+    table.parent.mkdir(parents=True)
+    table.write_text("patient_id,sex,age\n" + "".join(f"P{i:06d},F,{20 + i % 60}\n" for i in range(20_000)))
+    bids = tmp_path / "bids"
+
+    done = _cli("convert", export, bids, "--heuristic", HEURISTIC, "--no-validate")
+
+    assert done.returncode == 0, done.stderr
+    [line] = [line for line in done.stdout.splitlines() if "EHR patients without images" in line]
+    assert line.startswith("  linkage: 20000 EHR patients without images: sub-P000000, sub-P000001")
+    assert line.endswith("sub-P000009 and 19990 more (all: code/bids-factory/linkage.tsv)")
+    assert len(done.stdout) < 4000
+    [record] = (bids / "code/bids-factory/runs").glob("run-*.json")
+    assert record.stat().st_size < 4000 and (bids / "code/bids-factory/report.html").stat().st_size < 40_000
+    listed = (bids / "code/bids-factory/linkage.tsv").read_text().splitlines()
+    assert listed[0] == "participant_id\tlinkage" and len(listed) == 1 + 20_000 + 1  # and sub-crlab: no EHR row
+    assert "sub-P019999\tEHR without images" in listed and "sub-crlab\timages without EHR row" in listed
