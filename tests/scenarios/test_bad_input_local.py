@@ -145,3 +145,21 @@ def test_summary_run_record_and_page_stay_small_whatever_the_ehr(export, tmp_pat
     listed = (bids / "code/bids-factory/linkage.tsv").read_text().splitlines()
     assert listed[0] == "participant_id\tlinkage" and len(listed) == 1 + 20_000 + 1  # and sub-crlab: no EHR row
     assert "sub-P019999\tEHR without images" in listed and "sub-crlab\timages without EHR row" in listed
+
+
+def test_ehr_table_with_absurd_column_count_is_refused_alone(export, bids):
+    add_series(export, "20230302", "V2", DICOM, subfolder="a")
+    day = export / "EHR/2023/20230302"
+    day.mkdir(parents=True)
+    (day / "demographics.csv").write_text("patient_id,sex\ncrlab,F\n")
+    (day / "sideways.csv").write_text("patient_id," + ",".join(f"c{i}" for i in range(50_000)) + "\n"
+                                      + "crlab," + ",".join("1" for _ in range(50_000)) + "\n")
+
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=HEURISTIC, validate=False))
+
+    assert [v.status for v in report.visits] == ["placed"]
+    [problem] = [p for p in report.problems if "sideways" in p.path]
+    assert problem.fatal and "the header has 50001 columns, more than 5000: not read" in problem.reason
+    assert report.failed
+    assert "sex" in (bids / "participants.tsv").read_text().splitlines()[0]
+    assert_valid_bids(bids)
