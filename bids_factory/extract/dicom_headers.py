@@ -99,6 +99,9 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
                 non_image[(source.folder.relpath, non_image_kind(MEDIA_DIRECTORY), None, source.path.name)].append(source)
             elif _has_dicom_preamble(source.path):
                 problems.append(Problem(source.relpath, f"corrupt DICOM file ({type(exc).__name__}): not converted"))
+            elif archive := archive_kind(source.path):  # images the converter never sees: the visit is incomplete
+                problems.append(Problem(source.relpath, f"{archive} archive: not converted, extract it in the export "
+                                                        "and the next run converts its files"))
             else:
                 non_dicom += 1
                 problems.append(Problem(source.relpath, "not a DICOM file: ignored", fatal=False))
@@ -183,6 +186,24 @@ def _media_storage_class(path: Path) -> str:
         return str(read_file_meta_info(path).get("MediaStorageSOPClassUID", "") or "")
     except PYDICOM_READ_ERRORS:
         return ""
+
+
+# what a file starts with when it is an archive or a compressed file (tar: "ustar" at byte 257)
+ARCHIVE_SIGNATURES = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"PK\x07\x08", "zip"),
+                      (b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
+                      (b"7z\xbc\xaf\x27\x1c", "7-Zip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"Rar!\x1a\x07", "RAR"))
+
+
+def archive_kind(path: Path) -> str | None:
+    """``"zip"``, ``"gzip"``, ``"tar"``... when the file is an archive or a compressed file, else ``None``."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(262)
+    except OSError:
+        return None
+    if start[257:262] == b"ustar":
+        return "tar"
+    return next((kind for magic, kind in ARCHIVE_SIGNATURES if start.startswith(magic)), None)
 
 
 def _has_dicom_preamble(path: Path) -> bool:

@@ -163,3 +163,30 @@ def test_ehr_table_with_absurd_column_count_is_refused_alone(export, bids):
     assert report.failed
     assert "sex" in (bids / "participants.tsv").read_text().splitlines()[0]
     assert_valid_bids(bids)
+
+
+def test_archive_among_dicom_series_is_a_problem_of_its_visit(export, bids):
+    import tarfile
+    import zipfile
+
+    visit = add_series(export, "20230302", "V1", DICOM, subfolder="a")
+    add_series(export, "20230302", "V2", DICOM, subfolder="a")
+    with zipfile.ZipFile(visit / "series9.zip", "w") as archive:
+        archive.write(DICOM, "series9/1.dcm")
+    with tarfile.open(visit / "series10.tar.gz", "w:gz") as archive:
+        archive.add(DICOM, "series10/1.dcm")
+    with tarfile.open(visit / "series11.tar", "w") as archive:
+        archive.add(DICOM, "series11/1.dcm")
+
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=HEURISTIC, validate=False))
+
+    assert {v.scan_research_id: v.status for v in report.visits} == {"V1": "placed", "V2": "placed"}
+    named = {p.path.rsplit("/", 1)[-1]: (p.reason, p.fatal) for p in report.problems if "archive" in p.reason}
+    assert named == {
+        "series9.zip": ("zip archive: not converted, extract it in the export and the next run converts its files", True),
+        "series10.tar.gz": ("gzip archive: not converted, extract it in the export and the next run converts its "
+                            "files", True),
+        "series11.tar": ("tar archive: not converted, extract it in the export and the next run converts its files", True),
+    }
+    assert report.failed
+    assert_valid_bids(bids)
