@@ -86,6 +86,8 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
     malformed: dict[tuple, list[SourceFile]] = defaultdict(list)  # (SeriesNumber text, names) -> files
     non_dicom = 0
     problems: list[Problem] = []
+    kept: list[tuple] = []  # (file, SeriesNumber, names, ImageHeader) of the files that name a patient
+    without_patient: list[tuple] = []  # the same, for files without PatientID
     for source in sources:
         if source.path.name.upper() == "DICOMDIR" and _media_storage_class(source.path) == MEDIA_DIRECTORY:
             non_image[(source.folder.relpath, non_image_kind(MEDIA_DIRECTORY), None, source.path.name)].append(source)
@@ -127,14 +129,20 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         except (TypeError, ValueError):
             malformed[(str(ds.get("SeriesNumber")), names)].append(source)
             continue
-        dicom_files.append(source)
         patient_id = str(ds.get("PatientID", "") or "").strip()
-        if patient_id:
-            patient_ids.add(patient_id)
+        if not patient_id:  # whose? kept aside until the visit's other files are read
+            without_patient.append((source, number, names, ImageHeader.read(ds)))
+            continue
+        patient_ids.add(patient_id)
+        kept.append((source, number, names, ImageHeader.read(ds)))
+    if not patient_ids:  # no file names a patient: the visit fails on that (extract), as one visit
+        kept, without_patient = kept + without_patient, []
+    for source, number, names, image in kept:
+        dicom_files.append(source)
         file_series.append(number)
         series_folders[number].add(source.folder.relpath)
         series_files[number].append(source)
-        series_images[number].append(ImageHeader.read(ds))
+        series_images[number].append(image)
         series_names.setdefault(number, names)
     return VisitHeaders(
         dicom_files=tuple(dicom_files),
@@ -147,7 +155,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         series_files=dict(series_files),
         series_images={k: tuple(v) for k, v in series_images.items()},
         non_image_objects=sum(len(files) for files in non_image.values()),
-        refused=tuple(_malformed_series(malformed)),
+        refused=tuple(_malformed_series(malformed)) + tuple(_series_without_patient(without_patient)),
     )
 
 
@@ -178,6 +186,22 @@ def _malformed_series(malformed: dict) -> list[SeriesOutcome]:
                           f"SeriesNumber {text!r} is not a number (DICOM IS): its {len(files)} file(s) "
                           f"({_folder(files[0])}) are not converted")
             for (text, names), files in malformed.items()]
+
+
+def _series_without_patient(files: list[tuple]) -> list[SeriesOutcome]:
+    """Files without PatientID in a visit whose other files name its patient: nothing says they are that
+    patient's; held back and named per series, never merged into the visit's subject."""
+    series: dict[tuple, list[SourceFile]] = defaultdict(list)
+    for source, number, names, _ in files:
+        series[(number, names)].append(source)
+    return [SeriesOutcome(Series(nifti=None, sidecar=None, extras=(), series_number=number,
+                                 series_description=names[0], protocol_name=names[1], image_type=names[2],
+                                 source_folders=tuple(sorted({s.folder.relpath for s in sources}))),
+                          SeriesStatus.HELD_BACK,
+                          f"no PatientID in its {len(sources)} file(s) ({_folder(sources[0])}) while the visit's other "
+                          "files name a patient: not converted (nothing says it is that patient's; set PatientID "
+                          "upstream)")
+            for (number, names), sources in series.items()]
 
 
 def _media_storage_class(path: Path) -> str:

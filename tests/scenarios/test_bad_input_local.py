@@ -190,3 +190,30 @@ def test_archive_among_dicom_series_is_a_problem_of_its_visit(export, bids):
     }
     assert report.failed
     assert_valid_bids(bids)
+
+
+def test_series_without_patient_id_is_named_not_merged_into_the_visit(export, bids):
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    visit = add_series(export, "20230302", "V1", DICOM, subfolder="a")
+    add_series(export, "20230302", "V2", DICOM, subfolder="a")
+    ds = pydicom.dcmread(DICOM)
+    ds.PatientID = ""
+    ds.SeriesNumber = 99
+    ds.SeriesDescription = "stray"
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    (visit / "stray").mkdir()
+    ds.save_as(visit / "stray" / "1.dcm")
+
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=HEURISTIC, validate=False))
+
+    assert {v.scan_research_id: v.status for v in report.visits} == {"V1": "placed", "V2": "placed"}
+    [v1] = [v for v in report.visits if v.scan_research_id == "V1"]
+    assert v1.placed == 1
+    [stray] = [o for o in v1.not_placed if o.series.series_number == 99]
+    assert stray.status == "held-back" and stray.reason.startswith(
+        "no PatientID in its 1 file(s) (DICOM/2023/20230302/V1/stray) while the visit's other files name a patient")
+    assert len(list(bids.rglob("sub-*_ses-V1_*.nii.gz"))) == 1
+    assert_valid_bids(bids)
