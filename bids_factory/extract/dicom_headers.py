@@ -130,10 +130,13 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
             malformed[(str(ds.get("SeriesNumber")), names)].append(source)
             continue
         patient_id = str(ds.get("PatientID", "") or "").strip()
-        if not patient_id:  # whose? kept aside until the visit's other files are read
+        # whose? kept aside until the visit's other files are read (a header that ends before (0020,0011)
+        # SeriesNumber may be cut before PatientID: dcm2niix names that file)
+        if not patient_id and "SeriesNumber" in ds:
             without_patient.append((source, number, names, ImageHeader.read(ds)))
             continue
-        patient_ids.add(patient_id)
+        if patient_id:
+            patient_ids.add(patient_id)
         kept.append((source, number, names, ImageHeader.read(ds)))
     if not patient_ids:  # no file names a patient: the visit fails on that (extract), as one visit
         kept, without_patient = kept + without_patient, []

@@ -45,6 +45,7 @@ class NiftiVisitPart:
     ignored_files: int  # neither image, JSON, .bval nor .bvec
 
 
+STAGED_STEM = 120  # characters of an export file's name kept in its staged name (the index keeps them apart)
 MAX_SIDECAR_DEPTH = 32  # objects/lists inside each other in a NIfTI export's JSON sidecar
 
 
@@ -75,7 +76,7 @@ def stage_nifti_files(files: Sequence[SourceFile], staging: Path, patient_id_fie
     problems: list[Problem] = []
     for index, ((_, stem), group) in enumerate(groups.items()):
         try:
-            staged, patient_id = _stage_pair(group, staging, f"{index:04d}_{_UNSAFE.sub('_', stem)}",
+            staged, patient_id = _stage_pair(group, staging, f"{index:04d}_{_UNSAFE.sub('_', stem)[:STAGED_STEM]}",
                                              patient_id_field)
         except _Unusable as exc:
             problems.append(Problem(_first(group).relpath, str(exc), fatal=exc.fatal))

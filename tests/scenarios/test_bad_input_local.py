@@ -217,3 +217,21 @@ def test_series_without_patient_id_is_named_not_merged_into_the_visit(export, bi
         "no PatientID in its 1 file(s) (DICOM/2023/20230302/V1/stray) while the visit's other files name a patient")
     assert len(list(bids.rglob("sub-*_ses-V1_*.nii.gz"))) == 1
     assert_valid_bids(bids)
+
+
+def test_nifti_export_file_name_of_any_length_is_staged(tmp_path):
+    from test_nifti_route import HEURISTIC as XA30_HEURISTIC, _nifti_export
+    from conftest import XA30
+
+    series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+    export = tmp_path / "export"
+    visit = _nifti_export(export, "20240105", "LONG01", [series["7"]])
+    long_stem = "7_" + "x" * 240  # 248 bytes with .nifti: the export holds it, a staged .nii.gz of it would not
+    for path in list(visit.iterdir()):
+        path.rename(visit / (long_stem + path.suffix))
+
+    report = convert(ConvertOptions(export=export, bids=tmp_path / "bids", heuristic=XA30_HEURISTIC))
+
+    assert [(v.scan_research_id, v.status, v.placed) for v in report.visits] == [("LONG01", "placed", 1)]
+    assert not report.failed, report.problems
+    assert_valid_bids(tmp_path / "bids")
