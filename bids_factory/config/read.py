@@ -22,6 +22,7 @@ MAX_CONFIG_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64  # objects/lists (mappings/sequences) inside each other
 MAX_YAML_NODES = 1_000_000  # values once every YAML alias is expanded (a "billion laughs" file has 10**9)
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
+_KEY_COLON = re.compile(r"[ \t\r\n]*:")  # after a string: it is a key
 
 
 def read_config(path: Path, what: str, error: type[BidsFactoryError], yaml_allowed: bool = False):
@@ -78,7 +79,7 @@ def _json_fault(text: str) -> str | None:
         elif kind in "}]":
             if stack:
                 stack.pop()
-        elif stack and stack[-1] is not None and text[token.end():].lstrip(" \t\r\n").startswith(":"):
+        elif stack and stack[-1] is not None and _KEY_COLON.match(text, token.end()):
             key = kind
             if key in stack[-1]:
                 return (f"key {key} given twice in one object (line {_line(text, token.start())}): JSON keeps only "
