@@ -8,6 +8,7 @@ All values are plain, picklable dataclasses so visits can be processed in worker
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -37,6 +38,19 @@ def subject_label(raw: str) -> str:
 def session_label(raw: str) -> str:
     """The session label of a raw visit id; an id already written as ``ses-1`` stays ``1``."""
     return bids_label(raw.strip().removeprefix("ses-"))
+
+
+FILE_NAME_BYTES = 255  # the longest file name ext4, XFS, NFS and tmpfs hold (NAME_MAX)
+
+
+def too_long_file_name(name: str) -> bool:
+    """A file name no common file system can hold (``File name too long``)."""
+    return len(os.fsencode(name)) > FILE_NAME_BYTES
+
+
+def shortened(text: str, limit: int = 40) -> str:
+    """The start of a long name, for a message of one line."""
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 @dataclass(frozen=True)

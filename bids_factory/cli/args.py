@@ -101,7 +101,8 @@ def command_line() -> argparse.ArgumentParser:
                               "without it EHR columns are detected")
     convert.add_argument("--nifti-patient-field", default="PatientID", metavar="NAME",
                          help="NIfTI exports: the JSON field that holds the patient id (default: PatientID)")
-    convert.add_argument("--jobs", type=_positive, default=1, metavar="N", help="visits converted in parallel")
+    convert.add_argument("--jobs", type=_positive, default=1, metavar="N", help="visits converted in parallel: at most the visits to convert and the CPUs this "
+                              "process may use (its affinity, else os.cpu_count())")
     convert.add_argument("--participant-label", nargs="+", default=[], metavar="LABEL",
                          help="only convert visits of these subjects (labels with or without 'sub-')")
     convert.add_argument("--reconvert", action="store_true",
@@ -112,7 +113,7 @@ def command_line() -> argparse.ArgumentParser:
                          help="apply what the new conversion changes in these visits' placed images (a run reports "
                               "such changes and keeps the placed images until a person decides): the images that "
                               "leave are kept under code/bids-factory/replaced/ and CHANGES says why")
-    convert.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+    convert.add_argument("--wait", type=_seconds, default=0, metavar="SECONDS",
                          help="wait this long for another run's write lock instead of stopping (default 0)")
     convert.add_argument("--dataset-name", help="Name in dataset_description.json (first run)")
     convert.add_argument("--authors", nargs="+", metavar="NAME",
@@ -173,7 +174,7 @@ def command_line() -> argparse.ArgumentParser:
                        help='more sbatch options for both jobs, e.g. --sbatch="--partition=short --mem=8G"')
     slurm.add_argument("--image", type=Path, metavar="SIF",
                        help="run bids-factory in this Apptainer image (the export is bound read-only)")
-    slurm.add_argument("--wait", type=float, default=3600, metavar="SECONDS",
+    slurm.add_argument("--wait", type=_seconds, default=3600, metavar="SECONDS",
                        help="how long a job waits for another job's write lock (default 3600)")
     slurm.add_argument("--visit", nargs="+", default=[], metavar="ID", help="only these visits")
     slurm.add_argument("--reconvert", action="store_true", help="convert every visit again")
@@ -192,6 +193,17 @@ def command_line() -> argparse.ArgumentParser:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="verbose logging and tracebacks")
     parser.add_argument("--quiet", action="store_true", help="only warnings and the summary")
+
+
+def _seconds(text: str) -> float:
+    """A duration: a finite number >= 0 (``--wait -5`` or ``nan`` is a wrong command line)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:

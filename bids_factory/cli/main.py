@@ -111,7 +111,8 @@ def _inventory(args) -> int:
         print(f"starter heuristic with {len(starter['descriptions'])} rules written to {args.write_heuristic}: "
               f"set datatype and suffix of each rule (now {starter['descriptions'][0]['suffix']}), then run "
               f"bids-factory inventory {args.export} --heuristic {args.write_heuristic}", file=sys.stderr)
-    return EXIT_FAILED if any(v.error for v in inventory.visits) else EXIT_OK
+    failed = any(v.error for v in inventory.visits) or any(p.fatal for p in inventory.problems)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _visits(args) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +81,38 @@ def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> li
 DCM2BIDS_FIELDS = frozenset({"SidecarFilename"})
 
 
+def _invalid_pattern(config: dict, text: str) -> str | None:
+    """With ``search_method: re``, the first criteria value that is not a regular expression, named by
+    its rule and line (dcm2bids would fail every visit on it)."""
+    if config.get("search_method") != "re":
+        return None
+    for index, description in enumerate(config.get("descriptions", [])):
+        for field, value in description.get("criteria", {}).items():
+            for pattern in _strings(value):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    rule = description.get("bids_factory", {}).get("rule") or \
+                        f"#{index} {description.get('datatype')}/{description.get('suffix')}"
+                    at = text.find(json.dumps(pattern))
+                    line = f" (line {text.count(chr(10), 0, at) + 1})" if at >= 0 else ""
+                    return (f"rule {rule}: criteria {field} {pattern!r}{line} is not a regular expression "
+                            f"({exc}) and search_method is re: escape the special character with a backslash "
+                            "(\\\\ in JSON), or use search_method fnmatch")
+    return None
+
+
+def _strings(value) -> list[str]:
+    """Every string in a criteria value (a string, a list, ``{"any": [...]}``/``{"all": [...]}``)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _strings(item)]
+    return []
+
+
 def load_heuristic(path: Path | None = None) -> Heuristic:
     """Read and check a heuristic; any fault is a :class:`HeuristicError` naming where it is."""
     path = path or default_heuristic()
@@ -86,6 +120,9 @@ def load_heuristic(path: Path | None = None) -> Heuristic:
     faults = schema_faults(config, "heuristic.schema.json", text)
     if faults:
         raise HeuristicError(f"heuristic {path}: {faults}")
+    bad_pattern = _invalid_pattern(config, text)
+    if bad_pattern:
+        raise HeuristicError(f"heuristic {path}: {bad_pattern}")
     if config.get("post_op"):
         log.warning("heuristic %s: post_op is ignored (bids-factory never runs shell commands from a heuristic)", path)
     name = config.get("bids_factory", {}).get("name") or path.stem

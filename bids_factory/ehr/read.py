@@ -22,6 +22,8 @@ from bids_factory.errors import CsvError
 
 DELIMITER_NAMES = {",": ",", ";": ";", "\t": "\t", "tab": "\t", "|": "|"}
 _CANDIDATES = ("\t", ";", ",", "|")  # order breaks ties on the header line
+_FILLED_LINE = re.compile(r"[^\r\n]*\S[^\r\n]*")
+MAX_COLUMNS = 5000  # columns of one EHR table; far beyond a hospital's widest export
 _EXCEL_SEP = re.compile(r"^sep=([,;\t|])[ \t]*(\r?\n|$)")
 
 
@@ -86,9 +88,27 @@ codecs.register_error(_LEGACY_FALLBACK, _as_cp1252)
 codecs.register_error(_LATIN1_FALLBACK, _as_latin1)
 
 
+def _first_line(text: str) -> str:
+    """The first line holding more than blanks (without reading the rest of the text)."""
+    found = _FILLED_LINE.search(text)
+    return found.group(0) if found else ""
+
+
+def _header_width(text: str, sep: str) -> int:
+    """Fields of the first non-empty line (delimiters outside quotes, plus one)."""
+    header = _first_line(text)
+    fields, quoted = 1, False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char == sep:
+            fields += 1
+    return fields
+
+
 def detect_delimiter(text: str) -> str:
     """The delimiter that occurs most often outside quotes on the first non-empty line."""
-    header = next((line for line in text.splitlines() if line.strip()), "")
+    header = _first_line(text)
     counts = dict.fromkeys(_CANDIDATES, 0)
     quoted = False
     for char in header:
@@ -112,6 +132,10 @@ def read_csv(raw: bytes, encoding: str | None = None, delimiter: str | None = No
         sep = DELIMITER_NAMES.get(delimiter, delimiter)
     else:
         sep = hint.group(1) if hint else detect_delimiter(text)
+    width = _header_width(text, sep)
+    if width > MAX_COLUMNS:  # before pandas: its cost grows with columns x rows
+        raise CsvError(f"the header has {width} columns, more than {MAX_COLUMNS}: not read (a table exported "
+                       "sideways, or a wrong delimiter?)")
     spanning = _check_quoting(text, sep)
     # lines of blanks, delimiters or "" only before the header: pandas would take the first one as the header
     blank = re.match(rf'(?:(?:[ \t{re.escape(sep)}]|"")*(?:\r\n|\r|\n))*', text).group(0)

@@ -86,6 +86,8 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
     malformed: dict[tuple, list[SourceFile]] = defaultdict(list)  # (SeriesNumber text, names) -> files
     non_dicom = 0
     problems: list[Problem] = []
+    kept: list[tuple] = []  # (file, SeriesNumber, names, ImageHeader) of the files that name a patient
+    without_patient: list[tuple] = []  # the same, for files without PatientID
     for source in sources:
         if source.path.name.upper() == "DICOMDIR" and _media_storage_class(source.path) == MEDIA_DIRECTORY:
             non_image[(source.folder.relpath, non_image_kind(MEDIA_DIRECTORY), None, source.path.name)].append(source)
@@ -99,6 +101,9 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
                 non_image[(source.folder.relpath, non_image_kind(MEDIA_DIRECTORY), None, source.path.name)].append(source)
             elif _has_dicom_preamble(source.path):
                 problems.append(Problem(source.relpath, f"corrupt DICOM file ({type(exc).__name__}): not converted"))
+            elif archive := archive_kind(source.path):  # images the converter never sees: the visit is incomplete
+                problems.append(Problem(source.relpath, f"{archive} archive: not converted, extract it in the export "
+                                                        "and the next run converts its files"))
             else:
                 non_dicom += 1
                 problems.append(Problem(source.relpath, "not a DICOM file: ignored", fatal=False))
@@ -124,14 +129,23 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         except (TypeError, ValueError):
             malformed[(str(ds.get("SeriesNumber")), names)].append(source)
             continue
-        dicom_files.append(source)
         patient_id = str(ds.get("PatientID", "") or "").strip()
+        # whose? kept aside until the visit's other files are read (a header that ends before (0020,0011)
+        # SeriesNumber may be cut before PatientID: dcm2niix names that file)
+        if not patient_id and "SeriesNumber" in ds:
+            without_patient.append((source, number, names, ImageHeader.read(ds)))
+            continue
         if patient_id:
             patient_ids.add(patient_id)
+        kept.append((source, number, names, ImageHeader.read(ds)))
+    if not patient_ids:  # no file names a patient: the visit fails on that (extract), as one visit
+        kept, without_patient = kept + without_patient, []
+    for source, number, names, image in kept:
+        dicom_files.append(source)
         file_series.append(number)
         series_folders[number].add(source.folder.relpath)
         series_files[number].append(source)
-        series_images[number].append(ImageHeader.read(ds))
+        series_images[number].append(image)
         series_names.setdefault(number, names)
     return VisitHeaders(
         dicom_files=tuple(dicom_files),
@@ -144,7 +158,7 @@ def read_visit_headers(sources: list[SourceFile]) -> VisitHeaders:
         series_files=dict(series_files),
         series_images={k: tuple(v) for k, v in series_images.items()},
         non_image_objects=sum(len(files) for files in non_image.values()),
-        refused=tuple(_malformed_series(malformed)),
+        refused=tuple(_malformed_series(malformed)) + tuple(_series_without_patient(without_patient)),
     )
 
 
@@ -177,12 +191,46 @@ def _malformed_series(malformed: dict) -> list[SeriesOutcome]:
             for (text, names), files in malformed.items()]
 
 
+def _series_without_patient(files: list[tuple]) -> list[SeriesOutcome]:
+    """Files without PatientID in a visit whose other files name its patient: nothing says they are that
+    patient's; held back and named per series, never merged into the visit's subject."""
+    series: dict[tuple, list[SourceFile]] = defaultdict(list)
+    for source, number, names, _ in files:
+        series[(number, names)].append(source)
+    return [SeriesOutcome(Series(nifti=None, sidecar=None, extras=(), series_number=number,
+                                 series_description=names[0], protocol_name=names[1], image_type=names[2],
+                                 source_folders=tuple(sorted({s.folder.relpath for s in sources}))),
+                          SeriesStatus.HELD_BACK,
+                          f"no PatientID in its {len(sources)} file(s) ({_folder(sources[0])}) while the visit's other "
+                          "files name a patient: not converted (nothing says it is that patient's; set PatientID "
+                          "upstream)")
+            for (number, names), sources in series.items()]
+
+
 def _media_storage_class(path: Path) -> str:
     """MediaStorageSOPClassUID (0002,0002) of a Part 10 file's meta group ("" when it has none)."""
     try:
         return str(read_file_meta_info(path).get("MediaStorageSOPClassUID", "") or "")
     except PYDICOM_READ_ERRORS:
         return ""
+
+
+# what a file starts with when it is an archive or a compressed file (tar: "ustar" at byte 257)
+ARCHIVE_SIGNATURES = ((b"PK\x03\x04", "zip"), (b"PK\x05\x06", "zip"), (b"PK\x07\x08", "zip"),
+                      (b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
+                      (b"7z\xbc\xaf\x27\x1c", "7-Zip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"Rar!\x1a\x07", "RAR"))
+
+
+def archive_kind(path: Path) -> str | None:
+    """``"zip"``, ``"gzip"``, ``"tar"``... when the file is an archive or a compressed file, else ``None``."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(262)
+    except OSError:
+        return None
+    if start[257:262] == b"ustar":
+        return "tar"
+    return next((kind for magic, kind in ARCHIVE_SIGNATURES if start.startswith(magic)), None)
 
 
 def _has_dicom_preamble(path: Path) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 from bids_factory.errors import ToolMissingError, VisitError, VisitWithoutImages
 from bids_factory.privacy.visit_identifiers import read_nifti_sidecars, visit_identifiers
 from bids_factory.extract.dicom_headers import VisitHeaders, read_visit_headers
-from bids_factory.model import ExtractedVisit, Problem, Series, Visit, subject_label
+from bids_factory.model import ExtractedVisit, Problem, Series, Visit, shortened, subject_label, too_long_file_name
 from bids_factory.extract.nifti_visit import ORPHAN_IMAGE, stage_nifti_files
 from bids_factory.extract.processes import die_with_parent
 from bids_factory.extract.staged_images import ADC_SUFFIX, VARIANT_STEM, image_stem
@@ -101,6 +101,11 @@ def subject_identity(patient_ids: frozenset[str], visit: Visit) -> tuple[str, st
         raise VisitError(f"visit {visit.scan_research_id}: its PatientID has no letter or digit to make a label")
     if not visit.session_label:
         raise VisitError(f"visit folder {visit.scan_research_id!r} has no letter or digit to make a session label")
+    scans = f"sub-{label}_ses-{visit.session_label}_scans.tsv"  # the shortest name a placed visit writes
+    if too_long_file_name(scans):
+        raise VisitError(f"visit {shortened(visit.scan_research_id)}: its BIDS file names (sub-<PatientID>_ses-<visit>_...) "
+                         f"would be {len(os.fsencode(scans))} bytes or more, longer than a file system holds "
+                         "(255): not converted (shorten the visit folder name or the PatientID in the export)")
     return label, hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 

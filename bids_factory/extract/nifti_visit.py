@@ -45,6 +45,10 @@ class NiftiVisitPart:
     ignored_files: int  # neither image, JSON, .bval nor .bvec
 
 
+STAGED_STEM = 120  # characters of an export file's name kept in its staged name (the index keeps them apart)
+MAX_SIDECAR_DEPTH = 32  # objects/lists inside each other in a NIfTI export's JSON sidecar
+
+
 class _Unusable(Exception):
     """A file that cannot be staged; the message is the reason reported (never a patient value)."""
 
@@ -72,7 +76,7 @@ def stage_nifti_files(files: Sequence[SourceFile], staging: Path, patient_id_fie
     problems: list[Problem] = []
     for index, ((_, stem), group) in enumerate(groups.items()):
         try:
-            staged, patient_id = _stage_pair(group, staging, f"{index:04d}_{_UNSAFE.sub('_', stem)}",
+            staged, patient_id = _stage_pair(group, staging, f"{index:04d}_{_UNSAFE.sub('_', stem)[:STAGED_STEM]}",
                                              patient_id_field)
         except _Unusable as exc:
             problems.append(Problem(_first(group).relpath, str(exc), fatal=exc.fatal))
@@ -143,6 +147,19 @@ def _classify(name: str) -> tuple[str, str] | None:
     return None
 
 
+def _nesting(data) -> int:
+    """How many objects and lists lie inside each other in ``data`` (iterative: any depth is measured)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > MAX_SIDECAR_DEPTH:
+                return deepest
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return deepest
+
+
 def _read_json(path: Path) -> tuple[bytes, dict]:
     """The JSON's bytes (a UTF-8 byte order mark dropped) and content; only a JSON object is a sidecar."""
     try:
@@ -152,6 +169,11 @@ def _read_json(path: Path) -> tuple[bytes, dict]:
     text = text[len(_UTF8_BOM):] if text.startswith(_UTF8_BOM) else text
     try:
         data = json.loads(text.decode("utf-8"))
+        if isinstance(data, dict) and _nesting(data) > MAX_SIDECAR_DEPTH:
+            raise RecursionError
+    except RecursionError:  # json.loads' own limit, or ours: later steps walk a sidecar's values
+        raise _Unusable(f"JSON sidecar nested deeper than {MAX_SIDECAR_DEPTH} levels (no BIDS sidecar is): "
+                        "its image is not converted") from None
     except UnicodeDecodeError:
         raise _Unusable("JSON sidecar is not UTF-8 text: its image is not converted") from None
     except json.JSONDecodeError as exc:  # the message gives a position, never the content

@@ -80,8 +80,8 @@ def slurm_scripts(request: SlurmRequest, folder: Path) -> SlurmScripts:
         "#!/bin/bash",
         "#SBATCH --job-name=bids-factory-visit",
         f"#SBATCH --array=0-{len(request.visits) - 1}{limit}",
-        f"#SBATCH --output={folder}/visit-%A_%a.out",
-        f"#SBATCH --chdir={workdir}",
+        f"#SBATCH --output={_directive_path(folder, 'visit-%A_%a.out')}",
+        f"#SBATCH --chdir={_directive_path(workdir)}",
         "# One visit (scan_research_id) per array task, written by `bids-factory slurm`.",
         "set -euo pipefail",
         "VISITS=(",
@@ -95,8 +95,8 @@ def slurm_scripts(request: SlurmRequest, folder: Path) -> SlurmScripts:
     finalize = "\n".join([
         "#!/bin/bash",
         "#SBATCH --job-name=bids-factory-finalize",
-        f"#SBATCH --output={folder}/finalize-%j.out",
-        f"#SBATCH --chdir={workdir}",
+        f"#SBATCH --output={_directive_path(folder, 'finalize-%j.out')}",
+        f"#SBATCH --chdir={_directive_path(workdir)}",
         "# After every array task has ended: converts what is still missing, writes the dataset-level",
         "# files and runs the validator (a plain convert run).",
         "set -euo pipefail",
@@ -113,6 +113,14 @@ def _bids_factory_command(request: SlurmRequest, export: Path, bids: Path) -> li
     binds = [f"{export}:{export}:ro", f"{bids}:{bids}"]
     binds += [f"{path}:{path}:ro" for path in dict.fromkeys(p.resolve() for p in request.binds)]
     return ["apptainer", "run", *(arg for bind in binds for arg in ("--bind", bind)), str(request.image.resolve())]
+
+
+def _directive_path(folder: Path, pattern: str | None = None) -> str:
+    """A path in an ``#SBATCH`` line, as sbatch reads it: in double quotes, ``\\`` and ``"`` escaped (a space
+    or quote in BIDS_DIR stays in the path); a ``%`` of the path doubled, so only ``pattern``'s are
+    sbatch's file name patterns (``%A``, ``%a``, ``%j``)."""
+    text = str(folder) if pattern is None else f"{str(folder).replace('%', '%%')}/{pattern}"  # --chdir: no pattern
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _join(words: list[str]) -> str:

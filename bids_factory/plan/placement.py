@@ -15,7 +15,9 @@ from bids_factory.plan.classify import Classification, classify_visit, strip_key
 from bids_factory.dates import DatePolicy
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
 from bids_factory.config.heuristic import Heuristic
-from bids_factory.model import ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
+from bids_factory.errors import VisitError
+from bids_factory.model import (ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan,
+                                  shortened, too_long_file_name)
 from bids_factory.checks.gates import GateContext, gate_plan
 from bids_factory.checks.sidecar_schemas import SidecarSchemas
 
@@ -105,6 +107,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         holding[placements[-1].relpath] = frozenset(
             key for key, value in given.items() if key not in sidecar and extracted.identifiers.found_in(value))
     placements = [_intended_for_its_grid(p, placements, classes) for p in placements]
+    _refuse_too_long_names(extracted, placements)
     matched = {str(s.filename): d[0].get("bids_factory", {}) for s, d in graph.items() if len(d) == 1}
     context = GateContext(
         schemas=schemas,
@@ -121,6 +124,20 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         deidentification=extracted.deidentification.merge(removed),
         sidecar_fields=frozenset(key for sidecar in sidecars for key in sidecar.data),
     ), context)
+
+
+def _refuse_too_long_names(extracted: ExtractedVisit, placements: list[Placement]) -> None:
+    """A BIDS file name longer than a file system holds fails its visit, named (never the run)."""
+    for placement in placements:
+        names = [f"{placement.stem}.nii.gz", f"{placement.stem}.json",
+                 *(f"{placement.stem}{extra.suffix}" for extra in placement.series.extras),
+                 *(placement.extra_file_stem(name) for name, _ in placement.extra_files)]
+        for name in names:
+            if too_long_file_name(name):
+                raise VisitError(f"visit {shortened(extracted.visit.scan_research_id)}: the BIDS file name "
+                                 f"{shortened(name, 60)} would be {len(os.fsencode(name))} bytes, longer than a file system "
+                                 "holds (255): not converted (shorten the visit folder name, the PatientID or the "
+                                 "heuristic's entities)")
 
 
 def _add_classified_entities(acquisition, description: dict, classification: Classification) -> None:

@@ -17,7 +17,8 @@ from typing import Callable
 
 from bids_factory.model import VisitRecord, VisitStatus
 from bids_factory.report.summary import (NOT_PLACED_GROUPS, count_phrases, dataset_counts, dedupe_reason,
-                                 grouped_not_placed, grouped_problems, run_counts)
+                                 LINKAGE_FILE, grouped_not_placed, grouped_problems, linkage_names,
+                                 run_counts)
 
 HISTORY_ROWS = 50  # the newest runs shown in the history table
 
@@ -199,8 +200,9 @@ def _last_run(run: dict | None, recorded: set[tuple], mask: Callable[[str], str]
     linkage = run.get("linkage") or {}
     for key, label in (("images_without_ehr", "Subjects with images but no EHR row"),
                        ("ehr_without_images", "EHR patients without images")):
-        subjects = sorted(map(str, linkage.get(key) or []))
-        out.append(f"<p>{_e(label)} ({len(subjects)}): {_e(', '.join(subjects)) or 'none'}</p>")
+        subjects, count = linkage_names(linkage, key)
+        more = f" and {count - len(subjects)} more (all: {LINKAGE_FILE})" if count > len(subjects) else ""
+        out.append(f"<p>{_e(label)} ({count}): {_e(', '.join(sorted(subjects))) or 'none'}{_e(more)}</p>")
     orphans = [v for v in visits if v.get("not_placed")
                and (v.get("participant_id"), v.get("session_id")) not in recorded]
     for v in sorted(orphans, key=lambda v: str(v.get("scan_research_id"))):

@@ -13,6 +13,10 @@ from collections import Counter
 
 from bids_factory import __version__
 from bids_factory.model import RunSummary, SeriesStatus, VisitRecord, VisitStatus
+from bids_factory.write.dataset_paths import LINKAGE
+
+LINKAGE_FILE = LINKAGE.as_posix()
+NAMES_SHOWN = 10  # subjects named in the run record, the summary and the page; all of them in LINKAGE_FILE
 
 # (label, statuses) of series that were not placed, in the order they are shown everywhere.
 # How the summary and the report page group the series not placed, and name the visits' statuses.
@@ -130,12 +134,12 @@ def summary_lines(report: RunSummary) -> list[str]:
         times = f" \u00d7{count}" if count > 1 else ""
         lines.append(f"  {'FAILED' if fatal else 'note'}{times}: {_some(paths)}: {reason}")
     linkage = record.get("linkage") or {}
-    if linkage.get("images_without_ehr"):
-        lines.append(f"  linkage: {len(linkage['images_without_ehr'])} subjects with images but no EHR row: "
-                     + ", ".join(linkage["images_without_ehr"]))
-    if linkage.get("ehr_without_images"):
-        lines.append(f"  linkage: {len(linkage['ehr_without_images'])} EHR patients without images: "
-                     + ", ".join(linkage["ehr_without_images"]))
+    for key, label in (("images_without_ehr", "subjects with images but no EHR row"),
+                       ("ehr_without_images", "EHR patients without images")):
+        names, count = linkage_names(linkage, key)
+        if count:
+            more = f" and {count - len(names)} more (all: {LINKAGE_FILE})" if count > len(names) else ""
+            lines.append(f"  linkage: {count} {label}: {', '.join(names)}{more}")
     validator = record.get("validator") or {}
     if validator.get("errors") is not None:
         kept = f" (all messages: code/bids-factory/{validator['output']})" if validator.get("output") else ""
@@ -144,6 +148,14 @@ def summary_lines(report: RunSummary) -> list[str]:
         dataset = count_phrases(report.dataset)
         lines.append(f"dataset: {dataset['dataset']}; series not placed: {dataset['series']}")
     return lines
+
+
+def linkage_names(linkage: dict, key: str) -> tuple[list[str], int]:
+    """(the names a run record keeps, how many there are) for one kind of linkage mismatch (a record
+    written before the counts were kept lists every name)."""
+    names = [str(name) for name in linkage.get(key) or []]
+    count = linkage.get(f"{key}_count")
+    return names, count if isinstance(count, int) else len(names)
 
 
 def _some(items: list[str], shown: int = 3) -> str:
@@ -169,8 +181,11 @@ def run_record(report: RunSummary) -> dict:
         "problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in report.problems],
         "non_dicom_files": report.non_dicom_files,
         "non_image_objects": report.non_image_objects,
-        "linkage": {"images_without_ehr": [f"sub-{s}" for s in report.images_without_ehr],
-                    "ehr_without_images": [f"sub-{s}" for s in report.ehr_without_images]},
+        # the first names and the counts: the record stays small whatever the EHR (all: LINKAGE_FILE)
+        "linkage": {"images_without_ehr": [f"sub-{s}" for s in report.images_without_ehr[:NAMES_SHOWN]],
+                    "ehr_without_images": [f"sub-{s}" for s in report.ehr_without_images[:NAMES_SHOWN]],
+                    "images_without_ehr_count": len(report.images_without_ehr),
+                    "ehr_without_images_count": len(report.ehr_without_images)},
         "validator": {"errors": report.validator_errors, "warnings": report.validator_warnings,
                       "output": report.validator_output, "issues": list(report.validator_issues)},
     }

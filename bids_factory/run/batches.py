@@ -38,9 +38,10 @@ from bids_factory.run.options import ConvertOptions
 from bids_factory.extract.staged_images import gzip_placed_images
 from bids_factory.report.thumbnails import thumbnail_png
 from bids_factory.checks.validator import dataset_view, issue_summary, run_validator, unindexed_images
+from bids_factory.tsv import render_tsv
 from bids_factory.write.append_only import APPLY_OPTION
 from bids_factory.write.dataset_writer import DatasetWriter
-from bids_factory.write.dataset_paths import IDENTIFIER_KEYS_FILE, REPLACED, SUBJECTS_FILE, VISIT_RECORDS
+from bids_factory.write.dataset_paths import IDENTIFIER_KEYS_FILE, LINKAGE, REPLACED, SUBJECTS_FILE, VISIT_RECORDS
 from bids_factory.write.session_move import move_session
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def convert_visits(todo: list[Visit], staging: Path, writer: DatasetWriter, rule
                    report: RunSummary, phases: Phases) -> None:
     """Convert the new or changed visits batch by batch and place each batch under the write lock."""
     progress = Progress(len(todo), "convert")
-    batch = max(BATCH_VISITS, 4 * options.jobs)
+    batch = max(BATCH_VISITS, 4 * worker_count(options.jobs, len(todo)))
     fields: set[str] = set()  # every sidecar field of the run, for the heuristic's criteria
     for start in range(0, len(todo), batch):
         # converted outside the lock (parallel runs convert at once), placed batch by batch: a long
@@ -113,6 +114,9 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
                         fatal=False) for ehr_label, image_label in case_near_misses(ehr.ehr_subjects, image_subjects)]
         report.problems.extend(near)
         ehr_problems += near
+    rows = [{"participant_id": f"sub-{label}", "linkage": "images without EHR row"} for label in report.images_without_ehr]
+    rows += [{"participant_id": f"sub-{label}", "linkage": "EHR without images"} for label in report.ehr_without_images]
+    writer.write_text(LINKAGE, render_tsv(["participant_id", "linkage"], rows))  # the summary names the first few
     if options.validate and (writer.changed or not report.visits):
         phases.start("validator", "bids-validator-deno and the pybids read-back")
         _validate(writer, report, staging)
@@ -258,10 +262,24 @@ def _shared_by_workers() -> None:
     dcm2niix_version()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a SLURM or container limit counts), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this system
+        return os.cpu_count() or 1
+
+
+def worker_count(jobs: int, visits: int) -> int:
+    """``--jobs``, but never more workers than visits to convert nor than the CPUs the run may use."""
+    return max(1, min(jobs, visits, usable_cpus()))
+
+
 def _run_workers(visits, start: int, staging: Path, rules: Rules, options: ConvertOptions):
     """Yield (visit, VisitPlan | None | VisitError) in export order, converting ``jobs`` at once."""
     folders = [staging / f"visit-{start + i:05d}" for i in range(len(visits))]
-    if options.jobs <= 1:
+    workers = worker_count(options.jobs, len(visits))
+    if workers <= 1:
         for visit, folder in zip(visits, folders):
             try:
                 yield visit, extract_and_plan(visit, folder, rules, options)
@@ -269,7 +287,7 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
                 yield visit, exc
         return
     _shared_by_workers()
-    with cf.ProcessPoolExecutor(max_workers=options.jobs, initializer=die_with_parent,
+    with cf.ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
                                 initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(extract_and_plan, visit, folder, rules, options)
                    for visit, folder in zip(visits, folders)]

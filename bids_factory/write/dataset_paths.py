@@ -17,6 +17,7 @@ THUMBNAILS = STATE_DIR / "thumbnails"
 REPORT_PAGE = STATE_DIR / "report.html"
 SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
 SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600
+LINKAGE = STATE_DIR / "linkage.tsv"  # every subject with images but no EHR row and every EHR patient without images
 KEPT_ASIDE = STATE_DIR / "kept"  # a person's files a reconverted session now has under the same name
 REPLACED = STATE_DIR / "replaced"  # placed files a person's decision (--apply-changes) took out of a session
 HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry), for the report's history

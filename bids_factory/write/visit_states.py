@@ -22,5 +22,6 @@ class VisitStates:
 
     def write_visit_state(self, state: VisitState) -> None:
         raw = state["scan_research_id"]
-        name = f"{bids_label(raw) or 'visit'}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}.json"
+        # a label of any length: the name stays one a file system holds (the digest tells visits apart)
+        name = f"{bids_label(raw)[:200] or 'visit'}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}.json"
         self.write_json(VISIT_STATES / name, {"state_version": VISIT_STATE_VERSION, **state})

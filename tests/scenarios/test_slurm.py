@@ -54,7 +54,7 @@ def test_dry_run_prints_both_scripts_and_writes_nothing(demo, tmp_path, capsys, 
     ids = _ids(demo)
     assert f"#SBATCH --array=0-{len(ids) - 1}%2" in array
     assert all(f"\n  {visit}\n" in array for visit in ids)  # every visit, one array element each
-    assert f"{bids.resolve()}/code/bids-factory/slurm/" in array and f"#SBATCH --chdir={tmp_path}" in array
+    assert f"{bids.resolve()}/code/bids-factory/slurm/" in array and f'#SBATCH --chdir="{tmp_path}"' in array
     command = f"exec {sys.executable} -m bids_factory convert {demo.root} {bids.resolve()} --heuristic {HEURISTIC} --no-validate"
     assert f'{command} --visit "$VISIT" --wait 900\n' in array
     assert finalize.rstrip().splitlines()[-1] == f"{command} --wait 900"  # a plain convert: every visit, no filter
@@ -114,7 +114,7 @@ def test_submits_the_array_then_the_finalize_job_after_it(demo, tmp_path, capsys
     assert array_call == f"--parsable --partition=short --mem=8G {folder}/convert-array.sbatch"
     assert finalize_call == (f"--parsable --dependency=afterany:41 --partition=short --mem=8G "
                              f"{folder}/finalize.sbatch")
-    assert f"#SBATCH --output={folder}/visit-%A_%a.out" in (folder / "convert-array.sbatch").read_text()
+    assert f'#SBATCH --output="{folder}/visit-%A_%a.out"' in (folder / "convert-array.sbatch").read_text()
     assert (folder / "finalize.sbatch").read_text().startswith("#!/bin/bash\n#SBATCH --job-name=bids-factory-finalize")
 
 
