@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
-
 from bids_factory.resources import schema_path
 
 
 def schema_faults(config, schema_name: str, text: str, most: int = 3) -> str | None:
     """``None`` when ``config`` meets ``schemas/<schema_name>``, else up to ``most`` faults in one line."""
+    import jsonschema  # lazily: a run with nothing to convert reads its heuristic without checking it
+
     schema = json.loads(schema_path(schema_name).read_text())
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(config),
                     key=lambda e: (e.validator != "additionalProperties", [str(p) for p in e.absolute_path]))
@@ -27,7 +27,7 @@ def schema_faults(config, schema_name: str, text: str, most: int = 3) -> str | N
     return "; ".join(_fault(text, error) for error in errors[:most]) + more
 
 
-def _fault(text: str, error: jsonschema.ValidationError) -> str:
+def _fault(text: str, error) -> str:
     pointer = "/".join(str(p) for p in error.absolute_path) or "(top level)"
     path = list(error.absolute_path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
@@ -35,7 +35,7 @@ def _fault(text: str, error: jsonschema.ValidationError) -> str:
     return f"at {pointer}{_line_hint(text, path)}: {_message(error)}"
 
 
-def _message(error: jsonschema.ValidationError) -> str:
+def _message(error) -> str:
     if error.validator == "additionalProperties":
         return f"{error.message} (a typo? allowed keys: {', '.join(sorted(error.schema.get('properties', {})))})"
     if error.validator == "not" and error.schema.get("description"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bids_factory import bidsschema
@@ -24,17 +24,48 @@ CLASSIFIED_KEYS = frozenset(f"{CLASSIFIED_KEY_PREFIX}{name}" for name in ("Class
 
 @dataclass(frozen=True)
 class Heuristic:
+    """A heuristic file; a site's heuristic carries the default as its ``fallback`` (unless it says
+    ``"bids_factory": {"fallback_to_default": false}``): a series no site rule matches is matched by the
+    default's rules, and a site rule wins over a default rule on the same series."""
+
     path: Path
     name: str
     sha256: str
     config: dict
+    fallback: "Heuristic | None" = None
 
     @property
     def descriptions(self) -> list[dict]:
+        """This file's own rules (not the fallback's)."""
         return self.config["descriptions"]
 
+    @property
+    def layers(self) -> tuple["Heuristic", ...]:
+        """The files whose rules match, in order of precedence (the site's, then the default's)."""
+        return (self, self.fallback) if self.fallback else (self,)
+
+    @property
+    def all_descriptions(self) -> list[dict]:
+        return [d for layer in self.layers for d in layer.descriptions]
+
+    @property
+    def combined_sha256(self) -> str:
+        """What the records and the settings key name: this file's bytes, and the fallback's when there is one."""
+        return combined_sha256([layer.sha256 for layer in self.layers])
+
+    @property
+    def combined_name(self) -> str:
+        return " + ".join(layer.name for layer in self.layers)
+
+    def layer_of(self, description: dict) -> "Heuristic":
+        return next(layer for layer in self.layers if any(d is description for d in layer.descriptions))
+
     def rule_name(self, description: dict) -> str:
-        """The rule's own name, or ``#<index> <datatype>/<suffix>``."""
+        """The rule's own name, or ``#<index> <datatype>/<suffix>``; with a fallback, prefixed with the name of
+        the file that holds the rule (``site:t1w``, ``bids-factory-default:bold``)."""
+        if self.fallback:
+            layer = self.layer_of(description)
+            return f"{layer.name}:{replace(layer, fallback=None).rule_name(description)}"
         named = description.get("bids_factory", {}).get("rule")
         if named:
             return named
@@ -48,7 +79,7 @@ class Heuristic:
     def criteria_fields(self) -> dict[str, list[str]]:
         """Sidecar field named in a rule's criteria -> the rules naming it."""
         fields: dict[str, list[str]] = {}
-        for description in self.descriptions:
+        for description in self.all_descriptions:
             for name in description.get("criteria", {}):
                 fields.setdefault(name, []).append(self.rule_name(description))
         return fields
@@ -79,9 +110,32 @@ def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> li
 DCM2BIDS_FIELDS = frozenset({"SidecarFilename"})
 
 
+def combined_sha256(digests: list[str]) -> str:
+    """One file's digest as is; a site file and its fallback: the digest of both (either changing changes it)."""
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("+".join(digests).encode()).hexdigest()
+
+
+def falls_back_to_default(path: Path | None, config: dict) -> bool:
+    """A site's heuristic adds to the default unless it says ``"bids_factory": {"fallback_to_default": false}``;
+    the default itself has no fallback."""
+    if path is None or Path(path).resolve() == default_heuristic().resolve():
+        return False
+    own = config.get("bids_factory", {}) if isinstance(config, dict) else {}
+    return own.get("fallback_to_default", True) is not False
+
+
 def load_heuristic(path: Path | None = None) -> Heuristic:
-    """Read and check a heuristic; any fault is a :class:`HeuristicError` naming where it is."""
-    path = path or default_heuristic()
+    """Read and check a heuristic (a site's with the default as its fallback, see :class:`Heuristic`); any
+    fault is a :class:`HeuristicError` naming where it is."""
+    own = _load_file(path or default_heuristic())
+    if falls_back_to_default(path, own.config):
+        return replace(own, fallback=_load_file(default_heuristic()))
+    return own
+
+
+def _load_file(path: Path) -> Heuristic:
     config, raw, text = read_config(path, "heuristic", HeuristicError)
     faults = schema_faults(config, "heuristic.schema.json", text)
     if faults:

@@ -142,7 +142,7 @@ def take_inventory(export: Path, heuristic: Path | None = None, schemas: Path | 
             entries.append(VisitEntry(visit.scan_research_id, folders, subject, session, series=tuple(series)))
             problems += plan.extracted.problems
         progress.close()
-        return Inventory(export=str(export), heuristic=rules.heuristic.name, visits=tuple(entries),
+        return Inventory(export=str(export), heuristic=rules.heuristic.combined_name, visits=tuple(entries),
                          problems=tuple(problems))
 
 

@@ -28,7 +28,7 @@ class Rules:
             raise HeuristicError(
                 f"heuristic {heuristic.path}: {len(unedited)} rule(s) still have the placeholder suffix "
                 f"{PLACEHOLDER_SUFFIX!r} (first: {unedited[0]}): set their datatype and suffix, or delete them")
-        for description in heuristic.descriptions:
+        for description in heuristic.all_descriptions:
             named = description.get("bids_factory", {}).get("sidecar_schema")
             if named and named not in schemas.names:
                 raise HeuristicError(
@@ -40,4 +40,4 @@ class Rules:
 
     def settings_key(self, options: ConvertOptions) -> str:
         """The key recorded with a visit converted by these rules (see :func:`bids_factory.run.options.settings_key`)."""
-        return options.settings_key(self.heuristic.sha256, self.schemas.schemas)
+        return options.settings_key(self.heuristic.combined_sha256, self.schemas.schemas)

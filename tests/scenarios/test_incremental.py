@@ -73,6 +73,7 @@ def test_a_changed_heuristic_or_reconvert_converts_again(demo, tmp_path):
     convert(ConvertOptions(export=demo, bids=bids, validate=False))
     default = json.loads((REPO / "heuristics" / "default.json").read_text())
     default["descriptions"] = [d for d in default["descriptions"] if d["suffix"] != "FLAIR"]
+    default["bids_factory"]["fallback_to_default"] = False  # these rules alone (not the default's FLAIR rule)
     changed = tmp_path / "no-flair.json"
     changed.write_text(json.dumps(default))
     report = convert(ConvertOptions(export=demo, bids=bids, heuristic=changed, validate=False))

@@ -30,7 +30,7 @@ def new_site(ge_export: Path, tmp_path_factory) -> dict:
     """A site's first inventory: its heuristic does not know any series yet (``--json --write-heuristic``)."""
     base = tmp_path_factory.mktemp("site")
     first = base / "first.json"
-    first.write_text(json.dumps({"descriptions": [
+    first.write_text(json.dumps({"bids_factory": {"fallback_to_default": False}, "descriptions": [
         {"datatype": "anat", "suffix": "T1w", "criteria": {"SeriesDescription": "nothing of this site"}}]}))
     tmp = base / "tmp"
     tmp.mkdir()
