@@ -99,7 +99,6 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     context = GateContext(
         schemas=schemas,
         aslcontext={path: (own.get("aslcontext"), classes[path].volumes) for path, own in matched.items()},
-        classified=frozenset(path for path, own in matched.items() if own.get("classified_entities")),
         holding=holding,
     )
     return gate_plan(VisitPlan(
