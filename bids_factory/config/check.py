@@ -46,12 +46,75 @@ def _message(error) -> str:
 
 
 def _line_hint(text: str, path) -> str:
-    """Line of the last key of ``path`` in the file (JSON ``"key"`` or YAML ``key:``), best effort."""
-    position = 0
+    """`` (line N)``: where the value at ``path`` (its key, or its item of a list) starts in the file, JSON or
+    YAML; empty when the file cannot be walked there."""
+    if text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "["):
+        try:
+            line = _json_line(text, list(path))
+        except (ValueError, IndexError):  # not JSON after all (the caller read it as YAML)
+            line = _yaml_line(text, list(path))
+    else:
+        line = _yaml_line(text, list(path))
+    return f" (line {line})" if line else ""
+
+
+def _json_line(text: str, path: list) -> int | None:
+    """Walk the JSON text along ``path`` (keys and list indices), skipping the values in between whole."""
+    decoder = json.JSONDecoder()
+
+    def blank(at: int) -> int:
+        while at < len(text) and text[at] in " \t\r\n\ufeff":
+            at += 1
+        return at
+
+    position = start = blank(0)
     for part in path:
-        if isinstance(part, str):
-            found = [i for i in (text.find(json.dumps(part), position), text.find(f"{part}:", position)) if i >= 0]
-            if not found:
-                return ""
-            position = min(found)
-    return f" (line {text.count(chr(10), 0, position) + 1})" if position else ""
+        if isinstance(part, str) and text[position] == "{":
+            position = blank(position + 1)
+            while text[position] == '"':
+                start = position
+                key, position = json.decoder.scanstring(text, position + 1)
+                position = blank(position)
+                if text[position] != ":":
+                    raise ValueError("not JSON")
+                position = blank(position + 1)
+                if key == part:
+                    break
+                position = blank(decoder.raw_decode(text, position)[1])
+                position = blank(position + 1) if text[position] == "," else position
+            else:
+                return None
+        elif isinstance(part, int) and text[position] == "[":
+            position = blank(position + 1)
+            for _ in range(part):
+                position = blank(decoder.raw_decode(text, position)[1])
+                if text[position] != ",":
+                    return None
+                position = blank(position + 1)
+            start = position
+        else:
+            return None
+    return text.count("\n", 0, start) + 1 if path else None
+
+
+def _yaml_line(text: str, path: list) -> int | None:
+    """The same walk over a YAML file's nodes (their marks say where they start)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in path:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                return None
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return None
+    return line
