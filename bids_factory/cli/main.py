@@ -91,7 +91,9 @@ def _convert_options(args):
 
 
 def _inventory(args) -> int:
-    from bids_factory.run.inventory import inventory_lines, starter_heuristic, take_inventory
+    from bids_factory.run.inventory import inventory_lines, take_inventory
+    from bids_factory.config.heuristic import PLACEHOLDER
+    from bids_factory.run.starter import starter_heuristic
 
     inventory = take_inventory(args.export, args.heuristic, args.schemas, frozenset(args.visit), args.validate,
                                args.nifti_patient_field)
@@ -102,14 +104,20 @@ def _inventory(args) -> int:
             print(line)
     if args.write_heuristic:
         if args.write_heuristic.exists():
-            raise BidsFactoryError(f"{args.write_heuristic} exists already: not overwritten (choose a new file)")
+            raise BidsFactoryError(
+                f"{args.write_heuristic} exists already: not overwritten. Write the starter to a new file "
+                f"(--write-heuristic {args.write_heuristic.with_stem(args.write_heuristic.stem + '-new').name}) and "
+                f"copy its rules into {args.write_heuristic.name}; with --heuristic {args.write_heuristic.name} the "
+                f"starter holds only the series that file does not place yet")
         starter = starter_heuristic(inventory)
         if not starter["descriptions"]:
-            raise BidsFactoryError("every series is matched by a rule: no starter heuristic to write")
+            raise BidsFactoryError("nothing for a curator to decide: every series is placed by a rule or is a "
+                                   "scout or scanner-derived map (never placed); no starter heuristic written")
         args.write_heuristic.write_text(json.dumps(starter, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"starter heuristic with {len(starter['descriptions'])} rules written to {args.write_heuristic}: "
-              f"set datatype and suffix of each rule (now {starter['descriptions'][0]['suffix']}), then run "
-              f"bids-factory inventory {args.export} --heuristic {args.write_heuristic}", file=sys.stderr)
+        print(f"starter heuristic with {len(starter['descriptions'])} rule(s) written to {args.write_heuristic}: "
+              f"replace every {PLACEHOLDER} (what a series is, the fields BIDS requires that its scanner does not "
+              f"report), then check it with bids-factory inventory {args.export} --heuristic {args.write_heuristic}",
+              file=sys.stderr)
     return EXIT_FAILED if any(v.error for v in inventory.visits) else EXIT_OK
 
 

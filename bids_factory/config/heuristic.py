@@ -15,7 +15,7 @@ from bids_factory.config.read import read_config
 from bids_factory.resources import default_heuristic
 
 log = logging.getLogger(__name__)
-PLACEHOLDER_SUFFIX = "EDITME"  # the suffix of a starter heuristic's rules (``inventory --write-heuristic``)
+PLACEHOLDER = "EDITME"  # what a starter heuristic (``inventory --write-heuristic``) leaves to the curator
 # The keys plan's classification adds to the copy of a sidecar dcm2bids matches on (never to a placed
 # sidecar): a rule's criteria may name them (the default heuristic does), so they are fields a heuristic knows.
 CLASSIFIED_KEY_PREFIX = "BidsFactory"
@@ -72,9 +72,10 @@ class Heuristic:
         index = next(i for i, d in enumerate(self.descriptions) if d is description)
         return f"#{index} {description['datatype']}/{description['suffix']}"
 
-    def placeholder_rules(self) -> list[str]:
-        """Rules still holding the starter heuristic's placeholder suffix (the site has not edited them)."""
-        return [self.rule_name(d) for d in self.descriptions if d.get("suffix") == PLACEHOLDER_SUFFIX]
+    def placeholder_rules(self) -> list[tuple[str, str]]:
+        """(rule, where) for every value of a rule still holding the starter's placeholder (not edited yet):
+        ``datatype``, ``suffix``, ``custom_entities``, a ``sidecar_changes`` field, an aslcontext..."""
+        return [(self.rule_name(d), where) for d in self.descriptions for where in _placeholders(d, "")]
 
     def criteria_fields(self) -> dict[str, list[str]]:
         """Sidecar field named in a rule's criteria -> the rules naming it."""
@@ -83,6 +84,14 @@ class Heuristic:
             for name in description.get("criteria", {}):
                 fields.setdefault(name, []).append(self.rule_name(description))
         return fields
+
+
+def _placeholders(value, where: str) -> list[str]:
+    if isinstance(value, dict):
+        return [w for key, item in value.items() for w in _placeholders(item, f"{where}/{key}" if where else key)]
+    if isinstance(value, list):
+        return [w for item in value for w in _placeholders(item, where)]
+    return [where] if isinstance(value, str) and PLACEHOLDER in value else []
 
 
 def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> list[tuple[str, str, str | None]]:
