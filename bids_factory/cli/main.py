@@ -211,15 +211,16 @@ def _finish(report, bids: Path, export: Path | None = None) -> int:
 
 def _next_step(report, export: Path | None) -> str:
     """What the user does now, from this run's counts (the same ones the summary printed)."""
-    from bids_factory.report.summary import run_counts
+    from bids_factory.report.summary import TO_DECIDE, run_counts
 
     counts = run_counts(report.record) if report.record else {}
     source = export or "EXPORT_DIR"
     if report.failed:
         return "fix what the FAILED lines say, then run the same command again (only what changed is converted)"
-    if counts.get("series unmatched") or report.dataset.get("series unmatched"):
-        return (f"write rules for the unmatched series: bids-factory inventory {source} --write-heuristic site.json, "
-                "edit it, then convert with --heuristic site.json")
+    if counts.get(TO_DECIDE) or report.dataset.get(TO_DECIDE):  # scouts and derived maps are never work
+        return (f"write rules for the series no rule recognises: bids-factory inventory {source} --write-heuristic "
+                "site-new.json (a new file), replace its EDITME values, then convert with --heuristic site-new.json "
+                "(it adds to the default; merge it into your site heuristic if you have one)")
     if counts.get("series held back") or report.dataset.get("series held back"):
         return ("open the report to see why series are held back (a missing field: add it with your heuristic's "
                 "sidecar_changes), or accept it")

@@ -23,6 +23,18 @@ log = logging.getLogger(__name__)
 
 
 
+class _Dcm2bidsRootLines(logging.Filter):
+    """dcm2bids logs some lines on the root logger (``No id found for 'IntendedFor' value 'bold'`` for every
+    field map of a visit without a bold): they reach the terminal raw. They go to this module's logger at
+    debug instead (``--debug`` shows them); every other root record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}dcm2bids{os.sep}" not in record.pathname:
+            return True
+        log.debug("dcm2bids: %s", record.getMessage())
+        return False
+
+
 def matching_engine():
     """Import the dcm2bids engine without its import-time call to GitHub.
 
@@ -32,6 +44,8 @@ def matching_engine():
     dcm2bids_log = logging.getLogger("dcm2bids")
     if not dcm2bids_log.isEnabledFor(logging.DEBUG):
         dcm2bids_log.setLevel(logging.ERROR)
+    if not any(isinstance(f, _Dcm2bidsRootLines) for f in logging.getLogger().filters):
+        logging.getLogger().addFilter(_Dcm2bidsRootLines())
     from dcm2bids.utils import tools
 
     tools.has_internet = lambda *args, **kwargs: False

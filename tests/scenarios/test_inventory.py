@@ -119,3 +119,4 @@ def test_write_heuristic_never_overwrites(ge_export, capsys, monkeypatch, tmp_pa
     code, out, err = _run_inventory(capsys, monkeypatch, tmp_path, str(ge_export), "--visit", "GEV2",
                                     "--no-validate", "--write-heuristic", str(existing))
     assert code == 1 and "exists already" in err and existing.read_text() == "{}"
+    assert "Write the starter to a new file (--write-heuristic site-new.json) and copy its rules into site.json" in err

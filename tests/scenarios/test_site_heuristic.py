@@ -130,3 +130,23 @@ def test_a_changed_default_changes_the_key_of_a_site_that_falls_back_to_it(tmp_p
         monkeypatch.setattr(f"{module}.default_heuristic", lambda: changed)
     assert settings_key(options) != before
     assert settings_key(options) == Rules.load(options).settings_key(options)
+
+
+def test_the_next_step_asks_for_rules_only_when_a_series_is_not_recognised(xa30_export, site_schemas, tmp_path,
+                                                                          capsys):
+    """XA30 with the default: every unmatched series is a scanner-derived map (nothing to do), so the next
+    step is about what is held back; with a site's heuristic alone that leaves the bold unrecognised, it is
+    a rule to write."""
+    from bids_factory.cli.main import main
+
+    main(["convert", str(xa30_export), str(tmp_path / "bids"), "--no-validate"])
+    out = capsys.readouterr().out
+    assert "12 unmatched" in out
+    [next_line] = [line for line in out.splitlines() if line.startswith("next: ")]
+    assert next_line.startswith("next: open the report to see why series are held back")
+    site = _site(tmp_path, [LOWRES_RULE], fallback_to_default=False)
+    main(["convert", str(xa30_export), str(tmp_path / "alone"), "--no-validate", "--heuristic", str(site),
+          "--schemas", str(site_schemas)])
+    [next_line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("next: ")]
+    assert next_line.startswith(f"next: write rules for the series no rule recognises: bids-factory inventory "
+                                f"{xa30_export} --write-heuristic site-new.json (a new file)")

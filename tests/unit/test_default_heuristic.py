@@ -462,3 +462,16 @@ def test_a_site_rule_for_a_phasediff_alone_places_nothing(tmp_path):
         "field-map phasediff image whose magnitude1 image(s) are not placed ('gre_field_mapping'): a field map is "
         "never placed without its magnitudes; place them too (a rule that matches their series, or the metadata "
         "their reason names)"]
+
+
+def test_dcm2bids_root_log_lines_go_to_debug_never_raw_to_the_terminal(tmp_path, caplog):
+    """A field map in a visit without bold or dwi: dcm2bids says ``No id found for 'IntendedFor' value`` on
+    the root logger for each; those lines reach the log at debug only, through bids-factory's logger."""
+    import logging
+
+    fieldmap = [c for c in VISIT if c[0] == "gre_field_mapping"]
+    (tmp_path / "visit").mkdir()
+    with caplog.at_level(logging.DEBUG):
+        plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic())
+    lines = [r for r in caplog.records if "No id found" in r.getMessage()]
+    assert lines and {(r.name, r.levelno) for r in lines} == {("bids_factory.plan.placement", logging.DEBUG)}
