@@ -292,6 +292,15 @@ class VisitRecord(TypedDict, total=False):
     moved_from: list[str]  # participant ids this visit's session moved from (a corrected PatientID)
 
 
+# How plan's classification begins the reason of a series that is never placed (nothing for anyone to do).
+DERIVED_REASON, LOCALIZER_REASON = "scanner-derived image", "localizer/scout"
+
+
+def never_placed(reason: str) -> bool:
+    """A series not placed because it never is (a scanner-derived map, a scout)."""
+    return reason.startswith((DERIVED_REASON, LOCALIZER_REASON))
+
+
 @dataclass(frozen=True)
 class SeriesOutcome:
     """A series that was not placed, with its :class:`SeriesStatus` and the reason."""

@@ -7,7 +7,8 @@
    (:mod:`bids_factory.checks.required_metadata`), and an ASL image's aslcontext.tsv
    (:mod:`bids_factory.checks.asl_context`);
 3. well-defined: the sidecar meets its sidecar schema (:mod:`bids_factory.checks.sidecar_schemas`);
-4. sets: a field-map magnitude whose phase image is not placed is never placed alone;
+4. sets: the images of a field-map set are placed together or not at all (a magnitude without its phase,
+   a phase without its magnitudes is held back), whatever rule placed them;
 5. complete: the DICOM headers, dcm2niix's report and the image agree (:mod:`bids_factory.checks.completeness`);
 6. valid: what the official validator refuses, once per batch of visits (:func:`hold_back_refused`).
 
@@ -41,7 +42,6 @@ class GateContext:
 
     schemas: SidecarSchemas | None = None  # None: no sidecar-schema gate (a plan for inventory's tests)
     aslcontext: dict = dataclasses.field(default_factory=dict)  # sidecar -> (the rule's aslcontext, volumes)
-    classified: frozenset[str] = frozenset()  # sidecars matched by a rule with classified_entities
     holding: dict = dataclasses.field(default_factory=dict)  # relpath -> keys removed for holding an identifier
 
 
@@ -53,7 +53,7 @@ def gate_plan(plan: VisitPlan, context: GateContext) -> VisitPlan:
     if context.schemas is not None:
         placements, held = _hold_back_ill_defined(placements, context.schemas)
         outcomes += held
-    placements, held = _hold_back_lone_fieldmaps(placements, context.classified)
+    placements, held = _hold_back_lone_fieldmaps(placements)
     outcomes += held
     return _hold_back_incomplete(replace(plan, placements=tuple(placements),
                                          not_placed=plan.not_placed + tuple(outcomes)))
@@ -96,7 +96,17 @@ def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[di
     return hold_back(kept, reasons)
 
 
-_PHASES = ("phasediff", "phase1", "phase2", "fieldmap")
+# A BIDS field-map set (the files of one fmap acquisition: same entities, these suffixes) and what each
+# member needs beside it: any one of the alternatives, each a set of suffixes.
+_SET_NEEDS = {
+    "phasediff": ({"magnitude1"},),
+    "phase1": ({"phase2", "magnitude1", "magnitude2"},),
+    "phase2": ({"phase1", "magnitude1", "magnitude2"},),
+    "fieldmap": ({"magnitude"},),
+    "magnitude1": ({"phasediff"}, {"phase1", "phase2"}),
+    "magnitude2": ({"phasediff"}, {"phase1", "phase2"}),
+    "magnitude": ({"fieldmap"},),
+}
 
 
 def lone_magnitude(group: str) -> str:
@@ -106,17 +116,41 @@ def lone_magnitude(group: str) -> str:
     return f"field-map magnitude whose phase image is not placed ({group!r}): a magnitude is never placed alone"
 
 
-def _hold_back_lone_fieldmaps(placements: list[Placement], classified: frozenset[str]
-                              ) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """A field-map magnitude placed by a classified rule (the default's) whose phase image is not placed
-    (held back, rejected) is not placed alone. A site's own rules place what they say."""
+def lone_phase(suffix: str, missing: list[str], group: str) -> str:
+    """Why a field-map phase (or fieldmap) image is not placed: its magnitude images are not."""
+    return (f"field-map {suffix} image whose {'/'.join(missing)} image(s) are not placed ({group!r}): a field map "
+            f"is never placed without its magnitudes; place them too (a rule that matches their series, or the "
+            f"metadata their reason names)")
+
+
+def _hold_back_lone_fieldmaps(placements: list[Placement]) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """Gate 4, whatever rule placed them (the default's or a site's): the images of a field-map set (same
+    entities, suffixes of :data:`_SET_NEEDS`) are placed together or not at all: a magnitude without its phase,
+    a phase without its magnitudes is held back, until what is left is whole."""
     def group(p: Placement) -> str:
         return p.series.protocol_name or p.series.series_description
 
-    phases = {group(p) for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1] in _PHASES}
-    reasons = {p.relpath: lone_magnitude(group(p)) for p in placements if p.datatype == "fmap" and p.stem.rsplit("_", 1)[-1].startswith("magnitude")
-               and group(p) not in phases and str(p.series.sidecar) in classified}
-    return hold_back(placements, reasons)
+    def suffix(p: Placement) -> str:
+        return p.stem.rsplit("_", 1)[-1]
+
+    members = [p for p in placements if p.datatype == "fmap" and suffix(p) in _SET_NEEDS]
+    reasons: dict[str, str] = {}
+    while True:
+        sets: dict[str, set[str]] = {}
+        for p in members:
+            if p.relpath not in reasons:
+                sets.setdefault(p.stem.rsplit("_", 1)[0], set()).add(suffix(p))
+        lone = {}
+        for p in members:
+            present = sets.get(p.stem.rsplit("_", 1)[0], set())
+            if p.relpath in reasons or any(needed <= present for needed in _SET_NEEDS[suffix(p)]):
+                continue
+            missing = sorted(min(_SET_NEEDS[suffix(p)], key=len) - present)
+            lone[p.relpath] = (lone_magnitude(group(p)) if suffix(p).startswith("magnitude")
+                               else lone_phase(suffix(p), missing, group(p)))
+        if not lone:
+            return hold_back(placements, reasons)
+        reasons.update(lone)
 
 
 def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas

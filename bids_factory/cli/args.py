@@ -68,8 +68,8 @@ EXAMPLES_INVENTORY = """\
 examples:
   bids-factory inventory /data/export                      # every series, and where it would go
   bids-factory inventory /data/export --visit VISIT0001 --json > inventory.json
-  bids-factory inventory /data/export --write-heuristic site.json   # one rule per unmatched series
-  # edit datatype/suffix of every rule of site.json (they say EDITME), then:
+  bids-factory inventory /data/export --write-heuristic site.json   # rules for what a curator must decide
+  # replace every EDITME of site.json (what a series is, the fields its scanner does not report), then:
   bids-factory inventory /data/export --heuristic site.json
 """
 
@@ -145,7 +145,7 @@ def command_line() -> argparse.ArgumentParser:
                            help="NIfTI exports: the JSON field that holds the patient id (default: PatientID)")
     inventory.add_argument("--json", action="store_true", help="print the inventory as JSON")
     inventory.add_argument("--write-heuristic", type=Path, metavar="FILE",
-                           help="write a starter heuristic with one rule per distinct unmatched series")
+                           help="write a starter heuristic: rules only for what a curator must decide (EDITME where unknown)")
     inventory.add_argument("--no-validate", dest="validate", action="store_false",
                            help="skip the per-visit validator check (faster; misses what it would hold back)")
     _common(inventory)

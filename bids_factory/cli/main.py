@@ -92,7 +92,9 @@ def _convert_options(args):
 
 
 def _inventory(args) -> int:
-    from bids_factory.run.inventory import inventory_lines, starter_heuristic, take_inventory
+    from bids_factory.run.inventory import inventory_lines, take_inventory
+    from bids_factory.config.heuristic import PLACEHOLDER
+    from bids_factory.run.starter import starter_heuristic
 
     inventory = take_inventory(args.export, args.heuristic, args.schemas, frozenset(args.visit), args.validate,
                                args.nifti_patient_field)
@@ -103,14 +105,20 @@ def _inventory(args) -> int:
             print(line)
     if args.write_heuristic:
         if args.write_heuristic.exists():
-            raise BidsFactoryError(f"{args.write_heuristic} exists already: not overwritten (choose a new file)")
+            raise BidsFactoryError(
+                f"{args.write_heuristic} exists already: not overwritten. Write the starter to a new file "
+                f"(--write-heuristic {args.write_heuristic.with_stem(args.write_heuristic.stem + '-new').name}) and "
+                f"copy its rules into {args.write_heuristic.name}; with --heuristic {args.write_heuristic.name} the "
+                f"starter holds only the series that file does not place yet")
         starter = starter_heuristic(inventory)
         if not starter["descriptions"]:
-            raise BidsFactoryError("every series is matched by a rule: no starter heuristic to write")
+            raise BidsFactoryError("nothing for a curator to decide: every series is placed by a rule or is a "
+                                   "scout or scanner-derived map (never placed); no starter heuristic written")
         args.write_heuristic.write_text(json.dumps(starter, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"starter heuristic with {len(starter['descriptions'])} rules written to {args.write_heuristic}: "
-              f"set datatype and suffix of each rule (now {starter['descriptions'][0]['suffix']}), then run "
-              f"bids-factory inventory {args.export} --heuristic {args.write_heuristic}", file=sys.stderr)
+        print(f"starter heuristic with {len(starter['descriptions'])} rule(s) written to {args.write_heuristic}: "
+              f"replace every {PLACEHOLDER} (what a series is, the fields BIDS requires that its scanner does not "
+              f"report), then check it with bids-factory inventory {args.export} --heuristic {args.write_heuristic}",
+              file=sys.stderr)
     failed = any(v.error for v in inventory.visits) or any(p.fatal for p in inventory.problems)
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -208,15 +216,16 @@ def _finish(report, bids: Path, export: Path | None = None) -> int:
 
 def _next_step(report, export: Path | None) -> str:
     """What the user does now, from this run's counts (the same ones the summary printed)."""
-    from bids_factory.report.summary import run_counts
+    from bids_factory.report.summary import TO_DECIDE, run_counts
 
     counts = run_counts(report.record) if report.record else {}
     source = export or "EXPORT_DIR"
     if report.failed:
         return "fix what the FAILED lines say, then run the same command again (only what changed is converted)"
-    if counts.get("series unmatched") or report.dataset.get("series unmatched"):
-        return (f"write rules for the unmatched series: bids-factory inventory {source} --write-heuristic site.json, "
-                "edit it, then convert with --heuristic site.json")
+    if counts.get(TO_DECIDE) or report.dataset.get(TO_DECIDE):  # scouts and derived maps are never work
+        return (f"write rules for the series no rule recognises: bids-factory inventory {source} --write-heuristic "
+                "site-new.json (a new file), replace its EDITME values, then convert with --heuristic site-new.json "
+                "(it adds to the default; merge it into your site heuristic if you have one)")
     if counts.get("series held back") or report.dataset.get("series held back"):
         return ("open the report to see why series are held back (a missing field: add it with your heuristic's "
                 "sidecar_changes), or accept it")

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bids_factory import bidsschema
@@ -17,7 +17,7 @@ from bids_factory.config.read import read_config
 from bids_factory.resources import default_heuristic
 
 log = logging.getLogger(__name__)
-PLACEHOLDER_SUFFIX = "EDITME"  # the suffix of a starter heuristic's rules (``inventory --write-heuristic``)
+PLACEHOLDER = "EDITME"  # what a starter heuristic (``inventory --write-heuristic``) leaves to the curator
 # The keys plan's classification adds to the copy of a sidecar dcm2bids matches on (never to a placed
 # sidecar): a rule's criteria may name them (the default heuristic does), so they are fields a heuristic knows.
 CLASSIFIED_KEY_PREFIX = "BidsFactory"
@@ -26,34 +26,74 @@ CLASSIFIED_KEYS = frozenset(f"{CLASSIFIED_KEY_PREFIX}{name}" for name in ("Class
 
 @dataclass(frozen=True)
 class Heuristic:
+    """A heuristic file; a site's heuristic carries the default as its ``fallback`` (unless it says
+    ``"bids_factory": {"fallback_to_default": false}``): a series no site rule matches is matched by the
+    default's rules, and a site rule wins over a default rule on the same series."""
+
     path: Path
     name: str
     sha256: str
     config: dict
+    fallback: "Heuristic | None" = None
 
     @property
     def descriptions(self) -> list[dict]:
+        """This file's own rules (not the fallback's)."""
         return self.config["descriptions"]
 
+    @property
+    def layers(self) -> tuple["Heuristic", ...]:
+        """The files whose rules match, in order of precedence (the site's, then the default's)."""
+        return (self, self.fallback) if self.fallback else (self,)
+
+    @property
+    def all_descriptions(self) -> list[dict]:
+        return [d for layer in self.layers for d in layer.descriptions]
+
+    @property
+    def combined_sha256(self) -> str:
+        """What the records and the settings key name: this file's bytes, and the fallback's when there is one."""
+        return combined_sha256([layer.sha256 for layer in self.layers])
+
+    @property
+    def combined_name(self) -> str:
+        return " + ".join(layer.name for layer in self.layers)
+
+    def layer_of(self, description: dict) -> "Heuristic":
+        return next(layer for layer in self.layers if any(d is description for d in layer.descriptions))
+
     def rule_name(self, description: dict) -> str:
-        """The rule's own name, or ``#<index> <datatype>/<suffix>``."""
+        """The rule's own name, or ``#<index> <datatype>/<suffix>``; with a fallback, prefixed with the name of
+        the file that holds the rule (``site:t1w``, ``bids-factory-default:bold``)."""
+        if self.fallback:
+            layer = self.layer_of(description)
+            return f"{layer.name}:{replace(layer, fallback=None).rule_name(description)}"
         named = description.get("bids_factory", {}).get("rule")
         if named:
             return named
         index = next(i for i, d in enumerate(self.descriptions) if d is description)
         return f"#{index} {description['datatype']}/{description['suffix']}"
 
-    def placeholder_rules(self) -> list[str]:
-        """Rules still holding the starter heuristic's placeholder suffix (the site has not edited them)."""
-        return [self.rule_name(d) for d in self.descriptions if d.get("suffix") == PLACEHOLDER_SUFFIX]
+    def placeholder_rules(self) -> list[tuple[str, str]]:
+        """(rule, where) for every value of a rule still holding the starter's placeholder (not edited yet):
+        ``datatype``, ``suffix``, ``custom_entities``, a ``sidecar_changes`` field, an aslcontext..."""
+        return [(self.rule_name(d), where) for d in self.descriptions for where in _placeholders(d, "")]
 
     def criteria_fields(self) -> dict[str, list[str]]:
         """Sidecar field named in a rule's criteria -> the rules naming it."""
         fields: dict[str, list[str]] = {}
-        for description in self.descriptions:
+        for description in self.all_descriptions:
             for name in description.get("criteria", {}):
                 fields.setdefault(name, []).append(self.rule_name(description))
         return fields
+
+
+def _placeholders(value, where: str) -> list[str]:
+    if isinstance(value, dict):
+        return [w for key, item in value.items() for w in _placeholders(item, f"{where}/{key}" if where else key)]
+    if isinstance(value, list):
+        return [w for item in value for w in _placeholders(item, where)]
+    return [where] if isinstance(value, str) and PLACEHOLDER in value else []
 
 
 def unknown_criteria(heuristic: Heuristic, sidecar_fields: frozenset[str]) -> list[tuple[str, str, str | None]]:
@@ -113,9 +153,32 @@ def _strings(value) -> list[str]:
     return []
 
 
+def combined_sha256(digests: list[str]) -> str:
+    """One file's digest as is; a site file and its fallback: the digest of both (either changing changes it)."""
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("+".join(digests).encode()).hexdigest()
+
+
+def falls_back_to_default(path: Path | None, config: dict) -> bool:
+    """A site's heuristic adds to the default unless it says ``"bids_factory": {"fallback_to_default": false}``;
+    the default itself has no fallback."""
+    if path is None or Path(path).resolve() == default_heuristic().resolve():
+        return False
+    own = config.get("bids_factory", {}) if isinstance(config, dict) else {}
+    return own.get("fallback_to_default", True) is not False
+
+
 def load_heuristic(path: Path | None = None) -> Heuristic:
-    """Read and check a heuristic; any fault is a :class:`HeuristicError` naming where it is."""
-    path = path or default_heuristic()
+    """Read and check a heuristic (a site's with the default as its fallback, see :class:`Heuristic`); any
+    fault is a :class:`HeuristicError` naming where it is."""
+    own = _load_file(path or default_heuristic())
+    if falls_back_to_default(path, own.config):
+        return replace(own, fallback=_load_file(default_heuristic()))
+    return own
+
+
+def _load_file(path: Path) -> Heuristic:
     config, raw, text = read_config(path, "heuristic", HeuristicError)
     faults = schema_faults(config, "heuristic.schema.json", text)
     if faults:

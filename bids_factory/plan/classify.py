@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from bids_factory.checks.gates import lone_magnitude
 from bids_factory.config.heuristic import CLASSIFIED_KEY_PREFIX as KEY_PREFIX
-from bids_factory.model import Series
+from bids_factory.model import DERIVED_REASON, LOCALIZER_REASON, Series
 from bids_factory.plan.epi import is_epi
 from bids_factory.plan.fieldmaps import (fieldmap_group, gre_fieldmap_kind, is_field_map_in_units,
                                          magnitude_of_fieldmap, pepolar_pairs, phase_echoes)
@@ -91,9 +91,9 @@ class Classification:
         if self.hold:
             return self.hold
         if self.kind == "derived":
-            return f"scanner-derived image ({self.why}): not raw data, never placed"
+            return f"{DERIVED_REASON} ({self.why}): not raw data, never placed"
         if self.kind == "localizer":
-            return f"localizer/scout ({self.why}): not placed"
+            return f"{LOCALIZER_REASON} ({self.why}): not placed"
         return f"not recognised ({self.why}): no heuristic rule matches"
 
 

@@ -25,6 +25,18 @@ log = logging.getLogger(__name__)
 
 
 
+class _Dcm2bidsRootLines(logging.Filter):
+    """dcm2bids logs some lines on the root logger (``No id found for 'IntendedFor' value 'bold'`` for every
+    field map of a visit without a bold): they reach the terminal raw. They go to this module's logger at
+    debug instead (``--debug`` shows them); every other root record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}dcm2bids{os.sep}" not in record.pathname:
+            return True
+        log.debug("dcm2bids: %s", record.getMessage())
+        return False
+
+
 def matching_engine():
     """Import the dcm2bids engine without its import-time call to GitHub.
 
@@ -34,6 +46,8 @@ def matching_engine():
     dcm2bids_log = logging.getLogger("dcm2bids")
     if not dcm2bids_log.isEnabledFor(logging.DEBUG):
         dcm2bids_log.setLevel(logging.ERROR)
+    if not any(isinstance(f, _Dcm2bidsRootLines) for f in logging.getLogger().filters):
+        logging.getLogger().addFilter(_Dcm2bidsRootLines())
     from dcm2bids.utils import tools
 
     tools.has_internet = lambda *args, **kwargs: False
@@ -50,26 +64,17 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     Every sidecar keeps only allowed keys without the visit's identifiers (:mod:`bids_factory.privacy.deidentify`);
     what was dropped is counted in the plan's ``deidentification`` record."""
     Participant, Sidecar, SidecarPairing, DEFAULT = matching_engine()
-    config = heuristic.config
     by_sidecar = {str(series.sidecar): series for series in extracted.series}
-    sidecars = sorted(Sidecar(path, config.get("compKeys", DEFAULT.compKeys)) for path in by_sidecar)
+    sidecars = sorted(Sidecar(path, _merged_options(heuristic).get("compKeys", DEFAULT.compKeys)) for path in by_sidecar)
     # The pre-matching step: derived keys in the copy dcm2bids matches on (``data``), never in the
     # sidecar it writes out (``origData``).
     classes = classify_visit([(by_sidecar[s.filename], s.data) for s in sidecars])
     for sidecar in sidecars:
         sidecar.data.update(classes[sidecar.filename].keys())
-    pairing = SidecarPairing(
-        sidecars,
-        heuristic.descriptions,
-        extractors=config.get("extractors", {}),
-        search_method=config.get("search_method", DEFAULT.search_method),
-        case_sensitive=config.get("case_sensitive", DEFAULT.case_sensitive),
-        dup_method=config.get("dup_method", DEFAULT.dup_method),
-        post_op=[],
-        bids_uri=config.get("bids_uri", DEFAULT.bids_uri),
-    )
+    pairing = _pairing(SidecarPairing, DEFAULT, sidecars, heuristic.all_descriptions, _merged_options(heuristic))
+    pairing.graph = _layered_graph(SidecarPairing, DEFAULT, sidecars, heuristic)
     participant = Participant(extracted.subject_label, extracted.visit.session_label)
-    graph = pairing.build_graph()
+    graph = pairing.graph
     pairing.build_acquisitions(participant)
     for acquisition in pairing.acquisitions:
         _add_classified_entities(acquisition, graph[acquisition.src_sidecar][0], classes[acquisition.src_sidecar.filename])
@@ -82,8 +87,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         if not matched:
             not_placed.append(_not_matched(series, classes[sidecar.filename]))
         elif len(matched) > 1:
-            rules = ", ".join(heuristic.rule_name(d) for d in matched)
-            not_placed.append(SeriesOutcome(series, SeriesStatus.AMBIGUOUS, f"several heuristic rules match: {rules}"))
+            not_placed.append(SeriesOutcome(series, SeriesStatus.AMBIGUOUS, _ambiguity(heuristic, matched)))
 
     placements: list[Placement] = []
     removed = Deidentification()
@@ -112,15 +116,14 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
     context = GateContext(
         schemas=schemas,
         aslcontext={path: (own.get("aslcontext"), classes[path].volumes) for path, own in matched.items()},
-        classified=frozenset(path for path, own in matched.items() if own.get("classified_entities")),
         holding=holding,
     )
     return gate_plan(VisitPlan(
         extracted=extracted,
         placements=tuple(placements),
         not_placed=tuple(not_placed),
-        heuristic_name=heuristic.name,
-        heuristic_sha256=heuristic.sha256,
+        heuristic_name=heuristic.combined_name,
+        heuristic_sha256=heuristic.combined_sha256,
         deidentification=extracted.deidentification.merge(removed),
         sidecar_fields=frozenset(key for sidecar in sidecars for key in sidecar.data),
     ), context)
@@ -138,6 +141,53 @@ def _refuse_too_long_names(extracted: ExtractedVisit, placements: list[Placement
                                  f"{shortened(name, 60)} would be {len(os.fsencode(name))} bytes, longer than a file system "
                                  "holds (255): not converted (shorten the visit folder name, the PatientID or the "
                                  "heuristic's entities)")
+
+
+_MATCHING_KEYS = ("search_method", "case_sensitive")
+_PLACING_KEYS = ("compKeys", "dup_method", "bids_uri")
+
+
+def _pairing(SidecarPairing, DEFAULT, sidecars, descriptions: list[dict], config: dict):
+    return SidecarPairing(
+        sidecars,
+        descriptions,
+        extractors=config.get("extractors", {}),
+        search_method=config.get("search_method", DEFAULT.search_method),
+        case_sensitive=config.get("case_sensitive", DEFAULT.case_sensitive),
+        dup_method=config.get("dup_method", DEFAULT.dup_method),
+        post_op=[],
+        bids_uri=config.get("bids_uri", DEFAULT.bids_uri),
+    )
+
+
+def _merged_options(heuristic: Heuristic) -> dict:
+    """How the matched series are named and numbered: the site file's settings, the fallback's where the site
+    says nothing; the extractors of both (a rule's custom_entities name their groups)."""
+    merged: dict = {}
+    for layer in reversed(heuristic.layers):
+        merged.update({k: v for k, v in layer.config.items() if k in _PLACING_KEYS + _MATCHING_KEYS})
+    extractors: dict = {}
+    for layer in reversed(heuristic.layers):
+        for field, patterns in layer.config.get("extractors", {}).items():
+            extractors[field] = list(dict.fromkeys(extractors.get(field, []) + list(patterns)))
+    return {**merged, "extractors": extractors}
+
+
+def _layered_graph(SidecarPairing, DEFAULT, sidecars, heuristic: Heuristic) -> dict:
+    """Sidecar -> the rules that match it: dcm2bids' matching (``build_graph``) per file, with that file's
+    search_method and case_sensitive; the first file (the site's) with a matching rule decides, so a site rule
+    wins over a default rule on the same series and rules of two files are never ambiguous."""
+    graphs = [_pairing(SidecarPairing, DEFAULT, sidecars, layer.descriptions, layer.config).build_graph()
+              for layer in heuristic.layers]
+    return {sidecar: next((graph[sidecar] for graph in graphs if graph[sidecar]), [])
+            for sidecar in graphs[0]}
+
+
+def _ambiguity(heuristic: Heuristic, matched: list[dict]) -> str:
+    """Several rules of one file match a series: the rules and the fix."""
+    rules = ", ".join(heuristic.rule_name(d) for d in matched)
+    return (f"several rules of heuristic {heuristic.layer_of(matched[0]).path.name} match: {rules}; add a criterion "
+            f"that tells them apart (e.g. SeriesDescription, EchoNumber or ImageType) or delete all but one")
 
 
 def _add_classified_entities(acquisition, description: dict, classification: Classification) -> None:

@@ -16,9 +16,9 @@ import html
 from typing import Callable
 
 from bids_factory.model import VisitRecord, VisitStatus
-from bids_factory.report.summary import (NOT_PLACED_GROUPS, count_phrases, dataset_counts, dedupe_reason,
-                                 LINKAGE_FILE, grouped_not_placed, grouped_problems, linkage_names,
-                                 run_counts)
+from bids_factory.report.summary import (NOT_PLACED_GROUPS, TO_DECIDE, count_phrases, dataset_counts, dedupe_reason,
+                                         LINKAGE_FILE, grouped_not_placed, grouped_problems, linkage_names,
+                                         run_counts)
 
 HISTORY_ROWS = 50  # the newest runs shown in the history table
 
@@ -113,7 +113,7 @@ def _not_placed_table(outcomes: list[dict]) -> str:
 
 
 def _counts_table(counts: dict[str, int], cls: str) -> str:
-    rows = [_row([_e(label), f"{n}"], nums=(1,)) for label, n in counts.items()]
+    rows = [_row([_e(label), f"{n}"], nums=(1,)) for label, n in counts.items() if label != TO_DECIDE]
     return _table(["", "count"], rows, cls, nums=(1,))
 
 

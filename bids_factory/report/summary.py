@@ -12,7 +12,7 @@ import re
 from collections import Counter
 
 from bids_factory import __version__
-from bids_factory.model import RunSummary, SeriesStatus, VisitRecord, VisitStatus
+from bids_factory.model import RunSummary, SeriesStatus, VisitRecord, VisitStatus, never_placed
 from bids_factory.write.dataset_paths import LINKAGE
 
 LINKAGE_FILE = LINKAGE.as_posix()
@@ -39,7 +39,17 @@ def run_counts(record: dict) -> dict[str, int]:
     counts["series placed"] = sum(int(v.get("placed") or 0) for v in visits)
     for label, statuses_ in NOT_PLACED_GROUPS:
         counts[f"series {label}"] = sum(outcomes[s] for s in statuses_)
+    counts[TO_DECIDE] = _to_decide(visits)
     return counts
+
+
+TO_DECIDE = "series to decide"  # unmatched or ambiguous, and not a scout or derived map: a rule to write
+
+
+def _to_decide(records) -> int:
+    return sum(1 for r in records for o in r.get("not_placed") or []
+               if o.get("status") in (SeriesStatus.UNMATCHED, SeriesStatus.AMBIGUOUS)
+               and not never_placed(o.get("reason") or ""))
 
 
 def dataset_counts(visit_records: list[VisitRecord], unplaced_visits: list[dict] = ()) -> dict[str, int]:
@@ -54,6 +64,7 @@ def dataset_counts(visit_records: list[VisitRecord], unplaced_visits: list[dict]
               "images placed": sum(len(r.get("files") or []) for r in visit_records)}
     for label, statuses in NOT_PLACED_GROUPS:
         counts[f"series {label}"] = sum(outcomes[s] for s in statuses)
+    counts[TO_DECIDE] = _to_decide([*visit_records, *unplaced_visits])
     return counts
 
 
@@ -62,6 +73,8 @@ def count_phrases(counts: dict[str, int]) -> dict[str, str]:
     (zero counts of rare kinds left out)."""
     phrases: dict[str, list[str]] = {}
     for key, n in counts.items():
+        if key == TO_DECIDE:  # a part of "unmatched", for the next step (not a count of its own)
+            continue
         kind, _, what = key.partition(" ")
         if kind not in ("visits", "series"):
             kind, what = "dataset", key

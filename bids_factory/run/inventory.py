@@ -12,9 +12,9 @@ the GE session (3 series, 288 files, dcm2niix alone, a shared 2-core machine): 2
 inventory cannot tell: clashes with a dataset that already exists (a subject label taken by another
 patient, a session label taken by another visit); convert reports those.
 
-``starter_heuristic`` turns the inventory into a Dcm2Bids v3 heuristic with one rule per distinct series
-that no rule matches (ambiguous ones, matched by several rules, are left to the site) (criteria: SeriesDescription and ImageType), with placeholder datatype/suffix
-(``anat``/``EDITME``) the site edits; a heuristic still holding a placeholder is refused by convert.
+Each series carries what the classification says it is (``class``) and the fields BIDS requires of that
+class that its sidecar lacks (``missing``): :mod:`bids_factory.run.starter` writes a site's first heuristic
+from them.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ from bids_factory.checks.gates import hold_back_refused
 from bids_factory.run.batches import extract_and_plan
 from bids_factory.discover.visits import discover
 from bids_factory.errors import VisitError, VisitWithoutImages
-from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX
 from bids_factory.model import Problem, Series
 from bids_factory.run.progress import Progress
 from bids_factory.run.rules import Rules
 from bids_factory.run.options import ConvertOptions
+from bids_factory.checks.required_metadata import missing_fields
 from bids_factory.checks.sidecar_schemas import header_facts
+from bids_factory.plan.classify import classify_visit
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class SeriesEntry:
     files: tuple[str, ...] = ()  # extensions dcm2niix wrote: .nii.gz, .json, .bval, .bvec
     sidecar: dict = field(default_factory=dict)
     source_folders: tuple[str, ...] = ()
+    kind: str = ""  # the classification: "<datatype>/<suffix>", "derived", "localizer", "phase" or "unknown"
+    missing: tuple[str, ...] = ()  # fields BIDS requires of that datatype/suffix that the sidecar lacks
+    entities: tuple[tuple[str, str], ...] = ()  # the entities the classification derived (task, dir...)
 
     def record(self) -> dict:
         return {
@@ -68,7 +72,8 @@ class SeriesEntry:
             "ProtocolName": self.protocol_name, "ImageType": list(self.image_type),
             "dimensions": list(self.dimensions), "voxel_size": list(self.voxel_size), "files": list(self.files),
             "outcome": self.outcome, "bids_path": self.bids_path, "rule": self.rule, "reason": self.reason,
-            "sidecar": self.sidecar, "source_folders": list(self.source_folders),
+            "sidecar": self.sidecar, "source_folders": list(self.source_folders), "class": self.kind,
+            "missing": list(self.missing),
         }
 
 
@@ -134,19 +139,29 @@ def take_inventory(export: Path, heuristic: Path | None = None, schemas: Path | 
                 entries.append(VisitEntry(visit.scan_research_id, folders, error=str(plan)))
                 continue
             subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
-            series = [_entry(p.series, "placed", bids_path=f"{subject}/{session}/{p.relpath}", rule=p.rule)
+            classes = _classes(plan.extracted.series)
+            series = [_entry(p.series, "placed", classes, bids_path=f"{subject}/{session}/{p.relpath}", rule=p.rule)
                       for p in plan.placements]
-            series += [_entry(o.series, o.status, rule=o.rule, reason=o.reason) for o in plan.not_placed]
+            series += [_entry(o.series, o.status, classes, rule=o.rule, reason=o.reason) for o in plan.not_placed]
             series.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.bids_path or "",
                                        s.series_description))
             entries.append(VisitEntry(visit.scan_research_id, folders, subject, session, series=tuple(series)))
             problems += plan.extracted.problems
         progress.close()
-        return Inventory(export=str(export), heuristic=rules.heuristic.name, visits=tuple(entries),
+        return Inventory(export=str(export), heuristic=rules.heuristic.combined_name, visits=tuple(entries),
                          problems=tuple(problems))
 
 
-def _entry(series: Series, outcome: str, bids_path: str | None = None, rule: str | None = None,
+def _classes(series: tuple[Series, ...]) -> dict[str, tuple]:
+    """Sidecar path -> (the classification, the fields BIDS requires of its datatype/suffix that are missing)."""
+    data = {str(s.sidecar): json.loads(s.sidecar.read_text()) for s in series
+            if s.sidecar is not None and s.sidecar.exists()}
+    classes = classify_visit([(s, data[str(s.sidecar)]) for s in series if str(s.sidecar) in data])
+    return {path: (c, tuple(missing_fields(c.datatype, c.suffix, c.entities, data[path]) if c.datatype else ()))
+            for path, c in classes.items()}
+
+
+def _entry(series: Series, outcome: str, classes: dict, bids_path: str | None = None, rule: str | None = None,
            reason: str | None = None) -> SeriesEntry:
     dimensions, voxel_size, files, sidecar = (), (), (), {}
     if series.nifti is not None and series.nifti.exists():
@@ -159,9 +174,11 @@ def _entry(series: Series, outcome: str, bids_path: str | None = None, rule: str
     if series.sidecar is not None and series.sidecar.exists():
         data = json.loads(series.sidecar.read_text())
         sidecar = {key: data[key] for key in SIDECAR_FIELDS if key in data}
+    classification, missing = classes.get(str(series.sidecar), (None, ()))
     return SeriesEntry(series.series_number, series.series_description, series.protocol_name, series.image_type,
                        outcome, bids_path, rule, reason, dimensions, voxel_size, files, sidecar,
-                       series.source_folders)
+                       series.source_folders, classification.kind if classification else "", missing,
+                       tuple(classification.entities.items()) if classification else ())
 
 
 def inventory_lines(inventory: Inventory) -> list[str]:
@@ -191,38 +208,3 @@ def count_outcomes(inventory: Inventory) -> dict[str, int]:
         for s in visit.series:
             counts[s.outcome] = counts.get(s.outcome, 0) + 1
     return counts
-
-
-def starter_heuristic(inventory: Inventory) -> dict:
-    """A Dcm2Bids v3 heuristic with one rule per distinct (SeriesDescription, ImageType) no rule matches
-    (unmatched, or held back by the metadata classification of a series no rule matched)."""
-    seen: dict[tuple, dict] = {}
-    for visit in inventory.visits:
-        for s in visit.series:
-            if s.outcome not in ("unmatched", "held-back") or s.rule:  # only what no rule matched
-                continue
-            key = (s.series_description, s.image_type)
-            if key in seen:
-                continue
-            criteria: dict = {"SeriesDescription": _literal(s.series_description)}
-            if s.image_type:
-                criteria["ImageType"] = [_literal(v) for v in s.image_type]
-            seen[key] = {
-                "bids_factory": {"rule": s.series_description or f"series {s.series_number}"},
-                "datatype": "anat",
-                "suffix": PLACEHOLDER_SUFFIX,
-                "criteria": criteria,
-            }
-    return {
-        "bids_factory": {"name": "site-heuristic", "version": "1"},
-        "search_method": "fnmatch",
-        "case_sensitive": True,
-        "dup_method": "run",
-        "descriptions": list(seen.values()),
-    }
-
-
-def _literal(text: str) -> str:
-    """An fnmatch pattern matching exactly ``text`` (its ``*?[`` escaped)."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in str(text))
-

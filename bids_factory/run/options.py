@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bids_factory import __version__
+from bids_factory.config.heuristic import combined_sha256, falls_back_to_default
 from bids_factory.config.read import read_config, read_schema_folder
 from bids_factory.dates import DatePolicy
 from bids_factory.errors import HeuristicError
@@ -44,7 +45,7 @@ class ConvertOptions:
     def settings_key(self, heuristic_sha256: str, schemas: dict[str, dict]) -> str:
         """What, besides its sources, decides a visit's output: a change reconverts the visit.
 
-        ``heuristic_sha256``: of the heuristic file's bytes; ``schemas``: the sidecar schemas' content by name."""
+        ``heuristic_sha256``: of the heuristic file's bytes (and its fallback's, :func:`combined_sha256`); ``schemas``: the sidecar schemas' content by name."""
         schema_text = json.dumps(schemas, sort_keys=True)
         return hashlib.sha256(
             f"{__version__}|rules={OUTPUT_RULES}|{heuristic_sha256}|{self.keep_site_fields}|{schema_text}"
@@ -64,6 +65,9 @@ def settings_key(options: ConvertOptions) -> str:
     yet); the same key :class:`bids_factory.run.rules.Rules` gives once loaded. An unreadable file or one that
     is not JSON stops the run here with its one-line error."""
     path = options.heuristic or default_heuristic()
-    _, raw, _ = read_config(path, "heuristic", HeuristicError)
+    config, raw, _ = read_config(path, "heuristic", HeuristicError)
+    digests = [hashlib.sha256(raw).hexdigest()]
+    if falls_back_to_default(options.heuristic, config):  # the default's rules match too: they are in the key
+        digests.append(hashlib.sha256(read_config(default_heuristic(), "heuristic", HeuristicError)[1]).hexdigest())
     schemas = read_schema_folder(Path(options.schemas) if options.schemas else default_sidecar_schemas())
-    return options.settings_key(hashlib.sha256(raw).hexdigest(), schemas)
+    return options.settings_key(combined_sha256(digests), schemas)

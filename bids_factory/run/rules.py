@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bids_factory.ehr.tables import load_ehr_mapping
 from bids_factory.errors import HeuristicError
-from bids_factory.config.heuristic import PLACEHOLDER_SUFFIX, Heuristic, load_heuristic
+from bids_factory.config.heuristic import PLACEHOLDER, Heuristic, load_heuristic
 from bids_factory.run.options import ConvertOptions
 from bids_factory.checks.sidecar_schemas import SidecarSchemas, load_sidecar_schemas
 
@@ -25,10 +25,12 @@ class Rules:
         heuristic, schemas = load_heuristic(options.heuristic), load_sidecar_schemas(options.schemas)
         unedited = heuristic.placeholder_rules()
         if unedited and not allow_placeholders:
+            rules = list(dict.fromkeys(rule for rule, _ in unedited))
             raise HeuristicError(
-                f"heuristic {heuristic.path}: {len(unedited)} rule(s) still have the placeholder suffix "
-                f"{PLACEHOLDER_SUFFIX!r} (first: {unedited[0]}): set their datatype and suffix, or delete them")
-        for description in heuristic.descriptions:
+                f"heuristic {heuristic.path}: {len(rules)} rule(s) still hold the placeholder {PLACEHOLDER!r} "
+                f"(first: rule {rules[0]!r} at {', '.join(w for r, w in unedited if r == rules[0])}): replace each "
+                f"{PLACEHOLDER} with what the series is (bids-factory inventory shows it), or delete the rule")
+        for description in heuristic.all_descriptions:
             named = description.get("bids_factory", {}).get("sidecar_schema")
             if named and named not in schemas.names:
                 raise HeuristicError(
@@ -40,4 +42,4 @@ class Rules:
 
     def settings_key(self, options: ConvertOptions) -> str:
         """The key recorded with a visit converted by these rules (see :func:`bids_factory.run.options.settings_key`)."""
-        return options.settings_key(self.heuristic.sha256, self.schemas.schemas)
+        return options.settings_key(self.heuristic.combined_sha256, self.schemas.schemas)

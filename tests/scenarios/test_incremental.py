@@ -49,8 +49,9 @@ def test_rerun_over_unchanged_export_converts_and_rewrites_nothing(demo, tmp_pat
 
 def test_a_visit_that_recurs_on_a_later_day_is_reconverted_whole(export, tmp_path):
     series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
-    add_series(export, "20240105", "VISIT01", series["8"])
-    add_series(export, "20240105", "VISIT02", series["9"])
+    add_series(export, "20240105", "VISIT01", series["8"])  # a whole field map: magnitudes and phasediff
+    add_series(export, "20240105", "VISIT01", series["9"])
+    add_series(export, "20240105", "VISIT02", series["10"])
     bids = tmp_path / "bids"
     heuristic = TEST_HEURISTICS / "xa30_reproin.json"
     first = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, validate=False))
@@ -61,7 +62,7 @@ def test_a_visit_that_recurs_on_a_later_day_is_reconverted_whole(export, tmp_pat
     session = bids / "sub-12343hucheng" / "ses-VISIT01"
     assert sorted(p.name for p in session.rglob("*.nii.gz")) == [
         "sub-12343hucheng_ses-VISIT01_magnitude1.nii.gz", "sub-12343hucheng_ses-VISIT01_magnitude2.nii.gz",
-        "sub-12343hucheng_ses-VISIT01_task-fa_bold.nii.gz"]
+        "sub-12343hucheng_ses-VISIT01_phasediff.nii.gz", "sub-12343hucheng_ses-VISIT01_task-fa_bold.nii.gz"]
     sessions = (bids / "sub-12343hucheng" / "sub-12343hucheng_sessions.tsv").read_text()
     assert "ses-VISIT01\tVISIT01\t20240105,20240106" in sessions
     assert "Placed sub-12343hucheng ses-VISIT01" in (bids / "CHANGES").read_text().split("\n\n")[0]
@@ -73,6 +74,7 @@ def test_a_changed_heuristic_or_reconvert_converts_again(demo, tmp_path):
     convert(ConvertOptions(export=demo, bids=bids, validate=False))
     default = json.loads((REPO / "heuristics" / "default.json").read_text())
     default["descriptions"] = [d for d in default["descriptions"] if d["suffix"] != "FLAIR"]
+    default["bids_factory"]["fallback_to_default"] = False  # these rules alone (not the default's FLAIR rule)
     changed = tmp_path / "no-flair.json"
     changed.write_text(json.dumps(default))
     flair = sorted(bids.rglob("*_FLAIR.nii.gz"))

@@ -30,7 +30,7 @@ def new_site(ge_export: Path, tmp_path_factory) -> dict:
     """A site's first inventory: its heuristic does not know any series yet (``--json --write-heuristic``)."""
     base = tmp_path_factory.mktemp("site")
     first = base / "first.json"
-    first.write_text(json.dumps({"descriptions": [
+    first.write_text(json.dumps({"bids_factory": {"fallback_to_default": False}, "descriptions": [
         {"datatype": "anat", "suffix": "T1w", "criteria": {"SeriesDescription": "nothing of this site"}}]}))
     tmp = base / "tmp"
     tmp.mkdir()
@@ -72,8 +72,10 @@ def test_ge_heuristic_written_from_inventory_output_alone(ge_export, new_site, c
         elif s["sidecar"].get("MRAcquisitionType") == "3D" and min(s["voxel_size"]) < 1.5:
             by_rule[s["SeriesDescription"]] = ("anat", "T1w", None)
     starter = json.loads(starter_path.read_text())
-    assert len(starter["descriptions"]) == 3 and {d["suffix"] for d in starter["descriptions"]} == {"EDITME"}
-    with pytest.raises(Exception, match="placeholder suffix 'EDITME'"):  # an unedited starter is refused
+    # what the classification knows is pre-filled; what only the site knows (the bold's task) is a placeholder
+    assert sorted((d["datatype"], d["suffix"]) for d in starter["descriptions"]) == [
+        ("anat", "T1w"), ("dwi", "dwi"), ("func", "bold")]
+    with pytest.raises(Exception, match="still hold the placeholder 'EDITME'"):  # an unedited starter is refused
         convert(ConvertOptions(export=ge_export, bids=base / "refused", heuristic=starter_path))
     for rule in starter["descriptions"]:
         datatype, suffix, entities = by_rule[rule["criteria"]["SeriesDescription"]]
@@ -117,3 +119,4 @@ def test_write_heuristic_never_overwrites(ge_export, capsys, monkeypatch, tmp_pa
     code, out, err = _run_inventory(capsys, monkeypatch, tmp_path, str(ge_export), "--visit", "GEV2",
                                     "--no-validate", "--write-heuristic", str(existing))
     assert code == 1 and "exists already" in err and existing.read_text() == "{}"
+    assert "Write the starter to a new file (--write-heuristic site-new.json) and copy its rules into site.json" in err

@@ -363,7 +363,8 @@ def test_a_no_op_run_refreshes_the_page_and_still_shows_what_is_held_back(export
     flair["properties"]["VoxelSize"]["items"]["maximum"] = 4
     (schemas / "FLAIR.schema.json").write_text(json.dumps(flair))
     default = json.loads(default_heuristic().read_text())
-    only_flair = dict(default, descriptions=[d for d in default["descriptions"] if d["bids_factory"]["rule"] == "flair"])
+    only_flair = dict(default, descriptions=[d for d in default["descriptions"] if d["bids_factory"]["rule"] == "flair"],
+                      bids_factory={**default["bids_factory"], "fallback_to_default": False})  # its rule alone
     heuristic = tmp_path / "flair-only.json"
     heuristic.write_text(json.dumps(only_flair))
     bids = tmp_path / "bids"

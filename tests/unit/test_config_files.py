@@ -99,3 +99,38 @@ def test_every_exception_is_a_precise_error_in_errors_py():
     assert [m for m in misplaced if not m.startswith("bids_factory.errors.")] == []
     assert not_ours == []
     assert {"CsvError", "EhrMappingError", "SidecarSchemaError"} <= {n.split(".")[-1] for n in misplaced}
+
+
+def test_each_fault_of_a_heuristic_names_its_own_line(tmp_path):
+    """Several faults in one file: each names the line of its own rule's key (not the first such key of the
+    file), the rules before it skipped whole whatever their layout."""
+    import json
+
+    rule = {"datatype": "anat", "suffix": "T1w", "criteria": {"SeriesDescription": "t1", "ImageType": ["A", "B"]}}
+    rules = [rule, {**rule, "datatype": "anatomy"}, rule, {**rule, "suffix": 5},
+             {"datatype": "anat", "suffix": "T2w", "critera": {"SeriesDescription": "t2"}}]
+    text = json.dumps({"descriptions": rules}, indent=2).replace('"ImageType": [\n', '"ImageType": [ ')
+    path = tmp_path / "site.json"
+    path.write_text(text)
+    lines = text.splitlines()
+
+    def line_of(marker: str) -> int:
+        [number] = [i for i, line in enumerate(lines, start=1) if marker in line]
+        return number
+
+    with pytest.raises(errors.HeuristicError) as raised:
+        load_heuristic(path)
+    message = str(raised.value)
+    assert f"at descriptions/4 (line {line_of('critera')}): Additional properties are not allowed" in message
+    assert f"at descriptions/1/datatype (line {line_of('anatomy')}): 'anatomy' is not one of" in message
+    five = line_of('"suffix": 5')
+    assert f"at descriptions/3/suffix (line {five}): 5 is not of type 'string'" in message
+
+
+def test_a_yaml_mappings_fault_names_its_line(tmp_path):
+    from bids_factory.config.check import _line_hint
+
+    text = "tables:\n  - file: a.csv\n  - file: b.csv\n    colums: [x]\n"
+    assert _line_hint(text, ["tables", 1, "file"]) == " (line 3)"
+    assert _line_hint(text, ["tables", 1, "colums"]) == " (line 4)"
+    assert _line_hint(text, ["tables", 0]) == " (line 2)"

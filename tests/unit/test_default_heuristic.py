@@ -407,3 +407,71 @@ def test_a_sagittal_dwi_is_named_by_its_own_orientation(tmp_path):
                     series_description="DWI", protocol_name="DWI", image_type=tuple(ORIGINAL), source_folders=())
     (found,) = classify_visit([(series, sidecar)]).values()
     assert found.kind == "dwi/dwi" and found.entities.get("dir") == "SI"  # a fixed table would say AP
+
+
+def _site_rule(suffix: str, echo: int, image: str) -> dict:
+    return {"bids_factory": {"rule": suffix}, "datatype": "fmap", "suffix": suffix,
+            "criteria": {"SeriesDescription": "B0_map", "EchoNumber": echo, "ImageType": ["*", "*", image, "*"]}}
+
+
+@pytest.mark.parametrize("refused", ["magnitude", "phase"])
+@pytest.mark.parametrize("fallback", [True, False])
+def test_a_site_rules_field_map_is_placed_whole_or_not_at_all(tmp_path, fallback, refused):
+    """Gate 4 holds for a site's rules (alone or with the default): when a site schema refuses its magnitudes,
+    its phase1/phase2 are held back, and its magnitudes when the phases are refused."""
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"bids_factory": {"fallback_to_default": fallback}, "descriptions": [
+        _site_rule("magnitude1", 1, "M"), _site_rule("magnitude2", 2, "M"),
+        _site_rule("phase1", 1, "PHASE MAP"), _site_rule("phase2", 2, "PHASE MAP")]}))
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    for suffix in ((f"{refused}1", f"{refused}2")):
+        (schemas / f"{suffix}.schema.json").write_text(json.dumps({"required": ["B0FieldIdentifier"]}))
+    (tmp_path / "visit").mkdir()
+    plan = plan_visit(_extracted(tmp_path / "visit", PHILIPS_FIELDMAP), load_heuristic(site),
+                      load_sidecar_schemas(schemas))
+    assert plan.placements == ()
+    reasons = {o.series.series_number: o.reason for o in plan.not_placed}
+    assert {o.rule for o in plan.not_placed} == {
+        f"site:{s}" if fallback else s for s in ("magnitude1", "magnitude2", "phase1", "phase2")}
+    refused_numbers, set_numbers = ((1, 2), (3, 4)) if refused == "magnitude" else ((3, 4), (1, 2))
+    for number in refused_numbers:
+        assert reasons[number].endswith("B0FieldIdentifier is required but missing")
+    if refused == "magnitude":
+        assert [reasons[3], reasons[4]] == [
+            f"field-map {phase} image whose magnitude1/magnitude2 image(s) are not placed ('B0_map'): a field map "
+            "is never placed without its magnitudes; place them too (a rule that matches their series, or the "
+            "metadata their reason names)" for phase in ("phase1", "phase2")]
+    else:
+        assert [reasons[1], reasons[2]] == ["field-map magnitude whose phase image is not placed ('B0_map'): a "
+                                            "magnitude is never placed alone"] * 2
+
+
+def test_a_site_rule_for_a_phasediff_alone_places_nothing(tmp_path):
+    """A site's heuristic alone with a rule for the phase series only: the phasediff is not placed alone."""
+    site = tmp_path / "site.json"
+    site.write_text(json.dumps({"bids_factory": {"fallback_to_default": False}, "descriptions": [
+        {"datatype": "fmap", "suffix": "phasediff", "criteria": {"SeriesDescription": "gre_field_mapping",
+                                                                 "ImageType": ["*", "*", "P", "*"]}}]}))
+    fieldmap = [c for c in VISIT if c[0] == "gre_field_mapping"]
+    (tmp_path / "visit").mkdir()
+    plan = plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic(site))
+    assert plan.placements == ()
+    held = [o for o in plan.not_placed if o.status == "held-back"]
+    assert [o.reason for o in held] == [
+        "field-map phasediff image whose magnitude1 image(s) are not placed ('gre_field_mapping'): a field map is "
+        "never placed without its magnitudes; place them too (a rule that matches their series, or the metadata "
+        "their reason names)"]
+
+
+def test_dcm2bids_root_log_lines_go_to_debug_never_raw_to_the_terminal(tmp_path, caplog):
+    """A field map in a visit without bold or dwi: dcm2bids says ``No id found for 'IntendedFor' value`` on
+    the root logger for each; those lines reach the log at debug only, through bids-factory's logger."""
+    import logging
+
+    fieldmap = [c for c in VISIT if c[0] == "gre_field_mapping"]
+    (tmp_path / "visit").mkdir()
+    with caplog.at_level(logging.DEBUG):
+        plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic())
+    lines = [r for r in caplog.records if "No id found" in r.getMessage()]
+    assert lines and {(r.name, r.levelno) for r in lines} == {("bids_factory.plan.placement", logging.DEBUG)}
