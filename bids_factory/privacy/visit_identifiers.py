@@ -213,24 +213,11 @@ def _is_identity_key(key: str) -> bool:
     return any(word in flat for word in _IDENTITY_WORDS)
 
 
-# -- keyed hash of the raw PatientID (collision detection of subject labels) ------------------------
+# -- keyed hashes of a visit's identifiers (found again in the EHR tables) ------------------------------
 
 def patient_hmac(secret: bytes, raw_id: str) -> str:
+    """The keyed hash (HMAC-SHA256 under the dataset's secret) of a raw id or identifier."""
     return hmac.new(secret, raw_id.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def same_patient(stored, raw_id: str, secret: bytes) -> bool:
-    """Whether a ``subjects.json`` entry is the key of ``raw_id``: an HMAC entry
-    (``{"hmac_sha256": ...}``) or a legacy unsalted SHA-256 string of older datasets."""
-    if isinstance(stored, dict):
-        return hmac.compare_digest(str(stored.get("hmac_sha256", "")), patient_hmac(secret, raw_id))
-    if isinstance(stored, str):
-        return hmac.compare_digest(stored, hashlib.sha256(raw_id.encode("utf-8")).hexdigest())
-    return False
-
-
-def subject_entry(secret: bytes, raw_id: str) -> dict:
-    return {"hmac_sha256": patient_hmac(secret, raw_id)}
 
 
 def identifier_digests(secret: bytes, identifiers: VisitIdentifiers, known: dict | None = None) -> dict:

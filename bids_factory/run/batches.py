@@ -26,8 +26,8 @@ from bids_factory.errors import BidsFactoryError, VisitError, VisitWithoutImages
 from bids_factory.extract.dicom_visit import dcm2niix_version, extract
 from bids_factory.finalize.dataset_files import dataset_files
 from bids_factory.config.heuristic import Heuristic, unknown_criteria
-from bids_factory.privacy.visit_identifiers import identifier_digests, same_patient, subject_entry
-from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus, subject_label
+from bids_factory.privacy.visit_identifiers import identifier_digests
+from bids_factory.model import Problem, RunSummary, Visit, VisitPlan, VisitResult, VisitStatus
 from bids_factory.plan.placement import matching_engine, plan_visit
 from bids_factory.extract.processes import die_with_parent
 from bids_factory.run.progress import Phases, Progress
@@ -43,6 +43,7 @@ from bids_factory.write.append_only import APPLY_OPTION
 from bids_factory.write.dataset_writer import DatasetWriter
 from bids_factory.write.dataset_paths import IDENTIFIER_KEYS_FILE, LINKAGE, REPLACED, SUBJECTS_FILE, VISIT_RECORDS
 from bids_factory.write.session_move import move_session
+from bids_factory.write.subject_identity import SubjectGuard, case_twin
 
 log = logging.getLogger(__name__)
 BATCH_VISITS = 16  # visits converted before they are placed (at least 4 per --jobs worker)
@@ -77,22 +78,9 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     phases.start("EHR")
     mapping = rules.ehr_mapping if rules else load_ehr_mapping(options.ehr_mapping) if options.ehr_mapping else None
     subjects = writer.read_json(SUBJECTS_FILE, default={}) or {}
-    secret = writer.subject_key() if subjects else b""
-
-    def other_patient(label: str, raw_id: str) -> bool:
-        """The raw ids compared, as the collision guard does; an id written as a BIDS label (``sub-007``) or
-        with spaces around it is the same id."""
-        core = raw_id.strip().removeprefix("sub-")
-        spellings = {raw_id, raw_id.strip(), core, f"sub-{core}"}
-        return label in subjects and not any(same_patient(subjects[label], raw, secret) for raw in spellings)
-
-    def own_id(raw_id: str) -> bool:
-        """The raw id is the PatientID of the images of its label: the participant's own id is no name leak,
-        even where a de-identified export made the PatientName the same word."""
-        label = subject_label(raw_id.strip().removeprefix("sub-"))
-        return label in subjects and not other_patient(label, raw_id)
-
-    ehr = collect_ehr(options.export, mapping, other_patient=other_patient, own_id=own_id, identifier_keys=IdentifierKeys(
+    guard = SubjectGuard(subjects, writer.subject_key() if subjects else b"")
+    ehr = collect_ehr(options.export, mapping, other_patient=guard.other_patient, own_id=guard.own_id,
+                      identifier_keys=IdentifierKeys(
         writer.subject_key(), writer.read_json(IDENTIFIER_KEYS_FILE, default={}) or {}, options.dates))
     ehr = dataclasses.replace(ehr, problems=tuple(  # export paths name their day: the date policy applies
         Problem(options.dates.mask_text(p.path), options.dates.mask_text(p.reason), p.fatal) for p in ehr.problems))
@@ -217,8 +205,7 @@ def _convert_all(visits: list[Visit], start: int, staging: Path, rules: Rules, o
 def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: ConvertOptions,
                report: RunSummary) -> None:
     """Move converted visits into the dataset (under the lock), recording their state."""
-    subjects: dict = writer.read_json(SUBJECTS_FILE, default={}) or {}
-    secret = writer.subject_key()
+    guard = SubjectGuard(writer.read_json(SUBJECTS_FILE, default={}) or {}, writer.subject_key())
     sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
     for visit, outcome in outcomes:
         if isinstance(outcome, VisitWithoutImages):  # reports, presentation states...: a note, not a failure
@@ -231,8 +218,7 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
         elif outcome is None:
             result = VisitResult(visit.scan_research_id, VisitStatus.NOT_SELECTED)
         else:
-            result = _place(outcome, writer, subjects, sessions, secret,
-                            visit.scan_research_id in options.apply_changes)
+            result = _place(outcome, writer, guard, sessions, visit.scan_research_id in options.apply_changes)
             result.problems = outcome.extracted.problems + result.problems
             report.non_dicom_files += outcome.extracted.non_dicom_files
             report.non_image_objects += outcome.extracted.non_image_objects
@@ -298,29 +284,23 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
                 yield visit, exc
 
 
-def _case_twin(label: str, labels) -> str | None:
-    """A label among ``labels`` that differs from ``label`` only in case (``ABC``/``abc``), else None."""
-    return next((other for other in sorted(labels) if other != label and other.casefold() == label.casefold()), None)
-
-
-def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dict, secret: bytes,
+def _place(plan: VisitPlan, writer: DatasetWriter, guard: SubjectGuard, sessions: dict,
            apply_changes: bool = False) -> VisitResult:
     visit = plan.extracted.visit
     subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
     base = dict(scan_research_id=visit.scan_research_id, subject_label=plan.subject_label,
                 session_label=plan.session_label, not_placed=plan.not_placed)
-    known = subjects.get(plan.subject_label)
     raw_id = plan.extracted.identifiers.patient_id
-    if known is not None and not same_patient(known, raw_id, secret):
+    if guard.taken_by_another(plan.subject_label, raw_id):
         reason = (f"visit {visit.scan_research_id}: two different PatientIDs give the same subject label "
                   f"{subject}; not merged (rename one patient's id upstream)")
         return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
-    folded = _case_twin(plan.subject_label, set(subjects) | {sub.removeprefix("sub-") for sub, _ in sessions})
+    folded = case_twin(plan.subject_label, set(guard.entries) | {sub.removeprefix("sub-") for sub, _ in sessions})
     if folded is not None:
         reason = (f"visit {visit.scan_research_id}: subject label {subject} differs from sub-{folded} only in case "
                   "(one folder on a case-insensitive disk); not merged (rename one patient's id upstream)")
         return VisitResult(**base, status=VisitStatus.FAILED, problems=(Problem(_where(visit), reason),))
-    folded = _case_twin(session, {ses for sub, ses in sessions if sub == subject})
+    folded = case_twin(session, {ses for sub, ses in sessions if sub == subject})
     if folded is not None:
         reason = (f"visit {visit.scan_research_id}: session label {session} of {subject} differs from {folded} "
                   "only in case (one folder on a case-insensitive disk); not merged")
@@ -334,15 +314,12 @@ def _place(plan: VisitPlan, writer: DatasetWriter, subjects: dict, sessions: dic
                       if owner_ == visit.scan_research_id and (sub, ses) != (subject, session)), None)
     if not plan.placements and owner is None and elsewhere is None:  # a placed session is compared instead
         return VisitResult(**base, status=VisitStatus.NOTHING_TO_PLACE)
-    entry = subject_entry(secret, raw_id)  # a legacy SHA-256 entry is upgraded
-    if subjects.get(plan.subject_label) != entry:  # the collision guard is on disk before the visit is
-        subjects[plan.subject_label] = entry
-        writer.write_json(SUBJECTS_FILE, subjects)
+    if guard.record(plan.subject_label, raw_id):  # the collision guard is on disk before the visit is
+        writer.write_json(SUBJECTS_FILE, guard.entries)
     digests = writer.read_json(IDENTIFIER_KEYS_FILE, default={}) or {}
-    known = digests.get(plan.subject_label)
-    if known != (digests.setdefault(plan.subject_label, identifier_digests(secret, plan.extracted.identifiers, known))
-                 if known is None else identifier_digests(secret, plan.extracted.identifiers, known)):
-        digests[plan.subject_label] = identifier_digests(secret, plan.extracted.identifiers, known)
+    updated = identifier_digests(guard.secret, plan.extracted.identifiers, digests.get(plan.subject_label))
+    if digests.get(plan.subject_label) != updated:
+        digests[plan.subject_label] = updated
         writer.write_json(IDENTIFIER_KEYS_FILE, digests)  # the EHR stage finds them in the subject's rows
     moved = ()
     if elsewhere is not None:
