@@ -69,6 +69,7 @@ def reference(tmp_path_factory):
     work = tmp_path_factory.mktemp("crash")
     export = build_demo_export(work / "export").root
     assert _run(export, work / "reference") == 0
+    assert_valid_bids(work / "reference")  # every finished run below must publish exactly these files
     return export, _published(work / "reference")
 
 
@@ -83,5 +84,4 @@ def test_killed_run_leaves_complete_files_and_the_next_run_finishes(reference, t
     _assert_no_partial_file(bids)
     assert _published(bids) == expected
     assert not list((bids / "code").rglob(".*.tmp"))
-    assert fingerprint(export) == before
-    assert_valid_bids(bids)
+    assert fingerprint(export) == before  # (valid: what it publishes is the validated reference, byte for byte)
