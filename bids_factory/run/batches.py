@@ -111,11 +111,23 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     return ehr_problems
 
 
-def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions,
-                     for_placing: bool = True) -> VisitPlan | None:
-    """One visit's work, run in a worker (and by ``inventory``, not ``for_placing``): precise errors
-    become :class:`VisitError`. For placing, the plan's images get their thumbnails (from the plain
-    staged image) and are gzipped (:mod:`bids_factory.extract.staged_images`)."""
+def convert_visit(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions) -> VisitPlan | None:
+    """A worker's whole work on one visit: :func:`extract_and_plan`, then the images it places made ready to
+    place: their thumbnails (from the plain staged image) and gzipped (:mod:`bids_factory.extract.staged_images`)."""
+    return _visit_work(visit, staging, rules, options, _ready_to_place)
+
+
+def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions) -> VisitPlan | None:
+    """One visit extracted (redacted) and planned, in staging; precise errors become :class:`VisitError`
+    (``inventory`` stops here)."""
+    return _visit_work(visit, staging, rules, options, None)
+
+
+def _ready_to_place(plan: VisitPlan) -> VisitPlan:
+    return gzip_placed_images(dataclasses.replace(plan, thumbnails=_thumbnails(plan)))
+
+
+def _visit_work(visit: Visit, staging: Path, rules: Rules, options: ConvertOptions, then) -> VisitPlan | None:
     clean = options.dates.mask_text  # and the visit's identifiers, once they are read
     try:
         extracted = extract(visit, staging, rules.heuristic.config.get("dcm2niixOptions", ""),
@@ -126,9 +138,7 @@ def extract_and_plan(visit: Visit, staging: Path, rules: Rules, options: Convert
         extracted = redact_visit(extracted, options.dates)
         plan = redact_plan(plan_visit(extracted, rules.heuristic, rules.schemas, options.keep_site_fields,
                                       options.dates), options.dates)
-        if not for_placing:
-            return plan
-        return gzip_placed_images(dataclasses.replace(plan, thumbnails=_thumbnails(plan)))
+        return then(plan) if then is not None else plan
     except VisitWithoutImages as exc:
         raise VisitWithoutImages(clean(str(exc)), tuple(Problem(clean(p.path), clean(p.reason), p.fatal)
                                                        for p in exc.notes), exc.count) from None
@@ -268,14 +278,14 @@ def _run_workers(visits, start: int, staging: Path, rules: Rules, options: Conve
     if workers <= 1:
         for visit, folder in zip(visits, folders):
             try:
-                yield visit, extract_and_plan(visit, folder, rules, options)
+                yield visit, convert_visit(visit, folder, rules, options)
             except VisitError as exc:
                 yield visit, exc
         return
     _shared_by_workers()
     with cf.ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
                                 initargs=(os.getpid(),)) as pool:
-        futures = [pool.submit(extract_and_plan, visit, folder, rules, options)
+        futures = [pool.submit(convert_visit, visit, folder, rules, options)
                    for visit, folder in zip(visits, folders)]
         for visit, future in zip(visits, futures):
             try:

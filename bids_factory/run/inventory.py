@@ -121,7 +121,7 @@ def take_inventory(export: Path, heuristic: Path | None = None, schemas: Path | 
         outcomes = []
         for index, visit in enumerate(selected):
             try:
-                plan = extract_and_plan(visit, Path(scratch) / f"visit-{index:05d}", rules, options, for_placing=False)
+                plan = extract_and_plan(visit, Path(scratch) / f"visit-{index:05d}", rules, options)
             except VisitError as exc:
                 plan = exc
             outcomes.append((visit, plan))

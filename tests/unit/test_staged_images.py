@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 
 from bids_factory.discover.visits import discover
-from bids_factory.run.batches import extract_and_plan
+from bids_factory.run.batches import convert_visit
 from bids_factory.run.pipeline import ConvertOptions
 from bids_factory.run.rules import Rules
 from bids_factory.extract.staged_images import gzipped, image_stem
@@ -32,7 +32,7 @@ def test_a_plain_image_is_gzipped_without_a_byte_changed_and_reproducibly(tmp_pa
 def test_only_the_images_a_visit_places_are_gzipped(xa30_export, tmp_path):
     options = ConvertOptions(export=xa30_export, bids=tmp_path / "bids")
     visit = discover(xa30_export).visits[0]
-    plan = extract_and_plan(visit, tmp_path / "staging", Rules.load(options), options)
+    plan = convert_visit(visit, tmp_path / "staging", Rules.load(options), options)
     placed = {p.series.nifti for p in plan.placements}
     assert len(placed) >= 6
     for image in placed:
