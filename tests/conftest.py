@@ -1,5 +1,10 @@
 """Fixtures: Data Capture exports built in temporary folders from the real scanner data in
-``../shared/dicom`` (never copied into the repository), and the checks every dataset must pass."""
+``../shared/dicom`` (never copied into the repository), and the checks every dataset must pass.
+
+A test that reads the real data carries the ``realdata`` marker: without the data (a fresh clone) it is
+skipped, its reason naming the command that fetches the data; the rest runs. ``BIDS_FACTORY_SHARED_DICOM``
+points the tests at another copy of the data.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,41 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DICOM = REPO.parent / "shared" / "dicom"
+SHARED_DICOM = Path(os.environ.get("BIDS_FACTORY_SHARED_DICOM") or REPO.parent / "shared" / "dicom")
+FETCH_COMMAND = "python tests/fetch_shared_dicom.py"
+REAL_DATA_SETS = (  # the folders of SHARED_DICOM the tests read; tests/fetch_shared_dicom.py makes each
+    "siemens_xa30_visit", "ge_t1w_deidentified", "siemens_transfer_syntaxes", "ge_session", "philips_asl",
+    "toshiba_dwi", "philips_dwi_classic", "nih_ge_siemens_epi", "siemens_fieldmaps",
+)
 TEST_HEURISTICS = Path(__file__).resolve().parent / "heuristics"
 XA30 = SHARED_DICOM / "siemens_xa30_visit"
 GE_T1W = SHARED_DICOM / "ge_t1w_deidentified"
 TRANSFER_SYNTAXES = SHARED_DICOM / "siemens_transfer_syntaxes"
+
+
+def missing_real_data() -> list[str]:
+    return [name for name in REAL_DATA_SETS if not (SHARED_DICOM / name).is_dir()]
+
+
+def real_folders(folder: Path, pattern: str = "*") -> list[Path]:
+    """The sorted entries of a real-data folder matching ``pattern`` ([] without the data, so that a module
+    listing them still imports: its tests are ``realdata`` and skipped)."""
+    return sorted(folder.glob(pattern)) if folder.is_dir() else []
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:  # a test given a fixture built from the real data reads it too
+        if "xa30_export" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
+    missing = missing_real_data()
+    if not missing:
+        return
+    which = "" if len(missing) == len(REAL_DATA_SETS) else f" ({', '.join(missing)})"
+    skip = pytest.mark.skip(reason=f"real scanner data missing in {SHARED_DICOM}{which}: fetch it with "
+                                   f"`{FETCH_COMMAND}`")
+    for item in items:
+        if item.get_closest_marker("realdata"):
+            item.add_marker(skip)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -13,10 +13,12 @@ import pytest
 
 from bids_factory.cli.main import main
 from bids_factory.run.pipeline import ConvertOptions, convert
-from conftest import GE_T1W, TEST_HEURISTICS, XA30, add_series, assert_valid_bids
+from conftest import GE_T1W, TEST_HEURISTICS, XA30, add_series, assert_valid_bids, real_folders
+
+pytestmark = pytest.mark.realdata
 
 HEURISTIC = TEST_HEURISTICS / "xa30_reproin.json"
-SERIES = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+SERIES = {p.name.split("_")[0]: p for p in real_folders(XA30, "*/")}
 SESSION = Path("sub-12343hucheng") / "ses-VISIT01"
 RECORD = Path("code") / "bids-factory" / "visits" / "sub-12343hucheng_ses-VISIT01.json"
 

@@ -14,11 +14,13 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import TEST_HEURISTICS, XA30, add_series
+from conftest import TEST_HEURISTICS, XA30, add_series, real_folders
 from test_crash_safety import KILLER, _assert_no_partial_file, _published
 
+pytestmark = pytest.mark.realdata
+
 HEURISTIC = TEST_HEURISTICS / "xa30_reproin.json"
-SERIES = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
+SERIES = {p.name.split("_")[0]: p for p in real_folders(XA30, "*/")}
 T1W = "sub-12343hucheng/ses-VISIT01/anat/sub-12343hucheng_ses-VISIT01_acq-tfl_T1w"
 
 

@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, TEST_HEURISTICS, TRANSFER_SYNTAXES, add_series, assert_valid_bids, fingerprint
+
+pytestmark = pytest.mark.realdata
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -6,17 +6,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import TEST_HEURISTICS, TRANSFER_SYNTAXES, add_series, assert_valid_bids
 
 HEURISTIC = TEST_HEURISTICS / "transfer_syntaxes.json"
-DICOM = sorted(TRANSFER_SYNTAXES.glob("*.dcm"))[0]
+DICOM = TRANSFER_SYNTAXES / "1.dcm"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bids_factory", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.realdata
 def test_visit_names_no_file_system_holds_fail_alone(export, bids):
     # 231 characters: its BIDS file names are too long; 245: even sub-X_ses-Y_scans.tsv is (refused before dcm2niix)
     long_names = ["V" * 231, "W" * 245]
@@ -37,6 +40,7 @@ def test_visit_names_no_file_system_holds_fail_alone(export, bids):
     assert_valid_bids(bids)
 
 
+@pytest.mark.realdata
 def test_cli_long_visit_name_one_line_and_inventory_goes_on(export, tmp_path):
     add_series(export, "20230302", "V" * 231, DICOM, subfolder="a")
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
@@ -52,6 +56,7 @@ def test_cli_long_visit_name_one_line_and_inventory_goes_on(export, tmp_path):
     assert "visit V2 (sub-" in listed.stdout and "cannot be converted" in listed.stdout
 
 
+@pytest.mark.realdata
 def test_inventory_of_a_visit_not_in_the_export_exits_non_zero(export):
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
     listed = _cli("inventory", export, "--heuristic", HEURISTIC, "--visit", "NOPE", "--no-validate")
@@ -61,6 +66,7 @@ def test_inventory_of_a_visit_not_in_the_export_exits_non_zero(export):
     assert "Traceback" not in listed.stderr
 
 
+@pytest.mark.realdata
 def test_jobs_never_forks_more_workers_than_visits_or_cpus(export, bids, monkeypatch):
     import concurrent.futures as cf
 
@@ -90,6 +96,7 @@ def test_negative_wait_is_a_wrong_command_line(export, tmp_path):
         assert "Traceback" not in done.stderr and not (tmp_path / "bids").exists()
 
 
+@pytest.mark.realdata
 def test_heuristic_with_a_duplicated_key_is_refused_before_any_conversion(export, tmp_path):
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
     site = tmp_path / "site.json"
@@ -101,6 +108,7 @@ def test_heuristic_with_a_duplicated_key_is_refused_before_any_conversion(export
     assert not list((tmp_path / "bids").rglob("*.nii.gz"))
 
 
+@pytest.mark.realdata
 def test_nifti_sidecar_nested_100000_deep_is_a_problem_of_its_series(tmp_path):
     import json
 
@@ -126,6 +134,7 @@ def test_nifti_sidecar_nested_100000_deep_is_a_problem_of_its_series(tmp_path):
     assert_valid_bids(tmp_path / "bids")
 
 
+@pytest.mark.realdata
 def test_summary_run_record_and_page_stay_small_whatever_the_ehr(export, tmp_path):
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
     table = export / "EHR/2023/20230302/demographics.csv"
@@ -147,6 +156,7 @@ def test_summary_run_record_and_page_stay_small_whatever_the_ehr(export, tmp_pat
     assert "sub-P019999\tEHR without images" in listed and "sub-crlab\timages without EHR row" in listed
 
 
+@pytest.mark.realdata
 def test_ehr_table_with_absurd_column_count_is_refused_alone(export, bids):
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
     day = export / "EHR/2023/20230302"
@@ -165,6 +175,7 @@ def test_ehr_table_with_absurd_column_count_is_refused_alone(export, bids):
     assert_valid_bids(bids)
 
 
+@pytest.mark.realdata
 def test_archive_among_dicom_series_is_a_problem_of_its_visit(export, bids):
     import tarfile
     import zipfile
@@ -192,6 +203,7 @@ def test_archive_among_dicom_series_is_a_problem_of_its_visit(export, bids):
     assert_valid_bids(bids)
 
 
+@pytest.mark.realdata
 def test_series_without_patient_id_is_named_not_merged_into_the_visit(export, bids):
     import pydicom
     from pydicom.uid import generate_uid
@@ -219,6 +231,7 @@ def test_series_without_patient_id_is_named_not_merged_into_the_visit(export, bi
     assert_valid_bids(bids)
 
 
+@pytest.mark.realdata
 def test_nifti_export_file_name_of_any_length_is_staged(tmp_path):
     from test_nifti_route import HEURISTIC as XA30_HEURISTIC, _nifti_export
     from conftest import XA30

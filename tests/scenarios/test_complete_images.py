@@ -24,6 +24,7 @@ def _t1w_files(bids: Path) -> list[str]:
     return sorted(p.name for p in bids.rglob("*_T1w.nii.gz"))
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("missing", ["00100.dcm", "00196.dcm"])  # one inside the series, the last slice
 def test_a_missing_slice_file_holds_the_t1w_back(export, bids, missing):
     visit = add_series(export, "20230301", "GE0001", GE_T1W)
@@ -35,6 +36,7 @@ def test_a_missing_slice_file_holds_the_t1w_back(export, bids, missing):
     assert report.visits[0].status == "nothing-to-place"
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("keep", [3000, 70000])  # header cut short / pixel data cut short
 def test_a_truncated_slice_file_holds_the_t1w_back_and_is_retried(export, bids, keep):
     t1w = GE_SESSION / "05_3D_Ax_T1_MP_RAGE_R22"
@@ -51,6 +53,7 @@ def test_a_truncated_slice_file_holds_the_t1w_back_and_is_retried(export, bids, 
     assert _t1w_files(bids) == []
 
 
+@pytest.mark.realdata
 def test_a_complete_t1w_is_placed(export, bids):
     add_series(export, "20230301", "GE0001", GE_T1W)
     report = convert(ConvertOptions(export=export, bids=bids))
@@ -67,6 +70,7 @@ exit 8
 """
 
 
+@pytest.mark.realdata
 def test_a_visit_cut_short_by_dcm2niix_is_held_back_and_converted_again_next_run(export, bids, tmp_path,
                                                                                  monkeypatch):
     from bids_factory.extract import dicom_visit as extract

@@ -28,6 +28,7 @@ def _add_column(path: Path, column: str, value: str) -> None:
     frame.to_csv(path, sep="\t", index=False)
 
 
+@pytest.mark.realdata
 def test_curator_columns_and_rows_survive_a_reconversion_and_a_new_subject(export, bids):
     add_series(export, "20230301", "GE0001", GE_T1W)
     first = convert(ConvertOptions(export=export, bids=bids))
@@ -110,6 +111,7 @@ def test_quotes_a_curator_typed_never_merge_or_lose_rows(tmp_path):
     assert [r["note"] for r in again] == ['"unsure', "fine", '5" tall', '"open', "n/a"]
 
 
+@pytest.mark.realdata
 def test_files_a_curator_added_or_edited_in_a_session_survive_its_reconversion(export, bids):
     """A reconverted visit rebuilds its session folder: a person's added files move into the new folder, and
     a sidecar they edited of an image the conversion places again unchanged stays as they edited it."""
@@ -196,6 +198,7 @@ def test_a_curators_wording_in_participants_and_phenotype_json_survives_later_ru
     assert participants.read_text() == '{"age": {"Description": "Age"'
 
 
+@pytest.mark.realdata
 def test_a_daily_run_writes_only_the_sessions_tsv_of_the_subjects_it_placed(export, bids):
     """Cost follows the day's work: another subject's sessions.tsv is not read or written again, except
     for a subject whose session a killed run placed without listing it (its mark is left for the next run)."""

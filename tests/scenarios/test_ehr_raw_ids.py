@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bids_factory.cli.main import main
 from bids_factory.tsv import read_tsv
 from conftest import GE_T1W, XA30, add_series
+
+pytestmark = pytest.mark.realdata
 
 
 

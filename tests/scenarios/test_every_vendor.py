@@ -18,22 +18,24 @@ import pytest
 
 from bids_factory.config.heuristic import load_heuristic
 from bids_factory.run.pipeline import ConvertOptions, convert
-from conftest import SHARED_DICOM, XA30, add_series, assert_valid_bids
+from conftest import SHARED_DICOM, XA30, add_series, assert_valid_bids, real_folders
+
+pytestmark = pytest.mark.realdata
 
 GE = SHARED_DICOM / "ge_session" / "In"
 NIH = SHARED_DICOM / "nih_ge_siemens_epi"
 VISITS = {  # visit folder -> DICOM folders of the shared sets
-    "XA30": sorted(p for p in XA30.iterdir() if p.is_dir()),
+    "XA30": real_folders(XA30, "*/"),
     "GE1": [GE / "05_3D_Ax_T1_MP_RAGE_R22", GE / "01_Ax_DWI_TENSOR_R2"],
     "GE2": [GE / "SliceTiming" / "14_Ax_fMRI_HB3_48sl_int_asc"],
     "GET1W": [SHARED_DICOM / "ge_t1w_deidentified"],
-    "PHILIPSASL": sorted((SHARED_DICOM / "philips_asl" / "In" / "Classic").iterdir()),
+    "PHILIPSASL": real_folders(SHARED_DICOM / "philips_asl" / "In" / "Classic"),
     "PHILIPSDWI": [SHARED_DICOM / "philips_dwi_classic" / "601_WIP_dti_ax"],
     "TOSHIBA": [SHARED_DICOM / "toshiba_dwi" / "In" / "Galan" / "8006_DTI_AX_30d"],
-    "TS": sorted((SHARED_DICOM / "siemens_transfer_syntaxes").glob("*.dcm")),
-    "NIHGE": sorted((NIH / "20180918GE").iterdir()),
-    "NIHSI": sorted((NIH / "20180918Si").iterdir()),
-    "FMAP": sorted(p for p in (SHARED_DICOM / "siemens_fieldmaps").iterdir() if p.is_dir()),
+    "TS": real_folders(SHARED_DICOM / "siemens_transfer_syntaxes", "*.dcm"),
+    "NIHGE": real_folders(NIH / "20180918GE"),
+    "NIHSI": real_folders(NIH / "20180918Si"),
+    "FMAP": real_folders(SHARED_DICOM / "siemens_fieldmaps", "*/"),
 }
 DERIVED = "scanner-derived image (ImageType DERIVED/"
 PERFUSION_MAP = ("scanner-derived image (ImageType ORIGINAL/PRIMARY/PERFUSION/FFE/PERFUSION/FFE, the scanner's "

@@ -13,6 +13,8 @@ from bids_factory.errors import HeuristicError
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import SHARED_DICOM, add_series, assert_valid_bids
 
+pytestmark = pytest.mark.realdata
+
 GE = SHARED_DICOM / "ge_session" / "In"
 PHILIPS_ASL = SHARED_DICOM / "philips_asl" / "In" / "Classic"
 

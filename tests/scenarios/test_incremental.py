@@ -47,6 +47,7 @@ def test_rerun_over_unchanged_export_converts_and_rewrites_nothing(demo, tmp_pat
     assert _mtimes(bids) == before
 
 
+@pytest.mark.realdata
 def test_a_visit_that_recurs_on_a_later_day_is_reconverted_whole(export, tmp_path):
     series = {p.name.split("_")[0]: p for p in XA30.iterdir() if p.is_dir()}
     add_series(export, "20240105", "VISIT01", series["8"])  # a whole field map: magnitudes and phasediff
@@ -130,6 +131,7 @@ def test_unknown_visit_name_is_reported(demo, tmp_path):
     assert [(p.path, p.fatal) for p in report.problems if "not in the export" in p.reason] == [("NOPE", True)]
 
 
+@pytest.mark.realdata
 def test_a_stopped_long_run_keeps_the_batches_it_placed(export, tmp_path, monkeypatch):
     """Visits are placed batch by batch: what a stopped run converted before is not lost."""
     source = sorted(TRANSFER_SYNTAXES.glob("*.dcm"))[0]

@@ -12,6 +12,8 @@ from bids_factory.cli.main import main
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import SHARED_DICOM, add_series, assert_valid_bids, fingerprint
 
+pytestmark = pytest.mark.realdata
+
 GE = SHARED_DICOM / "ge_session" / "In"
 
 

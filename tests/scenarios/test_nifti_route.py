@@ -15,6 +15,8 @@ import pytest
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import TEST_HEURISTICS, XA30, add_series, assert_valid_bids, fingerprint
 
+pytestmark = pytest.mark.realdata
+
 HEURISTIC = TEST_HEURISTICS / "xa30_reproin.json"
 # keys that say how the sidecar was made, not what the image is
 CONVERSION_KEYS = {"ConversionSoftware", "ConversionSoftwareVersion", "Dcm2bidsVersion"}

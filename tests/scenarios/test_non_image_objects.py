@@ -4,9 +4,11 @@ failure; a malformed SeriesNumber holds back that series only. Synthetic pydicom
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pydicom
+import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -18,14 +20,19 @@ PRESENTATION_STATE = "1.2.840.10008.5.1.4.1.1.11.1"
 STRUCTURED_REPORT = "1.2.840.10008.5.1.4.1.1.88.22"
 RAW_DATA = "1.2.840.10008.5.1.4.1.1.66"
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
-T1W = pydicom.dcmread(sorted(GE_T1W.glob("*.dcm"))[0], stop_before_pixels=True)
+
+
+@functools.cache
+def _t1w() -> pydicom.Dataset:
+    return pydicom.dcmread(GE_T1W / "00001.dcm", stop_before_pixels=True)
 
 
 def _save(path: Path, sop_class: str, series_number="900", description="DEFAULT PS SERIES",
           series_uid: str | None = None) -> None:
     ds = pydicom.Dataset()
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
-    ds.PatientID, ds.PatientName, ds.StudyInstanceUID = T1W.PatientID, T1W.PatientName, T1W.StudyInstanceUID
+    t1w = _t1w()
+    ds.PatientID, ds.PatientName, ds.StudyInstanceUID = t1w.PatientID, t1w.PatientName, t1w.StudyInstanceUID
     ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.SeriesNumber = series_number if series_number.isdigit() else "77"
     ds.SeriesDescription, ds.Modality = description, "MR"
@@ -50,12 +57,13 @@ def _dicomdir(path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+@pytest.mark.realdata
 def test_a_cd_export_with_a_dicomdir_and_presentation_states_converts_with_exit_0(export, bids):
     visit = add_series(export, "20230301", "CD0001", GE_T1W)
     _dicomdir(visit / "DICOMDIR")
     # a presentation state sharing the T1w's series (as Philips' "DEFAULT PS SERIES" does): not a frame of it
-    _save(visit / GE_T1W.name / "PS_0001.dcm", PRESENTATION_STATE, "10", series_uid=str(T1W.SeriesInstanceUID))
-    _save(visit / GE_T1W.name / "XX_0001.dcm", RAW_DATA, "10", "T1", series_uid=str(T1W.SeriesInstanceUID))
+    _save(visit / GE_T1W.name / "PS_0001.dcm", PRESENTATION_STATE, "10", series_uid=str(_t1w().SeriesInstanceUID))
+    _save(visit / GE_T1W.name / "XX_0001.dcm", RAW_DATA, "10", "T1", series_uid=str(_t1w().SeriesInstanceUID))
     _save(visit / "SR" / "report.dcm", STRUCTURED_REPORT, "999", "Dose report")
     assert main(["convert", str(export), str(bids)]) == 0
     [session] = bids.glob("sub-*/ses-CD0001")
@@ -73,6 +81,7 @@ def test_a_cd_export_with_a_dicomdir_and_presentation_states_converts_with_exit_
     assert report.non_image_objects == 4 and report.record["non_image_objects"] == 4
 
 
+@pytest.mark.realdata
 def test_a_visit_of_non_image_objects_only_is_a_note_not_a_failure(export, bids):
     visit = export / "DICOM" / "2023" / "20230301" / "PS0001"
     visit.mkdir(parents=True)
@@ -86,6 +95,7 @@ def test_a_visit_of_non_image_objects_only_is_a_note_not_a_failure(export, bids)
     assert any("presentation state" in p.reason for p in report.problems)
 
 
+@pytest.mark.realdata
 def test_a_malformed_series_number_holds_back_that_series_only(export, bids):
     visit = add_series(export, "20230301", "GE0001", GE_T1W)
     _save(visit / "odd" / "odd.dcm", MR_IMAGE, "9a", "odd series")
@@ -97,6 +107,7 @@ def test_a_malformed_series_number_holds_back_that_series_only(export, bids):
     assert held.reason.startswith("SeriesNumber '9a' is not a number (DICOM IS): its 1 file(s)")
 
 
+@pytest.mark.realdata
 def test_the_inventory_of_a_visit_of_non_image_objects_names_them_without_an_error(export):
     from bids_factory.run.inventory import take_inventory
 

@@ -8,9 +8,12 @@ import re
 
 import pandas as pd
 import pydicom
+import pytest
 
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, SHARED_DICOM, add_series, assert_valid_bids
+
+pytestmark = pytest.mark.realdata
 
 
 def fingerprint(folder) -> dict[str, str]:

@@ -107,6 +107,7 @@ def privacy_run(tmp_path_factory):
     return work, export, report
 
 
+@pytest.mark.realdata
 def test_no_identifier_reaches_any_file_of_the_dataset(privacy_run):
     work, _, report = privacy_run
     bids = work / "bids"
@@ -123,6 +124,7 @@ def test_no_identifier_reaches_any_file_of_the_dataset(privacy_run):
     assert_valid_bids(bids)
 
 
+@pytest.mark.realdata
 def test_what_was_removed_is_counted_by_name_in_provenance(privacy_run):
     work, _, _ = privacy_run
     records = {p.name: json.loads(p.read_text()) for p in (work / "bids/code/bids-factory/visits").glob("*.json")}
@@ -140,6 +142,7 @@ def test_what_was_removed_is_counted_by_name_in_provenance(privacy_run):
     assert "EchoTime" in sidecar and "DeidentificationMethod" in sidecar
 
 
+@pytest.mark.realdata
 def test_subject_keys_are_hmacs_under_an_owner_only_key(privacy_run):
     work, _, _ = privacy_run
     bids = work / "bids"
@@ -152,6 +155,7 @@ def test_subject_keys_are_hmacs_under_an_owner_only_key(privacy_run):
     assert all(set(entry) == {"hmac_sha256"} for entry in subjects.values())
 
 
+@pytest.mark.realdata
 def test_legacy_sha256_subjects_are_recognised_and_upgraded(tmp_path):
     export, bids = tmp_path / "export", tmp_path / "bids"
     add_series(export, "20240105", "VISIT01", GE_T1W)  # PatientID FRUIT
@@ -170,6 +174,7 @@ def test_legacy_sha256_subjects_are_recognised_and_upgraded(tmp_path):
     assert "two different PatientIDs give the same subject label" in report.visits[0].problems[0].reason
 
 
+@pytest.mark.realdata
 def test_dates_drop_leaves_no_calendar_date_and_year_keeps_the_year(tmp_path):
     export, bids = tmp_path / "export", tmp_path / "bids"
     _dicom_visit(export, day="20240312", visit="V1")
@@ -194,6 +199,7 @@ def test_dates_drop_leaves_no_calendar_date_and_year_keeps_the_year(tmp_path):
     assert "2024-03-11" not in (bids / "phenotype" / "visits.tsv").read_text()
 
 
+@pytest.mark.realdata
 def test_a_visit_whose_identifiers_cannot_be_read_is_not_placed(tmp_path):
     export, bids = tmp_path / "export", tmp_path / "bids"
     folder = export / "DICOM" / "2024" / "20240312" / "V1"
@@ -208,6 +214,7 @@ def test_a_visit_whose_identifiers_cannot_be_read_is_not_placed(tmp_path):
     assert not list(bids.glob("sub-*"))
 
 
+@pytest.mark.realdata
 def test_a_series_is_read_from_its_first_file_whose_header_reads_whole(tmp_path):
     good = sorted(GE_T1W.glob("*.dcm"))[:2]
     data = good[0].read_bytes()
@@ -241,6 +248,7 @@ def test_allow_list_keeps_bids_and_technical_keys_and_drops_the_rest():
     assert record.record()["date_keys"] == {"SoftwareVersions": 1}
 
 
+@pytest.mark.realdata
 def test_every_pn_element_is_an_identifier(tmp_path):
     source = sorted(GE_T1W.glob("*.dcm"))[0]
     ds = pydicom.dcmread(source)

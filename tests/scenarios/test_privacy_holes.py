@@ -18,6 +18,7 @@ from pathlib import Path
 import dcm2niix
 import nibabel as nib
 import pydicom
+import pytest
 from pydicom.uid import generate_uid
 
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
@@ -72,6 +73,7 @@ def ge_t1w(export: Path, visit: str = "V1", day: str = "20240312", image_type=No
     return target
 
 
+@pytest.mark.realdata
 def test_a_name_word_in_a_list_value_is_dropped_from_the_list_everywhere(tmp_path):
     """ImageType ORIGINAL\\PRIMARY\\OTHER\\JANE on the DICOM route and in a NIfTI export's sidecar: the item
     is dropped (the key keeps its vocabulary), the summary, report.html, run record and state never show it;
@@ -118,6 +120,7 @@ def test_list_items_of_a_coded_key_and_nested_values():
     assert sorted(record.identifier_keys) == ["DeidentificationMethodCodeSequence", "ImageTypeText"]
 
 
+@pytest.mark.realdata
 def test_a_failed_conversion_log_never_shows_the_name(tmp_path):
     """dcm2niix fails (its file name, ``-f %n`` repeated, is too long to write) and logs the PatientName:
     the FAILED line on stdout, report.html and the run record carry ``[removed]`` instead."""
@@ -132,6 +135,7 @@ def test_a_failed_conversion_log_never_shows_the_name(tmp_path):
     assert found(bids, out) == []
 
 
+@pytest.mark.realdata
 def test_nifti1_data_type_with_a_name_word_is_blanked(tmp_path):
     """A NIfTI export whose header's ``data_type`` (and ``db_name``) hold a name word: blanked when placed."""
     export, bids = tmp_path / "export", tmp_path / "bids"
@@ -155,6 +159,7 @@ def test_nifti1_data_type_with_a_name_word_is_blanked(tmp_path):
     assert_valid_bids(bids)
 
 
+@pytest.mark.realdata
 def test_patient_ids_differing_only_in_case_are_a_label_collision_also_across_runs(tmp_path):
     """sub-ABC and sub-abc are one folder on a case-insensitive disk: the second is refused, in the same run
     and in a later one (the guard of the dataset's subjects)."""
@@ -173,6 +178,7 @@ def test_patient_ids_differing_only_in_case_are_a_label_collision_also_across_ru
     assert_valid_bids(bids)
 
 
+@pytest.mark.realdata
 def test_ehr_columns_cells_and_ids_holding_a_visits_identifiers_are_not_written(tmp_path):
     """A demographics table with the visit's PatientName in a column, its birth date (under --dates drop), a
     name word in one free-text cell, and a second table whose id column holds the name: the name column and
@@ -212,6 +218,7 @@ def test_ehr_columns_cells_and_ids_holding_a_visits_identifiers_are_not_written(
     assert_valid_bids(bids)
 
 
+@pytest.mark.realdata
 def test_switching_dates_keep_to_drop_leaves_no_date_from_earlier_runs(tmp_path):
     """A run under --dates keep, one under year, files as a keep run names them (a run record, a validator
     output, kept and replaced folders named by their time), the sidecar edited by hand, then a run under

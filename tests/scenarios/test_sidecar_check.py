@@ -73,6 +73,7 @@ def placement(nifti: Path, suffix: str, sidecar: dict | None = None, **changes) 
     return Placement(series=series, datatype="anat", stem=f"sub-01_ses-01_{suffix}", sidecar=content, rule="test")
 
 
+@pytest.mark.realdata
 def test_ge_t1w_is_well_defined_for_morphometry(schemas, converted):
     ge = converted["ge_t1w"]
     # GE "Accelerated SAG IR-SPGR": 196 sagittal slices of 1.2 mm, 1.0547 mm in plane.
@@ -80,6 +81,7 @@ def test_ge_t1w_is_well_defined_for_morphometry(schemas, converted):
     assert check_placement(schemas, placement(ge, "T1w")) == []
 
 
+@pytest.mark.realdata
 def test_xa30_t1w_is_held_back_its_voxels_are_2mm(schemas, converted):
     # The dcm_qa_xa30 T1w is a quick 2 mm isotropic validation scan, not MIP grade (max. 1.5 mm).
     xa30 = converted["xa30_t1w"]
@@ -90,6 +92,7 @@ def test_xa30_t1w_is_held_back_its_voxels_are_2mm(schemas, converted):
     ]
 
 
+@pytest.mark.realdata
 def test_ge_t1w_made_2d_or_derived_is_refused_with_the_reason(schemas, converted):
     ge = converted["ge_t1w"]
     assert check_placement(schemas, placement(ge, "T1w", MRAcquisitionType="2D")) == [
@@ -119,6 +122,7 @@ def _strict_copy(tmp_path: Path, name: str) -> Path:
     return folder
 
 
+@pytest.mark.realdata
 def test_a_site_folder_with_a_stricter_voxel_bound_refuses_the_ge_t1w(tmp_path, converted):
     site = load_sidecar_schemas(_strict_copy(tmp_path, "T1w"))
     assert check_placement(site, placement(converted["ge_t1w"], "T1w")) == [
@@ -128,6 +132,7 @@ def test_a_site_folder_with_a_stricter_voxel_bound_refuses_the_ge_t1w(tmp_path, 
     ]
 
 
+@pytest.mark.realdata
 def test_a_heuristic_rule_can_name_its_schema(tmp_path, converted):
     site = load_sidecar_schemas(_strict_copy(tmp_path, "T1w-strict"))
     ge = placement(converted["ge_t1w"], "T1w")
@@ -137,10 +142,12 @@ def test_a_heuristic_rule_can_name_its_schema(tmp_path, converted):
     assert "'T1w-strcit' named by the heuristic rule is not in" in check_placement(site, ge, "T1w-strcit")[0]
 
 
+@pytest.mark.realdata
 def test_a_suffix_without_schema_is_accepted(schemas, converted):
     assert check_placement(schemas, placement(converted["xa30_adc"], "asl")) == []
 
 
+@pytest.mark.realdata
 def test_xa30_bold_dwi_and_fieldmaps_are_well_defined(schemas, converted):
     assert check_placement(schemas, placement(converted["xa30_bold"], "bold", TaskName="fa")) == []
     assert check_placement(schemas, placement(converted["xa30_dwi"], "dwi")) == []
@@ -153,6 +160,7 @@ def test_xa30_bold_dwi_and_fieldmaps_are_well_defined(schemas, converted):
     assert check_placement(schemas, placement(converted["xa30_bold"], "epi")) == []
 
 
+@pytest.mark.realdata
 def test_xa30_series_missing_what_bids_requires_are_refused(schemas, converted):
     assert check_placement(schemas, placement(converted["xa30_bold"], "bold")) == [
         "bold.schema.json: TaskName is required but missing (BIDS: REQUIRED for bold)"
@@ -175,6 +183,7 @@ def test_xa30_series_missing_what_bids_requires_are_refused(schemas, converted):
     ]
 
 
+@pytest.mark.realdata
 def test_the_real_patient_fields_are_refused_by_every_schema(schemas, converted):
     raw_nifti = converted["xa30_t1w_raw"]
     raw = _sidecar(raw_nifti)  # dcm2niix -ba n: the XA30 headers' patient fields
@@ -191,6 +200,7 @@ def test_the_real_patient_fields_are_refused_by_every_schema(schemas, converted)
     assert not any("must never appear" in m for m in check_placement(schemas, placement(raw_nifti, "T1w")))
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("name", SUFFIX_SCHEMAS)
 def test_every_schema_forbids_every_key_of_the_deny_list(schemas, converted, name):
     clean = check_placement(schemas, placement(converted["xa30_bold"], name, TaskName="fa"))
@@ -211,6 +221,7 @@ def test_the_forbidden_schema_and_the_docs_list_exactly_the_deny_list():
     assert all(f"`{key}`" in docs for key in PATIENT_KEYS + SITE_KEYS)
 
 
+@pytest.mark.realdata
 def test_the_deidentification_record_of_the_ge_headers_is_kept_in_bids_form(schemas, converted):
     ge = _sidecar(converted["ge_t1w"])
     scrubbed = scrub(ge)
@@ -230,6 +241,7 @@ def test_the_deidentification_record_of_the_ge_headers_is_kept_in_bids_form(sche
     ]
 
 
+@pytest.mark.realdata
 def test_unreadable_nifti_is_a_fault(schemas, tmp_path, converted):
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a nifti")

@@ -30,6 +30,7 @@ def ge_export(export):
     return export
 
 
+@pytest.mark.realdata
 def test_a_typo_in_a_criteria_field_is_refused_with_the_field_it_meant(ge_export, bids, tmp_path):
     report = convert(ConvertOptions(export=ge_export, bids=bids, validate=False,
                                     heuristic=_heuristic(tmp_path, {"SeriesDescriptoin": "*SAG*"})))
@@ -38,6 +39,7 @@ def test_a_typo_in_a_criteria_field_is_refused_with_the_field_it_meant(ge_export
     assert "'SeriesDescriptoin'" in problem.reason and "did you mean 'SeriesDescription'" in problem.reason
 
 
+@pytest.mark.realdata
 def test_a_field_absent_from_this_runs_sidecars_but_no_typo_is_a_note(ge_export, bids, tmp_path):
     criteria = {"SeriesDescription": "*SAG*", "PhilipsRescaleSlopeOnly": "1"}
     report = convert(ConvertOptions(export=ge_export, bids=bids, validate=False,
@@ -46,6 +48,7 @@ def test_a_field_absent_from_this_runs_sidecars_but_no_typo_is_a_note(ge_export,
     assert not problem.fatal and "PhilipsRescaleSlopeOnly" in problem.reason
 
 
+@pytest.mark.realdata
 def test_known_fields_are_not_named(ge_export, bids, tmp_path):
     criteria = {"SeriesDescription": "*SAG*", "SidecarFilename": "*", "EchoTime": {"any": ["*"]}, "B0FieldIdentifier": "x"}
     report = convert(ConvertOptions(export=ge_export, bids=bids, validate=False,
@@ -53,6 +56,7 @@ def test_known_fields_are_not_named(ge_export, bids, tmp_path):
     assert not [p for p in report.problems if "criteria field" in p.reason]
 
 
+@pytest.mark.realdata
 def test_a_participant_label_or_visit_that_matches_nothing_exits_1(ge_export, tmp_path, capsys):
     assert main(["convert", str(ge_export), str(tmp_path / "b1"), "--participant-label", "sub-nobody",
                  "--no-validate", "--quiet"]) == 1
@@ -62,6 +66,7 @@ def test_a_participant_label_or_visit_that_matches_nothing_exits_1(ge_export, tm
     assert "FAILED: NOVISIT: visit named with --visit is not in the export" in capsys.readouterr().out
 
 
+@pytest.mark.realdata
 def test_a_folder_that_is_not_a_dataset_and_a_file_are_refused_in_one_line(ge_export, tmp_path):
     other = tmp_path / "thesis"
     other.mkdir()
@@ -82,6 +87,7 @@ rm -f "$out"/*.json
 """
 
 
+@pytest.mark.realdata
 def test_an_image_without_json_is_the_same_note_on_the_dicom_route(ge_export, bids, tmp_path, monkeypatch):
     """(The NIfTI route: tests/scenarios/test_nifti_route.py::test_nifti_bad_pairs_are_reported_and_patient_field_option.)"""
     from bids_factory.extract import dicom_visit as extract

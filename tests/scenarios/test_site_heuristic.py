@@ -55,6 +55,7 @@ def default_placed(xa30_export, tmp_path_factory) -> dict[str, str]:
     return _placed(bids)
 
 
+@pytest.mark.realdata
 def test_a_site_rule_adds_its_placement_and_keeps_every_placement_of_the_default(
         xa30_export, default_placed, site_schemas, tmp_path):
     site = _site(tmp_path, [LOWRES_RULE])
@@ -75,6 +76,7 @@ def test_a_site_rule_adds_its_placement_and_keeps_every_placement_of_the_default
     assert record["heuristic"]["name"] == "site + bids-factory-default"
 
 
+@pytest.mark.realdata
 def test_a_site_heuristic_alone_places_only_what_its_rules_match(xa30_export, site_schemas, tmp_path):
     site = _site(tmp_path, [LOWRES_RULE], fallback_to_default=False)
     bids = tmp_path / "bids"
@@ -86,6 +88,7 @@ def test_a_site_heuristic_alone_places_only_what_its_rules_match(xa30_export, si
     assert bold.status == "unmatched"
 
 
+@pytest.mark.realdata
 def test_only_rules_of_one_file_are_ambiguous_and_the_reason_says_the_fix(xa30_export, site_schemas, tmp_path):
     other = dict(LOWRES_RULE, bids_factory={"rule": "t1w-other"}, custom_entities="acq-other")
     site = _site(tmp_path, [LOWRES_RULE, other])
@@ -132,6 +135,7 @@ def test_a_changed_default_changes_the_key_of_a_site_that_falls_back_to_it(tmp_p
     assert settings_key(options) == Rules.load(options).settings_key(options)
 
 
+@pytest.mark.realdata
 def test_the_next_step_asks_for_rules_only_when_a_series_is_not_recognised(xa30_export, site_schemas, tmp_path,
                                                                           capsys):
     """XA30 with the default: every unmatched series is a scanner-derived map (nothing to do), so the next

@@ -9,6 +9,7 @@ import shutil
 import warnings
 
 import pydicom
+import pytest
 
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
 from bids_factory.privacy.identifier_match import VisitIdentifiers
@@ -34,6 +35,7 @@ def _visit_with_patient_name(export, name: str):
     return folder
 
 
+@pytest.mark.realdata
 def test_a_patient_named_like_the_vendor_and_the_sequence_changes_no_placement(tmp_path):
     placed = {}
     # vendor, sequence and common words: Manufacturer, ScanningSequence, ImageType (ORIGINAL/PRIMARY/M/SE...)

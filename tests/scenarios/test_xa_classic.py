@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import nibabel as nib
 import pydicom
+import pytest
 
 from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.report.summary import summary_lines
 from conftest import SHARED_DICOM, assert_valid_bids
+
+pytestmark = pytest.mark.realdata
 
 FMRI = SHARED_DICOM / "ge_session" / "In" / "SliceTiming" / "14_Ax_fMRI_HB3_48sl_int_asc"
 

@@ -295,6 +295,7 @@ def test_tools_in_image_work_offline(run_image, tmp_path):
         assert proc.returncode in ((0, 3) if argv[0] == "dcm2niix" else (0,)), f"{argv}\n{_tail(proc)}"
 
 
+@pytest.mark.realdata
 def test_convert_real_visits_in_image(real_conversion):
     proc, bids = real_conversion["proc"], real_conversion["bids"]
     assert proc.returncode == 0, _tail(proc)
@@ -306,12 +307,14 @@ def test_convert_real_visits_in_image(real_conversion):
     assert validator.returncode == 0, f"bids-validator-deno exit {validator.returncode}\n{_tail(validator)}"
 
 
+@pytest.mark.realdata
 def test_conversion_writes_only_output_and_tmp(real_conversion):
     assert real_conversion["proc"].returncode == 0, _tail(real_conversion["proc"])
     assert real_conversion["rootfs_changed"] == [], "the container wrote into its root filesystem"
     assert _tree_state(real_conversion["export"]) == real_conversion["export_before"], "the export was changed"
 
 
+@pytest.mark.realdata
 def test_validator_in_image_accepts_output_offline(run_image, real_conversion, tmp_path):
     assert real_conversion["proc"].returncode == 0, _tail(real_conversion["proc"])
     tmp = _writable_dir(tmp_path / "tmp", sticky=True)
@@ -321,6 +324,7 @@ def test_validator_in_image_accepts_output_offline(run_image, real_conversion, t
     assert proc.returncode == 0, _tail(proc)
 
 
+@pytest.mark.realdata
 def test_dataset_readable_by_other_users(real_conversion):
     """The container runs with umask 022: the pipelines' accounts must be able to read the dataset
     (files written through mkstemp + rename are 0600 unless chmod-ed)."""
@@ -343,6 +347,7 @@ events_logger = "file"
 """
 
 
+@pytest.mark.realdata
 def test_convert_with_read_only_image_podman_run(image, real_conversion, tmp_path):
     """`podman run` as on a hardened hospital host: read-only root, tmpfs /tmp, no network, no
     capabilities. (A containers.conf with runc/cgroupfs, for sandboxes where crun is refused.)"""

@@ -18,6 +18,8 @@ import pytest
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import TEST_HEURISTICS
 
+pytestmark = pytest.mark.realdata
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")]

@@ -21,6 +21,8 @@ import pytest
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, XA30, add_series, assert_valid_bids, fingerprint
 
+pytestmark = pytest.mark.realdata
+
 pytestmark = pytest.mark.slurm
 
 DAEMONS = {  # binary -> its pid file

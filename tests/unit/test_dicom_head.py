@@ -17,6 +17,8 @@ from bids_factory.extract.dicom_headers import _HEADER_TAG_NUMBERS, _HEADER_TAGS
 from bids_factory.model import SourceFile, VisitFolder
 from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES, add_series
 
+pytestmark = pytest.mark.realdata
+
 
 def _pydicom_values(path: Path) -> dict[str, str]:
     with warnings.catch_warnings():

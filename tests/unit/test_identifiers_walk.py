@@ -60,6 +60,7 @@ def _shared_files() -> list[Path]:
     return files
 
 
+@pytest.mark.realdata
 def test_the_raw_walk_gives_pydicoms_identifiers_on_the_shared_files():
     """Siemens XA30 enhanced (all files), classic GE, Philips, Toshiba, nine transfer syntaxes: the walk
     answers for every file but the big endian one, each time with the identifiers pydicom gives."""
@@ -78,6 +79,7 @@ def test_the_raw_walk_gives_pydicoms_identifiers_on_the_shared_files():
     assert {"FRUIT", "XAtest_sub-July11", "psm", "FA191122", "stc_test", "dicom"} <= names  # every vendor's
 
 
+@pytest.mark.realdata
 def test_a_visit_is_read_without_pydicom_and_gives_what_pydicom_gave(monkeypatch):
     series = [sorted(p for p in folder.iterdir() if p.is_file())
               for folder in sorted(XA30.iterdir()) if folder.is_dir()]
@@ -174,6 +176,7 @@ def test_an_iso_2022_name_is_left_to_pydicom_and_still_found(tmp_path, monkeypat
     assert read_identifiers(path) is None and "yamada" in visit_identifiers([[path]]).names
 
 
+@pytest.mark.realdata
 def test_big_endian_is_left_to_pydicom_and_still_read():
     big_endian = [p for p in TRANSFER_SYNTAXES.glob("*.dcm")
                   if pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID == ExplicitVRBigEndian]
@@ -264,6 +267,7 @@ def _cut_points(data: bytes, step: int) -> list[int]:
     return sorted({*range(100, min(len(data), 4000), step), len(data) - 1, len(data) - 5})
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("source", ["ge", "nested"])
 def test_a_file_cut_short_anywhere_in_its_header_is_judged_as_pydicom_judges_it(tmp_path, monkeypatch, source):
     """Cut mid-element, mid-item, mid-sequence: the walk answers only for a header pydicom reads whole, with
@@ -290,6 +294,7 @@ def test_a_file_cut_short_anywhere_in_its_header_is_judged_as_pydicom_judges_it(
     assert 0 < answered < len(_cut_points(data, step))
 
 
+@pytest.mark.realdata
 def test_a_header_cut_inside_a_value_is_unreadable_as_before(tmp_path):
     data = sorted(GE_T1W.glob("*.dcm"))[0].read_bytes()
     (tmp_path / "cut.dcm").write_bytes(data[:data.find(b"\x20\x00\x32\x00") + 12])  # in ImagePositionPatient

@@ -21,6 +21,8 @@ from bids_factory.extract.nifti_visit import ORPHAN_IMAGE, stage_nifti_files
 from bids_factory.extract.staged_images import image_stem
 from conftest import GE_T1W, XA30, fingerprint
 
+pytestmark = pytest.mark.realdata
+
 XA30_ID, GE_ID = "12343@hucheng", "FRUIT"
 DAY = "20240105"
 
