@@ -9,8 +9,11 @@ points the tests at another copy of the data.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,3 +133,68 @@ def new_demo(tmp_path_factory):
         return dataclasses.replace(template, root=target)
 
     return make
+
+
+_FORK_SERVER = """
+import json, os, sys, traceback
+from bids_factory.cli.main import main
+import bids_factory.run.batches, bids_factory.run.inventory  # what a command imports, once
+for line in sys.stdin:
+    request = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        out = os.open(request["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(out, 1), os.dup2(out, 2), os.chdir(request["cwd"])
+        limit, calls = request["kill_at"], [0]
+        def deadly(real):
+            def call(*args, **kwargs):
+                calls[0] += 1
+                if calls[0] == limit:
+                    os._exit(137)
+                return real(*args, **kwargs)
+            return call
+        if limit:
+            os.rename, os.replace = deadly(os.rename), deadly(os.replace)
+        sys.argv = ["bids-factory", *request["args"]]
+        try:
+            code = main(request["args"])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1 if stop.code else 0
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush(), sys.stderr.flush()
+        os._exit(code or 0)
+    print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+"""
+
+
+class CommandRuns:
+    """``bids-factory`` commands as separate processes that a server forks after importing bids-factory once: a
+    run costs its work, not the imports. ``kill_at=N`` ends the run at its N-th ``os.rename``/``os.replace``
+    (every step that publishes something) with ``os._exit(137)``: no cleanup, as with SIGKILL or a power cut."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.server = subprocess.Popen([sys.executable, "-c", _FORK_SERVER], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True)
+
+    def __call__(self, *args: str | Path, kill_at: int = 0, cwd: Path = REPO) -> tuple[int, str]:
+        """(exit status, stdout + stderr) of ``bids-factory ARGS``."""
+        output = self.scratch / f"run-{os.getpid()}.out"
+        request = {"args": [str(a) for a in args], "kill_at": kill_at, "output": str(output), "cwd": str(cwd)}
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        code = int(self.server.stdout.readline())
+        return code, output.read_text(errors="replace")
+
+    def close(self) -> None:
+        self.server.stdin.close()
+        self.server.wait()
+
+
+@pytest.fixture(scope="session")
+def command_runs(tmp_path_factory):
+    runs = CommandRuns(tmp_path_factory.mktemp("command-runs"))
+    yield runs
+    runs.close()

@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pydicom
 import pytest
 
 from conftest import TEST_HEURISTICS, XA30, add_series, real_folders
-from test_crash_safety import KILLER, _assert_no_partial_file, _published
+from test_crash_safety import _assert_no_partial_file, _published
 
 pytestmark = pytest.mark.realdata
 
@@ -24,14 +22,13 @@ SERIES = {p.name.split("_")[0]: p for p in real_folders(XA30, "*/")}
 T1W = "sub-12343hucheng/ses-VISIT01/anat/sub-12343hucheng_ses-VISIT01_acq-tfl_T1w"
 
 
-def _run(export: Path, bids: Path, heuristic: Path, schemas: Path, *extra: str, kill_at: int = 0) -> int:
-    args = [sys.executable, "-c", KILLER, str(kill_at), "convert", str(export), str(bids), "--quiet", "--no-validate",
-            "--heuristic", str(heuristic), "--schemas", str(schemas), *extra]
-    return subprocess.run(args, capture_output=True, text=True).returncode
+def _run(runs, export: Path, bids: Path, heuristic: Path, schemas: Path, *extra: str, kill_at: int = 0) -> int:
+    return runs("convert", export, bids, "--quiet", "--no-validate", "--heuristic", heuristic, "--schemas", schemas,
+                *extra, kill_at=kill_at)[0]
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+def scenario(tmp_path_factory, command_runs):
     """An export (a T1w and field maps on day 1, a late T1w on day 2), site schemas accepting the 2 mm T1w, a
     heuristic without the T1w rule, and datasets: ``pending`` (the T1w's removal waits for a decision),
     ``placed`` (day 1 placed, before day 2 arrived) with the references of the uninterrupted runs."""
@@ -62,17 +59,17 @@ def scenario(tmp_path_factory):
             dataset.save_as(target)
 
     placed = work / "placed"
-    assert _run(day1, placed, HEURISTIC, schemas) == 0
+    assert _run(command_runs, day1, placed, HEURISTIC, schemas) == 0
     pending = work / "pending"
     shutil.copytree(placed, pending)
-    assert _run(day1, pending, no_t1w, schemas) == 0
+    assert _run(command_runs, day1, pending, no_t1w, schemas) == 0
     references = {}
     for name, source, export, heuristic_, extra in (("apply", pending, day1, no_t1w, ("--apply-changes", "VISIT01")),
                                                     ("late", placed, both, HEURISTIC, ()),
                                                     ("move", placed, corrected, HEURISTIC, ())):
         reference = work / f"reference-{name}"
         shutil.copytree(source, reference)
-        assert _run(export, reference, heuristic_, schemas, *extra) == 0
+        assert _run(command_runs, export, reference, heuristic_, schemas, *extra) == 0
         references[name] = (source, export, heuristic_, extra, _published(reference))
     assert f"{T1W}.nii.gz" not in references["apply"][4] and f"{T1W}.nii.gz" in references["late"][4]
     return schemas, references
@@ -87,15 +84,16 @@ def scenario(tmp_path_factory):
                                           ("late", 6), ("late", 9), ("late", 10), ("late", 12), ("late", 14),
                                           ("move", 11), ("move", 12), ("move", 16), ("move", 17), ("move", 18),
                                           ("move", 23)])
-def test_a_killed_append_only_run_leaves_complete_files_and_the_same_command_finishes(scenario, tmp_path, name,
-                                                                                       kill_at):
+def test_a_killed_append_only_run_leaves_complete_files_and_the_same_command_finishes(scenario, command_runs,
+                                                                                       tmp_path, name, kill_at):
     schemas, references = scenario
     source, export, heuristic, extra, expected = references[name]
     bids = tmp_path / "bids"
     shutil.copytree(source, bids)
-    assert _run(export, bids, heuristic, schemas, *extra, kill_at=kill_at) == 137, "finished before the kill"
+    killed = _run(command_runs, export, bids, heuristic, schemas, *extra, kill_at=kill_at)
+    assert killed == 137, "finished before the kill"
     _assert_no_partial_file(bids)
-    assert _run(export, bids, heuristic, schemas, *extra) == 0
+    assert _run(command_runs, export, bids, heuristic, schemas, *extra) == 0
     _assert_no_partial_file(bids)
     assert _published(bids) == expected
     assert not (bids / "code" / "bids-factory" / "kept").exists()  # what the killed run wrote is no person's file

@@ -1,16 +1,14 @@
 """A run killed at any moment leaves no partial file in the dataset, and the next run completes it.
 
-The kill is deterministic: the run is a subprocess whose N-th ``os.rename``/``os.replace`` (every
+The kill is deterministic: the run is a process whose N-th ``os.rename``/``os.replace`` (every
 step that publishes something in the dataset) ends the process with ``os._exit`` — no cleanup,
-no ``finally``, as with SIGKILL or a power cut.
+no ``finally``, as with SIGKILL or a power cut (``conftest.CommandRuns``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -20,25 +18,8 @@ import pytest
 from bids_factory.cli.demo_export import build_demo_export
 from conftest import assert_valid_bids, fingerprint
 
-KILLER = """
-import os, sys
-from bids_factory.cli.main import main
-limit, calls = int(sys.argv[1]), [0]
-def deadly(real):
-    def call(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] == limit:
-            os._exit(137)
-        return real(*args, **kwargs)
-    return call
-os.rename, os.replace = deadly(os.rename), deadly(os.replace)
-sys.exit(main(sys.argv[2:]))
-"""
-
-
-def _run(export: Path, bids: Path, kill_at: int = 0) -> int:
-    args = [sys.executable, "-c", KILLER, str(kill_at), "convert", str(export), str(bids), "--quiet", "--no-validate"]
-    return subprocess.run(args, capture_output=True, text=True).returncode
+def _run(runs, export: Path, bids: Path, kill_at: int = 0) -> int:
+    return runs("convert", export, bids, "--quiet", "--no-validate", kill_at=kill_at)[0]
 
 
 def _published(bids: Path) -> dict[str, bytes]:
@@ -65,22 +46,22 @@ def _assert_no_partial_file(bids: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, command_runs):
     work = tmp_path_factory.mktemp("crash")
     export = build_demo_export(work / "export").root
-    assert _run(export, work / "reference") == 0
+    assert _run(command_runs, export, work / "reference") == 0
     assert_valid_bids(work / "reference")  # every finished run below must publish exactly these files
     return export, _published(work / "reference")
 
 
 @pytest.mark.parametrize("kill_at", [1, 4, 9, 14, 22, 31, 40, 47])  # a demo run makes 48
-def test_killed_run_leaves_complete_files_and_the_next_run_finishes(reference, tmp_path, kill_at):
+def test_killed_run_leaves_complete_files_and_the_next_run_finishes(reference, command_runs, tmp_path, kill_at):
     export, expected = reference
     before = fingerprint(export)
     bids = tmp_path / "bids"
-    assert _run(export, bids, kill_at) == 137, "the run finished before the kill point"
+    assert _run(command_runs, export, bids, kill_at) == 137, "the run finished before the kill point"
     _assert_no_partial_file(bids)
-    assert _run(export, bids) == 0
+    assert _run(command_runs, export, bids) == 0
     _assert_no_partial_file(bids)
     assert _published(bids) == expected
     assert not list((bids / "code").rglob(".*.tmp"))

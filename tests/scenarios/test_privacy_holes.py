@@ -10,8 +10,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -47,34 +47,59 @@ def found(bids: Path, outputs: str, words=NAME_WORDS, dates: bool = False) -> li
     return hits
 
 
-def run(export: Path, bids: Path, *args: str) -> tuple[int, str]:
-    done = subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(export), str(bids), *args],
-                          capture_output=True, text=True, cwd=REPO)
-    return done.returncode, done.stdout + done.stderr
+@pytest.fixture
+def run(command_runs):
+    def convert(export: Path, bids: Path, *args: str) -> tuple[int, str]:
+        return command_runs("convert", export, bids, *args)
+    return convert
 
 
-def ge_t1w(export: Path, visit: str = "V1", day: str = "20240312", image_type=None, series_number=None,
-           folder: str = "t1", patient_id: str = "HOSP-7731") -> Path:
-    """The GE 3D T1w under the patient's name (and another ImageType / SeriesNumber: a second series)."""
-    target = export / "DICOM" / day[:4] / day / visit / folder
-    target.mkdir(parents=True)
-    series_uid = generate_uid()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for source in sorted(GE_T1W.glob("*.dcm")):
-            ds = pydicom.dcmread(source)
-            ds.PatientID, ds.PatientName = patient_id, NAME
-            if image_type is not None:
-                ds.ImageType = image_type
-            if series_number is not None:
-                ds.SeriesNumber, ds.SeriesInstanceUID = series_number, series_uid
-                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.save_as(target / source.name)
-    return target
+@pytest.fixture(scope="module")
+def ge_t1w(tmp_path_factory):
+    """``ge_t1w(export, ...)``: the GE 3D T1w under the patient's name (and another ImageType / SeriesNumber: a
+    second series; a PatientBirthDate) put into a visit folder of ``export``. Each variant is written once."""
+    written: dict[tuple, Path] = {}
+
+    def variant(image_type, series_number, patient_id, birth_date) -> Path:
+        key = (tuple(image_type or ()), series_number, patient_id, birth_date)
+        if key not in written:
+            folder = written[key] = tmp_path_factory.mktemp("named-t1w")
+            series_uid = generate_uid()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for source in sorted(GE_T1W.glob("*.dcm")):
+                    ds = pydicom.dcmread(source)
+                    ds.PatientID, ds.PatientName = patient_id, NAME
+                    if image_type is not None:
+                        ds.ImageType = image_type
+                    if series_number is not None:
+                        ds.SeriesNumber, ds.SeriesInstanceUID = series_number, series_uid
+                        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+                    if birth_date is not None:
+                        ds.PatientBirthDate = birth_date
+                    ds.save_as(folder / source.name)
+        return written[key]
+
+    def put(export: Path, visit: str = "V1", day: str = "20240312", image_type=None, series_number=None,
+            folder: str = "t1", patient_id: str = "HOSP-7731", birth_date: str | None = None) -> Path:
+        target = export / "DICOM" / day[:4] / day / visit / folder
+        shutil.copytree(variant(image_type, series_number, patient_id, birth_date), target)
+        return target
+
+    return put
+
+
+@pytest.fixture(scope="module")
+def t1w_nifti(tmp_path_factory) -> Path:
+    """dcm2niix's NIfTI and sidecar of the GE T1w (``t1.nii``, ``t1.json``), made once: copy before changing."""
+    folder = tmp_path_factory.mktemp("t1w-nifti")
+    subprocess.run([dcm2niix.bin, "-b", "y", "-ba", "y", "-z", "n", "-f", "t1", "-o", str(folder), str(GE_T1W)],
+                   check=True, capture_output=True)
+    return folder
 
 
 @pytest.mark.realdata
-def test_a_name_word_in_a_list_value_is_dropped_from_the_list_everywhere(tmp_path):
+def test_a_name_word_in_a_list_value_is_dropped_from_the_list_everywhere(tmp_path, run, ge_t1w, t1w_nifti):
     """ImageType ORIGINAL\\PRIMARY\\OTHER\\JANE on the DICOM route and in a NIfTI export's sidecar: the item
     is dropped (the key keeps its vocabulary), the summary, report.html, run record and state never show it;
     a derived series whose ImageType holds the name is reported with ``[removed]``."""
@@ -82,9 +107,7 @@ def test_a_name_word_in_a_list_value_is_dropped_from_the_list_everywhere(tmp_pat
     ge_t1w(export, image_type=["ORIGINAL", "PRIMARY", "OTHER", "JANE"])
     ge_t1w(export, image_type=["DERIVED", "SECONDARY", "ZABRISKIE"], series_number=99, folder="derived")
     nifti = export / "NIFTI" / "2024" / "20240312" / "V2"
-    nifti.mkdir(parents=True)
-    subprocess.run([dcm2niix.bin, "-b", "y", "-ba", "y", "-z", "n", "-f", "t1", "-o", str(nifti), str(GE_T1W)],
-                   check=True, capture_output=True)
+    shutil.copytree(t1w_nifti, nifti)
     sidecar = json.loads((nifti / "t1.json").read_text())
     sidecar.update(PatientID="HOSP-8842", PatientName=NAME, ImageType=["ORIGINAL", "PRIMARY", "M", "Jane"],
                    DeidentificationMethod=["pseudonymised for Zabriskie"])
@@ -121,7 +144,7 @@ def test_list_items_of_a_coded_key_and_nested_values():
 
 
 @pytest.mark.realdata
-def test_a_failed_conversion_log_never_shows_the_name(tmp_path):
+def test_a_failed_conversion_log_never_shows_the_name(tmp_path, run, ge_t1w):
     """dcm2niix fails (its file name, ``-f %n`` repeated, is too long to write) and logs the PatientName:
     the FAILED line on stdout, report.html and the run record carry ``[removed]`` instead."""
     export, bids = tmp_path / "export", tmp_path / "bids"
@@ -136,13 +159,11 @@ def test_a_failed_conversion_log_never_shows_the_name(tmp_path):
 
 
 @pytest.mark.realdata
-def test_nifti1_data_type_with_a_name_word_is_blanked(tmp_path):
+def test_nifti1_data_type_with_a_name_word_is_blanked(tmp_path, run, t1w_nifti):
     """A NIfTI export whose header's ``data_type`` (and ``db_name``) hold a name word: blanked when placed."""
     export, bids = tmp_path / "export", tmp_path / "bids"
     nifti = export / "NIFTI" / "2024" / "20240312" / "V2"
-    nifti.mkdir(parents=True)
-    subprocess.run([dcm2niix.bin, "-b", "y", "-ba", "y", "-z", "n", "-f", "t1", "-o", str(nifti), str(GE_T1W)],
-                   check=True, capture_output=True)
+    shutil.copytree(t1w_nifti, nifti)
     sidecar = json.loads((nifti / "t1.json").read_text())
     sidecar.update(PatientID="HOSP-8842", PatientName=NAME)
     (nifti / "t1.json").write_text(json.dumps(sidecar))
@@ -160,7 +181,7 @@ def test_nifti1_data_type_with_a_name_word_is_blanked(tmp_path):
 
 
 @pytest.mark.realdata
-def test_patient_ids_differing_only_in_case_are_a_label_collision_also_across_runs(tmp_path):
+def test_patient_ids_differing_only_in_case_are_a_label_collision_also_across_runs(tmp_path, run, ge_t1w):
     """sub-ABC and sub-abc are one folder on a case-insensitive disk: the second is refused, in the same run
     and in a later one (the guard of the dataset's subjects)."""
     export, bids = tmp_path / "export", tmp_path / "bids"
@@ -179,17 +200,13 @@ def test_patient_ids_differing_only_in_case_are_a_label_collision_also_across_ru
 
 
 @pytest.mark.realdata
-def test_ehr_columns_cells_and_ids_holding_a_visits_identifiers_are_not_written(tmp_path):
+def test_ehr_columns_cells_and_ids_holding_a_visits_identifiers_are_not_written(tmp_path, run, ge_t1w):
     """A demographics table with the visit's PatientName in a column, its birth date (under --dates drop), a
     name word in one free-text cell, and a second table whose id column holds the name: the name column and
     the birth-date column are dropped with a note naming them, the cell is n/a and counted, the named rows go."""
     export, bids = tmp_path / "export", tmp_path / "bids"
     for visit in ("V1", "V2"):
-        ge_t1w(export, visit=visit, folder=f"t1{visit}")
-    for target in export.rglob("*.dcm"):
-        ds = pydicom.dcmread(target)
-        ds.PatientBirthDate = "19630417"
-        ds.save_as(target)
+        ge_t1w(export, visit=visit, folder=f"t1{visit}", birth_date="19630417")
     ehr = export / "EHR" / "2024" / "20240312"
     ehr.mkdir(parents=True)
     (ehr / "demographics.csv").write_text(
@@ -219,7 +236,7 @@ def test_ehr_columns_cells_and_ids_holding_a_visits_identifiers_are_not_written(
 
 
 @pytest.mark.realdata
-def test_switching_dates_keep_to_drop_leaves_no_date_from_earlier_runs(tmp_path):
+def test_switching_dates_keep_to_drop_leaves_no_date_from_earlier_runs(tmp_path, run, ge_t1w):
     """A run under --dates keep, one under year, files as a keep run names them (a run record, a validator
     output, kept and replaced folders named by their time), the sidecar edited by hand, then a run under
     --dates drop: it renames and rewrites what the earlier runs wrote (the placed image and the edited
