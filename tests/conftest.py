@@ -143,8 +143,9 @@ for line in sys.stdin:
     request = json.loads(line)
     pid = os.fork()
     if pid == 0:
-        out = os.open(request["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(out, 1), os.dup2(out, 2), os.chdir(request["cwd"])
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            os.dup2(os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        os.chdir(request["cwd"])
         limit, calls = request["kill_at"], [0]
         def deadly(real):
             def call(*args, **kwargs):
@@ -179,14 +180,16 @@ class CommandRuns:
         self.server = subprocess.Popen([sys.executable, "-c", _FORK_SERVER], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True)
 
-    def __call__(self, *args: str | Path, kill_at: int = 0, cwd: Path = REPO) -> tuple[int, str]:
-        """(exit status, stdout + stderr) of ``bids-factory ARGS``."""
-        output = self.scratch / f"run-{os.getpid()}.out"
-        request = {"args": [str(a) for a in args], "kill_at": kill_at, "output": str(output), "cwd": str(cwd)}
+    def __call__(self, *args: str | Path, kill_at: int = 0, cwd: Path = REPO) -> subprocess.CompletedProcess:
+        """What ``subprocess.run(["bids-factory", *args], capture_output=True, text=True)`` gives."""
+        args = [str(a) for a in args]
+        out, err = (self.scratch / f"run.{name}" for name in ("stdout", "stderr"))
+        request = {"args": args, "kill_at": kill_at, "stdout": str(out), "stderr": str(err), "cwd": str(cwd)}
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
         code = int(self.server.stdout.readline())
-        return code, output.read_text(errors="replace")
+        return subprocess.CompletedProcess(["bids-factory", *args], code, out.read_text(errors="replace"),
+                                           err.read_text(errors="replace"))
 
     def close(self) -> None:
         self.server.stdin.close()

@@ -24,7 +24,7 @@ T1W = "sub-12343hucheng/ses-VISIT01/anat/sub-12343hucheng_ses-VISIT01_acq-tfl_T1
 
 def _run(runs, export: Path, bids: Path, heuristic: Path, schemas: Path, *extra: str, kill_at: int = 0) -> int:
     return runs("convert", export, bids, "--quiet", "--no-validate", "--heuristic", heuristic, "--schemas", schemas,
-                *extra, kill_at=kill_at)[0]
+                *extra, kill_at=kill_at).returncode
 
 
 @pytest.fixture(scope="module")

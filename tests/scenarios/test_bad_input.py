@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -66,12 +64,11 @@ def test_visit_label_without_letters_or_digits_fails_alone(export, bids):
     assert any("has no letter or digit to make a session label" in p.reason for p in report.problems)
 
 
-def test_cli_reports_bad_input_in_one_line_and_debug_shows_more(export, tmp_path):
+def test_cli_reports_bad_input_in_one_line_and_debug_shows_more(export, tmp_path, command_runs):
     add_series(export, "20230302", "V1", sorted(TRANSFER_SYNTAXES.glob("*.dcm"))[0], subfolder="a")
     (export / "DICOM/2023/2023-03-03").mkdir(parents=True)
-    done = subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(export), str(tmp_path / "bids"),
-                           "--heuristic", str(TEST_HEURISTICS / "transfer_syntaxes.json"), "--no-validate"],
-                          capture_output=True, text=True)
+    done = command_runs("convert", export, tmp_path / "bids", "--heuristic", TEST_HEURISTICS / "transfer_syntaxes.json",
+                        "--no-validate")
     assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr
     assert "FAILED: DICOM/2023/2023-03-03: not a <yyyymmdd> day folder: ignored" in done.stdout
     locked = tmp_path / "bids" / "code" / "bids-factory"
@@ -79,10 +76,8 @@ def test_cli_reports_bad_input_in_one_line_and_debug_shows_more(export, tmp_path
 
     with open(locked / "lock") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        plain = subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(export), str(tmp_path / "bids")],
-                               capture_output=True, text=True)
-        debug = subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(export), str(tmp_path / "bids"),
-                                "--debug"], capture_output=True, text=True)
+        plain = command_runs("convert", export, tmp_path / "bids")
+        debug = command_runs("convert", export, tmp_path / "bids", "--debug")
     assert plain.returncode == 1 and plain.stderr.count("\n") == 1
     assert "another bids-factory run is writing" in plain.stderr and "Traceback" not in plain.stderr
     assert "Traceback" in debug.stderr and "another bids-factory run is writing" in debug.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +11,6 @@ from conftest import TEST_HEURISTICS, TRANSFER_SYNTAXES, add_series, assert_vali
 
 HEURISTIC = TEST_HEURISTICS / "transfer_syntaxes.json"
 DICOM = TRANSFER_SYNTAXES / "1.dcm"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bids_factory", *map(str, args)], capture_output=True, text=True)
 
 
 @pytest.mark.realdata
@@ -41,25 +35,25 @@ def test_visit_names_no_file_system_holds_fail_alone(export, bids):
 
 
 @pytest.mark.realdata
-def test_cli_long_visit_name_one_line_and_inventory_goes_on(export, tmp_path):
+def test_cli_long_visit_name_one_line_and_inventory_goes_on(export, tmp_path, command_runs):
     add_series(export, "20230302", "V" * 231, DICOM, subfolder="a")
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
-    done = _cli("convert", export, tmp_path / "bids", "--heuristic", HEURISTIC, "--no-validate")
+    done = command_runs("convert", export, tmp_path / "bids", "--heuristic", HEURISTIC, "--no-validate")
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stdout + done.stderr and "internal error" not in done.stdout + done.stderr
     assert [line for line in done.stdout.splitlines() if "FAILED" in line and "longer than a file system" in line]
     assert (tmp_path / "bids" / "dataset_description.json").is_file()
     assert list((tmp_path / "bids").rglob("sub-*_ses-V2_*.nii.gz"))
 
-    listed = _cli("inventory", export, "--heuristic", HEURISTIC, "--no-validate")
+    listed = command_runs("inventory", export, "--heuristic", HEURISTIC, "--no-validate")
     assert listed.returncode == 1 and "Traceback" not in listed.stdout + listed.stderr
     assert "visit V2 (sub-" in listed.stdout and "cannot be converted" in listed.stdout
 
 
 @pytest.mark.realdata
-def test_inventory_of_a_visit_not_in_the_export_exits_non_zero(export):
+def test_inventory_of_a_visit_not_in_the_export_exits_non_zero(export, command_runs):
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
-    listed = _cli("inventory", export, "--heuristic", HEURISTIC, "--visit", "NOPE", "--no-validate")
+    listed = command_runs("inventory", export, "--heuristic", HEURISTIC, "--visit", "NOPE", "--no-validate")
     assert listed.returncode == 1
     assert [line for line in listed.stdout.splitlines() if "NOPE" in line] == [
         "  FAILED: NOPE: visit named with --visit is not in the export"]
@@ -89,19 +83,19 @@ def test_jobs_never_forks_more_workers_than_visits_or_cpus(export, bids, monkeyp
     assert pools == ([expected] if expected > 1 else [])  # one worker: no pool at all
 
 
-def test_negative_wait_is_a_wrong_command_line(export, tmp_path):
+def test_negative_wait_is_a_wrong_command_line(export, tmp_path, command_runs):
     for command in (["convert", export, tmp_path / "bids"], ["slurm", export, tmp_path / "bids", "--dry-run"]):
-        done = _cli(*command, "--wait", "-5")
+        done = command_runs(*command, "--wait", "-5")
         assert done.returncode == 2 and "expected a number of seconds >= 0, got '-5'" in done.stderr
         assert "Traceback" not in done.stderr and not (tmp_path / "bids").exists()
 
 
 @pytest.mark.realdata
-def test_heuristic_with_a_duplicated_key_is_refused_before_any_conversion(export, tmp_path):
+def test_heuristic_with_a_duplicated_key_is_refused_before_any_conversion(export, tmp_path, command_runs):
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
     site = tmp_path / "site.json"
     site.write_text('{\n  "descriptions": [],\n  "descriptions": []\n}\n')
-    done = _cli("convert", export, tmp_path / "bids", "--heuristic", site, "--no-validate")
+    done = command_runs("convert", export, tmp_path / "bids", "--heuristic", site, "--no-validate")
     assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr == (f'bids-factory: error: heuristic {site}: key "descriptions" given twice in one object '
                            "(line 3): JSON keeps only the last one; merge the two into one key\n")
@@ -135,14 +129,14 @@ def test_nifti_sidecar_nested_100000_deep_is_a_problem_of_its_series(tmp_path):
 
 
 @pytest.mark.realdata
-def test_summary_run_record_and_page_stay_small_whatever_the_ehr(export, tmp_path):
+def test_summary_run_record_and_page_stay_small_whatever_the_ehr(export, tmp_path, command_runs):
     add_series(export, "20230302", "V2", DICOM, subfolder="a")
     table = export / "EHR/2023/20230302/demographics.csv"
     table.parent.mkdir(parents=True)
     table.write_text("patient_id,sex,age\n" + "".join(f"P{i:06d},F,{20 + i % 60}\n" for i in range(20_000)))
     bids = tmp_path / "bids"
 
-    done = _cli("convert", export, bids, "--heuristic", HEURISTIC, "--no-validate")
+    done = command_runs("convert", export, bids, "--heuristic", HEURISTIC, "--no-validate")
 
     assert done.returncode == 0, done.stderr
     [line] = [line for line in done.stdout.splitlines() if "EHR patients without images" in line]

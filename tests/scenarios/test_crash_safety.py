@@ -19,7 +19,7 @@ from bids_factory.cli.demo_export import build_demo_export
 from conftest import assert_valid_bids, fingerprint
 
 def _run(runs, export: Path, bids: Path, kill_at: int = 0) -> int:
-    return runs("convert", export, bids, "--quiet", "--no-validate", kill_at=kill_at)[0]
+    return runs("convert", export, bids, "--quiet", "--no-validate", kill_at=kill_at).returncode
 
 
 def _published(bids: Path) -> dict[str, bytes]:

@@ -170,29 +170,28 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
     (["convert", "{demo}", "{demo}/bids"], "is inside the export"),
     (["convert", "{demo}", "{demo}/../bad.json/bids"], "Not a directory"),
 ])
-def test_bad_input_is_one_line_without_traceback(args, message, demo, tmp_path):
+def test_bad_input_is_one_line_without_traceback(args, message, demo, tmp_path, command_runs):
     (tmp_path / "bad.json").write_text("{}")  # a file where a folder is expected
     args = [a.format(tmp=tmp_path, demo=demo) for a in args]
-    done = subprocess.run([sys.executable, "-m", "bids_factory", *args], capture_output=True, text=True)
+    done = command_runs(*args)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert message in done.stderr and done.stderr.startswith("bids-factory: error: ")
 
 
-def test_heuristic_with_a_typo_is_refused_before_any_conversion(demo, tmp_path):
+def test_heuristic_with_a_typo_is_refused_before_any_conversion(demo, tmp_path, command_runs):
     bad = tmp_path / "bad.json"
     bad.write_text('{"descriptions": [\n {"datatype": "anat", "suffix": "T1w",\n  "critera": {"SeriesDescription": "*"}}]}')
     bids = tmp_path / "bids"
-    done = subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(demo), str(bids), "--heuristic", str(bad)],
-                          capture_output=True, text=True)
+    done = command_runs("convert", demo, bids, "--heuristic", bad)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "at descriptions/0" in done.stderr and "'critera'" in done.stderr and "criteria" in done.stderr
     assert not bids.exists()
 
 
-def test_version_and_help():
+def test_version_and_help(command_runs):
     for args in (["--version"], ["--help"], ["convert", "--help"], ["demo", "--help"]):
-        done = subprocess.run([sys.executable, "-m", "bids_factory", *args], capture_output=True, text=True)
+        done = command_runs(*args)
         assert done.returncode == 0, args
         assert "bids-factory" in done.stdout
 

@@ -50,7 +50,8 @@ def found(bids: Path, outputs: str, words=NAME_WORDS, dates: bool = False) -> li
 @pytest.fixture
 def run(command_runs):
     def convert(export: Path, bids: Path, *args: str) -> tuple[int, str]:
-        return command_runs("convert", export, bids, *args)
+        done = command_runs("convert", export, bids, *args)
+        return done.returncode, done.stdout + done.stderr
     return convert
 
 

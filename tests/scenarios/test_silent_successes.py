@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -67,15 +66,14 @@ def test_a_participant_label_or_visit_that_matches_nothing_exits_1(ge_export, tm
 
 
 @pytest.mark.realdata
-def test_a_folder_that_is_not_a_dataset_and_a_file_are_refused_in_one_line(ge_export, tmp_path):
+def test_a_folder_that_is_not_a_dataset_and_a_file_are_refused_in_one_line(ge_export, tmp_path, command_runs):
     other = tmp_path / "thesis"
     other.mkdir()
     (other / "chapter1.docx").write_text("mine")
     a_file = tmp_path / "bids.txt"
     a_file.write_text("not a folder")
     for target, message in ((other, "is not empty and not a BIDS dataset"), (a_file, "is a file, not a folder")):
-        done = subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(ge_export), str(target)],
-                              capture_output=True, text=True)
+        done = command_runs("convert", ge_export, target)
         assert done.returncode == 1 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert sorted(p.name for p in other.iterdir()) == ["chapter1.docx"]
 
