@@ -1,4 +1,4 @@
-"""A word of a person's name may be a vendor's word ("Philips", "DTI", "T1", "SE"): it never changes what is
+"""A word of a person's name may be a vendor's word ("Philips", "DTI", "T1", "SE", "Siemens", "EP"): it never changes what is
 placed. Only free text (SeriesDescription, ProtocolName, ImageComments...) is searched for identifiers; a
 vendor's controlled vocabulary (Manufacturer, SequenceName, ScanningSequence...) is not a name."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 
 import pydicom
 import pytest
@@ -14,45 +13,44 @@ import pytest
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
 from bids_factory.privacy.identifier_match import VisitIdentifiers
 from bids_factory.run.pipeline import ConvertOptions, convert
-from conftest import SHARED_DICOM, assert_valid_bids
+from conftest import TEST_HEURISTICS, TRANSFER_SYNTAXES, assert_valid_bids
 
-PHILIPS_DWI = SHARED_DICOM / "philips_dwi_classic" / "601_WIP_dti_ax"
+EPI = TRANSFER_SYNTAXES / "1.dcm"  # a Siemens mosaic EPI volume: SIEMENS, EP, SK, ORIGINAL/PRIMARY/M/ND/MOSAIC
 
 
-def _visit_with_patient_name(export, name: str):
-    """The Philips DTI (680 files) with another PatientName, written into the test's own export."""
-    folder = export / "DICOM" / "2024" / "20240105" / "PHILIPS1" / PHILIPS_DWI.name
+def _visit_with_patient_name(export, name: str | None):
+    """The Siemens EPI volume with another PatientName, written into the test's own export."""
+    folder = export / "DICOM" / "2024" / "20240105" / "SIEMENS1" / "epi"
     folder.mkdir(parents=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for source in sorted(PHILIPS_DWI.iterdir()):
-            if name is None:
-                shutil.copy(source, folder / source.name)
-                continue
-            ds = pydicom.dcmread(source)
-            ds.PatientName = name
-            ds.save_as(folder / source.name)
+    if name is None:
+        shutil.copy(EPI, folder / EPI.name)
+        return folder
+    ds = pydicom.dcmread(EPI)
+    ds.PatientName = name
+    ds.save_as(folder / EPI.name)
     return folder
 
 
 @pytest.mark.realdata
 def test_a_patient_named_like_the_vendor_and_the_sequence_changes_no_placement(tmp_path):
     placed = {}
-    # vendor, sequence and common words: Manufacturer, ScanningSequence, ImageType (ORIGINAL/PRIMARY/M/SE...)
-    for label, name in (("plain", None), ("vendor", "Philips^DTI SE^T1 Original Primary Magnitude")):
+    # vendor, sequence and common words: Manufacturer, ScanningSequence, SequenceVariant, ImageType; "asc" is
+    # also a word of the series' free text (ax_asc_35sl)
+    for label, name in (("plain", None), ("vendor", "Siemens^EP SK^Original Primary Mosaic ND Asc")):
         export, bids = tmp_path / label / "export", tmp_path / label / "bids"
         _visit_with_patient_name(export, name)
-        report = convert(ConvertOptions(export=export, bids=bids))
+        report = convert(ConvertOptions(export=export, bids=bids, heuristic=TEST_HEURISTICS / "transfer_syntaxes.json"))
         assert not report.failed and report.validator_errors == 0, report.problems
-        [sidecar_path] = bids.glob("sub-*/ses-*/dwi/*_dwi.json")
+        [sidecar_path] = bids.glob("sub-*/ses-*/anat/*_T2starw.json")
         placed[label] = (sidecar_path.name, json.loads(sidecar_path.read_text()))
         assert_valid_bids(bids)
     assert placed["vendor"][0] == placed["plain"][0]
     plain, vendor = placed["plain"][1], placed["vendor"][1]
-    assert vendor["Manufacturer"] == "Philips"
+    assert (vendor["Manufacturer"], vendor["ScanningSequence"], vendor["SequenceVariant"]) == ("Siemens", "EP", "SK")
+    assert vendor["ImageType"] == plain["ImageType"]
     free_text = {"SeriesDescription", "ProtocolName"}
     assert {k: v for k, v in vendor.items()} == {k: v for k, v in plain.items() if k not in free_text}
-    # free text holding a word of the name ("dti_ax", "WIP dti_ax") is still dropped
+    # free text holding a word of the name ("ax_asc_35sl") is still dropped
     assert free_text <= set(plain) and not free_text & set(vendor)
 
 
