@@ -9,8 +9,9 @@ a visit); this walks tags and lengths and decodes only those values. It stops wh
 a long value it passes over (an enhanced file's private blocks) is never read.
 
 A VR comes from the stream (explicit VR) or from pydicom's data dictionaries (implicit VR: the public
-dictionary, then the private one under the element's private creator), as pydicom decides it, so the same
-elements are person names and the same sequences are walked into. The walk answers only what pydicom
+dictionary, then the private one under the element's private creator), as pydicom decides it
+(:mod:`bids_factory.dicom.walker`, the raw walk both fast passes share), so the same elements are person
+names and the same sequences are walked into. The walk answers only what pydicom
 would answer; anything else answers ``None`` and the caller reads the file with pydicom: big endian,
 deflate, no preamble, a character set other than the default, Latin-1 (``ISO_IR 100``) and UTF-8
 (``ISO_IR 192``) or several of them (ISO 2022 escapes), a ``UN`` element pydicom would re-read as a name
@@ -19,20 +20,15 @@ or a sequence, tags out of order, lengths that do not add up, a header that ends
 
 from __future__ import annotations
 
-import functools
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.datadict import DicomDictionary, dictionary_VR, private_dictionary_VR
-
-from bids_factory.dicom.head import HEAD_BYTES, dataset_start
+from bids_factory.dicom.walker import (HEAD_BYTES, ITEM, ITEM_END, SEQUENCE_END, UNDEFINED, UNKNOWN_CREATOR,
+                                       Unreadable, dataset_start, element, element_vr, private_creator,
+                                       undefined_is_sequence)
 
 FIRST_WINDOW, WINDOW, _JUMP_WINDOW = 16384, HEAD_BYTES, 4096  # bytes read at a time: first, at most, after a jump
-_VRS = frozenset(v.encode() for v in ("AE", "AS", "AT", "CS", "DA", "DS", "DT", "FD", "FL", "IS", "LO", "LT", "OB",
-                                      "OD", "OF", "OL", "OV", "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM",
-                                      "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"))
 _CHARACTER_SET, _PATIENT_ID, _OTHER_PATIENT_IDS = 0x00080005, 0x00100020, 0x00101000
 _ACCESSION_NUMBER, _PATIENT_BIRTH_DATE, _OTHER_PATIENT_IDS_SEQUENCE = 0x00080050, 0x00100030, 0x00101002
 _STOP = 0x52009230  # PerFrameFunctionalGroupsSequence: no PN in any functional group macro; pixel data after
@@ -41,15 +37,6 @@ _READ = {_CHARACTER_SET: "CS", _PATIENT_ID: "LO", _OTHER_PATIENT_IDS: "LO", _ACC
          _PATIENT_BIRTH_DATE: "DA", _OTHER_PATIENT_IDS_SEQUENCE: "SQ"}
 # (0008,0005) values read here, with the codec pydicom decodes them by (pydicom's default is ISO 8859-1)
 _ENCODINGS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
-_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"))
-_ITEM, _ITEM_END, _SEQUENCE_END, _UNDEFINED = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD, 0xFFFFFFFF
-_HEAD, _TAG = struct.Struct("<HHI"), struct.Struct("<HH")
-_U32 = struct.Struct("<I")
-_UNKNOWN_CREATOR = object()  # a private creator whose value pydicom would not use as a name
-
-
-class _Unreadable(Exception):
-    """The walk cannot give pydicom's answer for this file."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +60,13 @@ def read_identifiers(path: Path) -> HeaderIdentifiers | None:
             if start is None:
                 return None
             return walk.header(*start)
-    except (_Unreadable, OSError, struct.error, UnicodeDecodeError, RecursionError):  # nested beyond reason
+    except (Unreadable, OSError, UnicodeDecodeError, RecursionError):  # nested beyond reason
         return None
 
 
 class _Walk:
-    """One walk over a file's header: the values it collects, and the window of bytes last read."""
+    """One walk over a file's header: the values it collects, and the window of bytes last read (the source
+    of :func:`bids_factory.dicom.walker.element`)."""
 
     def __init__(self, handle):
         self._handle = handle
@@ -93,13 +81,13 @@ class _Walk:
         offset = position - self._start
         if offset < 0 or offset + count > len(self._data):
             if position + count > self.size:
-                raise _Unreadable  # past the end of the file: cut short
+                raise Unreadable  # past the end of the file: cut short
             goes_on = self._start <= position <= self._start + len(self._data)
             size = min(2 * len(self._data), WINDOW) if goes_on else _JUMP_WINDOW
             self._handle.seek(position)
             self._data, self._start, offset = self._handle.read(max(count, size)), position, 0
             if len(self._data) < count:
-                raise _Unreadable
+                raise Unreadable
         return self._data, offset
 
     def read(self, position: int, count: int) -> bytes:
@@ -108,24 +96,10 @@ class _Walk:
 
     def header(self, position: int, implicit: bool) -> HeaderIdentifiers:
         if implicit and position + 6 <= self.size and all(0x40 < b < 0x5B for b in self.read(position + 4, 2)):
-            raise _Unreadable  # an explicit VR dataset under an implicit VR transfer syntax: pydicom switches
+            raise Unreadable  # an explicit VR dataset under an implicit VR transfer syntax: pydicom switches
         self._dataset(position, None, implicit, "latin-1", "top")
         return HeaderIdentifiers(self.patient_id, frozenset(self.ids), frozenset(self.birth_dates),
                                  frozenset(self.names))
-
-    def _element(self, position: int, implicit: bool) -> tuple[int, bytes | None, int, int]:
-        """(tag, VR in the stream or ``None``, value length, position of the value) of the element at
-        ``position``; item and delimiter tags (group FFFE) have no VR in either encoding."""
-        data, offset = self.at(position, 8)
-        group, element, length = _HEAD.unpack_from(data, offset)
-        if implicit or group == 0xFFFE:
-            return group << 16 | element, None, length, position + 8
-        vr = data[offset + 4:offset + 6]
-        if vr in _LONG_VRS:
-            return group << 16 | element, vr, _U32.unpack_from(*self.at(position + 8, 4))[0], position + 12
-        if vr not in _VRS:
-            raise _Unreadable  # pydicom would guess (an implicit VR element, an unknown VR)
-        return group << 16 | element, vr, length >> 16, position + 8
 
     def _dataset(self, position: int, end: int | None, implicit: bool, encoding: str, role: str) -> int:
         """Walk one dataset: the top level (``end`` None: until the stop tag or the end of the file) or an
@@ -136,32 +110,32 @@ class _Walk:
         while end is None or position < end:
             if top and position == self.size:
                 return position  # the file ends between two elements: pydicom reads it as whole too
-            tag, vr, length, value_at = self._element(position, implicit)
+            tag, vr, length, value_at = element(self, position, implicit)
             if top and tag >= _STOP:
                 return position
-            if tag == _ITEM_END and end is None and not top:
+            if tag == ITEM_END and end is None and not top:
                 return value_at
             if tag <= previous or tag >> 16 in (0x0000, 0x0002, 0xFFFE):
-                raise _Unreadable  # out of order, repeated, command or meta group, stray item tag
+                raise Unreadable  # out of order, repeated, command or meta group, stray item tag
             previous = tag
-            kind = self._vr(tag, vr, length, creators)
+            kind = element_vr(tag, vr, length, creators)
             if vr == b"UN" and kind != "UN" and (kind in ("PN", "SQ") or tag in _READ):
-                raise _Unreadable  # pydicom re-reads this UN element as a name, a sequence, an identifier
+                raise Unreadable  # pydicom re-reads this UN element as a name, a sequence, an identifier
             read = tag in _READ and (top or tag == _CHARACTER_SET or (role == "other ids" and tag == _PATIENT_ID))
             if read and kind != _READ[tag]:
-                raise _Unreadable  # pydicom would convert it by another VR
-            if length == _UNDEFINED:
-                if not self._undefined_is_sequence(tag, vr, value_at):
-                    raise _Unreadable  # an undefined length value that is not a sequence (before the pixel data)
+                raise Unreadable  # pydicom would convert it by another VR
+            if length == UNDEFINED:
+                if not undefined_is_sequence(self, tag, vr, value_at):
+                    raise Unreadable  # an undefined length value that is not a sequence (before the pixel data)
                 position = self._sequence(value_at, None, implicit, encoding, tag, top)
                 decoded = True
                 continue
             value_end = value_at + length
             if value_end > self.size or (end is not None and value_end > end):
-                raise _Unreadable  # the value runs past its item or the file
+                raise Unreadable  # the value runs past its item or the file
             if tag == _CHARACTER_SET:
                 if decoded:
-                    raise _Unreadable  # a value was decoded before the character set was known
+                    raise Unreadable  # a value was decoded before the character set was known
                 encoding = _encoding(self.read(value_at, length), encoding, top)
             elif kind == "SQ":
                 self._sequence(value_at, value_end, implicit, encoding, tag, top)
@@ -174,57 +148,29 @@ class _Walk:
                 self._keep(tag, self.read(value_at, length), encoding, top)
                 decoded = True
             elif 0x0010 <= (tag & 0xFFFF) <= 0x00FF and tag >> 16 & 1:  # a private creator, for the VRs after it
-                creators[tag] = _creator(self.read(value_at, length)) if kind == "LO" else _UNKNOWN_CREATOR
+                creators[tag] = private_creator(self.read(value_at, length)) if kind == "LO" else UNKNOWN_CREATOR
             position = value_end
         if position != end:
-            raise _Unreadable  # the last element runs past its item
+            raise Unreadable  # the last element runs past its item
         return position
-
-    def _vr(self, tag: int, vr: bytes | None, length: int, creators: dict) -> str:
-        """The VR pydicom gives the element (pydicom.hooks.raw_element_vr)."""
-        if vr is not None and vr != b"UN":
-            return vr.decode()
-        if vr is not None and not tag >> 16 & 1:  # a public element in UN: its dictionary VR when short
-            return _public_vr(tag) or "UN" if length < 0xFFFF else "UN"
-        public = _public_vr(tag) if vr is None else None
-        if public is not None:
-            return public
-        if tag >> 16 & 1:
-            element = tag & 0xFFFF
-            if 0x0010 <= element <= 0x00FF:
-                return "LO"  # a private creator
-            creator = creators.get((tag & 0xFFFF0000) | element >> 8, "") if element & 0xFF00 else ""
-            if creator is _UNKNOWN_CREATOR:
-                raise _Unreadable
-            return _private_vr(tag, creator) if creator else "UN"
-        return "UL" if tag & 0xFFFF == 0 else "UN"
-
-    def _undefined_is_sequence(self, tag: int, vr: bytes | None, value_at: int) -> bool:
-        """Whether pydicom reads an undefined length value as a sequence (filereader.data_element_generator)."""
-        if vr is not None:
-            return vr == b"SQ"  # UN of undefined length: pydicom re-reads it as implicit VR: not here
-        public = _public_vr(tag)
-        if public is not None:
-            return public == "SQ"
-        return _TAG.unpack(self.read(value_at, 4)) == (0xFFFE, 0xE000)  # its first item follows
 
     def _sequence(self, position: int, end: int | None, implicit: bool, encoding: str, tag: int,
                   top: bool) -> int:
         role = "other ids" if top and tag == _OTHER_PATIENT_IDS_SEQUENCE else ""
         while end is None or position < end:
-            item, _, length, value_at = self._element(position, True)
-            if item == _SEQUENCE_END and end is None:
+            item, _, length, value_at = element(self, position, True)
+            if item == SEQUENCE_END and end is None:
                 return value_at
-            if item != _ITEM:
-                raise _Unreadable
-            if length == _UNDEFINED:
+            if item != ITEM:
+                raise Unreadable
+            if length == UNDEFINED:
                 position = self._dataset(value_at, None, implicit, encoding, role)
             elif end is not None and value_at + length > end:
-                raise _Unreadable
+                raise Unreadable
             else:
                 position = self._dataset(value_at, value_at + length, implicit, encoding, role)
         if position != end:
-            raise _Unreadable
+            raise Unreadable
         return position
 
     def _keep(self, tag: int, value: bytes, encoding: str, top: bool) -> None:
@@ -233,21 +179,21 @@ class _Walk:
         if tag == _PATIENT_BIRTH_DATE:  # DA: decoded as pydicom's default (ISO 8859-1), one value
             text = value.decode("latin-1").rstrip(" \0")
             if "\\" in text:
-                raise _Unreadable
+                raise Unreadable
             if text.strip():
                 self.birth_dates.append(text.strip())
             return
         values = [v.rstrip("\0 ").strip() for v in _decode(value, encoding).split("\\")]
         if tag == _PATIENT_ID and top:
             if len(values) > 1:
-                raise _Unreadable  # identifiers.py reads a multi-valued PatientID as pydicom prints it
+                raise Unreadable  # identifiers.py reads a multi-valued PatientID as pydicom prints it
             self.patient_id = values[0]
         self.ids.extend(v for v in values if v)
 
 
 def _decode(value: bytes, encoding: str) -> str:
     if b"\x1b" in value:
-        raise _Unreadable  # an escape sequence: pydicom decodes it by ISO 2022
+        raise Unreadable  # an escape sequence: pydicom decodes it by ISO 2022
     return value.decode(encoding)
 
 
@@ -255,36 +201,7 @@ def _encoding(value: bytes, inherited: str, top: bool) -> str:
     """The codec of a (0008,0005) value as pydicom's Dataset._character_set gives it."""
     name = value.decode("latin-1").rstrip(" \0")
     if "\\" in name or name not in _ENCODINGS:
-        raise _Unreadable  # several character sets, ISO 2022, another one, a misspelt one
+        raise Unreadable  # several character sets, ISO 2022, another one, a misspelt one
     if not name and not top and inherited != "latin-1":
-        raise _Unreadable  # an empty value in an item: pydicom's default, not its parent's
+        raise Unreadable  # an empty value in an item: pydicom's default, not its parent's
     return _ENCODINGS[name]
-
-
-def _creator(value: bytes):
-    text = value.decode("latin-1").rstrip("\0 ")
-    if "\\" in text or not text.isascii():
-        return _UNKNOWN_CREATOR  # pydicom would not find it in its private dictionary as written here
-    return text
-
-
-@functools.lru_cache(maxsize=16384)
-def _public_vr(tag: int) -> str | None:
-    """The VR of a public element (repeating groups included) in pydicom's dictionary, None if unknown."""
-    entry = DicomDictionary.get(tag)
-    if entry is not None:
-        return entry[0]
-    if tag >> 16 & 1:
-        return None
-    try:
-        return dictionary_VR(tag)
-    except KeyError:
-        return None
-
-
-@functools.lru_cache(maxsize=16384)
-def _private_vr(tag: int, creator: str) -> str:
-    try:
-        return private_dictionary_VR(tag, creator)
-    except KeyError:
-        return "UN"

@@ -19,7 +19,7 @@ from bids_factory.privacy import visit_identifiers as identifiers
 from bids_factory.dicom.identifiers import read_identifiers
 from bids_factory.errors import IdentifiersUnreadable
 from bids_factory.privacy.visit_identifiers import visit_identifiers
-from conftest import GE_T1W, SHARED_DICOM, TRANSFER_SYNTAXES, XA30
+from conftest import GE_T1W, TRANSFER_SYNTAXES, XA30
 
 
 def _pydicom_identifiers(path: Path):
@@ -43,40 +43,6 @@ def _either(series):
         return visit_identifiers(series, where="visit V1")
     except IdentifiersUnreadable as exc:
         return str(exc)
-
-
-def _shared_files() -> list[Path]:
-    """Every file of the XA30 visit and of the transfer syntax set; of the other sets (thousands of
-    one-slice files, the same header layout in each series) the first, the last and every 8th of each
-    series folder."""
-    files = []
-    for folder in sorted({p.parent for p in SHARED_DICOM.rglob("*") if p.is_file()}):
-        members = sorted(p for p in folder.iterdir()
-                         if p.is_file() and p.name not in ("LICENSE", "README.md") and p.suffix != ".txt")
-        if XA30 in folder.parents or folder == TRANSFER_SYNTAXES:
-            files += members
-        elif members:
-            files += sorted(set(members[::8]) | {members[-1]})
-    return files
-
-
-@pytest.mark.realdata
-def test_the_raw_walk_gives_pydicoms_identifiers_on_the_shared_files():
-    """Siemens XA30 enhanced (all files), classic GE, Philips, Toshiba, nine transfer syntaxes: the walk
-    answers for every file but the big endian one, each time with the identifiers pydicom gives."""
-    files = _shared_files()
-    left = []
-    for path in files:
-        header = read_identifiers(path)
-        if header is None:
-            left.append(path)
-            continue
-        assert header == _pydicom_identifiers(path), path
-    big_endian = [p for p in TRANSFER_SYNTAXES.glob("*.dcm")
-                  if pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID == ExplicitVRBigEndian]
-    assert left == big_endian and len(files) > 350
-    names = {n for p in files if (h := read_identifiers(p)) for n in h.person_names}
-    assert {"FRUIT", "XAtest_sub-July11", "psm", "FA191122", "stc_test", "dicom"} <= names  # every vendor's
 
 
 @pytest.mark.realdata
