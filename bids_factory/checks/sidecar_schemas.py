@@ -16,6 +16,8 @@ Schemas may ``$ref`` each other by file name (every shipped schema refers to
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,21 +61,31 @@ def load_sidecar_schemas(folder: Path | None = None) -> SidecarSchemas:
     """Read and check every ``*.schema.json`` of ``folder``; any fault is a :class:`SidecarSchemaError`."""
     folder = Path(folder) if folder is not None else default_folder()
     schemas = read_schema_folder(folder)
+    _check_schemas(str(folder), json.dumps(schemas, sort_keys=True))
+    return SidecarSchemas(folder=folder.resolve(), schemas=schemas)
+
+
+@functools.lru_cache(maxsize=8)
+def _check_schemas(folder: str, text: str) -> None:
+    """Each schema of ``text`` (the folder's schemas as JSON) is a valid JSON Schema whose every $ref resolves
+    now, not in the middle of a conversion. Checked once per content in a process (a fault is not cached:
+    it is raised each time)."""
+    schemas = json.loads(text)
     for name, content in schemas.items():
         try:
             jsonschema.Draft202012Validator.check_schema(content)
         except SchemaError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
             raise SidecarSchemaError(
-                f"sidecar schema {folder / (name + SUFFIX)}: not a valid JSON Schema at {where}: {exc.message}"
+                f"sidecar schema {Path(folder) / (name + SUFFIX)}: not a valid JSON Schema at {where}: {exc.message}"
             ) from exc
-    loaded = SidecarSchemas(folder=folder.resolve(), schemas=schemas)
-    for name in loaded.names:  # resolve every $ref now, not in the middle of a conversion
+    loaded = SidecarSchemas(folder=Path(folder), schemas=schemas)
+    for name in loaded.names:
         try:
             list(loaded.validator(name).iter_errors({}))
         except referencing.exceptions.Unresolvable as exc:
-            raise SidecarSchemaError(f"sidecar schema {folder / (name + SUFFIX)}: cannot resolve $ref {exc}") from exc
-    return loaded
+            raise SidecarSchemaError(
+                f"sidecar schema {Path(folder) / (name + SUFFIX)}: cannot resolve $ref {exc}") from exc
 
 
 def _registry(schemas: dict[str, dict]) -> referencing.Registry:
