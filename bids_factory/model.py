@@ -23,8 +23,6 @@ BIDS_VERSION = "1.10.1"  # the BIDS specification version the dataset (and every
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
-
-
 def bids_label(raw: str) -> str:
     """Sanitise a raw id into a BIDS label: drop every character outside [A-Za-z0-9]."""
     return _NOT_ALNUM.sub("", raw)
@@ -233,6 +231,8 @@ class VisitStatus(StrEnum):
 # one wrote it) stops the run instead of being misread. Absent: version 1, the first format.
 VISIT_RECORD_VERSION = 2  # code/bids-factory/visits/*.json (VisitRecord)
 VISIT_STATE_VERSION = 1  # code/bids-factory/state/*.json (VisitState)
+RUN_RECORD_VERSION = 1  # code/bids-factory/runs/run-*.json (RunRecord)
+HISTORY_VERSION = 1  # each entry of code/bids-factory/history.json (HistoryEntry)
 
 
 def readable(record: dict, key: str, known: int, path) -> dict:
@@ -255,6 +255,29 @@ class VisitState(TypedDict, total=False):
     subject_label: str
     session_label: str
     not_placed: list[dict]  # SeriesOutcome.record() of a visit with nothing placed (no visit record)
+
+
+class RunRecord(TypedDict, total=False):
+    """What a run records of itself (``code/bids-factory/runs/``; read back by the report page, and to
+    rebuild a missing history). No patient field: labels, research ids and series only."""
+
+    run_record_version: int
+    finished_at: str  # ISO 8601, UTC
+    bids_factory_version: str
+    failed: bool
+    visits: list[dict]  # scan_research_id, status, participant_id, session_id, placed, not_placed
+    problems: list[dict]  # path, reason, fatal
+    non_dicom_files: int
+    non_image_objects: int
+    linkage: dict  # the first names and the counts of images without EHR rows and of EHR rows without images
+    validator: dict  # errors, warnings, output (the validator's full output), issues
+
+
+# One entry of the run history (``code/bids-factory/history.json``, the report's history table): the table's words.
+HistoryEntry = TypedDict("HistoryEntry", {
+    "history_version": int, "finished_at": "str | None", "failed": bool, "visits placed": int, "visits failed": int,
+    "visits unchanged": int, "series placed": int, "series held back": int, "held back in dataset": "int | None",
+    "validator errors": "int | None"}, total=False)
 
 
 class PlacedFileRecord(TypedDict):

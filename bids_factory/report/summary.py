@@ -12,7 +12,8 @@ import re
 from collections import Counter
 
 from bids_factory import __version__
-from bids_factory.model import RunSummary, SeriesStatus, VisitRecord, VisitStatus, never_placed
+from bids_factory.model import (HISTORY_VERSION, RUN_RECORD_VERSION, HistoryEntry, RunRecord, RunSummary,
+                                 SeriesStatus, VisitRecord, VisitStatus, never_placed)
 from bids_factory.write.dataset_paths import LINKAGE
 
 LINKAGE_FILE = LINKAGE.as_posix()
@@ -175,9 +176,10 @@ def _some(items: list[str], shown: int = 3) -> str:
     return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
-def run_record(report: RunSummary) -> dict:
+def run_record(report: RunSummary) -> RunRecord:
     """JSON-able record of a run (no patient field: labels, research ids and series only)."""
     return {
+        "run_record_version": RUN_RECORD_VERSION,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "bids_factory_version": __version__,
         "failed": report.failed,
@@ -204,11 +206,12 @@ def run_record(report: RunSummary) -> dict:
     }
 
 
-def history_entry(record: dict, dataset: dict[str, int] | None = None) -> dict:
+def history_entry(record: RunRecord, dataset: dict[str, int] | None = None) -> HistoryEntry:
     """One line of the dataset's run history (``code/bids-factory/history.json``), from a run record and
     the dataset's counts after the run (what is still held back, also after a run that changed nothing)."""
     counts = run_counts(record)
-    return {"finished_at": record.get("finished_at"), "failed": bool(record.get("failed")),
+    return {"history_version": HISTORY_VERSION, "finished_at": record.get("finished_at"),
+            "failed": bool(record.get("failed")),
             "visits placed": counts["visits placed"], "visits failed": counts["visits failed"],
             "visits unchanged": counts["visits unchanged"], "series placed": counts["series placed"],
             "series held back": counts["series held back"],

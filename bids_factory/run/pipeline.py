@@ -20,7 +20,7 @@ from bids_factory import __version__
 from bids_factory.discover.visits import discover
 from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingError
 from bids_factory.discover.export_layout import find_ehr_files
-from bids_factory.model import Problem, RunSummary, Visit, VisitResult, VisitStatus
+from bids_factory.model import HISTORY_VERSION, Problem, RunSummary, Visit, VisitResult, VisitStatus, readable
 from bids_factory.run.progress import Phases
 from bids_factory.report.page import render_report
 from bids_factory.run.options import ConvertOptions, settings_key
@@ -145,6 +145,7 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     history = writer.read_json(HISTORY, default=None)
     if history is None:  # a dataset written before the history existed: rebuilt once from the run records
         history = [history_entry(r) for r in writer.run_records()]
+    history = [readable(entry, "history_version", HISTORY_VERSION, writer.root / HISTORY) for entry in history]
     history.append(history_entry(report.record, report.dataset))
     writer.write_json(HISTORY, history)
     writer.write_text(REPORT_PAGE, render_report(writer.visit_records(), report.record, writer.thumbnail_links(),

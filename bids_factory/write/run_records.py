@@ -6,14 +6,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from bids_factory.write.dataset_paths import RUN_RECORDS, STATE_DIR
 
+from bids_factory.model import RUN_RECORD_VERSION, RunRecord, readable
+from bids_factory.write.dataset_paths import RUN_RECORDS, STATE_DIR
 
 
 class RunRecords:
     """The run records of a dataset (mixed into the writer: ``root``, ``dates``, ``write_json``, ``write_text``)."""
 
-    def write_run_record(self, record: dict) -> None:
+    def write_run_record(self, record: RunRecord) -> None:
         """The run's report, one file per run in ``runs/`` (the newest is the last run)."""
         self.write_json(RUN_RECORDS / f"run-{self._run_stamp(record['finished_at'])}-{os.getpid()}.json", record)
 
@@ -31,7 +32,9 @@ class RunRecords:
         self.write_text(relpath, output)
         return relpath.relative_to(STATE_DIR).as_posix()
 
-    def run_records(self) -> list[dict]:
-        """Every run record, oldest first (read only to rebuild a missing history)."""
+    def run_records(self) -> list[RunRecord]:
+        """Every run record, oldest first (read only to rebuild a missing history); one written by a newer
+        bids-factory stops the run (:func:`bids_factory.model.readable`)."""
         folder = self.root / RUN_RECORDS
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("run-*.json"))] if folder.is_dir() else []
+        paths = sorted(folder.glob("run-*.json")) if folder.is_dir() else []
+        return [readable(json.loads(p.read_text()), "run_record_version", RUN_RECORD_VERSION, p) for p in paths]
