@@ -14,6 +14,7 @@ VISIT_RECORDS = STATE_DIR / "visits"
 SUBJECTS_FILE = STATE_DIR / "subjects.json"
 IDENTIFIER_KEYS_FILE = STATE_DIR / "identifier-keys.json"  # keyed hashes of each subject's identifiers (ehr/)
 THUMBNAILS = STATE_DIR / "thumbnails"
+PICTURE_SUFFIXES = (".png", ".jpg")  # an image's thumbnail and its enlarged picture, under THUMBNAILS
 REPORT_PAGE = STATE_DIR / "report.html"
 SLURM_DIR = STATE_DIR / "slurm"  # one folder per `bids-factory slurm` submission: scripts and job logs
 SUBJECT_KEY = STATE_DIR / "subject-key"  # 32 random bytes (hex): the HMAC key of subjects.json, 0600

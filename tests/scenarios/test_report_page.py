@@ -6,9 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import struct
+import io
 import xml.etree.ElementTree as ET
-import zlib
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -262,26 +261,13 @@ def test_output_is_sorted_and_deterministic(demo: Path) -> None:
 # -- thumbnails ---------------------------------------------------------------------------------------
 
 def _decode_png(data: bytes) -> np.ndarray:
-    """Check the PNG structure (signature, chunk CRCs, IHDR 8-bit grayscale) and return the pixels."""
+    """The pixels of an 8-bit grayscale PNG (decoded by Pillow, which checks its structure)."""
+    from PIL import Image
+
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, chunks = 8, []
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        tag, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
-        assert crc == zlib.crc32(tag + body) & 0xFFFFFFFF
-        chunks.append((tag, body))
-        pos += 12 + length
-    assert pos == len(data)
-    assert chunks[0][0] == b"IHDR" and chunks[-1] == (b"IEND", b"")
-    assert {tag for tag, _ in chunks[1:-1]} == {b"IDAT"}
-    width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert (depth, colour, compression, filtering, interlace) == (8, 0, 0, 0, 0)
-    raw = zlib.decompress(b"".join(body for _, body in chunks[1:-1]))
-    assert len(raw) == height * (width + 1)
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, width + 1)
-    assert (rows[:, 0] == 2).all()  # filter type 2 (Up) on every row: add the row above, modulo 256
-    return np.cumsum(rows[:, 1:], axis=0, dtype=np.uint64).astype(np.uint8)
+    image = Image.open(io.BytesIO(data))
+    assert (image.format, image.mode) == ("PNG", "L")
+    return np.asarray(image)
 
 
 def _image(demo: Path, suffix: str) -> Path:
@@ -337,16 +323,41 @@ def test_thumbnail_orientation_is_canonical_and_upright(tmp_path: Path) -> None:
     assert thumbnail_png(flipped, size=40) == thumbnail_png(_save(tmp_path, "ras.nii.gz", data, ras), size=40)
 
 
-def test_thumbnail_uses_first_volume_and_clips_outliers(tmp_path: Path) -> None:
+def test_a_4d_thumbnail_is_the_temporal_mean_and_clips_outliers(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    first = rng.uniform(0, 100, (20, 20, 20)).astype(np.float32)
-    first[0, 0, 0] = 1e6  # one hot voxel must not darken the picture
-    series = np.stack([first, np.zeros_like(first)], axis=-1)
+    mean = rng.uniform(0, 100, (20, 20, 20)).astype(np.float32)
+    mean[0, 0, 0] = 1e6  # one hot voxel must not darken the picture
+    # volume 0 is black (as for some sequences): the picture is the mean, not the first volume
+    series = np.stack([np.zeros_like(mean), 2 * mean, mean, np.zeros_like(mean)], axis=-1)
     affine = np.eye(4)
     png4d = thumbnail_png(_save(tmp_path, "bold.nii.gz", series, affine), size=20)
-    assert png4d == thumbnail_png(_save(tmp_path, "vol0.nii.gz", first, affine), size=20)
+    assert png4d == thumbnail_png(_save(tmp_path, "mean.nii.gz", mean, affine), size=20)
     pixels = _decode_png(png4d)
     assert 80 < np.median(pixels[pixels > 0]) < 180  # uniform 0-100 spread over 0-255 (not crushed to 0)
+
+
+def test_a_long_series_is_pictured_from_a_bounded_number_of_volumes(tmp_path: Path) -> None:
+    from bids_factory.report import thumbnails
+
+    volumes = thumbnails.MEAN_VOLUMES * 5
+    mean = np.arange(512, dtype=np.float32).reshape(8, 8, 8)
+    series = np.repeat((511 - mean)[..., None], volumes, axis=-1)  # volumes never read: the opposite picture
+    picked = np.unique(np.linspace(0, volumes - 1, thumbnails.MEAN_VOLUMES).round().astype(int))
+    series[..., picked] = mean[..., None]
+    affine = np.eye(4)
+    assert thumbnail_png(_save(tmp_path, "long.nii.gz", series, affine), size=8) == \
+        thumbnail_png(_save(tmp_path, "mean.nii.gz", mean, affine), size=8)
+
+
+def test_the_enlarged_picture_is_larger_than_the_thumbnail(demo: Path) -> None:
+    from PIL import Image
+
+    from bids_factory.report.thumbnails import pictures
+
+    found = pictures(_image(demo, "T1w"))
+    small, large = Image.open(io.BytesIO(found.thumbnail)), Image.open(io.BytesIO(found.enlarged))
+    assert large.height > small.height and large.width > small.width
+    assert small.height == 256 and large.format == "JPEG"
 
 
 # -- refreshed by every run, counts shared with the terminal ---------------------------------------------
