@@ -23,8 +23,6 @@ BIDS_VERSION = "1.10.1"  # the BIDS specification version the dataset (and every
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
-
-
 def bids_label(raw: str) -> str:
     """Sanitise a raw id into a BIDS label: drop every character outside [A-Za-z0-9]."""
     return _NOT_ALNUM.sub("", raw)
@@ -281,10 +279,7 @@ class VisitRecord(TypedDict, total=False):
     heuristic: dict  # {"name", "sha256"}
     non_dicom_files: int
     files: list[PlacedFileRecord]
-    # SeriesOutcome.record(): status (a SeriesStatus value), reason, group (a ReasonGroup value: absent from
-    # records written before it, read through model.outcome_group; an optional key, so no new record_version),
-    # series fields
-    not_placed: list[dict]
+    not_placed: list[dict]  # SeriesOutcome.record(); its "group" is optional (outcome_group): no new record_version
     deidentification: dict  # key names removed and counts, never values
     converter_log: list[str]
     written: dict  # every file the writer put in the session: path -> SHA-256 (text files) or None (images)
@@ -305,9 +300,8 @@ def never_placed(reason: str) -> bool:
 
 
 class ReasonGroup(StrEnum):
-    """What a person must do about a series not placed: the summary and the report count and group by it.
-    Given by the stage that decides the outcome (plan's classification, each gate, extract)."""
-
+    """What a person must do about a series not placed (given where the outcome is decided), the summary's
+    and the report's groups."""
     NOTHING = "nothing"  # expected: scouts, localizers, scanner-derived maps, objects that are no image
     DECIDE = "decide"  # a series no rule places (or several rules, or a name that is not BIDS): a rule to write
     SUPPLY = "supply"  # metadata BIDS or a sidecar schema needs is missing or invalid: the field to add
@@ -317,10 +311,8 @@ class ReasonGroup(StrEnum):
 def outcome_group(outcome: dict) -> ReasonGroup:
     """The :class:`ReasonGroup` of a recorded series not placed (``SeriesOutcome.record()``): its own, or, for
     a record written before outcomes carried one, derived here once from its status and reason."""
-    try:
-        return ReasonGroup(outcome.get("group"))
-    except ValueError:
-        pass
+    if outcome.get("group") in tuple(ReasonGroup):
+        return ReasonGroup(outcome["group"])
     status, reason = outcome.get("status"), str(outcome.get("reason") or "")
     if status == SeriesStatus.NOT_CONVERTED or never_placed(reason):
         return ReasonGroup.NOTHING
@@ -343,18 +335,8 @@ class SeriesOutcome:
     group: ReasonGroup | None = None
 
     def record(self) -> dict:
-        record = {"status": self.status, "reason": self.reason, **self.series.record(),
-                  **({"rule": self.rule} if self.rule else {})}
+        record = {"status": self.status, "reason": self.reason, **self.series.record(), **({"rule": self.rule} if self.rule else {})}
         return record | {"group": self.group or outcome_group(record)}
-
-
-@dataclass(frozen=True)
-class Pictures:
-    """The report's pictures of one placed image: the thumbnail a subject page shows (PNG) and the larger
-    view its click-to-enlarge opens (JPEG), written beside each other as ``<name>.png`` and ``<name>.jpg``."""
-
-    thumbnail: bytes
-    enlarged: bytes
 
 
 @dataclass(frozen=True)
@@ -364,7 +346,7 @@ class VisitPlan:
     not_placed: tuple[SeriesOutcome, ...]
     heuristic_name: str
     heuristic_sha256: str
-    thumbnails: dict = field(default_factory=dict)  # placement relpath -> Pictures (for the report)
+    thumbnails: dict = field(default_factory=dict)  # placement relpath -> report.thumbnails.Pictures
     deidentification: Deidentification = field(default_factory=Deidentification)  # what was removed (names, counts)
     sidecar_fields: frozenset = frozenset()  # every field of the visit's sidecars (heuristic criteria check)
 

@@ -16,8 +16,6 @@ import nibabel as nib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from bids_factory.model import Pictures
-
 THUMBNAIL_SIZE = 256  # panel height of the thumbnail shown on a subject page, in pixels
 ENLARGED_SIZE = 512  # panel height of the click-to-enlarge picture (JPEG: 5 ms where PNG takes 50-150 ms)
 MEAN_VOLUMES = 12  # a 4D image is shown as the mean of at most this many volumes (memory: one volume at a time)
@@ -48,6 +46,15 @@ def thumbnail_png(nifti: Path, size: int = THUMBNAIL_SIZE) -> bytes:
     The bytes are a function of the image data and ``size`` only (deterministic).
     """
     return _Slices.read(Path(nifti)).picture(size, "PNG")
+
+
+@dataclass(frozen=True)
+class Pictures:
+    """The report's pictures of a placed image (``VisitPlan.thumbnails``): the thumbnail a subject page shows
+    (PNG) and the enlarged view its click opens (JPEG), written as ``<name>.png`` and ``<name>.jpg``."""
+
+    thumbnail: bytes
+    enlarged: bytes
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,7 @@ def _visit_work(visit: Visit, staging: Path, rules: Rules, options: ConvertOptio
 
 
 def _thumbnails(plan: VisitPlan) -> dict:
-    """Pictures for the report (relpath -> model.Pictures); an image nibabel cannot picture simply has none."""
+    """Pictures for the report (relpath -> report.thumbnails.Pictures); an image nibabel cannot picture simply has none."""
     found = {}
     for placement in plan.placements:
         try:

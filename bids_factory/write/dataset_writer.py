@@ -34,7 +34,7 @@ from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_
                                             stopped_run_departures)
 from bids_factory.write.run_records import RunRecords
 from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, PICTURE_SUFFIXES, REPLACED, REPORT_PAGE,
-                                              STATE_DIR, SUBJECT_KEY, THUMBNAILS, UNLISTED, VISIT_RECORDS)
+                                              REPORT_SUBJECT_PAGES, STATE_DIR, SUBJECT_KEY, THUMBNAILS, UNLISTED, VISIT_RECORDS)
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 from bids_factory.write.date_policy import tighten
@@ -248,9 +248,8 @@ class DatasetWriter(RunRecords, VisitStates):
         """The report's pictures of a session's images (those of the placed images that stay are kept)."""
         folder = self.root / THUMBNAILS / session
         staying = {e["path"].removesuffix(".nii.gz") for e in result.kept}
-        for picture in (sorted(folder.rglob("*.*")) if folder.is_dir() else ()):
-            if picture.suffix in PICTURE_SUFFIXES and \
-                    picture.relative_to(folder).with_suffix("").as_posix() not in staying:
+        for picture in folder.rglob("*.*"):  # nothing when the folder does not exist
+            if picture.suffix in PICTURE_SUFFIXES and picture.relative_to(folder).with_suffix("").as_posix() not in staying:
                 picture.unlink()
         planned = {p.series.nifti: p.relpath for p in plan.placements}  # a renumbered run keeps its picture
         thumbnails = {p.relpath: plan.thumbnails[planned[p.series.nifti]] for p in result.placements
@@ -260,8 +259,7 @@ class DatasetWriter(RunRecords, VisitStates):
                 _write_bytes(folder / relpath.replace(".nii.gz", suffix), data, self._tmp_dir())
 
     def thumbnail_links(self, suffix: str = ".png") -> dict[str, str]:
-        """Dataset path of an image -> its thumbnail (``.png``) or its enlarged picture (``.jpg``), relative
-        to ``code/bids-factory/``."""
+        """Dataset path of an image -> its thumbnail (.png) or enlarged picture (.jpg), from code/bids-factory/."""
         folder = self.root / THUMBNAILS
         return {picture.relative_to(folder).as_posix().removesuffix(suffix) + ".nii.gz":
                 picture.relative_to(self.root / REPORT_PAGE.parent).as_posix()
@@ -301,6 +299,15 @@ class DatasetWriter(RunRecords, VisitStates):
             text = (json.dumps(self.dates.mask_json(json.loads(text)), indent=2, ensure_ascii=False) + "\n"
                     if str(relpath).endswith(".json") else self.dates.mask_text(text))
         self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
+
+    def write_report(self, pages: dict[str, str]) -> None:
+        """The report's pages (relative to ``code/bids-factory/``): each written only when its bytes change; a
+        subject page no longer among them (its subject moved) is removed."""
+        for relpath, text in pages.items():
+            self.write_text(STATE_DIR / relpath, text)
+        for page in (self.root / REPORT_SUBJECT_PAGES).glob("*.html"):
+            if page.relative_to(self.root / STATE_DIR).as_posix() not in pages:
+                page.unlink()
 
     def _tmp_dir(self) -> Path:
         tmp_dir = self.state / "tmp"
