@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from bids_factory.model import VisitRecord, VisitStatus
+from bids_factory.model import ReasonGroup, VisitRecord, VisitStatus
 from bids_factory.privacy.deidentify import FREE_TEXT_KEYS, SITE_KEYS
 from bids_factory.report.html import FILTER, breakable, document, e, path, paths, plural, row, table
 from bids_factory.report.subject_page import not_placed_table, render_subject, subject_page_name
@@ -111,11 +111,13 @@ def _todo(records: list[VisitRecord], unplaced: list[dict]) -> str:
             named = ", ".join(f'<a href="{e(links[v])}">{e(v)}</a>' if v in links else e(v)
                               for v in g["visits"][:VISITS_NAMED])
             more = f" and {len(g['visits']) - VISITS_NAMED} more" if len(g["visits"]) > VISITS_NAMED else ""
-            rows.append(row([e(g["status"]), str(g["count"]), e(g["SeriesDescription"]),
+            rows.append(row([e(g["status"]), str(g["count"]), breakable(g["SeriesDescription"]),
                              path("/".join(g["ImageType"])), breakable(g["reason"]), named + more],
                             cls=f'{g["status"]} filterable', nums=(1,)))
-        out.append(table(["status", "count", "SeriesDescription", "ImageType", "reason", "visits"], rows,
-                         f"still-not-placed {group}", nums=(1,)))
+        listed = table(["status", "count", "SeriesDescription", "ImageType", "reason", "visits"], rows,
+                       f"still-not-placed {group}", nums=(1,))
+        out.append(f"<details><summary>the {plural(len(mine), 'kind')} of expected series</summary>{listed}</details>"
+                   if group == ReasonGroup.NOTHING else listed)  # work first: what is expected stays folded
         if len(mine) > ROWS_SHOWN:
             out.append(f'<p class="meta">{len(mine) - ROWS_SHOWN} more kinds of series: on the subject pages.</p>')
     return "".join(out)

@@ -49,8 +49,8 @@ def _session(record: dict, thumbnails: dict[str, str], enlarged: dict[str, str],
     rows = []
     for f in sorted(record.get("files") or [], key=lambda f: str(f.get("path"))):
         image = f"{subject}/{session}/{f.get('path')}"
-        rows.append(row([f"<code>{breakable(f.get('path'))}</code>", e(f.get("rule")), e(f.get("SeriesNumber")),
-                         e(f.get("SeriesDescription")), paths(f.get("source_folders"))]))
+        rows.append(row([f"<code>{breakable(f.get('path'))}</code>", breakable(f.get("rule")),
+                         e(f.get("SeriesNumber")), breakable(f.get("SeriesDescription")), paths(f.get("source_folders"))]))
         if image in thumbnails:  # the picture on its own row, the whole width of the table
             src, large = UP + thumbnails[image], UP + enlarged.get(image, thumbnails[image])
             rows.append(f'<tr class="thumb-row"><td colspan="5"><a class="zoom" href="{e(large)}" '
@@ -85,8 +85,9 @@ def not_placed_table(outcomes: list[dict]) -> str:
                tuple(map(str, o.get("ImageType") or [])), one_line(dedupe_reason(o.get("reason"))),
                tuple(map(str, o.get("source_folders") or [])))
         groups.setdefault(key, []).append(o)
-    rows = [row([e(GROUP_LABELS[outcome_group(group[0])]), e(key[3]), str(len(group)), e(key[8]),
-                 e(group[0].get("SeriesNumber")), e(key[5]), e(key[6]), path("/".join(key[7])), paths(key[9])],
+    rows = [row([e(GROUP_LABELS[outcome_group(group[0])]), e(key[3]), str(len(group)), breakable(key[8]),
+                 e(group[0].get("SeriesNumber")), breakable(key[5]), breakable(key[6]), path("/".join(key[7])),
+                 paths(key[9])],
                 cls=key[3], nums=(2,))
             for key, group in sorted(groups.items())]
     return table(["what to do", "status", "count", "reason", "SeriesNumber", "SeriesDescription", "ProtocolName",

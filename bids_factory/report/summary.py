@@ -174,13 +174,20 @@ def summary_lines(report: RunSummary) -> list[str]:
                 if record.get("non_image_objects") else "")]
     if phrases.get("todo"):
         lines.append(f"series not placed, by what to do: {phrases['todo']}")
-    for group in grouped_not_placed(record["visits"]):
+    groups = grouped_not_placed(record["visits"])
+    expected = [g for g in groups if g["group"] == ReasonGroup.NOTHING]  # one line: nothing for anyone to do
+    for group in (g for g in groups if g["group"] != ReasonGroup.NOTHING):
         times = f" \u00d7{group['count']}" if group["count"] > 1 else ""
         visits = _some(group["visits"])
         lines.append(f"  {GROUP_LABELS[group['group']]}: {group['status']} "
                      f"{group['SeriesDescription'] or '(no description)'}{times} "
                      f"[{'/'.join(group['ImageType']) or '-'}] (visit{'s' if len(group['visits']) > 1 else ''} "
                      f"{visits}): {group['reason']}")
+    if expected:
+        kinds = [f"{g['SeriesDescription'] or '(no description)'}" + (f" \u00d7{g['count']}" if g["count"] > 1 else "")
+                 for g in expected]
+        lines.append(f"  {GROUP_LABELS[ReasonGroup.NOTHING]}: {sum(g['count'] for g in expected)} series expected "
+                     f"(scouts, scanner-derived maps, no image; the report lists each): {_some(kinds, 5)}")
     for fatal, reason, count, paths in grouped_problems(record["problems"]):
         times = f" \u00d7{count}" if count > 1 else ""
         lines.append(f"  {'FAILED' if fatal else 'note'}{times}: {_some(paths)}: {reason}")

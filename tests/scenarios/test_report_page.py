@@ -282,7 +282,7 @@ def test_text_is_escaped(demo: Path) -> None:
     for page_text in (text, subject_text):
         assert "<script>alert" not in page_text and "<b>" not in page_text
         ET.fromstring(page_text)
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;co&quot;" in subject_text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;co&quot;" in subject_text.replace("<wbr />", "")
     assert page.errors == []
     session = visits[0]["session_id"]
     assert nasty in [r[3] for r in page.tables[(session, "placed")] if len(r) > 1]
