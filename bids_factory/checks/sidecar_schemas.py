@@ -119,6 +119,8 @@ def check_placement(schemas: SidecarSchemas, placement: Placement, schema_name: 
     return list(dict.fromkeys(_message(error, name, instance) for error in errors))  # one line per fault
 
 
+_BOUNDS = {"minimum": "fewer than", "exclusiveMinimum": "not more than", "maximum": "more than",
+           "exclusiveMaximum": "not fewer than"}
 # The two keys read from the NIfTI header, in words, with their unit
 _HEADER_KEYS = {"VoxelSize": ("voxel size", " mm"), "ImageDimensions": ("image of", " voxels")}
 
@@ -152,13 +154,17 @@ def _message(error: ValidationError, schema_name: str, instance: dict) -> str:
         title = sub.get("title") if isinstance(sub, dict) else None
         text = f"{missing} is missing: {which} requires it"
     elif error.validator == "not" and bound == {}:
-        text = f"{key} must never appear in a sidecar ({which}: de-identification)"
+        text = f"{key} must never appear in a sidecar"
     elif error.validator == "not":
         text = f"{key} {error.instance!r} is not allowed by {which}"
     elif error.validator == "const":
         text = f"{key} is {error.instance!r}, {which} requires {bound!r}"
     elif error.validator == "contains" and isinstance(bound, dict) and "const" in bound:
         text = f"{key} {'/'.join(map(str, error.instance))} has no {bound['const']!r}, which {which} requires"
+    elif key == "ImageDimensions" and error.validator in _BOUNDS and error.absolute_path:
+        axis = ("columns", "rows", "slices", "volumes")[min(int(error.absolute_path[-1]), 3)]
+        text = (f"{_value(key, error.instance, instance)} has {error.instance} {axis}, "
+                f"{_BOUNDS[error.validator]} {which}'s {'limit' if 'ax' in error.validator else 'minimum'} of {bound:g}")
     elif error.validator in ("maximum", "exclusiveMaximum"):
         text = f"{_value(key, error.instance, instance)} is larger than {which}'s limit of {bound:g}{unit}"
     elif error.validator in ("minimum", "exclusiveMinimum"):
