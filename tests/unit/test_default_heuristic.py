@@ -369,9 +369,9 @@ def test_magnitudes_are_held_back_with_their_phase(tmp_path):
     plan = plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic(), load_sidecar_schemas(schemas))
     assert plan.placements == ()
     reasons = sorted(o.reason for o in plan.not_placed)
-    assert reasons == ["field-map magnitude whose phase image is not placed ('gre_field_mapping'): a magnitude is never "
-                       "placed alone"] * 2 \
-        + ["B0FieldIdentifier is missing: the phasediff schema requires it" + SCHEMA_NEXT_STEP]
+    assert reasons == ["B0FieldIdentifier is missing: the phasediff schema requires it" + SCHEMA_NEXT_STEP] + [
+        "field-map magnitude whose phase image is not placed ('gre_field_mapping'): a magnitude is never "
+        "placed alone"] * 2
     assert {o.group for o in plan.not_placed} == {"supply"}  # the magnitudes wait for what the phasediff lacks
 
 
