@@ -503,3 +503,17 @@ def test_history_has_no_calendar_date_under_dates_drop(export: Path, tmp_path: P
     assert len(history) == 2 and second.record["finished_at"][11:] in history[0][0]
     assert not any(re.search(r"\d{4}-\d{2}-\d{2}|(?<![.\d])20\d{6}", row[0]) for row in history)
     assert not re.search(r"\d{4}-\d{2}-\d{2}", page)
+
+
+def test_a_run_that_changes_nothing_of_a_subject_leaves_its_page_untouched(export: Path, tmp_path: Path) -> None:
+    """The writer compares bytes: the index (its date, its history) is rewritten, the subject page is not; a
+    page of a subject no longer in the dataset is removed."""
+    options = ConvertOptions(export=export, bids=tmp_path / "bids", validate=False, visits=frozenset({"V0002-A"}))
+    convert(options)
+    state = tmp_path / "bids" / STATE
+    [page] = (state / "report").glob("sub-*.html")
+    before, index = page.stat().st_mtime_ns, (state / "report.html").read_text()
+    (state / "report" / "sub-GONE.html").write_text("a subject moved away")
+    convert(options)
+    assert page.stat().st_mtime_ns == before and (state / "report.html").read_text() != index
+    assert sorted(p.name for p in (state / "report").iterdir()) == [page.name]
