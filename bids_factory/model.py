@@ -304,7 +304,7 @@ class VisitRecord(TypedDict, total=False):
     heuristic: dict  # {"name", "sha256"}
     non_dicom_files: int
     files: list[PlacedFileRecord]
-    not_placed: list[dict]  # SeriesOutcome.record(): status (a SeriesStatus value), reason, series fields
+    not_placed: list[dict]  # SeriesOutcome.record(); its "group" is optional (outcome_group): no new record_version
     deidentification: dict  # key names removed and counts, never values
     converter_log: list[str]
     written: dict  # every file the writer put in the session: path -> SHA-256 (text files) or None (images)
@@ -324,18 +324,44 @@ def never_placed(reason: str) -> bool:
     return reason.startswith((DERIVED_REASON, LOCALIZER_REASON))
 
 
+class ReasonGroup(StrEnum):
+    """What a person must do about a series not placed (given where the outcome is decided), the summary's
+    and the report's groups."""
+    NOTHING = "nothing"  # expected: scouts, localizers, scanner-derived maps, objects that are no image
+    DECIDE = "decide"  # a series no rule places (or several rules, or a name that is not BIDS): a rule to write
+    SUPPLY = "supply"  # metadata BIDS or a sidecar schema needs is missing or invalid: the field to add
+    FIX_EXPORT = "fix-export"  # incomplete or unreadable in the export: the series to export again
+
+
+def outcome_group(outcome: dict) -> ReasonGroup:
+    """The :class:`ReasonGroup` of a recorded series not placed (``SeriesOutcome.record()``): its own, or, for
+    a record written before outcomes carried one, derived here once from its status and reason."""
+    if outcome.get("group") in tuple(ReasonGroup):
+        return ReasonGroup(outcome["group"])
+    status, reason = outcome.get("status"), str(outcome.get("reason") or "")
+    if status == SeriesStatus.NOT_CONVERTED or never_placed(reason):
+        return ReasonGroup.NOTHING
+    if status in (SeriesStatus.UNMATCHED, SeriesStatus.AMBIGUOUS, SeriesStatus.REJECTED):
+        return ReasonGroup.DECIDE
+    if reason.startswith(("incomplete image", "dcm2niix exited", "SeriesNumber", "no PatientID")):
+        return ReasonGroup.FIX_EXPORT
+    return ReasonGroup.SUPPLY
+
+
 @dataclass(frozen=True)
 class SeriesOutcome:
-    """A series that was not placed, with its :class:`SeriesStatus` and the reason."""
+    """A series that was not placed, with its :class:`SeriesStatus`, the reason (one line, plain words, the next
+    step) and the :class:`ReasonGroup` of what a person must do (None: derived by :func:`outcome_group`)."""
 
     series: Series
     status: SeriesStatus
     reason: str
     rule: str | None = None  # the heuristic rule that matched it (held back or rejected after matching)
+    group: ReasonGroup | None = None
 
     def record(self) -> dict:
-        return {"status": self.status, "reason": self.reason, **self.series.record(),
-                **({"rule": self.rule} if self.rule else {})}
+        record = {"status": self.status, "reason": self.reason, **self.series.record(), **({"rule": self.rule} if self.rule else {})}
+        return record | {"group": self.group or outcome_group(record)}
 
 
 @dataclass(frozen=True)
@@ -345,7 +371,7 @@ class VisitPlan:
     not_placed: tuple[SeriesOutcome, ...]
     heuristic_name: str
     heuristic_sha256: str
-    thumbnails: dict = field(default_factory=dict)  # placement relpath -> PNG bytes (for the report)
+    thumbnails: dict = field(default_factory=dict)  # placement relpath -> report.thumbnails.Pictures
     deidentification: Deidentification = field(default_factory=Deidentification)  # what was removed (names, counts)
     sidecar_fields: frozenset = frozenset()  # every field of the visit's sidecars (heuristic criteria check)
 

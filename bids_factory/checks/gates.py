@@ -30,7 +30,7 @@ from bids_factory.checks.required_metadata import missing_fields, missing_reason
 from bids_factory.checks.sidecar_schemas import SidecarSchemas, check_placement
 from bids_factory.checks.validator import batch_faults
 from bids_factory.errors import VisitError
-from bids_factory.model import Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan
+from bids_factory.model import Placement, ReasonGroup, Series, SeriesOutcome, SeriesStatus, VisitPlan
 
 _ENTITY = re.compile(r"^[a-z]+-[A-Za-z0-9]+$")
 _SUFFIX = re.compile(r"^[A-Za-z0-9]+$")
@@ -48,12 +48,16 @@ class GateContext:
 def gate_plan(plan: VisitPlan, context: GateContext) -> VisitPlan:
     """Gates 1-5 over one visit's plan, in order: what fails one is held back (or rejected) with the reason."""
     placements, outcomes = _reject_bad_names(list(plan.placements))
+    before = placements
     placements, held = _hold_back_unfit(placements, context.aslcontext, context.holding)
     outcomes += held
     if context.schemas is not None:
-        placements, held = _hold_back_ill_defined(placements, context.schemas)
-        outcomes += held
-    placements, held = _hold_back_lone_fieldmaps(placements)
+        placements, more = _hold_back_ill_defined(placements, context.schemas)
+        outcomes, held = outcomes + more, held + more
+    stayed = {p.relpath for p in placements}  # field-map set -> what a person must do for its image held back
+    group_of = {id(o.series): o.group for o in held}
+    held_sets = {_set_name(p): group_of[id(p.series)] for p in before if p.relpath not in stayed}
+    placements, held = _hold_back_lone_fieldmaps(placements, held_sets)
     outcomes += held
     return _hold_back_incomplete(replace(plan, placements=tuple(placements),
                                          not_placed=plan.not_placed + tuple(outcomes)))
@@ -65,7 +69,7 @@ def hold_back_refused(outcomes: list, folder: Path) -> list:
     for index, faults in zip(checked, batch_faults([outcomes[i][1] for i in checked], folder)):
         if faults:
             visit, plan = outcomes[index]
-            kept, held = hold_back(plan.placements, faults)
+            kept, held = hold_back(plan.placements, faults, ReasonGroup.SUPPLY)
             thumbnails = {p.relpath: plan.thumbnails[p.relpath] for p in kept if p.relpath in plan.thumbnails}
             outcomes[index] = (visit, replace(plan, placements=tuple(kept), thumbnails=thumbnails,
                                               not_placed=plan.not_placed + tuple(held)))
@@ -93,7 +97,7 @@ def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[di
             reasons[placement.relpath] = "; ".join(faults)
         kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)) if context and not faults
                     else placement)
-    return hold_back(kept, reasons)
+    return hold_back(kept, reasons, ReasonGroup.SUPPLY)
 
 
 # A BIDS field-map set (the files of one fmap acquisition: same entities, these suffixes) and what each
@@ -123,10 +127,17 @@ def lone_phase(suffix: str, missing: list[str], group: str) -> str:
             f"metadata their reason names)")
 
 
-def _hold_back_lone_fieldmaps(placements: list[Placement]) -> tuple[list[Placement], list[SeriesOutcome]]:
+def _set_name(p: Placement) -> str:
+    """The field-map set an image belongs to: its name without the suffix."""
+    return p.stem.rsplit("_", 1)[0]
+
+
+def _hold_back_lone_fieldmaps(placements: list[Placement], held_sets: dict[str, ReasonGroup]
+                              ) -> tuple[list[Placement], list[SeriesOutcome]]:
     """Gate 4, whatever rule placed them (the default's or a site's): the images of a field-map set (same
     entities, suffixes of :data:`_SET_NEEDS`) are placed together or not at all: a magnitude without its phase,
-    a phase without its magnitudes is held back, until what is left is whole."""
+    a phase without its magnitudes is held back, until what is left is whole. What a person must do is what
+    the set's image held back by an earlier gate needs (``held_sets``), else a rule that places the others."""
     def group(p: Placement) -> str:
         return p.series.protocol_name or p.series.series_description
 
@@ -139,31 +150,47 @@ def _hold_back_lone_fieldmaps(placements: list[Placement]) -> tuple[list[Placeme
         sets: dict[str, set[str]] = {}
         for p in members:
             if p.relpath not in reasons:
-                sets.setdefault(p.stem.rsplit("_", 1)[0], set()).add(suffix(p))
+                sets.setdefault(_set_name(p), set()).add(suffix(p))
         lone = {}
         for p in members:
-            present = sets.get(p.stem.rsplit("_", 1)[0], set())
+            present = sets.get(_set_name(p), set())
             if p.relpath in reasons or any(needed <= present for needed in _SET_NEEDS[suffix(p)]):
                 continue
             missing = sorted(min(_SET_NEEDS[suffix(p)], key=len) - present)
             lone[p.relpath] = (lone_magnitude(group(p)) if suffix(p).startswith("magnitude")
                                else lone_phase(suffix(p), missing, group(p)))
         if not lone:
-            return hold_back(placements, reasons)
+            break
         reasons.update(lone)
+    kept, held = placements, []
+    by_group: dict[ReasonGroup, dict[str, str]] = {}
+    for p in members:
+        if p.relpath in reasons:
+            by_group.setdefault(held_sets.get(_set_name(p), ReasonGroup.DECIDE), {})[p.relpath] = reasons[p.relpath]
+    for group_, named in by_group.items():
+        kept, more = hold_back(kept, named, group_)
+        held += more
+    return kept, held
 
 
 def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas
                            ) -> tuple[list[Placement], list[SeriesOutcome]]:
     """Keep only placements whose sidecar meets its schema; drop references to the others."""
     faults = {p.relpath: check_placement(schemas, p, p.sidecar_schema) for p in placements}
-    return hold_back(placements, {path: "; ".join(f) for path, f in faults.items() if f})
+    return hold_back(placements, {path: "; ".join(f) + SCHEMA_NEXT_STEP for path, f in faults.items() if f},
+                     ReasonGroup.SUPPLY)
 
 
-def hold_back(placements, reasons: dict[str, str]) -> tuple[list[Placement], list[SeriesOutcome]]:
-    """Take the placements named in ``reasons`` (by relpath) out; no IntendedFor may still name them."""
+SCHEMA_NEXT_STEP = ("; a site adds or corrects such a field with sidecar_changes in its own heuristic, or checks "
+                    "its images against its own sidecar schemas (--schemas)")
+
+
+def hold_back(placements, reasons: dict[str, str], group: ReasonGroup) -> tuple[list[Placement], list[SeriesOutcome]]:
+    """Take the placements named in ``reasons`` (by relpath) out, each held back with its reason and the
+    :class:`ReasonGroup` of what a person must do; no IntendedFor may still name them."""
     kept = [p for p in placements if p.relpath not in reasons]
-    held = [SeriesOutcome(p.series, SeriesStatus.HELD_BACK, reasons[p.relpath], p.rule) for p in placements if p.relpath in reasons]
+    held = [SeriesOutcome(p.series, SeriesStatus.HELD_BACK, reasons[p.relpath], p.rule, group)
+            for p in placements if p.relpath in reasons]
     if held:
         gone = {f"/{path}" for path in reasons}  # matches bids:: URIs and relative IntendedFor paths
         kept = [_without_references(p, gone) for p in kept]
@@ -196,13 +223,17 @@ def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], lis
         *entities, suffix = placement.stem.split("_")
         bad = [e for e in entities if not _ENTITY.match(e)]
         if bad or not _SUFFIX.match(suffix):
-            reason = f"heuristic gives a name that is not a BIDS name: {placement.stem} ({', '.join(bad) or suffix})"
-            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule))
+            reason = (f"heuristic gives a name that is not a BIDS name: {placement.stem} ({', '.join(bad) or suffix}); "
+                      f"correct rule {placement.rule!r} (entities key-label, letters and digits only)")
+            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule,
+                                          ReasonGroup.DECIDE))
         elif len(targets[placement.relpath]) > 1:
             others = [p.series for p in targets[placement.relpath] if p is not placement]
             reason = (f"collision: {placement.relpath} is also the target of "
-                      + "; ".join(_series_name(s) for s in others))
-            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule))
+                      + ", ".join(_series_name(s) for s in others)
+                      + "; give the rules an entity that tells them apart (run-, acq- or echo-)")
+            rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule,
+                                          ReasonGroup.DECIDE))
         else:
             kept.append(placement)
     return kept, rejected
@@ -223,13 +254,14 @@ def _hold_back_incomplete(plan: VisitPlan) -> VisitPlan:
     if verdict.unattributed:
         raise VisitError(f"visit {extracted.visit.scan_research_id}: dcm2niix reports missing images of no "
                          f"single series ({' | '.join(verdict.unattributed[:3])}): the visit is not placed")
-    reasons = {p.relpath: f"incomplete image, not placed: {verdict.incomplete[str(p.series.nifti)]}"
+    reasons = {p.relpath: f"incomplete image, not placed: {verdict.incomplete[str(p.series.nifti)]}; export "
+                          "the whole series again (the next run converts the visit again)"
                for p in plan.placements if str(p.series.nifti) in verdict.incomplete}
-    kept, held = hold_back(plan.placements, reasons)
+    kept, held = hold_back(plan.placements, reasons, ReasonGroup.FIX_EXPORT)
     not_placed = list(plan.not_placed)
     if extracted.converter_exit != 0:
         not_placed = [SeriesOutcome(o.series, SeriesStatus.HELD_BACK, f"dcm2niix exited {extracted.converter_exit} before "
                                     "it wrote an image of this series (disk full? unreadable file?); "
-                                    "the next run converts the visit again")
+                                    "the next run converts the visit again", group=ReasonGroup.FIX_EXPORT)
                       if o.status == SeriesStatus.NOT_CONVERTED else o for o in not_placed]
     return replace(plan, placements=tuple(kept), not_placed=tuple(not_placed) + tuple(held))

@@ -118,45 +118,74 @@ def check_placement(schemas: SidecarSchemas, placement: Placement, schema_name: 
             return [f"sidecar schema {schema_name!r} named by the heuristic rule is not in {schemas.folder} "
                     f"(available: {', '.join(schemas.names)})"]
         return []
-    label = name + SUFFIX
+    label = f"the {name} schema"
     try:
         facts = header_facts(placement.series.nifti)
     except Exception as exc:  # nibabel raises many types for a damaged or missing file
-        return [f"{label}: cannot read the NIfTI header of {placement.series.nifti.name}: {exc}"]
+        return [f"cannot read the NIfTI header of {placement.series.nifti.name} to check it against {label}: {exc}"]
     instance = {**placement.sidecar, **facts}
     try:
         errors = sorted(schemas.validator(name).iter_errors(instance), key=lambda e: [str(p) for p in e.absolute_path])
     except referencing.exceptions.Unresolvable as exc:
-        return [f"{label}: cannot resolve $ref {exc}"]
-    return [f"{label}: {_message(error)}" for error in errors]
+        return [f"{label} cannot resolve $ref {exc}"]
+    return list(dict.fromkeys(_message(error, name, instance) for error in errors))  # one line per fault
 
 
-def _pointer(path) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+_BOUNDS = {"minimum": "fewer than", "exclusiveMinimum": "not more than", "maximum": "more than",
+           "exclusiveMaximum": "not fewer than"}
+# The two keys read from the NIfTI header, in words, with their unit
+_HEADER_KEYS = {"VoxelSize": ("voxel size", " mm"), "ImageDimensions": ("image of", " voxels")}
 
 
-def _message(error: ValidationError) -> str:
-    """``<path> <what is wrong> (<title of the bound>)``; never repeats the value of a forbidden key."""
+def _field(error: ValidationError) -> str:
+    """The sidecar field a fault is about (its first path part), never an index."""
+    parts = [p for p in error.absolute_path if not isinstance(p, int)]
+    return str(parts[0]) if parts else ""
+
+
+def _value(key: str, value, instance: dict) -> str:
+    """A value in words: the header keys as a vector with their unit (all axes: one message, not one per axis)."""
+    if key in _HEADER_KEYS:
+        words, unit = _HEADER_KEYS[key]
+        vector = instance.get(key) or []
+        return f"{words} {' x '.join(f'{round(v, 2):g}' for v in vector)}{unit}"
+    return f"{key} {value!r}" if key else repr(value)
+
+
+def _message(error: ValidationError, schema_name: str, instance: dict) -> str:
+    """One fault in plain words: the field, what is wrong, the schema's bound with its title; no schema path,
+    and never the value of a forbidden key."""
     schema = error.schema if isinstance(error.schema, dict) else {}
-    path = _pointer(error.absolute_path)
-    title = schema.get("title")
+    key, title, which = _field(error), schema.get("title"), f"the {schema_name} schema"
+    unit = _HEADER_KEYS.get(key, ("", ""))[1]
+    bound = error.validator_value
     if error.validator == "required":
         match = _REQUIRED.match(error.message)
-        missing = match.group(1) if match else None
+        missing = match.group(1) if match else key
         sub = schema.get("properties", {}).get(missing, {}) if missing else {}
         title = sub.get("title") if isinstance(sub, dict) else None
-        text = f"{_pointer([*error.absolute_path, missing]) if missing else path} is required but missing"
-    elif error.validator == "not" and error.validator_value == {}:
-        text = f"{path} must never appear in a sidecar"
+        text = f"{missing} is missing: {which} requires it"
+    elif error.validator == "not" and bound == {}:
+        text = f"{key} must never appear in a sidecar"
     elif error.validator == "not":
-        text = f"{path} {error.instance!r} is not allowed"
+        text = f"{key} {error.instance!r} is not allowed by {which}"
     elif error.validator == "const":
-        text = f"{path} is {error.instance!r}, {error.validator_value!r} is required"
-    elif error.validator == "contains" and isinstance(error.validator_value, dict) and "const" in error.validator_value:
-        text = f"{path} {error.instance!r} has no item {error.validator_value['const']!r}"
+        text = f"{key} is {error.instance!r}, {which} requires {bound!r}"
+    elif error.validator == "contains" and isinstance(bound, dict) and "const" in bound:
+        text = f"{key} {'/'.join(map(str, error.instance))} has no {bound['const']!r}, which {which} requires"
+    elif key == "ImageDimensions" and error.validator in _BOUNDS and error.absolute_path:
+        axis = ("columns", "rows", "slices", "volumes")[min(int(error.absolute_path[-1]), 3)]
+        text = (f"{_value(key, error.instance, instance)} has {error.instance} {axis}, "
+                f"{_BOUNDS[error.validator]} {which}'s {'limit' if 'ax' in error.validator else 'minimum'} of {bound:g}")
+    elif error.validator in ("maximum", "exclusiveMaximum"):
+        text = f"{_value(key, error.instance, instance)} is larger than {which}'s limit of {bound:g}{unit}"
+    elif error.validator in ("minimum", "exclusiveMinimum"):
+        text = f"{_value(key, error.instance, instance)} is smaller than {which}'s minimum of {bound:g}{unit}"
+    elif error.validator in ("minItems", "maxItems") and key in _HEADER_KEYS:
+        text = (f"{_value(key, error.instance, instance)}: {len(error.instance)} dimensions, {which} requires "
+                f"{'at least' if error.validator == 'minItems' else 'at most'} {bound}")
+    elif error.validator == "type":
+        text = f"{_value(key, error.instance, instance)} is not of type {bound!r}, as {which} requires"
     else:
-        text = f"{path} {error.message}" if path else error.message
+        text = f"{key}: {error.message} ({which})" if key else f"{error.message} ({which})"
     return f"{text} ({title})" if title else text

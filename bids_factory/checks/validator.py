@@ -64,6 +64,10 @@ def write_check_dataset(plans: list[VisitPlan], folder: Path) -> dict[str, tuple
     return paths
 
 
+VALIDATOR_NEXT_STEP = ("; a site corrects or adds the field it names with sidecar_changes in its own heuristic "
+                       "(or a rule that names the image differently)")
+
+
 def batch_faults(plans: list[VisitPlan], folder: Path) -> list[dict[str, str]]:
     """Validator errors of planned visits, per visit: placement relpath -> reason (one dict per plan).
 
@@ -98,9 +102,9 @@ def _check(plans: list[VisitPlan], indices: list[int], folder: Path, faults: lis
         where = paths.get(issue.location)
         if where:
             found.setdefault(indices[where[0]], {}).setdefault(where[1], []).append(
-                f"BIDS validator: {issue.code} {issue.message}".strip())
+                " ".join(f"BIDS validator: {issue.code} {issue.message}".split()))  # one line, never a JSON block
     if len(indices) == 1 and found:
-        faults[indices[0]] = {relpath: "; ".join(dict.fromkeys(reasons))
+        faults[indices[0]] = {relpath: "; ".join(dict.fromkeys(reasons)) + VALIDATOR_NEXT_STEP
                               for relpath, reasons in found[indices[0]].items()}
         return
     middle = len(indices) // 2

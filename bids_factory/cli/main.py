@@ -216,7 +216,7 @@ def _finish(report, bids: Path, export: Path | None = None) -> int:
 
 def _next_step(report, export: Path | None) -> str:
     """What the user does now, from this run's counts (the same ones the summary printed)."""
-    from bids_factory.report.summary import TO_DECIDE, run_counts
+    from bids_factory.report.summary import TO_DECIDE, TO_FIX_EXPORT, TO_SUPPLY, run_counts
 
     counts = run_counts(report.record) if report.record else {}
     source = export or "EXPORT_DIR"
@@ -226,7 +226,10 @@ def _next_step(report, export: Path | None) -> str:
         return (f"write rules for the series no rule recognises: bids-factory inventory {source} --write-heuristic "
                 "site-new.json (a new file), replace its EDITME values, then convert with --heuristic site-new.json "
                 "(it adds to the default; merge it into your site heuristic if you have one)")
-    if counts.get("series held back") or report.dataset.get("series held back"):
-        return ("open the report to see why series are held back (a missing field: add it with your heuristic's "
-                "sidecar_changes), or accept it")
+    if counts.get(TO_SUPPLY) or report.dataset.get(TO_SUPPLY):
+        return ("open the report's \"to supply\" list: each series names the field it lacks; add it with "
+                "sidecar_changes in your site heuristic, then run the same command again")
+    if counts.get(TO_FIX_EXPORT) or report.dataset.get(TO_FIX_EXPORT):
+        return ("open the report's \"export to fix\" list: export those series again, then run the same command "
+                "again")
     return "open the report; run the same command after each export day (only new visits are converted)"

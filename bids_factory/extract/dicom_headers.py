@@ -18,7 +18,7 @@ from pydicom.tag import Tag
 from bids_factory.dicom.head import PYDICOM_READ_ERRORS, read_head
 from bids_factory.dicom.image_header import COMPLETENESS_TAGS, ImageHeader
 from bids_factory.dicom.sop_classes import MEDIA_DIRECTORY, non_image_kind
-from bids_factory.model import Problem, Series, SeriesOutcome, SeriesStatus, SourceFile
+from bids_factory.model import Problem, ReasonGroup, Series, SeriesOutcome, SeriesStatus, SourceFile
 
 _HEADER_TAGS = tuple(Tag(keyword) for keyword in (
     "SOPInstanceUID", "PatientID", "SeriesNumber", "SeriesDescription", "ProtocolName", "ImageType",
@@ -187,7 +187,8 @@ def _malformed_series(malformed: dict) -> list[SeriesOutcome]:
                                  source_folders=tuple(sorted({s.folder.relpath for s in files}))),
                           SeriesStatus.HELD_BACK,
                           f"SeriesNumber {text!r} is not a number (DICOM IS): its {len(files)} file(s) "
-                          f"({_folder(files[0])}) are not converted")
+                          f"({_folder(files[0])}) are not converted; export the series again with a numeric "
+                          "SeriesNumber", group=ReasonGroup.FIX_EXPORT)
             for (text, names), files in malformed.items()]
 
 
@@ -203,7 +204,7 @@ def _series_without_patient(files: list[tuple]) -> list[SeriesOutcome]:
                           SeriesStatus.HELD_BACK,
                           f"no PatientID in its {len(sources)} file(s) ({_folder(sources[0])}) while the visit's other "
                           "files name a patient: not converted (nothing says it is that patient's; set PatientID "
-                          "upstream)")
+                          "upstream)", group=ReasonGroup.FIX_EXPORT)
             for (number, names), sources in series.items()]
 
 

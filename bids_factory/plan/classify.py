@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from bids_factory.checks.gates import lone_magnitude
 from bids_factory.config.heuristic import CLASSIFIED_KEY_PREFIX as KEY_PREFIX
-from bids_factory.model import DERIVED_REASON, LOCALIZER_REASON, Series
+from bids_factory.model import DERIVED_REASON, LOCALIZER_REASON, ReasonGroup, Series
 from bids_factory.plan.epi import is_epi
 from bids_factory.plan.fieldmaps import (fieldmap_group, gre_fieldmap_kind, is_field_map_in_units,
                                          magnitude_of_fieldmap, pepolar_pairs, phase_echoes)
@@ -61,6 +61,7 @@ class Classification:
     kind: str  # "<datatype>/<suffix>", "derived", "localizer" or "unknown"
     entities: dict = field(default_factory=dict)  # entity -> label, in BIDS order when written
     hold: str = ""  # why the default does not place it ("" = nothing to hold)
+    hold_group: ReasonGroup = ReasonGroup.SUPPLY  # what a person must do about the hold
     volumes: int = 1
     task_name: str = ""  # TaskName for the sidecar of a func image
     why: str = ""  # for unknown/derived/localizer: what was seen
@@ -94,7 +95,14 @@ class Classification:
             return f"{DERIVED_REASON} ({self.why}): not raw data, never placed"
         if self.kind == "localizer":
             return f"{LOCALIZER_REASON} ({self.why}): not placed"
-        return f"not recognised ({self.why}): no heuristic rule matches"
+        return (f"not recognised ({self.why}): no heuristic rule matches; write one if this series belongs in the "
+                f"dataset (bids-factory inventory EXPORT --write-heuristic site.json starts it)")
+
+    def group(self) -> ReasonGroup:
+        """What a person must do about a series no rule matched."""
+        if self.hold:
+            return self.hold_group
+        return ReasonGroup.NOTHING if self.kind in ("derived", "localizer") else ReasonGroup.DECIDE
 
 
 def _kind(f: SeriesFacts) -> tuple[str, str]:
@@ -158,7 +166,7 @@ def _name_kind(f: SeriesFacts, kind: str) -> tuple[str, str]:
     if kind.startswith("fmap/") and f.reproin[0] == "fmap":
         return kind, ""  # magnitude1/phasediff... are told apart by the metadata, ReproIn says fmap
     return kind, (f"the ReproIn name says {named} but the acquisition metadata say {kind}: "
-                  "not placed (a site rule can place it)")
+                  "not placed; a rule in the site's heuristic decides what it is")
 
 
 def classify_visit(series: list[tuple[Series, dict]]) -> dict[str, Classification]:
@@ -176,16 +184,16 @@ def classify_visit(series: list[tuple[Series, dict]]) -> dict[str, Classificatio
     for f in facts:
         kind, seen, conflict = kinds[id(f)]
         entities = dict(f.reproin[2]) if f.reproin else {}
-        hold = conflict or _hold(f, kind, facts, kinds)
+        hold, hold_group = (conflict, ReasonGroup.DECIDE) if conflict else _hold(f, kind, facts, kinds)
         task = ""
         if kind in ("func/bold", "func/sbref"):
             task = entities.get("task") or ("rest" if says_rest(f.name) else "")
             if task:
                 entities["task"] = task
             elif not hold:
-                hold = ("no task label: the series name gives no ReproIn task- and does not say rest "
+                hold, hold_group = ("no task label: the series name gives no ReproIn task- and does not say rest "
                         "(a site adds the task in its own heuristic, e.g. custom_entities \"task-<label>\" "
-                        "and sidecar_changes {\"TaskName\": \"<label>\"})")
+                        "and sidecar_changes {\"TaskName\": \"<label>\"})"), ReasonGroup.SUPPLY
         else:
             entities.pop("task", None)
         if kind in ("dwi/dwi", "dwi/sbref", "fmap/epi", "perf/asl") and "dir" not in entities:
@@ -193,44 +201,52 @@ def classify_visit(series: list[tuple[Series, dict]]) -> dict[str, Classificatio
             if direction:
                 entities["dir"] = direction
         if kind == "fmap/epi" and "dir" not in entities and not hold:
-            hold = ("spin-echo EPI field map without PhaseEncodingDirection (dcm2niix gives only "
-                    "PhaseEncodingAxis for this vendor): BIDS requires dir-; a site adds it in its own heuristic")
+            hold, hold_group = ("spin-echo EPI field map without PhaseEncodingDirection (dcm2niix gives only "
+                                "PhaseEncodingAxis for this vendor): BIDS requires dir-; a site adds it in its own "
+                                "heuristic (custom_entities \"dir-AP\" or the like)"), ReasonGroup.SUPPLY
         if "/" in kind and kind.split("/")[0] not in _REC_DATATYPES:
             entities.pop("rec", None)
         known = kind if "/" in kind or kind in ("derived", "localizer") else "unknown"
         result[str(f.series.sidecar)] = Classification(
-            kind=known, entities=entities, hold=hold, volumes=f.volumes, task_name=task,
+            kind=known, entities=entities, hold=hold, hold_group=hold_group, volumes=f.volumes, task_name=task,
             why=seen + (", a phase image" if kind == "phase" else ""), grid=f.grid)
     _two_reconstructions(facts, result)
     return result
 
 
-def _hold(f: SeriesFacts, kind: str, facts: list[SeriesFacts], kinds: dict) -> str:
+def _hold(f: SeriesFacts, kind: str, facts: list[SeriesFacts], kinds: dict) -> tuple[str, ReasonGroup]:
+    """Why the default does not place a series it recognised ("" for none), and what a person must do."""
+    supply, export = ReasonGroup.SUPPLY, ReasonGroup.FIX_EXPORT
     if kind == "phase":
-        return ""
+        return "", supply
     if kind.startswith("fmap/") and kind != "fmap/epi":
         group = [g for g in facts if fieldmap_group(g) == fieldmap_group(f)]
         group_kinds = {kinds[id(g)][0] for g in group}
         if kind.startswith("fmap/magnitude") and not group_kinds & {"fmap/phasediff", "fmap/phase1",
                                                                      "fmap/phase2", "fmap/fieldmap"}:
-            return lone_magnitude(fieldmap_group(f)[0])
+            return lone_magnitude(fieldmap_group(f)[0]), export
         if kind == "fmap/magnitude" and "fmap/fieldmap" not in group_kinds:
-            return "field-map magnitude with no echo number: cannot tell magnitude1 from magnitude2"
+            return ("field-map magnitude with no echo number: cannot tell magnitude1 from magnitude2; a site rule "
+                    "tells them apart (EchoTime or ImageType criteria)"), ReasonGroup.DECIDE
         if kind == "fmap/phasediff" and not ("EchoTime1" in f.data and "EchoTime2" in f.data):
             return ("phasediff without EchoTime1/EchoTime2 (dcm2niix did not give them): BIDS requires both; "
-                    "a site adds them with sidecar_changes in its own heuristic")
+                    "a site adds them with sidecar_changes in its own heuristic"), supply
         if kind == "fmap/phasediff" and "fmap/magnitude1" not in group_kinds:
-            return "phasediff without its magnitude image (magnitude1) in this visit: not placed alone"
+            return ("phasediff without its magnitude image (magnitude1) in this visit: not placed alone; export "
+                    "the magnitude series too"), export
         if kind in ("fmap/phase1", "fmap/phase2") and not {"fmap/magnitude1", "fmap/magnitude2"} <= group_kinds:
-            return "phase1/phase2 field map without its magnitude1/magnitude2 images in this visit"
+            return ("phase1/phase2 field map without its magnitude1/magnitude2 images in this visit: export the "
+                    "magnitude series too"), export
         if kind == "fmap/fieldmap" and "Units" not in f.data:
             return ("fieldmap without Units (Hz, rad/s or T; dcm2niix does not give them): BIDS requires Units; "
-                    "a site adds them with sidecar_changes in its own heuristic")
+                    "a site adds them with sidecar_changes in its own heuristic"), supply
     if kind == "dwi/dwi" and not f.has_bvec:
-        return "diffusion image without .bval/.bvec from dcm2niix: not placed (BIDS requires both)"
+        return ("diffusion image without .bval/.bvec from dcm2niix: not placed (BIDS requires both); export the "
+                "series with its diffusion headers (not a derived or anonymised-away copy)"), export
     if kind == "func/bold" and f.volumes < 2:
-        return "single-volume BOLD: not a time series"
-    return ""
+        return "single-volume BOLD: not a time series; a site rule places it elsewhere if it is wanted", \
+            ReasonGroup.DECIDE
+    return "", supply
 
 
 def _two_reconstructions(facts: list[SeriesFacts], result: dict[str, Classification]) -> None:
@@ -250,8 +266,8 @@ def _two_reconstructions(facts: list[SeriesFacts], result: dict[str, Classificat
             if label:
                 c = result[str(f.series.sidecar)]
                 result[str(f.series.sidecar)] = Classification(
-                    kind=c.kind, entities={**c.entities, "rec": label}, hold=c.hold, volumes=c.volumes,
-                    task_name=c.task_name, why=c.why, grid=c.grid)
+                    kind=c.kind, entities={**c.entities, "rec": label}, hold=c.hold, hold_group=c.hold_group,
+                    volumes=c.volumes, task_name=c.task_name, why=c.why, grid=c.grid)
 
 
 def strip_keys(sidecar: dict) -> dict:

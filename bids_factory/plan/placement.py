@@ -16,12 +16,14 @@ from bids_factory.dates import DatePolicy
 from bids_factory.privacy.deidentify import Deidentification, keep_allowed
 from bids_factory.config.heuristic import Heuristic
 from bids_factory.errors import VisitError
-from bids_factory.model import (ExtractedVisit, Placement, Series, SeriesOutcome, SeriesStatus, VisitPlan,
-                                  shortened, too_long_file_name)
+from bids_factory.model import (ExtractedVisit, Placement, ReasonGroup, Series, SeriesOutcome, SeriesStatus,
+                                  VisitPlan, shortened, too_long_file_name)
 from bids_factory.checks.gates import GateContext, gate_plan
 from bids_factory.checks.sidecar_schemas import SidecarSchemas
 
 log = logging.getLogger(__name__)
+NO_IMAGE = ("dcm2niix made no image of this DICOM series (raw data, spectroscopy or a report: no image to "
+            "place); nothing to do")
 
 
 
@@ -80,14 +82,15 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
         _add_classified_entities(acquisition, graph[acquisition.src_sidecar][0], classes[acquisition.src_sidecar.filename])
     pairing.find_runs()
 
-    not_placed = [SeriesOutcome(s, SeriesStatus.NOT_CONVERTED, "dcm2niix made no image of this DICOM series")
+    not_placed = [SeriesOutcome(s, SeriesStatus.NOT_CONVERTED, NO_IMAGE, group=ReasonGroup.NOTHING)
                   for s in extracted.unconverted] + list(extracted.refused)
     for sidecar, matched in graph.items():
         series = by_sidecar[sidecar.filename]
         if not matched:
             not_placed.append(_not_matched(series, classes[sidecar.filename]))
         elif len(matched) > 1:
-            not_placed.append(SeriesOutcome(series, SeriesStatus.AMBIGUOUS, _ambiguity(heuristic, matched)))
+            not_placed.append(SeriesOutcome(series, SeriesStatus.AMBIGUOUS, _ambiguity(heuristic, matched),
+                                            group=ReasonGroup.DECIDE))
 
     placements: list[Placement] = []
     removed = Deidentification()
@@ -224,7 +227,7 @@ def _intended_for_its_grid(placement: Placement, placements: list[Placement], cl
 def _not_matched(series: Series, classification: Classification) -> SeriesOutcome:
     """No rule matched: the classification says why (held back with the reason, or what it is)."""
     if classification.hold:
-        return SeriesOutcome(series, SeriesStatus.HELD_BACK, classification.hold)
-    return SeriesOutcome(series, SeriesStatus.UNMATCHED, classification.reason())
+        return SeriesOutcome(series, SeriesStatus.HELD_BACK, classification.hold, group=classification.group())
+    return SeriesOutcome(series, SeriesStatus.UNMATCHED, classification.reason(), group=classification.group())
 
 

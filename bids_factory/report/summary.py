@@ -12,8 +12,8 @@ import re
 from collections import Counter
 
 from bids_factory import __version__
-from bids_factory.model import (HISTORY_VERSION, RUN_RECORD_VERSION, HistoryEntry, RunRecord, RunSummary,
-                                 SeriesStatus, VisitRecord, VisitStatus, never_placed)
+from bids_factory.model import (HISTORY_VERSION, RUN_RECORD_VERSION, HistoryEntry, ReasonGroup, RunRecord,
+                                 RunSummary, SeriesStatus, VisitRecord, VisitStatus, never_placed, outcome_group)
 from bids_factory.write.dataset_paths import LINKAGE
 
 LINKAGE_FILE = LINKAGE.as_posix()
@@ -28,6 +28,25 @@ VISIT_LABELS = ((VisitStatus.PLACED, "placed"), (VisitStatus.NOTHING_TO_PLACE, "
                 (VisitStatus.FAILED, "failed"), (VisitStatus.UNCHANGED, "unchanged since the last run"),
                 (VisitStatus.NOT_SELECTED, "skipped (other subjects)"))
 _ALWAYS_SHOWN = ("placed", "failed", "held back", "unmatched", "subjects", "sessions", "images placed")
+
+# What a person must do about a series not placed: (group, label in counts, heading, the next step in general).
+# The summary counts and the report groups every series not placed by these, in this order.
+REASON_GROUPS = (
+    (ReasonGroup.DECIDE, "to decide", "To decide: series no rule places",
+     "a series nobody recognised yet: if it belongs in the dataset, write a rule for it (bids-factory inventory "
+     "EXPORT --write-heuristic site-new.json starts one, pre-filled); a rule that names a file wrongly is corrected"),
+    (ReasonGroup.SUPPLY, "to supply", "To supply: metadata missing or invalid",
+     "BIDS or a sidecar schema needs a field the scanner's data do not give (or give wrong): the reason names "
+     "it; a site adds or corrects it with sidecar_changes in its own heuristic, or checks against its own "
+     "schemas (--schemas)"),
+    (ReasonGroup.FIX_EXPORT, "export to fix", "To fix in the export: incomplete or unreadable",
+     "the export holds an incomplete series, unreadable files or missing headers: export the series again; "
+     "the next run converts the visit again"),
+    (ReasonGroup.NOTHING, "nothing to do", "Nothing to do: expected",
+     "scouts, localizers, scanner-derived maps and objects that are no image: never placed, listed for "
+     "completeness"),
+)
+GROUP_LABELS = {group: label for group, label, _, _ in REASON_GROUPS}
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
@@ -40,17 +59,19 @@ def run_counts(record: dict) -> dict[str, int]:
     counts["series placed"] = sum(int(v.get("placed") or 0) for v in visits)
     for label, statuses_ in NOT_PLACED_GROUPS:
         counts[f"series {label}"] = sum(outcomes[s] for s in statuses_)
-    counts[TO_DECIDE] = _to_decide(visits)
+    counts.update(_by_group(visits))
     return counts
 
 
-TO_DECIDE = "series to decide"  # unmatched or ambiguous, and not a scout or derived map: a rule to write
+TO_DECIDE = "todo to decide"  # series no rule places (not a scout or derived map): a rule to write
+TO_SUPPLY = "todo to supply"  # series held back for metadata: the field to add
+TO_FIX_EXPORT = "todo export to fix"  # series incomplete or unreadable in the export: to export again
 
 
-def _to_decide(records) -> int:
-    return sum(1 for r in records for o in r.get("not_placed") or []
-               if o.get("status") in (SeriesStatus.UNMATCHED, SeriesStatus.AMBIGUOUS)
-               and not never_placed(o.get("reason") or ""))
+def _by_group(records) -> dict[str, int]:
+    """``{"todo to decide": 1, ..., "todo nothing to do": 22}``: series not placed by what a person must do."""
+    found = Counter(outcome_group(o) for r in records for o in r.get("not_placed") or [])
+    return {f"todo {label}": found[group] for group, label, _, _ in REASON_GROUPS}
 
 
 def dataset_counts(visit_records: list[VisitRecord], unplaced_visits: list[dict] = ()) -> dict[str, int]:
@@ -65,18 +86,22 @@ def dataset_counts(visit_records: list[VisitRecord], unplaced_visits: list[dict]
               "images placed": sum(len(r.get("files") or []) for r in visit_records)}
     for label, statuses in NOT_PLACED_GROUPS:
         counts[f"series {label}"] = sum(outcomes[s] for s in statuses)
-    counts[TO_DECIDE] = _to_decide([*visit_records, *unplaced_visits])
+    counts.update(_by_group([*visit_records, *unplaced_visits]))
     return counts
 
 
 def count_phrases(counts: dict[str, int]) -> dict[str, str]:
-    """``{"visits": "3 placed, 0 failed", "series": "9 placed, 2 held back", "dataset": "2 subjects, ..."}``
-    (zero counts of rare kinds left out)."""
+    """``{"visits": "3 placed, 0 failed", "series": "9 placed, 2 held back", "dataset": "2 subjects, ...",
+    "todo": "to decide 1, to supply 0, export to fix 0, nothing to do 22"}`` (zero counts of rare kinds left
+    out; every group of what to do is shown when a series is not placed)."""
     phrases: dict[str, list[str]] = {}
+    todo = [(key.removeprefix("todo "), n) for key, n in counts.items() if key.startswith("todo ")]
+    if any(n for _, n in todo):
+        phrases["todo"] = [f"{label} {n}" for label, n in todo]
     for key, n in counts.items():
-        if key == TO_DECIDE:  # a part of "unmatched", for the next step (not a count of its own)
-            continue
         kind, _, what = key.partition(" ")
+        if kind == "todo":
+            continue
         if kind not in ("visits", "series"):
             kind, what = "dataset", key
         label = dict(VISIT_LABELS).get(what, what) if kind == "visits" else what
@@ -107,19 +132,29 @@ def dedupe_reason(reason: str) -> str:
 
 
 def grouped_not_placed(visits: list[dict]) -> list[dict]:
-    """Series not placed, identical ones (same status, description, ImageType, reason) counted once."""
+    """Series not placed, identical ones (same group, status, description, ImageType, reason) counted once,
+    in the order of :data:`REASON_GROUPS` (what to decide first, what is expected last)."""
     groups: dict[tuple, dict] = {}
     for visit in visits:
         for o in visit.get("not_placed") or []:
-            reason = dedupe_reason(o.get("reason"))
-            key = (o.get("status"), o.get("SeriesDescription"), tuple(o.get("ImageType") or ()), reason)
-            group = groups.setdefault(key, {"status": o.get("status"), "SeriesDescription": o.get("SeriesDescription"),
+            reason = one_line(dedupe_reason(o.get("reason")))
+            key = (outcome_group(o), o.get("status"), o.get("SeriesDescription"), tuple(o.get("ImageType") or ()),
+                   reason)
+            group = groups.setdefault(key, {"group": key[0], "status": o.get("status"),
+                                            "SeriesDescription": o.get("SeriesDescription"),
                                             "ImageType": list(o.get("ImageType") or ()), "reason": reason,
                                             "count": 0, "visits": []})
             group["count"] += 1
             if visit.get("scan_research_id") not in group["visits"]:
                 group["visits"].append(visit.get("scan_research_id"))
-    return sorted(groups.values(), key=lambda g: (str(g["status"]), str(g["SeriesDescription"]), str(g["reason"])))
+    order = {group: i for i, (group, *_) in enumerate(REASON_GROUPS)}
+    return sorted(groups.values(), key=lambda g: (order[g["group"]], str(g["status"]), str(g["SeriesDescription"]),
+                                                  str(g["reason"])))
+
+
+def one_line(text: str) -> str:
+    """A reason on one line (a message that carried a JSON block or line breaks)."""
+    return " ".join(str(text or "").split())
 
 
 def grouped_problems(problems: list[dict]) -> list[tuple[bool, str, int, list[str]]]:
@@ -138,12 +173,22 @@ def summary_lines(report: RunSummary) -> list[str]:
              f"series: {phrases['series']}; {record.get('non_dicom_files', 0)} non-DICOM files ignored"
              + (f"; {record['non_image_objects']} non-image DICOM objects (not images)"
                 if record.get("non_image_objects") else "")]
-    for group in grouped_not_placed(record["visits"]):
+    if phrases.get("todo"):
+        lines.append(f"series not placed, by what to do: {phrases['todo']}")
+    groups = grouped_not_placed(record["visits"])
+    expected = [g for g in groups if g["group"] == ReasonGroup.NOTHING]  # one line: nothing for anyone to do
+    for group in (g for g in groups if g["group"] != ReasonGroup.NOTHING):
         times = f" \u00d7{group['count']}" if group["count"] > 1 else ""
         visits = _some(group["visits"])
-        lines.append(f"  {group['status']} {group['SeriesDescription'] or '(no description)'}{times} "
+        lines.append(f"  {GROUP_LABELS[group['group']]}: {group['status']} "
+                     f"{group['SeriesDescription'] or '(no description)'}{times} "
                      f"[{'/'.join(group['ImageType']) or '-'}] (visit{'s' if len(group['visits']) > 1 else ''} "
                      f"{visits}): {group['reason']}")
+    if expected:
+        kinds = [f"{g['SeriesDescription'] or '(no description)'}" + (f" \u00d7{g['count']}" if g["count"] > 1 else "")
+                 for g in expected]
+        lines.append(f"  {GROUP_LABELS[ReasonGroup.NOTHING]}: {sum(g['count'] for g in expected)} series expected "
+                     f"(scouts, scanner-derived maps, no image; the report lists each): {_some(kinds, 5)}")
     for fatal, reason, count, paths in grouped_problems(record["problems"]):
         times = f" \u00d7{count}" if count > 1 else ""
         lines.append(f"  {'FAILED' if fatal else 'note'}{times}: {_some(paths)}: {reason}")
@@ -160,7 +205,8 @@ def summary_lines(report: RunSummary) -> list[str]:
         lines.append(f"BIDS validator: {validator['errors']} errors, {validator['warnings']} warnings{kept}")
     if report.dataset:
         dataset = count_phrases(report.dataset)
-        lines.append(f"dataset: {dataset['dataset']}; series not placed: {dataset['series']}")
+        lines.append(f"dataset: {dataset['dataset']}; series not placed: {dataset['series']}"
+                     + (f" ({dataset['todo']})" if dataset.get("todo") else ""))
     return lines
 
 
@@ -216,4 +262,5 @@ def history_entry(record: RunRecord, dataset: dict[str, int] | None = None) -> H
             "visits unchanged": counts["visits unchanged"], "series placed": counts["series placed"],
             "series held back": counts["series held back"],
             "held back in dataset": (dataset or {}).get("series held back"),
+            **{f"dataset {key}": n for key, n in (dataset or {}).items() if key.startswith("todo ")},
             "validator errors": (record.get("validator") or {}).get("errors")}

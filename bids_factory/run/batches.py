@@ -36,7 +36,7 @@ from bids_factory.checks.required_metadata import schema_rules
 from bids_factory.run.rules import Rules
 from bids_factory.run.options import ConvertOptions
 from bids_factory.extract.staged_images import gzip_placed_images
-from bids_factory.report.thumbnails import thumbnail_png
+from bids_factory.report.thumbnails import pictures
 from bids_factory.checks.validator import dataset_view, issue_summary, run_validator, unindexed_images
 from bids_factory.tsv import render_tsv
 from bids_factory.write.append_only import APPLY_OPTION
@@ -150,15 +150,15 @@ def _visit_work(visit: Visit, staging: Path, rules: Rules, options: ConvertOptio
                          ) from None
 
 
-def _thumbnails(plan: VisitPlan) -> dict[str, bytes]:
-    """Pictures for the report; an image nibabel cannot picture simply has none."""
-    pictures = {}
+def _thumbnails(plan: VisitPlan) -> dict:
+    """Pictures for the report (relpath -> report.thumbnails.Pictures); an image nibabel cannot picture simply has none."""
+    found = {}
     for placement in plan.placements:
         try:
-            pictures[placement.relpath] = thumbnail_png(placement.series.nifti)
+            found[placement.relpath] = pictures(placement.series.nifti)
         except Exception as exc:  # noqa: BLE001 - a thumbnail never fails a visit
             log.debug("no thumbnail for %s: %s", placement.relpath, exc)
-    return pictures
+    return found
 
 
 def _criteria_problems(heuristic: Heuristic, fields: frozenset[str]) -> list[Problem]:

@@ -22,7 +22,7 @@ from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingErro
 from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import HISTORY_VERSION, Problem, RunSummary, Visit, VisitResult, VisitStatus, readable
 from bids_factory.run.progress import Phases
-from bids_factory.report.page import render_report
+from bids_factory.report.page import report_pages
 from bids_factory.run.options import ConvertOptions, settings_key
 from bids_factory.report.summary import dataset_counts, history_entry, run_record
 from bids_factory.checks.placed_files import SessionDifference, session_differences
@@ -148,9 +148,9 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     history = [readable(entry, "history_version", HISTORY_VERSION, writer.root / HISTORY) for entry in history]
     history.append(history_entry(report.record, report.dataset))
     writer.write_json(HISTORY, history)
-    writer.write_text(REPORT_PAGE, render_report(writer.visit_records(), report.record, writer.thumbnail_links(),
-                                                 history=history, unplaced=unplaced,
-                                                 mask_dates=None if writer.dates.keeps else writer.dates.mask_text))
+    writer.write_report(report_pages(writer.visit_records(), report.record, writer.thumbnail_links(),
+                                     writer.thumbnail_links(".jpg"), history=history, unplaced=unplaced,
+                                     mask_dates=None if writer.dates.keeps else writer.dates.mask_text))
     writer.write_run_record(report.record)
     report.report_page = str(writer.root / REPORT_PAGE)
 

@@ -33,8 +33,8 @@ from bids_factory.model import VISIT_RECORD_VERSION as RECORD_VERSION, Placement
 from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
                                             stopped_run_departures)
 from bids_factory.write.run_records import RunRecords
-from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, REPLACED, REPORT_PAGE, STATE_DIR, SUBJECT_KEY,
-                                              THUMBNAILS, UNLISTED, VISIT_RECORDS)
+from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, PICTURE_SUFFIXES, REPLACED, REPORT_PAGE,
+                                              REPORT_SUBJECT_PAGES, STATE_DIR, SUBJECT_KEY, THUMBNAILS, UNLISTED, VISIT_RECORDS)
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 from bids_factory.write.date_policy import tighten
@@ -247,22 +247,23 @@ class DatasetWriter(RunRecords, VisitStates):
     def _write_thumbnails(self, plan: VisitPlan, session: Path, result: Reconciliation) -> None:
         """The report's pictures of a session's images (those of the placed images that stay are kept)."""
         folder = self.root / THUMBNAILS / session
-        staying = {e["path"].replace(".nii.gz", ".png") for e in result.kept}
-        for png in (folder.rglob("*.png") if folder.is_dir() else ()):
-            if png.relative_to(folder).as_posix() not in staying:
-                png.unlink()
+        staying = {e["path"].removesuffix(".nii.gz") for e in result.kept}
+        for picture in folder.rglob("*.*"):  # nothing when the folder does not exist
+            if picture.suffix in PICTURE_SUFFIXES and picture.relative_to(folder).with_suffix("").as_posix() not in staying:
+                picture.unlink()
         planned = {p.series.nifti: p.relpath for p in plan.placements}  # a renumbered run keeps its picture
         thumbnails = {p.relpath: plan.thumbnails[planned[p.series.nifti]] for p in result.placements
                       if planned.get(p.series.nifti) in plan.thumbnails}
-        for relpath, png in thumbnails.items():
-            _write_bytes(folder / relpath.replace(".nii.gz", ".png"), png, self._tmp_dir())
+        for relpath, pictures in thumbnails.items():
+            for suffix, data in zip(PICTURE_SUFFIXES, (pictures.thumbnail, pictures.enlarged)):
+                _write_bytes(folder / relpath.replace(".nii.gz", suffix), data, self._tmp_dir())
 
-    def thumbnail_links(self) -> dict[str, str]:
-        """Dataset path of an image -> its thumbnail, relative to the report page."""
+    def thumbnail_links(self, suffix: str = ".png") -> dict[str, str]:
+        """Dataset path of an image -> its thumbnail (.png) or enlarged picture (.jpg), from code/bids-factory/."""
         folder = self.root / THUMBNAILS
-        return {png.relative_to(folder).as_posix().replace(".png", ".nii.gz"):
-                png.relative_to(self.root / REPORT_PAGE.parent).as_posix()
-                for png in sorted(folder.rglob("*.png"))} if folder.is_dir() else {}
+        return {picture.relative_to(folder).as_posix().removesuffix(suffix) + ".nii.gz":
+                picture.relative_to(self.root / REPORT_PAGE.parent).as_posix()
+                for picture in sorted(folder.rglob(f"*{suffix}"))} if folder.is_dir() else {}
 
     def _stage_placement(self, build: Path, placement: Placement) -> None:
         folder = build / placement.datatype
@@ -298,6 +299,15 @@ class DatasetWriter(RunRecords, VisitStates):
             text = (json.dumps(self.dates.mask_json(json.loads(text)), indent=2, ensure_ascii=False) + "\n"
                     if str(relpath).endswith(".json") else self.dates.mask_text(text))
         self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
+
+    def write_report(self, pages: dict[str, str]) -> None:
+        """The report's pages (relative to ``code/bids-factory/``): each written only when its bytes change; a
+        subject page no longer among them (its subject moved) is removed."""
+        for relpath, text in pages.items():
+            self.write_text(STATE_DIR / relpath, text)
+        for page in (self.root / REPORT_SUBJECT_PAGES).glob("*.html"):
+            if page.relative_to(self.root / STATE_DIR).as_posix() not in pages:
+                page.unlink()
 
     def _tmp_dir(self) -> Path:
         tmp_dir = self.state / "tmp"

@@ -90,10 +90,10 @@ def _renamed(record: dict, old: str, new: str) -> dict:
 def _move_thumbnails(thumbnails: Path, old: str, new: str, session: str) -> None:
     """The report's pictures follow the session (renamed like its images)."""
     source = thumbnails / old / session
-    for png in sorted(source.rglob("*.png")) if source.is_dir() else ():
-        target = thumbnails / new / session / png.relative_to(source).as_posix().replace(f"{old}_", f"{new}_")
+    for picture in sorted(source.rglob("*.*")) if source.is_dir() else ():
+        target = thumbnails / new / session / picture.relative_to(source).as_posix().replace(f"{old}_", f"{new}_")
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(png, target)
+        os.replace(picture, target)
     shutil.rmtree(thumbnails / old / session, ignore_errors=True)
     if (thumbnails / old).is_dir() and not any((thumbnails / old).iterdir()):
         (thumbnails / old).rmdir()

@@ -33,6 +33,11 @@ def _images(bids: Path) -> list[str]:
     return sorted(p.relative_to(bids / SESSION).as_posix() for p in (bids / SESSION).rglob("*.nii.gz"))
 
 
+def _subject_page(bids: Path) -> str:
+    """The report's page of the subject (line-break opportunities taken out)."""
+    return (bids / "code" / "bids-factory" / "report" / "sub-12343hucheng.html").read_text().replace("<wbr />", "")
+
+
 def _record(bids: Path) -> dict:
     return json.loads((bids / RECORD).read_text())
 
@@ -81,8 +86,7 @@ def test_a_purged_day_changes_nothing_placed_and_a_late_series_is_numbered_after
     record = _record(bids)
     assert record["gone_sources"] == ["DICOM/2024/20240105/VISIT01"]
     assert [f["path"] for f in record["export_folders"] if f.get("gone")] == ["DICOM/2024/20240105/VISIT01"]
-    assert "DICOM 20240105 DICOM/2024/20240105/VISIT01 (gone from the export)" in (
-        bids / "code" / "bids-factory" / "report.html").read_text()
+    assert "DICOM 20240105 DICOM/2024/20240105/VISIT01 (gone from the export)" in _subject_page(bids)
     assert record["pending_changes"] == []
     assert len(record["files"]) == 4
 
@@ -137,7 +141,7 @@ def test_a_heuristic_that_drops_a_placed_image_keeps_it_until_the_reported_comma
             "--apply-changes VISIT01"
     assert apply in line
     assert (bids / "CHANGES").read_text() == changes_before  # nothing left the dataset
-    page = (bids / "code" / "bids-factory" / "report.html").read_text()
+    page = _subject_page(bids)
     assert "Changes waiting for a decision (1;" in page and f"<code>{t1w}.nii.gz</code>" in page
 
     assert main(["convert", str(export), str(bids), "--no-validate", "--quiet", "--heuristic", str(no_t1w_heuristic),
@@ -162,7 +166,7 @@ def test_a_heuristic_that_drops_a_placed_image_keeps_it_until_the_reported_comma
     capsys.readouterr()
     assert main(command) == 0
     assert "--apply-changes" not in "".join(capsys.readouterr())  # decided: nothing more to report
-    assert "Changes waiting for a decision" not in (bids / "code" / "bids-factory" / "report.html").read_text()
+    assert "Changes waiting for a decision" not in _subject_page(bids)
     assert main(command + ["--apply-changes", "VISIT99"]) == 1  # a decision about nothing is not a success
     assert "VISIT99: visit named with --apply-changes is not in the export" in "".join(capsys.readouterr())
     assert_valid_bids(bids)

@@ -75,15 +75,15 @@ def scenario(tmp_path_factory, command_runs):
     return schemas, references
 
 
-# an --apply-changes run makes 12 renames: 4 scans.tsv, 5-6 the session swap, 7 the visit record, 8 CHANGES;
-# a late series' run 19: 1-5 staged images, 6-7 the new image placed in the new session folder, 8 scans.tsv,
-# 9-10 the swap, 11 its thumbnail, 12 the record, 14 CHANGES; a corrected PatientID's 29: 6-10 the renamed
-# session built, 11 swapped in under the new subject, 12-15 thumbnails, 16 its record, 17 the old session
-# removed, 18 placing starts, 23 CHANGES
+# an --apply-changes run makes 13 renames: 4 scans.tsv, 5-6 the session swap, 7 the visit record, 8 CHANGES;
+# a late series' run 21: 1-5 staged images, 6-7 the new image placed in the new session folder, 8 scans.tsv,
+# 9-10 the swap, 11-12 its pictures, 13 the record, 15 CHANGES; a corrected PatientID's 35: 7-11 the renamed
+# session built, 12 swapped in under the new subject, 13-20 pictures, 21 its record, 22 the old session
+# removed, 23 placing starts, 28 CHANGES
 @pytest.mark.parametrize("name,kill_at", [("apply", 4), ("apply", 5), ("apply", 6), ("apply", 7), ("apply", 8),
-                                          ("late", 6), ("late", 9), ("late", 10), ("late", 12), ("late", 14),
-                                          ("move", 11), ("move", 12), ("move", 16), ("move", 17), ("move", 18),
-                                          ("move", 23)])
+                                          ("late", 6), ("late", 9), ("late", 10), ("late", 13), ("late", 15),
+                                          ("move", 12), ("move", 13), ("move", 21), ("move", 22), ("move", 23),
+                                          ("move", 28)])
 def test_a_killed_append_only_run_leaves_complete_files_and_the_same_command_finishes(scenario, command_runs,
                                                                                        tmp_path, name, kill_at):
     schemas, references = scenario
@@ -106,4 +106,4 @@ def test_a_killed_append_only_run_leaves_complete_files_and_the_same_command_fin
         assert sorted(p.relative_to(bids).as_posix() for p in bids.glob("sub-*/ses-*")) == ["sub-P2024/ses-VISIT01"]
         assert changes.count("Moved sub-12343hucheng/ses-VISIT01 to sub-P2024/ses-VISIT01") == 1
     else:  # never twice (a run stopped between the visit's state and CHANGES does not list the addition)
-        assert changes.count("Placed sub-12343hucheng ses-VISIT01 (1 images)") == (0 if kill_at == 14 else 1)
+        assert changes.count("Placed sub-12343hucheng ses-VISIT01 (1 images)") == (0 if kill_at == 15 else 1)

@@ -47,11 +47,11 @@ _ASL_PHILIPS = ("asl: BIDS requires RepetitionTimePreparation, ArterialSpinLabel
                 "BackgroundSuppression, M0Type, TotalAcquiredPairs")
 ASL_PHILIPS_3D = _ASL_PHILIPS + ", which the series' sidecar does not give"
 ASL_PHILIPS_2D = _ASL_PHILIPS + ", SliceTiming, which the series' sidecar does not give"  # the schema: 2D ASL needs SliceTiming
-T1W_2MM = "T1w.schema.json: VoxelSize[0] 2.0 is greater than the maximum of 1.5"
+T1W_2MM = "voxel size 2 x 2 x 2 mm is larger than the T1w schema's limit of 1.5 mm"
 EPI_1VOL = "not recognised (ImageType ORIGINAL/PRIMARY/M/ND/MOSAIC/MAGNITUDE, EPI of 1 volume(s) that the name does not"
 NO_TASK = "no task label: the series name gives no ReproIn task- and does not say rest"
-EPI_5_SLICES = ("epi.schema.json: ImageDimensions[2] 5 is less than the minimum of 8 (plausibility: a brain volume); "
-                "epi.schema.json: VoxelSize[2] 12.0 is greater than the maximum")
+EPI_5_SLICES = ("image of 72 x 72 x 5 x 2 voxels has 5 slices, fewer than the epi schema's minimum of 8 (plausibility: "
+                "a brain volume); voxel size 3 x 3 x 12 mm is larger than the epi schema's limit of 10 mm")
 PAIR = ("recognised as fmap epi (a pair of opposite phase-encoding polarity on one grid), was held back "
         "'no task label'; still held back: 5 slices of 12 mm, the plausibility bounds of the epi schema")
 
@@ -76,7 +76,8 @@ EXPECTED = [
      "7 non-image DICOM object(s): structured report (SeriesNumber 99 'PhoenixZIPReport')",
      "was not-converted 'dcm2niix made no image of this DICOM series': now recognised by its SOP Class "
      "(Enhanced SR) and named, never given to dcm2niix"),
-    ("ge_session", "GE1", 1, "held-back", "dwi.schema.json: ImageDimensions[2] 2 is less than the minimum of 8",
+    ("ge_session", "GE1", 1, "held-back",
+     "image of 256 x 256 x 2 x 7 voxels has 2 slices, fewer than the dwi schema's minimum of 8",
      "before: one visit GESESSION FAILED (two PatientIDs); here, as in the tests before, one visit per patient"),
     ("ge_session", "GE1", 5, "placed", "anat/T1w.nii.gz", "(as above: one visit per patient)"),
     ("ge_session", "GE2", 14, "held-back", NO_TASK, "(as above: one visit per patient)"),

@@ -153,8 +153,9 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
     assert "FAILED: DICOM/2024/20240312/V0001B: visit V0001B: the DICOM files carry no PatientID" in out
     # identical lines grouped: dcm2niix splits each scout in 3 images, 2 visits -> one line, x6
     scouts = [line for line in out.splitlines() if "AAHead_Scout" in line]
-    assert scouts == ["  unmatched AAHead_Scout \u00d76 [ORIGINAL/PRIMARY/M/ND/MAGNITUDE] (visits V0001A, V0002-A): "
-                      "localizer/scout (name 'AAHead_Scout'): not placed"]
+    assert scouts == ["  nothing to do: 6 series expected (scouts, scanner-derived maps, no image; the report lists "
+                      "each): AAHead_Scout \u00d76"]
+    assert "series not placed, by what to do: to decide 0, to supply 0, export to fix 0, nothing to do 6" in out
     lines = out.splitlines()
     assert lines[-2] == f"report: {(tmp_path / 'bids').resolve()}/code/bids-factory/report.html"
     assert lines[-1].startswith("next: fix what the FAILED lines say")

@@ -21,7 +21,7 @@ from bids_factory.checks.sidecar_schemas import default_folder
 from bids_factory.report.summary import summary_lines
 from conftest import TEST_HEURISTICS, assert_valid_bids
 
-HEAVY = ("numpy", "pandas", "nibabel", "pydicom", "jsonschema", "referencing", "bids", "dcm2bids",
+HEAVY = ("numpy", "pandas", "nibabel", "PIL", "pydicom", "jsonschema", "referencing", "bids", "dcm2bids",
          "bidsschematools", "yaml")
 STATE = Path("code") / "bids-factory"
 

@@ -147,7 +147,7 @@ def test_the_next_step_asks_for_rules_only_when_a_series_is_not_recognised(xa30_
     out = capsys.readouterr().out
     assert "12 unmatched" in out
     [next_line] = [line for line in out.splitlines() if line.startswith("next: ")]
-    assert next_line.startswith("next: open the report to see why series are held back")
+    assert next_line.startswith("next: open the report's \"to supply\" list")
     site = _site(tmp_path, [LOWRES_RULE], fallback_to_default=False)
     main(["convert", str(xa30_export), str(tmp_path / "alone"), "--no-validate", "--heuristic", str(site),
           "--schemas", str(site_schemas)])

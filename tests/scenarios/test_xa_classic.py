@@ -53,5 +53,5 @@ def test_volumes_with_their_own_series_number_are_one_converted_series(tmp_path)
     counts = line.split(";")[0]
     assert counts == "series: 1 placed, 0 held back, 0 unmatched, 1 without image"
     page = (tmp_path / "bids" / "code" / "bids-factory" / "report.html").read_text()
-    assert f"<br />{counts}</p>" in page  # the report page's "Last run" counts are the summary's
+    assert f"<br />{counts}<br />" in page  # the report page's "Last run" counts are the summary's
     assert_valid_bids(tmp_path / "bids")

@@ -20,6 +20,7 @@ from bids_factory.config.heuristic import load_heuristic
 from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, VisitFolder
 from bids_factory.plan.placement import plan_visit
 from bids_factory.checks.sidecar_schemas import load_sidecar_schemas
+from bids_factory.checks.gates import SCHEMA_NEXT_STEP
 
 ORIGINAL = ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"]
 T1 = {"MRAcquisitionType": "3D", "ScanningSequence": "GR\\IR", "EchoTime": 0.0025, "RepetitionTime": 2.3,
@@ -368,9 +369,10 @@ def test_magnitudes_are_held_back_with_their_phase(tmp_path):
     plan = plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic(), load_sidecar_schemas(schemas))
     assert plan.placements == ()
     reasons = sorted(o.reason for o in plan.not_placed)
-    assert reasons == ["field-map magnitude whose phase image is not placed ('gre_field_mapping'): a magnitude is never "
-                       "placed alone"] * 2 \
-        + ["phasediff.schema.json: B0FieldIdentifier is required but missing"]
+    assert reasons == ["B0FieldIdentifier is missing: the phasediff schema requires it" + SCHEMA_NEXT_STEP] + [
+        "field-map magnitude whose phase image is not placed ('gre_field_mapping'): a magnitude is never "
+        "placed alone"] * 2
+    assert {o.group for o in plan.not_placed} == {"supply"}  # the magnitudes wait for what the phasediff lacks
 
 
 def test_a_sidecar_without_image_type_is_not_taken_for_a_derived_image():
@@ -436,7 +438,8 @@ def test_a_site_rules_field_map_is_placed_whole_or_not_at_all(tmp_path, fallback
         f"site:{s}" if fallback else s for s in ("magnitude1", "magnitude2", "phase1", "phase2")}
     refused_numbers, set_numbers = ((1, 2), (3, 4)) if refused == "magnitude" else ((3, 4), (1, 2))
     for number in refused_numbers:
-        assert reasons[number].endswith("B0FieldIdentifier is required but missing")
+        assert reasons[number] == (f"B0FieldIdentifier is missing: the {refused}{number - refused_numbers[0] + 1} "
+                                   "schema requires it" + SCHEMA_NEXT_STEP)
     if refused == "magnitude":
         assert [reasons[3], reasons[4]] == [
             f"field-map {phase} image whose magnitude1/magnitude2 image(s) are not placed ('B0_map'): a field map "
