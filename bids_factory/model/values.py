@@ -11,13 +11,11 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TypedDict
 from pathlib import Path
 
-from bids_factory.errors import DatasetError
 from bids_factory.privacy.deidentify import Deidentification
 from bids_factory.privacy.identifier_match import VisitIdentifiers
+from bids_factory.model.outcomes import ReasonGroup, SeriesStatus, VisitStatus, outcome_group
 
 BIDS_VERSION = "1.10.1"  # the BIDS specification version the dataset (and every scratch check) declares
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
@@ -205,147 +203,6 @@ class Placement:
     def relpath(self) -> str:
         """Path of the NIfTI relative to the session folder."""
         return f"{self.datatype}/{self.stem}.nii.gz"
-
-
-class SeriesStatus(StrEnum):
-    """Why a series was not placed (a str: records and JSON keep the plain value)."""
-
-    UNMATCHED = "unmatched"  # no heuristic rule matches (or the default heuristic does not recognise it)
-    AMBIGUOUS = "ambiguous"  # several rules match
-    REJECTED = "rejected"  # the rule gives a name that is not BIDS, or two series aim at one file
-    HELD_BACK = "held-back"  # matched, but not well-defined, incomplete or refused by the validator
-    NOT_CONVERTED = "not-converted"  # dcm2niix made no image of it
-
-
-class VisitStatus(StrEnum):
-    """What happened to a visit in a run."""
-
-    PLACED = "placed"
-    NOTHING_TO_PLACE = "nothing-to-place"
-    FAILED = "failed"
-    UNCHANGED = "unchanged"  # sources and settings as at its last conversion: not converted again
-    NOT_SELECTED = "not-selected"  # its subject is not among --participant-label
-
-
-# What a later run reads back is versioned: a record of a version this bids-factory does not know (a newer
-# one wrote it) stops the run instead of being misread. Absent: version 1, the first format.
-VISIT_RECORD_VERSION = 2  # code/bids-factory/visits/*.json (VisitRecord)
-VISIT_STATE_VERSION = 1  # code/bids-factory/state/*.json (VisitState)
-RUN_RECORD_VERSION = 1  # code/bids-factory/runs/run-*.json (RunRecord)
-HISTORY_VERSION = 1  # each entry of code/bids-factory/history.json (HistoryEntry)
-
-
-def readable(record: dict, key: str, known: int, path) -> dict:
-    """``record`` as read from ``path``, when its ``key`` version is one this bids-factory knows."""
-    found = record.get(key, 1) if isinstance(record, dict) else None
-    if not isinstance(found, int) or not 1 <= found <= known:
-        raise DatasetError(f"{path}: {key} {found!r} is not one this bids-factory reads (1 to {known}): it was "
-                           "written by a newer version; run that version (or a newer one) on this dataset")
-    return record
-
-
-class VisitState(TypedDict, total=False):
-    """What a later run compares to decide whether a visit is converted again (``code/bids-factory/state/``)."""
-
-    state_version: int
-    scan_research_id: str
-    fingerprint: str  # the visit's export files (paths, sizes, mtimes)
-    settings: str  # the settings key: heuristic, schemas, options
-    status: str  # a VisitStatus value
-    subject_label: str
-    session_label: str
-    not_placed: list[dict]  # SeriesOutcome.record() of a visit with nothing placed (no visit record)
-
-
-class RunRecord(TypedDict, total=False):
-    """What a run records of itself (``code/bids-factory/runs/``; read back by the report page, and to
-    rebuild a missing history). No patient field: labels, research ids and series only."""
-
-    run_record_version: int
-    finished_at: str  # ISO 8601, UTC
-    bids_factory_version: str
-    failed: bool
-    visits: list[dict]  # scan_research_id, status, participant_id, session_id, placed, not_placed
-    problems: list[dict]  # path, reason, fatal
-    non_dicom_files: int
-    non_image_objects: int
-    linkage: dict  # the first names and the counts of images without EHR rows and of EHR rows without images
-    validator: dict  # errors, warnings, output (the validator's full output), issues
-
-
-# One entry of the run history (``code/bids-factory/history.json``, the report's history table): the table's words.
-HistoryEntry = TypedDict("HistoryEntry", {
-    "history_version": int, "finished_at": "str | None", "failed": bool, "visits placed": int, "visits failed": int,
-    "visits unchanged": int, "series placed": int, "series held back": int, "held back in dataset": "int | None",
-    "validator errors": "int | None"}, total=False)
-
-
-class PlacedFileRecord(TypedDict):
-    """One placed image in a visit record."""
-
-    path: str  # relative to the session folder: <datatype>/<stem>.nii.gz
-    rule: str
-    SeriesNumber: int | None
-    SeriesDescription: str
-    source_folders: list[str]  # export-relative visit folders
-
-
-class VisitRecord(TypedDict, total=False):
-    """The provenance record of a placed visit (``code/bids-factory/visits/*.json``), as written by the
-    writer and read by finalize, the validator's read-back, the summary and the report page."""
-
-    scan_research_id: str
-    participant_id: str  # sub-<label>
-    session_id: str  # ses-<label>
-    export_folders: list[dict]  # {"kind", "day", "path", "key" (v2), "gone": true when purged since (v2)}
-    converted_at: str
-    bids_factory_version: str
-    converter: dict  # {"name", "version"}
-    heuristic: dict  # {"name", "sha256"}
-    non_dicom_files: int
-    files: list[PlacedFileRecord]
-    not_placed: list[dict]  # SeriesOutcome.record(); its "group" is optional (outcome_group): no new record_version
-    deidentification: dict  # key names removed and counts, never values
-    converter_log: list[str]
-    written: dict  # every file the writer put in the session: path -> SHA-256 (text files) or None (images)
-    record_version: int  # 2: the fields below (absent: an older record, read as empty)
-    gone_sources: list[str]  # export folders of earlier conversions no longer in the export (purged)
-    pending_changes: list[dict]  # write.append_only.PendingChange.record(): changes waiting for --apply-changes
-    left: list[str]  # CHANGES lines of placed images a decision took out, or of a move (added when CHANGES lacks them)
-    moved_from: list[str]  # participant ids this visit's session moved from (a corrected PatientID)
-
-
-# How plan's classification begins the reason of a series that is never placed (nothing for anyone to do).
-DERIVED_REASON, LOCALIZER_REASON = "scanner-derived image", "localizer/scout"
-
-
-def never_placed(reason: str) -> bool:
-    """A series not placed because it never is (a scanner-derived map, a scout)."""
-    return reason.startswith((DERIVED_REASON, LOCALIZER_REASON))
-
-
-class ReasonGroup(StrEnum):
-    """What a person must do about a series not placed (given where the outcome is decided), the summary's
-    and the report's groups."""
-    NOTHING = "nothing"  # expected: scouts, localizers, scanner-derived maps, objects that are no image
-    DECIDE = "decide"  # a series no rule places (or several rules, or a name that is not BIDS): a rule to write
-    SUPPLY = "supply"  # metadata BIDS or a sidecar schema needs is missing or invalid: the field to add
-    FIX_EXPORT = "fix-export"  # incomplete or unreadable in the export: the series to export again
-
-
-def outcome_group(outcome: dict) -> ReasonGroup:
-    """The :class:`ReasonGroup` of a recorded series not placed (``SeriesOutcome.record()``): its own, or, for
-    a record written before outcomes carried one, derived here once from its status and reason."""
-    if outcome.get("group") in tuple(ReasonGroup):
-        return ReasonGroup(outcome["group"])
-    status, reason = outcome.get("status"), str(outcome.get("reason") or "")
-    if status == SeriesStatus.NOT_CONVERTED or never_placed(reason):
-        return ReasonGroup.NOTHING
-    if status in (SeriesStatus.UNMATCHED, SeriesStatus.AMBIGUOUS, SeriesStatus.REJECTED):
-        return ReasonGroup.DECIDE
-    if reason.startswith(("incomplete image", "dcm2niix exited", "SeriesNumber", "no PatientID")):
-        return ReasonGroup.FIX_EXPORT
-    return ReasonGroup.SUPPLY
 
 
 @dataclass(frozen=True)
