@@ -175,6 +175,14 @@ def sif_from_image() -> Path:
     return _cached_sif(f"image-{image_id(name)[:16]}", make)
 
 
+def documented_block(name: str) -> str:
+    """The shell block of docs/containers.md after ``<!-- tested: NAME -->``, exactly as written."""
+    text = (REPO / "docs" / "containers.md").read_text(encoding="utf-8")
+    marker = f"<!-- tested: {name} -->\n```sh\n"
+    assert text.count(marker) == 1, f"docs/containers.md has no single block marked {name!r}"
+    return text.split(marker, 1)[1].split("\n```", 1)[0] + "\n"
+
+
 def dataset_files(bids: Path) -> dict[str, bytes]:
     """Every file of the dataset outside code/ (state, run records, scripts, logs) and CHANGES (dated
     entries, one per run); images compared by their uncompressed bytes."""
@@ -203,7 +211,7 @@ def local_def(def_text: str, base_archive: Path) -> str:
     registry) swapped for a local ``docker-archive``; every section stays as shipped."""
     lines = def_text.splitlines()
     assert lines[0] == "Bootstrap: docker" and lines[1].startswith("From: "), lines[:2]
-    return "\n".join([f"Bootstrap: docker-archive", f"From: {base_archive}", *lines[2:]]) + "\n"
+    return "\n".join(["Bootstrap: docker-archive", f"From: {base_archive}", *lines[2:]]) + "\n"
 
 
 def _def_base() -> str:

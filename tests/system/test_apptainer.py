@@ -12,11 +12,12 @@ under /var/cache/bids-factory-tests, podman's layer cache.
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
-from container_images import (TIMINGS, VERSION, dataset_files, differences, in_sid_root, labels, sif_from_def,
-                              sif_from_image, tail)
+from container_images import (TIMINGS, VERSION, dataset_files, differences, documented_block, in_sid_root, labels,
+                              sif_from_def, sif_from_image, tail)
 
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import GE_T1W, XA30, add_series, assert_valid_bids, fingerprint
@@ -78,3 +79,23 @@ def test_sif_converts_like_a_local_run(made_from, export, local_dataset, tmp_pat
     assert len([name for name in local_dataset if name.endswith(".nii.gz")]) == 5  # bold, 3 fieldmaps, GE T1w
     assert_valid_bids(bids)
     assert fingerprint(export) == before
+
+
+@pytest.mark.parametrize("user", ["root", "nobody"])
+def test_documented_apptainer_run_as_written(user, export, local_dataset, tmp_path):
+    """docs/containers.md's `apptainer run` block, exactly as written, in a folder holding bids-factory.sif,
+    as root and as an unprivileged user (apptainer in a user namespace); the dataset belongs to that user."""
+    work, bids = tmp_path / "work", tmp_path / "bids"
+    work.mkdir()
+    bids.mkdir()
+    sif = sif_from_image()
+    (work / "bids-factory.sif").symlink_to(sif)
+    uid = {"root": 0, "nobody": 65534}[user]
+    os.chown(bids, uid, uid)
+    block = documented_block("apptainer-run")
+    proc = in_sid_root([f"{export}:ro", str(bids), str(work), f"{sif.parent}:ro"], [
+        "env", f"EXPORT={export}", f"BIDS={bids}", "sh", "-c", 'cd "$1" && exec runuser -u "$2" -- bash -euc "$3"',
+        "sh", str(work), user, block], check=False)
+    assert proc.returncode == 0, tail(proc)
+    assert differences(local_dataset, dataset_files(bids)) == []
+    assert {path.stat().st_uid for path in bids.rglob("*")} == {uid}
