@@ -12,6 +12,7 @@ set -euo pipefail
 ROOT="${1:-/var/cache/bids-factory-tests/apptainer-sid}"
 
 configure() {
+    chmod 755 "$1"   # mktemp made it 0700: it becomes /, which every user must be able to enter
     # This machine's containers lack CAP_SYS_RESOURCE: apptainer as root must not ask for every
     # capability (it would fail with "Requesting capability set ..."); a .def build as root then
     # needs --fakeroot, which needs root's subordinate ids.

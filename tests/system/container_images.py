@@ -183,6 +183,18 @@ def documented_block(name: str) -> str:
     return text.split(marker, 1)[1].split("\n```", 1)[0] + "\n"
 
 
+def three_visits(export: Path) -> Path:
+    """Two visits of the shared XA30 patient (bold; fieldmaps + a 2 mm T1w the schema holds back) and the
+    shared GE T1w visit of another patient, over two days: the real-data set of the HPC tests."""
+    from conftest import GE_T1W, XA30, add_series
+
+    add_series(export, "20240105", "VISIT01", XA30 / "7_func-bold_task-fa_run-1")
+    for series in ("5_anat-T1w_acq-tfl", "8_gre_field_mapping", "9_gre_field_mapping"):
+        add_series(export, "20240106", "VISIT02", XA30 / series)
+    add_series(export, "20240106", "GEVISIT", GE_T1W)
+    return export
+
+
 def dataset_files(bids: Path) -> dict[str, bytes]:
     """Every file of the dataset outside code/ (state, run records, scripts, logs) and CHANGES (dated
     entries, one per run); images compared by their uncompressed bytes."""

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from bids_factory.run.pipeline import ConvertOptions, convert
-from conftest import GE_T1W, XA30, add_series, assert_valid_bids, fingerprint
+import container_images
+from conftest import assert_valid_bids, fingerprint
 from container_images import APPTAINER_ENTER, dataset_files, differences, sid_root, sif_from_image
 
 pytestmark = pytest.mark.slurm
@@ -129,14 +130,7 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def three_visits(tmp_path_factory) -> Path:
-    """Two visits of the XA30 patient (bold; fieldmaps + a 2 mm T1w the schema holds back) and one GE
-    T1w visit of another patient, over two days."""
-    export = tmp_path_factory.mktemp("slurm-export") / "export"
-    add_series(export, "20240105", "VISIT01", XA30 / "7_func-bold_task-fa_run-1")
-    for series in ("5_anat-T1w_acq-tfl", "8_gre_field_mapping", "9_gre_field_mapping"):
-        add_series(export, "20240106", "VISIT02", XA30 / series)
-    add_series(export, "20240106", "GEVISIT", GE_T1W)
-    return export
+    return container_images.three_visits(tmp_path_factory.mktemp("slurm-export") / "export")
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +199,9 @@ def test_slurm_job_array_through_the_sif(cluster, three_visits, local_files, tmp
     before = fingerprint(three_visits)
     bids, calls = tmp_path / "bids", tmp_path / "sif-calls"
     wrapper = tmp_path / "apptainer-in-sid-root"
+    enter = shlex.join([str(APPTAINER_ENTER), str(root)])
     wrapper.write_text(f'#!/bin/sh\necho "$SLURM_JOB_ID $*" >> {shlex.quote(str(calls))}\n'
-                       f'exec {shlex.quote(str(APPTAINER_ENTER))} {shlex.quote(str(root))} $HOST_BINDS -- apptainer "$@"\n')
+                       f'exec {enter} $HOST_BINDS -- apptainer "$@"\n')
     wrapper.chmod(0o755)
     host_binds = f"{three_visits}:ro {tmp_path} {sif.parent}:ro"
     array_job, limits, logs = _submit_and_wait(
