@@ -146,6 +146,19 @@ def test_unknown_options_are_still_refused(demo, tmp_path):
         assert stop.value.code == 2
 
 
+def test_dry_run_shows_the_site_options(demo, tmp_path, capsys):
+    sif = tmp_path / "bf.sif"
+    out = _dry_run(capsys, str(demo.root), str(tmp_path / "bids"), "--image", str(sif), "--container-command",
+                   "singularity", "--container-bind", "$TMPDIR", "--setup", "module load apptainer",
+                   "--sbatch=--partition=short --mem=4G")
+    scripts = out.split("# ---- ")[1:]
+    assert len(scripts) == 2
+    for script in scripts:
+        assert "\n#SBATCH --partition=short\n#SBATCH --mem=4G\n" in script
+        assert "\nmodule load apptainer\nset -euo pipefail\n" in script
+        assert 'exec singularity run --bind ' in script and f'--bind "$TMPDIR" {sif}' in script
+
+
 def test_container_options_need_an_image(demo, tmp_path, capsys):
     for option in (["--container-bind", "/scratch"], ["--container-command", "singularity"]):
         with pytest.raises(SystemExit) as stop:
