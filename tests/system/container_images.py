@@ -4,7 +4,7 @@ SIF made from the image. Each is made once per machine state: a lock file serial
 (podman's layer cache, the sid root and the SIFs under ``CACHE``) is reused by the next run.
 
 ``CACHE`` (default ``/var/cache/bids-factory-tests``, ``BIDS_FACTORY_TEST_CACHE`` overrides it) holds
-``apptainer-sid/`` (about 300 MB, made by tests/container/apptainer_root.sh) and ``sif/`` (SIFs named by the
+``apptainer-sid/`` (about 380 MB, made by tests/container/apptainer_root.sh) and ``sif/`` (SIFs named by the
 id of what they were made from, so a changed image gives a new SIF; older ones are removed).
 """
 
@@ -166,7 +166,7 @@ def sif_from_image() -> Path:
         started = time.monotonic()
         run(["podman", "save", "--format", "docker-archive", "-o", str(archive), name])
         try:
-            in_sid_root([str(SIF_CACHE)], ["apptainer", "build", "--force", str(target),
+            in_sid_root([str(SIF_CACHE)], ["apptainer", "build", "--disable-cache", "--force", str(target),
                                            f"docker-archive://{archive}"])
         finally:
             archive.unlink(missing_ok=True)
@@ -281,7 +281,7 @@ def sif_from_def() -> Path:
             run(["podman", "save", "--format", "docker-archive", "-o", str(work / "base.tar"), base])
             (work / "local.def").write_text(local_def(def_text, work / "base.tar"), encoding="utf-8")
             proc = in_sid_root([str(SIF_CACHE), f"{REPO}:ro"], [
-                "sh", "-c", 'cd "$1" && apptainer build --fakeroot --force "$2" "$3"', "sh",
+                "sh", "-c", 'cd "$1" && apptainer build --fakeroot --disable-cache --force "$2" "$3"', "sh",
                 str(REPO), str(target), str(work / "local.def")], check=False)
             assert proc.returncode == 0 and "bids-factory self-test passed" in proc.stdout, tail(proc)
             _timed("SIF from Singularity.def (apptainer build --fakeroot, with %test)", started)
