@@ -58,16 +58,6 @@ RUN --mount=type=secret,id=extra_ca \
 # ---------------------------------------------------------------------------------------------
 FROM base AS runtime
 
-ARG VERSION=0.0.0+unknown
-ARG SOURCE=https://github.com/bids-factory/bids-factory
-LABEL org.opencontainers.image.title="bids-factory" \
-      org.opencontainers.image.description="Turns a hospital's daily depersonalised DICOM/NIfTI + EHR exports into one growing, validator-clean BIDS dataset." \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.url="${SOURCE}" \
-      org.opencontainers.image.documentation="${SOURCE}/blob/main/docs/containers.md" \
-      org.opencontainers.image.licenses="MIT"
-
 COPY --from=builder /opt/bids-factory /opt/bids-factory
 
 # Any uid may run this image (--user, Apptainer): nothing is written outside the output folder
@@ -84,6 +74,22 @@ ENV PATH=/opt/bids-factory/bin:${PATH} \
     DENO_DIR=/tmp/.cache/deno \
     DENO_NO_UPDATE_CHECK=1 \
     DENO_NO_PROMPT=1
+
+# The version label names the installed package. The RUN checks it, and it is also what makes a
+# cached build take a new --build-arg VERSION: buildah/podman key a cached LABEL step on its text
+# only, a RUN step on the build arguments' values too, so the LABEL after it is made again.
+ARG VERSION=0.0.0+unknown
+ARG SOURCE=https://github.com/bids-factory/bids-factory
+RUN if [ "$VERSION" != "0.0.0+unknown" ] && [ "$(bids-factory --version)" != "bids-factory $VERSION" ]; then \
+        echo "--build-arg VERSION=$VERSION, but the package is $(bids-factory --version)" >&2; exit 1; \
+    fi
+LABEL org.opencontainers.image.title="bids-factory" \
+      org.opencontainers.image.description="Turns a hospital's daily depersonalised DICOM/NIfTI + EHR exports into one growing, validator-clean BIDS dataset." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.url="${SOURCE}" \
+      org.opencontainers.image.documentation="${SOURCE}/blob/main/docs/containers.md" \
+      org.opencontainers.image.licenses="MIT"
 
 USER 1000:1000
 WORKDIR /tmp

@@ -171,9 +171,17 @@ def command_line() -> argparse.ArgumentParser:
     slurm.add_argument("bids", type=Path, metavar="BIDS_DIR", help="the BIDS dataset to create or update")
     slurm.add_argument("--array-limit", type=_positive, metavar="N", help="at most N array tasks at once")
     slurm.add_argument("--sbatch", default="", metavar="ARGS",
-                       help='more sbatch options for both jobs, e.g. --sbatch="--partition=short --mem=8G"')
+                       help='more sbatch options for both jobs, written into the kept scripts as #SBATCH lines, '
+                            'e.g. --sbatch="--partition=short --mem=8G"')
     slurm.add_argument("--image", type=Path, metavar="SIF",
                        help="run bids-factory in this Apptainer image (the export is bound read-only)")
+    slurm.add_argument("--container-command", default="apptainer", metavar="CMD",
+                       help="with --image: the command that runs it, e.g. singularity (default apptainer)")
+    slurm.add_argument("--container-bind", action="append", default=[], metavar="SPEC",
+                       help='with --image: one more --bind for it, e.g. --container-bind \'$TMPDIR\' (a $VARIABLE '
+                            "is expanded when the job runs); repeat for more")
+    slurm.add_argument("--setup", action="append", default=[], metavar="LINE",
+                       help="a shell line every job runs first, e.g. --setup 'module load apptainer'; repeat for more")
     slurm.add_argument("--wait", type=_seconds, default=3600, metavar="SECONDS",
                        help="how long a job waits for another job's write lock (default 3600)")
     slurm.add_argument("--visit", nargs="+", default=[], metavar="ID", help="only these visits")

@@ -156,6 +156,8 @@ def _slurm(args, extra: list[str]) -> int:
     from bids_factory.run.pipeline import pending_visits
     from bids_factory.write.dataset_writer import DatasetWriter
 
+    if args.image is None and (args.container_bind or args.container_command != "apptainer"):
+        command_line().error("--container-command and --container-bind go with --image SIF")
     convert_args = command_line().parse_args(["convert", str(args.export), str(args.bids), *extra,
                                          *(["--visit", *args.visit] if args.visit else []),
                                          *(["--reconvert"] if args.reconvert else [])])
@@ -170,14 +172,16 @@ def _slurm(args, extra: list[str]) -> int:
         export=args.export, bids=args.bids, visits=tuple(v.scan_research_id for v in todo),
         convert_args=tuple(extra), visit_filter=tuple(args.visit), reconvert=args.reconvert, wait=args.wait,
         array_limit=args.array_limit, sbatch_args=tuple(shlex.split(args.sbatch)), image=args.image,
-        binds=tuple(p for p in (options.heuristic, options.schemas, options.ehr_mapping) if p), workdir=Path.cwd())
+        binds=tuple(p for p in (options.heuristic, options.schemas, options.ehr_mapping) if p), workdir=Path.cwd(),
+        container_command=args.container_command, container_binds=tuple(args.container_bind),
+        setup=tuple(args.setup))
     scripts = slurm.slurm_scripts(request, slurm.slurm_folder(args.bids))
     if args.dry_run:
         print(f"# dry run: {len(todo)} visit(s) to convert; nothing written, nothing submitted")
         for name, text in ((slurm.ARRAY_SCRIPT, scripts.array), (slurm.FINALIZE_SCRIPT, scripts.finalize)):
             print(f"# ---- {scripts.folder / name}\n{text}")
         return EXIT_OK
-    submission = slurm.submit(scripts, DatasetWriter(args.bids), request.sbatch_args)
+    submission = slurm.submit(scripts, DatasetWriter(args.bids))
     print(f"submitted {len(todo)} visit(s) as job array {submission.array_job} and the finalize job "
           f"{submission.finalize_job} (after every array task)")
     for line in slurm.follow_lines(submission):

@@ -5,7 +5,10 @@ at once on many nodes, only their short writes queue on the dataset lock); the f
 after every task has ended (``afterany``), is a plain ``convert`` of the same export: it finds the
 visits the tasks placed unchanged, converts what is still missing, writes the dataset-level files and
 runs the validator. The scripts are data (:class:`SlurmScripts`); the writer stores them in the
-dataset (``code/bids-factory/slurm/<time>/``) next to the jobs' logs; ``sbatch`` submits them.
+dataset (``code/bids-factory/slurm/<time>/``) next to the jobs' logs; ``sbatch`` submits them. A kept
+script is the whole job: the ``--sbatch`` options are ``#SBATCH`` lines in it, the site's setup lines
+(``module load apptainer``) and container command (``apptainer``/``singularity``, binds) are in it, so
+``sbatch`` of that file alone runs the same job again.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class SlurmRequest:
     sbatch_args: tuple[str, ...] = ()  # more sbatch options, for both jobs
     image: Path | None = None  # an Apptainer image (.sif): the jobs run bids-factory in it
     binds: tuple[Path, ...] = ()  # files the jobs read besides the export (heuristic...), bound read-only
+    container_command: str = "apptainer"  # or "singularity", or a full path: runs ``CMD run ... SIF``
+    container_binds: tuple[str, ...] = ()  # more ``--bind`` specs, e.g. "$TMPDIR" (expanded on the node)
+    setup: tuple[str, ...] = ()  # shell lines run first in every job, e.g. "module load apptainer"
     workdir: Path = Path(".")  # relative paths in convert_args are relative to this folder
 
 
@@ -72,23 +78,27 @@ def slurm_folder(bids: Path, now: dt.datetime | None = None) -> Path:
 def slurm_scripts(request: SlurmRequest, folder: Path) -> SlurmScripts:
     export, bids, workdir = request.export.resolve(), request.bids.resolve(), request.workdir.resolve()
     command = _bids_factory_command(request, export, bids)
-    common = [*command, "convert", str(export), str(bids), *request.convert_args]
+    common = ["convert", str(export), str(bids), *request.convert_args]
     wait = ["--wait", f"{request.wait:g}"]
     limit = f"%{request.array_limit}" if request.array_limit else ""
     task = [*common, *(["--reconvert"] if request.reconvert else [])]
+    options = _sbatch_directives(request.sbatch_args)
+    setup = [*(["# the site's setup (--setup)"] if request.setup else []), *request.setup]
     array = "\n".join([
         "#!/bin/bash",
         "#SBATCH --job-name=bids-factory-visit",
         f"#SBATCH --array=0-{len(request.visits) - 1}{limit}",
         f"#SBATCH --output={_directive_path(folder, 'visit-%A_%a.out')}",
         f"#SBATCH --chdir={_directive_path(workdir)}",
+        *options,
         "# One visit (scan_research_id) per array task, written by `bids-factory slurm`.",
+        *setup,
         "set -euo pipefail",
         "VISITS=(",
         *(f"  {shlex.quote(visit)}" for visit in request.visits),
         ")",
         'VISIT="${VISITS[$SLURM_ARRAY_TASK_ID]}"',
-        f'exec {_join(task)} --visit "$VISIT" {_join(wait)}',
+        f'exec {command} {_join(task)} --visit "$VISIT" {_join(wait)}',
         "",
     ])
     visits = ["--visit", *request.visit_filter] if request.visit_filter else []
@@ -97,22 +107,48 @@ def slurm_scripts(request: SlurmRequest, folder: Path) -> SlurmScripts:
         "#SBATCH --job-name=bids-factory-finalize",
         f"#SBATCH --output={_directive_path(folder, 'finalize-%j.out')}",
         f"#SBATCH --chdir={_directive_path(workdir)}",
+        *options,
         "# After every array task has ended: converts what is still missing, writes the dataset-level",
         "# files and runs the validator (a plain convert run).",
+        *setup,
         "set -euo pipefail",
-        f"exec {_join([*common, *visits, *wait])}",
+        f"exec {command} {_join([*common, *visits, *wait])}",
         "",
     ])
     return SlurmScripts(folder, array, finalize)
 
 
-def _bids_factory_command(request: SlurmRequest, export: Path, bids: Path) -> list[str]:
-    """This very installation (its Python), or the image's entry point through Apptainer."""
+def _bids_factory_command(request: SlurmRequest, export: Path, bids: Path) -> str:
+    """This very installation (its Python), or the image's entry point through Apptainer (shell words)."""
     if request.image is None:
-        return [sys.executable, "-m", "bids_factory"]
+        return _join([sys.executable, "-m", "bids_factory"])
     binds = [f"{export}:{export}:ro", f"{bids}:{bids}"]
     binds += [f"{path}:{path}:ro" for path in dict.fromkeys(p.resolve() for p in request.binds)]
-    return ["apptainer", "run", *(arg for bind in binds for arg in ("--bind", bind)), str(request.image.resolve())]
+    words = [_join([request.container_command, "run", *(arg for bind in binds for arg in ("--bind", bind))])]
+    words += [f"--bind {_expanding(spec)}" for spec in request.container_binds]
+    return " ".join([*words, shlex.quote(str(request.image.resolve()))])
+
+
+def _expanding(text: str) -> str:
+    """``text`` in double quotes for bash: ``$TMPDIR`` is expanded when the job runs, nothing else is."""
+    return '"' + "".join("\\" + c if c in '"\\`' else c for c in text) + '"'
+
+
+def _sbatch_directives(args: tuple[str, ...]) -> list[str]:
+    """``--sbatch`` options as ``#SBATCH`` lines, one option (with its value word, if separate) a line."""
+    groups: list[list[str]] = []
+    for arg in args:
+        if arg.startswith("-") or not groups:
+            groups.append([arg])
+        else:
+            groups[-1].append(arg)
+    return ["#SBATCH " + " ".join(_quoted(w) if not w or set(w) & set(' \t"\'\\') else w for w in group)
+            for group in groups]
+
+
+def _quoted(word: str) -> str:
+    """A word in double quotes, ``\\`` and ``"`` escaped: how sbatch reads an ``#SBATCH`` value."""
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _directive_path(folder: Path, pattern: str | None = None) -> str:
@@ -120,7 +156,7 @@ def _directive_path(folder: Path, pattern: str | None = None) -> str:
     or quote in BIDS_DIR stays in the path); a ``%`` of the path doubled, so only ``pattern``'s are
     sbatch's file name patterns (``%A``, ``%a``, ``%j``)."""
     text = str(folder) if pattern is None else f"{str(folder).replace('%', '%%')}/{pattern}"  # --chdir: no pattern
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return _quoted(text)
 
 
 def _join(words: list[str]) -> str:
@@ -135,16 +171,16 @@ def sbatch_path() -> str:
     return found
 
 
-def submit(scripts: SlurmScripts, writer: DatasetWriter, sbatch_args: tuple[str, ...] = ()) -> Submission:
-    """Write the scripts into the dataset, submit the array, then the finalize job after it."""
+def submit(scripts: SlurmScripts, writer: DatasetWriter) -> Submission:
+    """Write the scripts into the dataset, submit the array, then the finalize job after it (the ``--sbatch``
+    options are ``#SBATCH`` lines of the scripts)."""
     sbatch = sbatch_path()
     relative = scripts.folder.relative_to(writer.root)
     with writer.locked(wait=LOCK_WAIT):
         writer.write_text(relative / ARRAY_SCRIPT, scripts.array)
         writer.write_text(relative / FINALIZE_SCRIPT, scripts.finalize)
-    array_job = _sbatch(sbatch, [*sbatch_args, str(scripts.folder / ARRAY_SCRIPT)], "the job array")
-    finalize_job = _sbatch(sbatch, [f"--dependency=afterany:{array_job}", *sbatch_args,
-                                    str(scripts.folder / FINALIZE_SCRIPT)],
+    array_job = _sbatch(sbatch, [str(scripts.folder / ARRAY_SCRIPT)], "the job array")
+    finalize_job = _sbatch(sbatch, [f"--dependency=afterany:{array_job}", str(scripts.folder / FINALIZE_SCRIPT)],
                            f"the finalize job (the array {array_job} is submitted: `scancel {array_job}` "
                            "to cancel it, or run a plain convert once it has ended)")
     return Submission(array_job, finalize_job, scripts.folder)

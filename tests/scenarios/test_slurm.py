@@ -111,9 +111,10 @@ def test_submits_the_array_then_the_finalize_job_after_it(demo, tmp_path, capsys
     assert "job array 41 and the finalize job 42" in out and "squeue -j 41,42" in out and "sacct -j 41,42" in out
     [folder] = (bids / "code" / "bids-factory" / "slurm").iterdir()
     array_call, finalize_call = (fake / "calls").read_text().splitlines()
-    assert array_call == f"--parsable --partition=short --mem=8G {folder}/convert-array.sbatch"
-    assert finalize_call == (f"--parsable --dependency=afterany:41 --partition=short --mem=8G "
-                             f"{folder}/finalize.sbatch")
+    assert array_call == f"--parsable {folder}/convert-array.sbatch"  # the options are in the kept script
+    assert finalize_call == f"--parsable --dependency=afterany:41 {folder}/finalize.sbatch"
+    for script in ("convert-array.sbatch", "finalize.sbatch"):  # resubmitting a kept script keeps them
+        assert "\n#SBATCH --partition=short\n#SBATCH --mem=8G\n" in (folder / script).read_text()
     assert f'#SBATCH --output="{folder}/visit-%A_%a.out"' in (folder / "convert-array.sbatch").read_text()
     assert (folder / "finalize.sbatch").read_text().startswith("#!/bin/bash\n#SBATCH --job-name=bids-factory-finalize")
 
@@ -143,3 +144,23 @@ def test_unknown_options_are_still_refused(demo, tmp_path):
         with pytest.raises(SystemExit) as stop:
             main([*args, "--no-such-option"])
         assert stop.value.code == 2
+
+
+def test_dry_run_shows_the_site_options(demo, tmp_path, capsys):
+    sif = tmp_path / "bf.sif"
+    out = _dry_run(capsys, str(demo.root), str(tmp_path / "bids"), "--image", str(sif), "--container-command",
+                   "singularity", "--container-bind", "$TMPDIR", "--setup", "module load apptainer",
+                   "--sbatch=--partition=short --mem=4G")
+    scripts = out.split("# ---- ")[1:]
+    assert len(scripts) == 2
+    for script in scripts:
+        assert "\n#SBATCH --partition=short\n#SBATCH --mem=4G\n" in script
+        assert "\nmodule load apptainer\nset -euo pipefail\n" in script
+        assert 'exec singularity run --bind ' in script and f'--bind "$TMPDIR" {sif}' in script
+
+
+def test_container_options_need_an_image(demo, tmp_path, capsys):
+    for option in (["--container-bind", "/scratch"], ["--container-command", "singularity"]):
+        with pytest.raises(SystemExit) as stop:
+            main(["slurm", str(demo.root), str(tmp_path / "bids"), *option])
+        assert stop.value.code == 2 and "go with --image SIF" in capsys.readouterr().err

@@ -5,8 +5,8 @@
   ``buildah run`` the way Apptainer runs it: an arbitrary uid, the export mounted read-only, no
   network, ``$HOME`` not writable, and nothing written into the image's root filesystem; and once
   with ``podman run --read-only --tmpfs /tmp --network none --cap-drop ALL``.
-* ``Singularity.def`` is parsed (spython) and its %files/%post/%test are replayed in a buildah
-  container, since Apptainer itself is not packaged for Debian bookworm.
+* The commands of docs/containers.md marked "tested" run exactly as written (podman build, buildah run).
+* ``Singularity.def`` is parsed (spython); tests/system/test_apptainer.py builds it with a real Apptainer.
 
 Every test is marked ``container``; run them as root with ``pytest -m container tests/system/test_container.py``
 (see tests/container/README.md). Without podman/buildah they are skipped, except when ``CI=true``,
@@ -21,60 +21,33 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import stat
 import subprocess
 import sys
 import time
-import tomllib
 import uuid
 from pathlib import Path
 
+import container_images
 import pytest
-from conftest import REPO
+from container_images import TIMINGS, VERSION, require_root_tools
+from container_images import run as _run
+from container_images import tail as _tail
+from container_images import unavailable as _unavailable
+from conftest import GE_T1W, REPO
+from conftest import XA30 as XA30_VISIT
 
 pytestmark = pytest.mark.container
 
-SHARED_DICOM = REPO.parent / "shared" / "dicom"
-XA30_VISIT = SHARED_DICOM / "siemens_xa30_visit"
-GE_T1W = SHARED_DICOM / "ge_t1w_deidentified"
-BUILD_BASE = REPO / "tests" / "container" / "build_base.sh"
-BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
-BUILT_IMAGE = "localhost/bids-factory:test"
-CA_BUNDLE = Path(os.environ.get("BIDS_FACTORY_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt"))
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 UID = "1000:1000"          # the image's default user
 OTHER_UID = "54321:54321"  # a uid with no passwd entry in the image, as under Apptainer or --user
 MAX_IMAGE_BYTES = 900 * 10**6
-
-TIMINGS: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
-def _unavailable(reason: str) -> None:
-    """Skip locally; fail under CI=true, so that CI cannot silently skip the container tests."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"container tests cannot run: {reason} (CI=true, so this is a failure; "
-                    "install them as in tests/container/README.md)", pytrace=False)
-    pytest.skip(f"container tests skipped: {reason}")
-
-
-def _run(cmd: list[str], *, timeout: float = 900, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and proc.returncode != 0:
-        pytest.fail(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n"
-                    f"--- stdout (tail)\n{proc.stdout[-4000:]}\n--- stderr (tail)\n{proc.stderr[-4000:]}",
-                    pytrace=False)
-    return proc
-
-
-def _tail(proc: subprocess.CompletedProcess) -> str:
-    return f"--- stdout (tail)\n{proc.stdout[-3000:]}\n--- stderr (tail)\n{proc.stderr[-3000:]}"
-
-
 def _validator_on_host() -> Path:
     validator = Path(sys.executable).parent / "bids-validator-deno"
     if not validator.exists():
@@ -166,40 +139,18 @@ def _print_timings(request):
 
 @pytest.fixture(scope="module")
 def tools() -> None:
-    missing = [tool for tool in ("podman", "buildah", "unshare") if shutil.which(tool) is None]
-    if missing:
-        _unavailable(f"{', '.join(missing)} not found (apt-get install podman buildah debootstrap fuse-overlayfs runc)")
-    if os.geteuid() != 0:
-        _unavailable("they need root (debootstrap, buildah --isolation chroot, unshare --net)")
+    require_root_tools("podman", "buildah", "unshare")
 
 
 @pytest.fixture(scope="module")
 def base_image(tools) -> str:
-    exists = subprocess.run(["podman", "image", "exists", BASE_IMAGE]).returncode == 0
-    if not exists and shutil.which("debootstrap") is None:
-        _unavailable(f"debootstrap not found and no local {BASE_IMAGE}")
-    started = time.monotonic()
-    _run(["bash", str(BUILD_BASE), BASE_IMAGE], timeout=900)
-    if not exists:
-        TIMINGS["base image (debootstrap + import)"] = f"{time.monotonic() - started:.0f} s"
-    return BASE_IMAGE
+    return container_images.base_image()
 
 
 @pytest.fixture(scope="module")
-def image(tools, request) -> str:
-    given = os.environ.get("BIDS_FACTORY_IMAGE")
-    if given:
-        _run(["podman", "image", "exists", given])
-        return given
-    request.getfixturevalue("base_image")
-    cmd = ["podman", "build", "--isolation", "chroot", "--network", "host", "--pull=never", "--layers",
-           "--build-arg", f"VERSION={VERSION}", "-f", str(REPO / "Dockerfile"), "-t", BUILT_IMAGE]
-    if CA_BUNDLE.is_file():  # pip behind an intercepting proxy; the recipe ignores it otherwise
-        cmd += ["--secret", f"id=extra_ca,src={CA_BUNDLE}"]
-    started = time.monotonic()
-    _run([*cmd, str(REPO)], timeout=1800)
-    TIMINGS["image build"] = f"{time.monotonic() - started:.0f} s (layer cache may apply)"
-    return BUILT_IMAGE
+def image(tools) -> str:
+    """Built once per process and shared with the apptainer tests (tests/system/container_images.py)."""
+    return container_images.image()
 
 
 @pytest.fixture(scope="module")
@@ -394,6 +345,36 @@ def test_convert_given_export_in_image(run_image, tmp_path):
     assert validator.returncode == 0, _tail(validator)
 
 
+def test_documented_build_takes_the_version_even_when_cached(base_image, image):
+    """docs/containers.md's podman build, exactly as written, in the checkout: its label is the package's
+    version although a build without VERSION (label 0.0.0+unknown) just left every layer cached."""
+    _run(container_images.build_command("localhost/bids-factory:no-version"), timeout=1800)
+    try:
+        assert _label("localhost/bids-factory:no-version") == "0.0.0+unknown"
+        _run(["bash", "-euc", container_images.documented_block("podman-build")], cwd=REPO, timeout=1800)
+        assert _label("localhost/bids-factory") == VERSION
+    finally:
+        subprocess.run(["podman", "rmi", "localhost/bids-factory:no-version"], capture_output=True)
+
+
+def _label(name: str) -> str:
+    return _run(["podman", "image", "inspect", "--format",
+                 '{{index .Config.Labels "org.opencontainers.image.version"}}', name]).stdout.strip()
+
+
+def test_documented_buildah_run_as_written(real_conversion, tmp_path):
+    """docs/containers.md's buildah recipe, exactly as written (the image of the documented build, uid
+    1000, /tmp a tmpfs): converts the real export."""
+    if subprocess.run(["podman", "image", "exists", "localhost/bids-factory"]).returncode != 0:
+        _run(["bash", "-euc", container_images.documented_block("podman-build")], cwd=REPO, timeout=1800)
+    bids = _writable_dir(tmp_path / "bids", owner=(1000, 1000))
+    env = {**os.environ, "EXPORT": str(real_conversion["export"]), "BIDS": str(bids)}
+    proc = _run(["bash", "-euc", container_images.documented_block("buildah-run")], cwd=tmp_path, env=env,
+                check=False)
+    assert proc.returncode == 0, _tail(proc)
+    assert sorted(bids.glob("sub-*/ses-GE0001/anat/*T1w.nii.gz")), _tail(proc)
+
+
 def test_dockerfile_lint():
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
     if not Path(hadolint).exists():
@@ -435,36 +416,3 @@ def test_singularity_def_static():
     assert "/opt/bids-factory" in sections["post"] and "/opt/bids-factory" in dockerfile
     for package in ("python3", "python3-venv"):
         assert f" {package}" in sections["post"] and f" {package}" in dockerfile, package
-
-
-def test_singularity_def_builds_and_self_tests(base_image, tmp_path):
-    """Apptainer is not packaged for bookworm: replay %files + %post as root, then the
-    %environment + %test and %runscript as an unprivileged uid, in a buildah container."""
-    sections = _section_bodies((REPO / "Singularity.def").read_text(encoding="utf-8"))
-    recipe = next(iter(_spython_recipe().values()))
-    name = f"bids-factory-def-{uuid.uuid4().hex[:8]}"
-    _run(["buildah", "from", "--pull-never", "--name", name, f"docker.io/library/{recipe.fromHeader}"])
-    try:
-        started = time.monotonic()
-        for line in sections["files"].splitlines():
-            if line.strip() and not line.strip().startswith("#"):
-                source, dest = line.split()
-                _run(["buildah", "copy", name, str(REPO / source), dest])
-        post = ["buildah", "run", "--isolation", "chroot", "--network", "host"]
-        if CA_BUNDLE.is_file():
-            post += ["-v", f"{CA_BUNDLE}:/run/host-ca.crt:ro", "-e", "PIP_CERT=/run/host-ca.crt"]
-        _run([*post, name, "--", "/bin/sh", "-c", sections["post"]], timeout=1800)
-        TIMINGS["Singularity.def %post replay"] = f"{time.monotonic() - started:.0f} s"
-
-        tmp = _writable_dir(tmp_path / "tmp", sticky=True)
-        run = ["unshare", "--net", "buildah", "run", "--isolation", "chroot", "--user", OTHER_UID,
-               "-e", "HOME=/nonexistent", "-v", f"{tmp}:/tmp", name, "--", "/bin/sh", "-c"]
-        proc = _run([*run, sections["environment"] + "\n" + sections["test"]], check=False)
-        assert proc.returncode == 0, f"%test failed\n{_tail(proc)}"
-        proc = _run([*run, sections["environment"] + "\n" + sections["runscript"], "runscript", "--version"],
-                    check=False)
-        assert proc.returncode == 0 and VERSION in proc.stdout, _tail(proc)
-        cache = [p for p in tmp.iterdir() if p.name.startswith("bids-factory-")]
-        assert cache, "%environment should put the caches under $TMPDIR/bids-factory-<uid>"
-    finally:
-        subprocess.run(["buildah", "rm", name], capture_output=True)

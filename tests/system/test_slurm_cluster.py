@@ -1,13 +1,14 @@
 """`bids-factory slurm` on a real single-node SLURM (Debian's slurm-wlm + munge, as root; recipe in
-../shared/HPC.md): the job array and the finalize job run for real, and the dataset equals a local
-run's. Marked ``slurm``; CI (.ci/run, root) installs the packages. Skipped only when not root or when
-the SLURM / munge binaries are missing."""
+docs/hpc-testing.md): the job array and the finalize job run for real, with this installation and
+through an Apptainer SIF, and the dataset equals a local run's. Marked ``slurm`` (the SIF run also
+``apptainer``); CI (.ci/run, root) installs the packages. Skipped only when not root or when the SLURM /
+munge binaries are missing."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -19,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from bids_factory.run.pipeline import ConvertOptions, convert
-from conftest import GE_T1W, XA30, add_series, assert_valid_bids, fingerprint
+import container_images
+from conftest import assert_valid_bids, fingerprint
+from container_images import APPTAINER_ENTER, dataset_files, differences, sid_root, sif_from_image
 
 pytestmark = pytest.mark.realdata
 
@@ -129,52 +132,48 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def three_visits(tmp_path_factory) -> Path:
-    """Two visits of the XA30 patient (bold; fieldmaps + a 2 mm T1w the schema holds back) and one GE
-    T1w visit of another patient, over two days."""
-    export = tmp_path_factory.mktemp("slurm-export") / "export"
-    add_series(export, "20240105", "VISIT01", XA30 / "7_func-bold_task-fa_run-1")
-    for series in ("5_anat-T1w_acq-tfl", "8_gre_field_mapping", "9_gre_field_mapping"):
-        add_series(export, "20240106", "VISIT02", XA30 / series)
-    add_series(export, "20240106", "GEVISIT", GE_T1W)
-    return export
+    return container_images.three_visits(tmp_path_factory.mktemp("slurm-export") / "export")
 
 
-def _dataset_files(bids: Path) -> dict[str, bytes]:
-    """Every file of the dataset outside code/ (state, run records, scripts, logs) and CHANGES (dated
-    entries, one per run); images compared by their uncompressed bytes."""
-    files = {}
-    for path in sorted(bids.rglob("*")):
-        relpath = path.relative_to(bids).as_posix()
-        if path.is_file() and not relpath.startswith("code/") and relpath != "CHANGES":
-            data = path.read_bytes()
-            files[relpath] = gzip.decompress(data) if relpath.endswith(".gz") else data
-    return files
+@pytest.fixture(scope="module")
+def local_files(three_visits, tmp_path_factory) -> dict[str, bytes]:
+    local = tmp_path_factory.mktemp("slurm-local") / "bids"
+    convert(ConvertOptions(export=three_visits, bids=local, dataset_name="SLURM test"))
+    return dataset_files(local)
 
 
-def test_slurm_job_array_gives_the_local_dataset(cluster, three_visits, tmp_path):
-    before = fingerprint(three_visits)
-    bids = tmp_path / "bids"
+def _submit_and_wait(export: Path, bids: Path, cwd: Path, *options: str) -> tuple[str, str, dict[str, str]]:
+    """`bids-factory slurm EXPORT BIDS --dataset-name "SLURM test" OPTIONS`, then wait for both jobs:
+    (array job, finalize job, {log name: text})."""
     started = time.monotonic()
     submitted = subprocess.run(
-        [sys.executable, "-m", "bids_factory", "slurm", str(three_visits), str(bids),
-         "--dataset-name", "SLURM test", "--array-limit", "2", "--wait", "600"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        [sys.executable, "-m", "bids_factory", "slurm", str(export), str(bids),
+         "--dataset-name", "SLURM test", "--array-limit", "2", "--wait", "600", *options],
+        capture_output=True, text=True, timeout=600, cwd=cwd)
     assert submitted.returncode == 0, submitted.stderr
     words = submitted.stdout.split()
     array_job, finalize_job = words[words.index("array") + 1], words[words.index("finalize") + 2]
     assert f"squeue -j {array_job},{finalize_job}" in submitted.stdout
-
+    limits = _run(["scontrol", "show", "job", array_job]).stdout
     deadline = time.monotonic() + JOBS_TIMEOUT
     while _run(["squeue", "-h", "-j", f"{array_job},{finalize_job}"]).stdout.strip():
         if time.monotonic() > deadline:
             _run(["scancel", array_job, finalize_job])
             pytest.fail(f"the jobs did not end in {JOBS_TIMEOUT} s: {_run(['squeue']).stdout}")
         time.sleep(2)
-    print(f"\nSLURM: 3 visits as a job array + finalize, from submission to the end: "
+    print(f"\nSLURM {' '.join(options)}: 3 visits as a job array + finalize, from submission to the end: "
           f"{time.monotonic() - started:.1f} s")
     [folder] = (bids / "code" / "bids-factory" / "slurm").iterdir()
     logs = {p.name: p.read_text() for p in sorted(folder.glob("*.out"))}
     assert sorted(logs) == [f"finalize-{finalize_job}.out"] + [f"visit-{array_job}_{i}.out" for i in range(3)], logs
+    return array_job, limits, logs
+
+
+def test_slurm_job_array_gives_the_local_dataset(cluster, three_visits, local_files, tmp_path):
+    before = fingerprint(three_visits)
+    bids = tmp_path / "bids"
+    _, limits, logs = _submit_and_wait(three_visits, bids, tmp_path, "--sbatch=--time=00:20:00")
+    assert "TimeLimit=00:20:00" in limits  # an #SBATCH line of the kept script
 
     # every visit was converted by its own array task; the finalize run found all three unchanged
     runs = [json.loads(p.read_text()) for p in sorted((bids / "code" / "bids-factory" / "runs").glob("run-*.json"))]
@@ -184,11 +183,39 @@ def test_slurm_job_array_gives_the_local_dataset(cluster, three_visits, tmp_path
         [("GEVISIT", "placed")], [("GEVISIT", "unchanged"), ("VISIT01", "unchanged"), ("VISIT02", "unchanged")],
         [("VISIT01", "placed")], [("VISIT02", "placed")]], logs
 
-    local = tmp_path / "local"
-    convert(ConvertOptions(export=three_visits, bids=local, dataset_name="SLURM test"))
-    expected, got = _dataset_files(local), _dataset_files(bids)
-    assert sorted(got) == sorted(expected)
-    assert [f for f in expected if expected[f] != got[f]] == []
+    got = dataset_files(bids)
+    assert differences(local_files, got) == []
     assert len([f for f in got if f.endswith(".nii.gz")]) == 5  # bold, 3 fieldmap images, GE T1w
+    assert_valid_bids(bids)
+    assert fingerprint(three_visits) == before
+
+
+@pytest.mark.apptainer
+@pytest.mark.container
+def test_slurm_job_array_through_the_sif(cluster, three_visits, local_files, tmp_path):
+    """`--image SIF`: every job runs `apptainer run ... SIF convert ...`. This machine's apptainer lives in
+    a Debian sid root, so the site's container command (--container-command) is a wrapper that enters
+    it; its host folders come from a --setup line; --container-bind binds $SLURM_SUBMIT_DIR, expanded
+    on the node. The wrapper notes each job that ran it."""
+    sif, root = sif_from_image(), sid_root()
+    before = fingerprint(three_visits)
+    bids, calls = tmp_path / "bids", tmp_path / "sif-calls"
+    wrapper = tmp_path / "apptainer-in-sid-root"
+    enter = shlex.join([str(APPTAINER_ENTER), str(root)])
+    wrapper.write_text(f'#!/bin/sh\necho "$SLURM_JOB_ID $*" >> {shlex.quote(str(calls))}\n'
+                       f'exec {enter} $HOST_BINDS -- apptainer "$@"\n')
+    wrapper.chmod(0o755)
+    host_binds = f"{three_visits}:ro {tmp_path} {sif.parent}:ro"
+    array_job, limits, logs = _submit_and_wait(
+        three_visits, bids, tmp_path, "--image", str(sif), "--container-command", str(wrapper),
+        "--container-bind", "$SLURM_SUBMIT_DIR", "--setup", f"export HOST_BINDS={shlex.quote(host_binds)}",
+        "--sbatch=--time=00:30:00 --mem=3G")
+    assert "TimeLimit=00:30:00" in limits and "mem=3G" in limits
+    runs = calls.read_text().splitlines()
+    assert len(runs) == 4, logs  # three array tasks and the finalize job
+    for line in runs:
+        assert f"run --bind {three_visits}:{three_visits}:ro" in line and f"--bind {tmp_path} {sif}" in line, line
+    got = dataset_files(bids)
+    assert differences(local_files, got) == [], logs
     assert_valid_bids(bids)
     assert fingerprint(three_visits) == before
