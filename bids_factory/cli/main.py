@@ -143,7 +143,8 @@ def _check(args) -> int:
         print(f"{'error' if difference.error else 'note'}: {difference.path}: {difference.reason}")
     missing = sum(1 for d in differences if d.error)
     summary = (f"{args.bids}: BIDS validator {len(result.errors)} errors, {len(result.warnings)} warnings; "
-               f"pybids misses {len(unindexed)} placed images; {missing} placed files missing from their session")
+               f"pybids misses {len(unindexed)} placed images; {missing} placed files missing from their session "
+               "or visit index entries differing from their file")
     if result.errors or unindexed or missing:
         print(f"bids-factory: check failed: {summary}", file=sys.stderr)
         return EXIT_INVALID if result.errors else EXIT_FAILED

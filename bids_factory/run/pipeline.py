@@ -24,12 +24,12 @@ from bids_factory.model import Problem, RunSummary, Visit, VisitResult, VisitSta
 from bids_factory.run.progress import Phases
 from bids_factory.report.page import render_report
 from bids_factory.run.options import ConvertOptions, settings_key
-from bids_factory.report.summary import dataset_counts, history_entry, run_record
+from bids_factory.report.summary import NOT_PLACED_GROUPS, TO_DECIDE, history_entry, run_record
 from bids_factory.checks.placed_files import SessionDifference, session_differences
 from bids_factory.checks.validator import ValidatorResult, run_validator, unindexed_images
 from bids_factory.write.append_only import APPLY_OPTION, PendingChange
 from bids_factory.write.dataset_writer import DatasetWriter
-from bids_factory.write.dataset_paths import HISTORY, REPORT_PAGE, STATE_DIR
+from bids_factory.write.dataset_paths import HISTORY, REPORT_PAGE, STATE_DIR, VISIT_RECORDS
 
 if TYPE_CHECKING:  # only a run with work loads the rules
     from bids_factory.run.rules import Rules
@@ -68,7 +68,7 @@ def convert(options: ConvertOptions) -> RunSummary:
         if todo:
             conversion.convert_visits(todo, staging, writer, rules, options, report, phases)
         report.problems.extend(_unmatched_selection(options, report))
-        report.problems.extend(pending_problems(writer.visit_records(), options))
+        report.problems.extend(pending_problems(writer.pending_records(), options))
         with writer.locked(options.wait):
             report.problems.extend(_gone_visits(writer, discovery.visits))
             _dataset_level(writer, options, rules, report, staging, phases)
@@ -140,8 +140,8 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     """The run record, the history line and the page, refreshed by every run (also one that changed nothing:
     what is still held back comes from the visit records and states, not from this run)."""
     report.record = run_record(report)
-    unplaced = [s for s in writer.visit_states().values() if s.get("not_placed")]
-    report.dataset = dataset_counts(writer.visit_records(), unplaced)
+    unplaced = writer.index.unplaced_visits()
+    report.dataset = indexed_counts(writer)
     history = writer.read_json(HISTORY, default=None)
     if history is None:  # a dataset written before the history existed: rebuilt once from the run records
         history = [history_entry(r) for r in writer.run_records()]
@@ -154,6 +154,17 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     report.report_page = str(writer.root / REPORT_PAGE)
 
 
+def indexed_counts(writer: DatasetWriter) -> dict[str, int]:
+    """The dataset's counts as :func:`bids_factory.report.summary.dataset_counts` gives them, from the index
+    (no visit record is read)."""
+    found = writer.index.counts()
+    counts = {"subjects": found["subjects"], "sessions": found["sessions"], "images placed": found["images"]}
+    for label, statuses in NOT_PLACED_GROUPS:
+        counts[f"series {label}"] = sum(found["not_placed"].get(s, 0) for s in statuses)
+    counts[TO_DECIDE] = found["to_decide"]
+    return counts
+
+
 def _gone_visits(writer: DatasetWriter, visits) -> list[Problem]:
     """Placed visits no longer in the export (a deleted visit, its days purged): the session stays, the visit
     record says its folders are gone (once: a note the first run that sees it). Not when the export shows no
@@ -162,10 +173,8 @@ def _gone_visits(writer: DatasetWriter, visits) -> list[Problem]:
         return []
     present = {v.scan_research_id for v in visits}
     notes = []
-    for record in writer.visit_records():
-        if record["scan_research_id"] in present or all(f.get("gone") for f in record.get("export_folders") or []):
-            continue
-        writer.record_visit_gone(record)
+    for record in [v for v in writer.index.visits() if v["scan_research_id"] not in present and not v["gone"]]:
+        writer.record_visit_gone(writer.read_json(VISIT_RECORDS / record["name"]))
         notes.append(Problem(f"{record['participant_id']}/{record['session_id']}", (
             f"visit {record['scan_research_id']} is no longer in the export: its session stays as placed (the "
             "export is history); its visit record names the folders gone"), fatal=False))
@@ -255,8 +264,12 @@ def check(bids: Path) -> tuple[ValidatorResult, list[str], list[SessionDifferenc
     result = run_validator(bids)
     if result is None:
         raise ToolMissingError("bids-validator-deno is not installed: pip install bids-validator-deno")
-    records = DatasetWriter(bids).visit_records()
-    return result, unindexed_images(bids.resolve(), records), session_differences(bids.resolve(), records)
+    writer = DatasetWriter(bids)
+    records = writer.visit_records()
+    index = [SessionDifference(line.split(": ", 1)[0], line.split(": ", 1)[1] + (
+        " (the index is derived from the visit records and states: `bids-factory convert --rescan` builds it "
+        "again)")) for line in writer.index.differences()]
+    return result, unindexed_images(bids.resolve(), records), session_differences(bids.resolve(), records) + index
 
 
 def _changed_visits(visits, writer: DatasetWriter, settings: str, options: ConvertOptions,

@@ -29,6 +29,7 @@ from bids_factory.write.dataset_lock import DatasetLock
 from bids_factory.write.run_records import RunRecords
 from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, REPLACED, REPORT_PAGE, STATE_DIR,
                                               THUMBNAILS, UNLISTED, VISIT_RECORDS)
+from bids_factory.write.visit_index import RECORD, VisitIndex
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 from bids_factory.write.date_policy import tighten
@@ -44,6 +45,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         self._records: dict[str, dict] | None = None  # visit records, read once per run
         self.placed: list[dict] = []  # records of the visits this writer placed (what this run changed)
         self.kept_aside: list[tuple[str, str]] = []  # (a person's file a reconversion replaced, where it is kept)
+        self.index = VisitIndex(self.root, self.read_indexed)  # what a run compares and counts
 
     # -- visits ----------------------------------------------------------------------------
     def place_visit(self, plan: VisitPlan, staging: Path, apply_changes: bool = False) -> Reconciliation:
@@ -91,7 +93,9 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         return result
 
     def write_record(self, name: str, record: dict) -> None:
+        self.index.will_write(RECORD, name)
         self.write_json(VISIT_RECORDS / name, record)
+        self.index.wrote(RECORD, name, self.read_json(VISIT_RECORDS / name))
         if self._records is not None:
             self._records[name] = record
 
@@ -102,8 +106,10 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
             "export_folders": folders, "gone_sources": sorted({f["path"] for f in folders})})
 
     def remove_record(self, name: str) -> None:
+        self.index.will_write(RECORD, name)
         (self.root / VISIT_RECORDS / name).unlink(missing_ok=True)
         _fsync_dir(self.root / VISIT_RECORDS)
+        self.index.wrote(RECORD, name, None)
         if self._records is not None:
             self._records.pop(name, None)
 
@@ -209,7 +215,10 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         (:mod:`bids_factory.write.date_policy`); whether the policy tightened."""
         def write(path: Path, text: str) -> None:
             self.changed += _write_text(path, text, self._tmp_dir())
-        return tighten(self.root / STATE_DIR, self.dates, write)
+        tighter = tighten(self.root / STATE_DIR, self.dates, write)
+        if tighter:  # the records and states are written again: so is what is derived from them
+            self.index.rebuild()
+        return tighter
 
     # -- incremental state ---------------------------------------------------------------------
     def dataset_files_state(self) -> dict | None:
@@ -253,6 +262,10 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
     def read_json(self, relpath: Path | str, default=None):
         path = self.root / relpath
         return json.loads(path.read_text()) if path.exists() else default
+
+    def pending_records(self) -> list[VisitRecord]:
+        """The visit records with changes waiting for a person's decision (found in the index)."""
+        return [self.read_json(VISIT_RECORDS / v["name"]) for v in self.index.visits() if v["pending"]]
 
     def visit_records(self) -> list[VisitRecord]:
         """Provenance records of every placed visit (read from disk once, then kept up to date)."""

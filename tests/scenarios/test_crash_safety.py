@@ -1,8 +1,9 @@
 """A run killed at any moment leaves no partial file in the dataset, and the next run completes it.
 
 The kill is deterministic: the run is a subprocess whose N-th ``os.rename``/``os.replace`` (every
-step that publishes something in the dataset) ends the process with ``os._exit`` — no cleanup,
-no ``finally``, as with SIGKILL or a power cut.
+step that publishes something in the dataset), or N-th commit of the visit index (its steps: built, a name
+marked dirty before its record or state is written, its row after), ends the process with ``os._exit`` —
+no cleanup, no ``finally``, as with SIGKILL or a power cut.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import numpy as np
 import pytest
 
 from bids_factory.cli.demo_export import build_demo_export
+from bids_factory.write.dataset_writer import DatasetWriter
 from conftest import assert_valid_bids, fingerprint
 
 KILLER = """
-import os, sys
+import os, sqlite3, sys
 from bids_factory.cli.main import main
-limit, calls = int(sys.argv[1]), [0]
+step, limit = sys.argv[1].split(":")
+limit, calls = int(limit), [0]
 def deadly(real):
     def call(*args, **kwargs):
         calls[0] += 1
@@ -31,13 +34,19 @@ def deadly(real):
             os._exit(137)
         return real(*args, **kwargs)
     return call
-os.rename, os.replace = deadly(os.rename), deadly(os.replace)
+if step == "rename":
+    os.rename, os.replace = deadly(os.rename), deadly(os.replace)
+else:
+    class Index(sqlite3.Connection):
+        commit = deadly(sqlite3.Connection.commit)
+    connect = sqlite3.connect
+    sqlite3.connect = lambda *args, **kwargs: connect(*args, factory=Index, **kwargs)
 sys.exit(main(sys.argv[2:]))
 """
 
 
-def _run(export: Path, bids: Path, kill_at: int = 0) -> int:
-    args = [sys.executable, "-c", KILLER, str(kill_at), "convert", str(export), str(bids), "--quiet", "--no-validate"]
+def _run(export: Path, bids: Path, kill_at: str = "rename:0") -> int:
+    args = [sys.executable, "-c", KILLER, kill_at, "convert", str(export), str(bids), "--quiet", "--no-validate"]
     return subprocess.run(args, capture_output=True, text=True).returncode
 
 
@@ -73,7 +82,9 @@ def reference(tmp_path_factory):
     return export, _published(work / "reference")
 
 
-@pytest.mark.parametrize("kill_at", [1, 4, 9, 14, 22, 31, 40, 47])  # a demo run makes 48
+# a demo run makes 48 renames and 13 index commits (1 built, then per record and state: dirty, then its row)
+@pytest.mark.parametrize("kill_at", [*(f"rename:{n}" for n in (1, 4, 9, 14, 22, 31, 40, 47)),
+                                     *(f"index:{n}" for n in (1, 2, 3, 5, 13))])
 def test_killed_run_leaves_complete_files_and_the_next_run_finishes(reference, tmp_path, kill_at):
     export, expected = reference
     before = fingerprint(export)
@@ -84,4 +95,5 @@ def test_killed_run_leaves_complete_files_and_the_next_run_finishes(reference, t
     _assert_no_partial_file(bids)
     assert _published(bids) == expected
     assert not list((bids / "code").rglob(".*.tmp"))
+    assert DatasetWriter(bids).index.differences() == []  # the index says what the records say
     assert fingerprint(export) == before  # (valid: what it publishes is the validated reference, byte for byte)

@@ -196,6 +196,7 @@ def test_a_state_written_with_absolute_paths_reconverts_once_without_error(demo,
         state = json.loads(path.read_text())
         state["fingerprint"] = "0" * 64
         path.write_text(json.dumps(state))
+    (bids / "code" / "bids-factory" / "index.sqlite").unlink()  # nor had that release an index of them
     again = convert(ConvertOptions(export=demo, bids=bids, validate=False))
     assert set(_statuses(again).values()) == {"placed"} and not again.failed
     third = convert(ConvertOptions(export=demo, bids=bids, validate=False))
