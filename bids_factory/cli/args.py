@@ -107,6 +107,9 @@ def command_line() -> argparse.ArgumentParser:
                          help="only convert visits of these subjects (labels with or without 'sub-')")
     convert.add_argument("--reconvert", action="store_true",
                          help="convert every visit again, even those unchanged since the last run")
+    convert.add_argument("--rescan", action="store_true",
+                         help="walk every file of the export, also in day folders unchanged since the last run "
+                              "(a file rewritten in place in an old day's visit folder)")
     convert.add_argument("--visit", nargs="+", default=[], metavar="ID",
                          help="only convert these visits (scan_research_id), e.g. one per SLURM array task")
     convert.add_argument("--apply-changes", nargs="+", default=[], metavar="VISIT",

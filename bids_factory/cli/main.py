@@ -83,7 +83,7 @@ def _convert_options(args):
     options = ConvertOptions(export=args.export, bids=args.bids, heuristic=args.heuristic, jobs=args.jobs,
                              participant_labels=labels, validate=args.validate,
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
-                             reconvert=args.reconvert, schemas=args.schemas,
+                             reconvert=args.reconvert, rescan=args.rescan, schemas=args.schemas,
                              ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field,
                              visits=frozenset(args.visit), apply_changes=frozenset(args.apply_changes),
                              wait=args.wait, dates=DatePolicy(args.dates),

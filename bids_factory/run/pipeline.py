@@ -47,11 +47,11 @@ def convert(options: ConvertOptions) -> RunSummary:
     settings = settings_key(options)  # the heuristic and schemas as data: checked below if a visit is converted
     phases = Phases()
     began = time.monotonic()
-    discovery = discover(options.export)
-    report = RunSummary(problems=list(discovery.problems))
-    visits = _selected(discovery.visits, options, report)
     writer = DatasetWriter(options.bids, options.dates)
-    todo = _changed_visits(visits, writer, settings, options, report)
+    discovery = _discover(options, writer, settings)
+    report = RunSummary(problems=list(discovery.problems))
+    visits = _selected(discovery, options, report)
+    todo = _changed_visits(visits, writer, settings, options, report, discovery.unchanged)
     rules: Rules | None = None
     if todo:
         from bids_factory.run import batches as conversion  # the conversion stages: only a run with work imports them
@@ -60,17 +60,19 @@ def convert(options: ConvertOptions) -> RunSummary:
     if not options.wait:
         writer.ensure_not_locked()
     # announced once done: bad input (no export, a dataset path that cannot be a folder) stays one error line
-    phases.done("discover", f"{len(visits)} visits in {options.export} ({time.monotonic() - began:.1f} s)")
+    phases.done("discover", f"{len(report.visits) + len(todo)} visits in {options.export} "
+                            f"({time.monotonic() - began:.1f} s)")
     with writer.staging_area() as staging:
         with writer.locked(options.wait):  # a tighter date policy applies to what earlier runs wrote, first
-            writer.apply_date_policy()
-        phases.start("convert", f"{len(todo)} of {len(visits)} visits new or changed")
+            if not writer.apply_date_policy() and options.dates.keeps:  # (export paths name their day)
+                writer.index.store_day_listings(discovery.listings, forget=options.rescan)
+        phases.start("convert", f"{len(todo)} of {len(report.visits) + len(todo)} visits new or changed")
         if todo:
             conversion.convert_visits(todo, staging, writer, rules, options, report, phases)
         report.problems.extend(_unmatched_selection(options, report))
         report.problems.extend(pending_problems(writer.pending_records(), options))
         with writer.locked(options.wait):
-            report.problems.extend(_gone_visits(writer, discovery.visits))
+            report.problems.extend(_gone_visits(writer, discovery.visit_ids))
             _dataset_level(writer, options, rules, report, staging, phases)
             phases.start("report")
             _record_run(writer, report)
@@ -165,13 +167,12 @@ def indexed_counts(writer: DatasetWriter) -> dict[str, int]:
     return counts
 
 
-def _gone_visits(writer: DatasetWriter, visits) -> list[Problem]:
+def _gone_visits(writer: DatasetWriter, present: set[str]) -> list[Problem]:
     """Placed visits no longer in the export (a deleted visit, its days purged): the session stays, the visit
     record says its folders are gone (once: a note the first run that sees it). Not when the export shows no
     visit at all (an unmounted export is no purge)."""
-    if not visits:
+    if not present:
         return []
-    present = {v.scan_research_id for v in visits}
     notes = []
     for record in [v for v in writer.index.visits() if v["scan_research_id"] not in present and not v["gone"]]:
         writer.record_visit_gone(writer.read_json(VISIT_RECORDS / record["name"]))
@@ -212,15 +213,32 @@ def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]
     _refuse_dataset_in_export(options)
     check_dataset_folder(options.bids)
     settings = settings_key(options)
-    discovery = discover(options.export)
+    writer = DatasetWriter(options.bids)
+    discovery = _discover(options, writer, settings)
     report = RunSummary(problems=list(discovery.problems))
-    visits = _selected(discovery.visits, options, report)
-    todo = _changed_visits(visits, DatasetWriter(options.bids), settings, options, report)
+    visits = _selected(discovery, options, report)
+    todo = _changed_visits(visits, writer, settings, options, report, discovery.unchanged)
     if todo:
         from bids_factory.run.rules import Rules
 
         Rules.load(options)  # a bad heuristic or schema stops before anything is submitted
     return todo, report.problems
+
+
+def _discover(options: ConvertOptions, writer: DatasetWriter, settings: str):
+    """The export's visits: only the day folders new or changed since the last run's listing are listed, and
+    only their visits walked, with every visit whose state is not that of the files last listed (none, other
+    settings, ``--apply-changes``...). ``--rescan`` walks everything; so does a dataset without
+    an index, or a date policy other than ``keep`` (the listings name export days: none is kept)."""
+    if options.rescan or options.reconvert or not options.dates.keeps or not writer.state.is_dir():
+        return discover(options.export)
+    states = writer.visit_states()
+
+    def current(visit: str, fingerprint: str) -> bool:
+        state = states.get(visit)
+        return state is not None and state["fingerprint"] == fingerprint and state["settings"] == settings \
+            and visit not in options.apply_changes
+    return discover(options.export, listings=writer.index.day_listings(), current=current)
 
 
 def _refuse_dataset_in_export(options: ConvertOptions) -> None:
@@ -246,11 +264,12 @@ def _unmatched_selection(options: ConvertOptions, report: RunSummary) -> list[Pr
             for label in sorted(options.participant_labels - seen)]
 
 
-def _selected(visits, options: ConvertOptions, report: RunSummary) -> list[Visit]:
+def _selected(discovery, options: ConvertOptions, report: RunSummary) -> list[Visit]:
     """The visits named with ``--visit`` (all when none is named); unknown names are reported."""
+    visits = discovery.visits
     if not options.visits:
         return list(visits)
-    known = {v.scan_research_id for v in visits}
+    known = discovery.visit_ids
     for missing in sorted(options.visits - known):
         report.problems.append(Problem(missing, "visit named with --visit is not in the export"))
     return [v for v in visits if v.scan_research_id in options.visits]
@@ -273,14 +292,20 @@ def check(bids: Path) -> tuple[ValidatorResult, list[str], list[SessionDifferenc
 
 
 def _changed_visits(visits, writer: DatasetWriter, settings: str, options: ConvertOptions,
-                    report: RunSummary) -> list[Visit]:
-    """Visits whose sources or settings changed since their last conversion (all with ``reconvert``)."""
+                    report: RunSummary, unchanged: tuple[str, ...] = ()) -> list[Visit]:
+    """Visits whose sources or settings changed since their last conversion (all with ``reconvert``).
+    ``unchanged``: visits discovery did not walk (their day folders unchanged, their state current)."""
+    states = writer.visit_states() if unchanged or (visits and not options.reconvert) else {}
+    for visit in unchanged:
+        if not options.visits or visit in options.visits:
+            state = states.get(visit) or {}
+            report.visits.append(VisitResult(visit, VisitStatus.UNCHANGED, state.get("subject_label", ""),
+                                             state.get("session_label", "")))
     for missing in sorted(options.apply_changes - {v.scan_research_id for v in visits}):
         report.problems.append(Problem(missing, "visit named with --apply-changes is not in the export (or not "
                                                 "selected); nothing was applied"))
     if options.reconvert:
         return list(visits)
-    states = writer.visit_states()
     todo = []
     for visit in visits:
         state = states.get(visit.scan_research_id)

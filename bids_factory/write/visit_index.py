@@ -38,7 +38,7 @@ CREATE TABLE states(name TEXT PRIMARY KEY, scan_research_id TEXT, fingerprint TE
 CREATE TABLE not_placed(kind TEXT, owner TEXT, scan_research_id TEXT, status TEXT, to_decide INTEGER, outcome TEXT);
 CREATE INDEX not_placed_owner ON not_placed(kind, owner);
 CREATE TABLE dirty(kind TEXT, name TEXT, PRIMARY KEY(kind, name));
-CREATE TABLE days(relpath TEXT PRIMARY KEY, mtime_ns INTEGER, listed_ns INTEGER, listing TEXT);
+CREATE TABLE days(relpath TEXT PRIMARY KEY, listing TEXT);
 """
 _FOLDERS = {RECORD: VISIT_RECORDS, STATE: VISIT_STATES}
 _TO_DECIDE = (SeriesStatus.UNMATCHED, SeriesStatus.AMBIGUOUS)
@@ -62,6 +62,12 @@ class VisitIndex:
             self._db = self._open() or self.rebuild()
             self._replay_dirty()
         return self._db
+
+    def _open_quietly(self) -> sqlite3.Connection | None:
+        db = self._open()
+        if db is not None:
+            db.close()
+        return db
 
     def _open(self) -> sqlite3.Connection | None:
         if not self.path.is_file():
@@ -103,12 +109,10 @@ class VisitIndex:
         self._fill(built)
         built.close()
         try:
-            if self.path.exists():  # damaged: nothing in it is worth keeping
+            os.link(aside, self.path)
+        except FileExistsError:  # damaged, or another run built it meanwhile: theirs when it opens
+            if self._open_quietly() is None:
                 os.replace(aside, self.path)
-            else:
-                os.link(aside, self.path)
-        except FileExistsError:  # another run built it meanwhile: theirs
-            pass
         finally:
             aside.unlink(missing_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60)
@@ -265,19 +269,18 @@ class VisitIndex:
         return found
 
     # -- the export's day folders, as last listed ----------------------------------------------
-    def day_listings(self) -> dict[str, tuple[int, int, dict]]:
-        """Export-relative day folder -> (its mtime_ns when listed, when it was listed (ns), its listing)."""
-        rows = self.db().execute("SELECT relpath, mtime_ns, listed_ns, listing FROM days")
-        return {relpath: (mtime, listed, json.loads(listing)) for relpath, mtime, listed, listing in rows}
+    def day_listings(self) -> dict[str, dict]:
+        """Export-relative day folder -> its listing by the last run that listed it
+        (:attr:`bids_factory.discover.visits.Discovery.listings`)."""
+        return {relpath: json.loads(listing) for relpath, listing in self.db().execute("SELECT * FROM days")}
 
-    def store_day_listings(self, listings: dict[str, tuple[int, int, dict]], forget: bool) -> None:
-        """Listings of the day folders walked by this run; ``forget``: drop every other (a full walk)."""
+    def store_day_listings(self, listings: dict[str, dict], forget: bool) -> None:
+        """Listings of the day folders listed by this run; ``forget``: drop every other (a full walk)."""
         db = self.db()
         if forget:
             db.execute("DELETE FROM days")
-        db.executemany("INSERT OR REPLACE INTO days VALUES (?, ?, ?, ?)",
-                       [(relpath, mtime, listed, json.dumps(listing))
-                        for relpath, (mtime, listed, listing) in listings.items()])
+        db.executemany("INSERT OR REPLACE INTO days VALUES (?, ?)",
+                       [(relpath, json.dumps(listing)) for relpath, listing in listings.items()])
         db.commit()
 
 

@@ -23,7 +23,7 @@ T1W = "sub-12343hucheng/ses-VISIT01/anat/sub-12343hucheng_ses-VISIT01_acq-tfl_T1
 
 
 def _run(export: Path, bids: Path, heuristic: Path, schemas: Path, *extra: str, kill_at: int = 0) -> int:
-    args = [sys.executable, "-c", KILLER, str(kill_at), "convert", str(export), str(bids), "--quiet", "--no-validate",
+    args = [sys.executable, "-c", KILLER, f"rename:{kill_at}", "convert", str(export), str(bids), "--quiet", "--no-validate",
             "--heuristic", str(heuristic), "--schemas", str(schemas), *extra]
     return subprocess.run(args, capture_output=True, text=True).returncode
 

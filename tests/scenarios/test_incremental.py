@@ -19,8 +19,10 @@ RUN_OWN = ("history.json", "report.html")  # with runs/: what every run writes a
 
 
 def _mtimes(bids: Path) -> dict[str, int]:
-    return {p.relative_to(bids).as_posix(): p.stat().st_mtime_ns
-            for p in bids.rglob("*") if p.is_file() and "runs" not in p.parts and p.name not in RUN_OWN}
+    """Every file's time but a run's own (its record, the report...) and the visit index, which keeps how the
+    export's day folders looked (a moved export's folders are listed again)."""
+    return {p.relative_to(bids).as_posix(): p.stat().st_mtime_ns for p in bids.rglob("*")
+            if p.is_file() and "runs" not in p.parts and p.name not in RUN_OWN and p.name != "index.sqlite"}
 
 
 def _statuses(report) -> dict[str, str]:
