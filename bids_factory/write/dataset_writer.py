@@ -156,12 +156,19 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         for relpath, png in thumbnails.items():
             _write_bytes(folder / relpath.replace(".nii.gz", ".png"), png, self._tmp_dir())
 
-    def thumbnail_links(self) -> dict[str, str]:
-        """Dataset path of an image -> its thumbnail, relative to the report page."""
-        folder = self.root / THUMBNAILS
-        return {png.relative_to(folder).as_posix().replace(".png", ".nii.gz"):
-                png.relative_to(self.root / REPORT_PAGE.parent).as_posix()
-                for png in sorted(folder.rglob("*.png"))} if folder.is_dir() else {}
+    def thumbnail_links(self, sessions=None) -> dict[str, str]:
+        """Dataset path of an image -> its thumbnail, relative to the report page; ``sessions``: only those
+        (``sub-<p>/ses-<v>`` folders, e.g. of one subject's page), else every session's."""
+        base = THUMBNAILS.relative_to(REPORT_PAGE.parent).as_posix()
+        folders = [self.root / THUMBNAILS / s for s in sessions] if sessions is not None else [self.root / THUMBNAILS]
+        links = {}
+        for folder in folders:
+            for here, _, names in os.walk(folder):
+                inside = os.path.relpath(here, self.root / THUMBNAILS).replace(os.sep, "/")
+                for name in names:
+                    if name.endswith(".png"):
+                        links[f"{inside}/{name[:-4]}.nii.gz"] = f"{base}/{inside}/{name}"
+        return dict(sorted(links.items()))
 
     def _stage_placement(self, build: Path, placement: Placement) -> None:
         folder = build / placement.datatype

@@ -52,6 +52,19 @@ def test_the_index_answers_from_the_records_and_states(tmp_path):
     assert writer.visit_states()["V4"]["status"] == "nothing-to-place"
     assert [v["scan_research_id"] for v in writer.index.unplaced_visits()] == ["V4"]
     assert writer.index.differences() == []
+    groups = writer.index.not_placed_groups(shown=1)
+    assert [(g["status"], g["SeriesDescription"], g["count"], g["visit_count"], g["visits"]) for g in groups] == [
+        ("held-back", "t1_2mm", 1, 1, ["V1"]), ("unmatched", "odd", 2, 2, ["V2"]), ("unmatched", "scout", 1, 1, ["V1"])]
+
+
+def test_thumbnail_links_of_every_session_or_of_some(tmp_path):
+    writer = DatasetWriter(tmp_path)
+    for session in ("sub-A/ses-1", "sub-B/ses-2"):
+        (tmp_path / "code" / "bids-factory" / "thumbnails" / session / "anat").mkdir(parents=True)
+        (tmp_path / "code" / "bids-factory" / "thumbnails" / session / "anat" / "x_T1w.png").write_bytes(b"png")
+    assert writer.thumbnail_links() == {"sub-A/ses-1/anat/x_T1w.nii.gz": "thumbnails/sub-A/ses-1/anat/x_T1w.png",
+                                        "sub-B/ses-2/anat/x_T1w.nii.gz": "thumbnails/sub-B/ses-2/anat/x_T1w.png"}
+    assert list(writer.thumbnail_links(["sub-B/ses-2"])) == ["sub-B/ses-2/anat/x_T1w.nii.gz"]
 
 
 def test_a_deleted_or_damaged_index_is_built_again_and_loses_nothing(tmp_path):
