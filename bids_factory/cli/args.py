@@ -163,6 +163,9 @@ def command_line() -> argparse.ArgumentParser:
                                             "pybids (a daily convert checks only what it changed). Exit status "
                                             "16 when the validator finds errors, 1 when pybids misses a placed image.")
     check.add_argument("bids", type=Path, metavar="BIDS_DIR")
+    check.add_argument("--export", type=Path, metavar="EXPORT_DIR",
+                       help="also walk every file of the export and name the visits whose files changed since their "
+                            "conversion where a daily run does not look (convert --rescan converts them)")
     _common(check)
 
     slurm = commands.add_parser(

@@ -134,7 +134,7 @@ def _visits(args) -> int:
 def _check(args) -> int:
     from bids_factory.run.pipeline import check
 
-    result, unindexed, differences = check(args.bids)
+    result, unindexed, differences = check(args.bids, args.export)
     for issue in result.errors:
         print(f"error: {issue.location or args.bids}: {issue.code} {issue.message}".rstrip())
     for missing in unindexed:

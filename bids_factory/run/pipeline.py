@@ -275,9 +275,10 @@ def _selected(discovery, options: ConvertOptions, report: RunSummary) -> list[Vi
     return [v for v in visits if v.scan_research_id in options.visits]
 
 
-def check(bids: Path) -> tuple[ValidatorResult, list[str], list[SessionDifference]]:
-    """The full check of a dataset (a weekly job): the validator and pybids' read-back over all of it, and
-    each session against its visit record."""
+def check(bids: Path, export: Path | None = None) -> tuple[ValidatorResult, list[str], list[SessionDifference]]:
+    """The full check of a dataset (a weekly job): the validator and pybids' read-back over all of it, each
+    session against its visit record, the visit index against the records and states, and with ``export``
+    every visit's files against its state (a change a daily run does not look for: a note)."""
     if not (bids / "dataset_description.json").is_file():
         raise DatasetError(f"{bids} is not a BIDS dataset (no dataset_description.json in it)")
     result = run_validator(bids)
@@ -288,6 +289,13 @@ def check(bids: Path) -> tuple[ValidatorResult, list[str], list[SessionDifferenc
     index = [SessionDifference(line.split(": ", 1)[0], line.split(": ", 1)[1] + (
         " (the index is derived from the visit records and states: `bids-factory convert --rescan` builds it "
         "again)")) for line in writer.index.differences()]
+    if export is not None:
+        states = writer.visit_states()
+        index += [SessionDifference(", ".join(f.relpath for f in visit.folders), (
+            f"visit {visit.scan_research_id}: its files changed since it was converted, inside a day folder a daily "
+            "run does not walk again (a file rewritten in place?): `bids-factory convert EXPORT_DIR BIDS_DIR "
+            "--rescan` converts it again"), error=False) for visit in discover(export).visits
+            if visit.scan_research_id in states and states[visit.scan_research_id]["fingerprint"] != visit.fingerprint]
     return result, unindexed_images(bids.resolve(), records), session_differences(bids.resolve(), records) + index
 
 

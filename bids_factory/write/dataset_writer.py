@@ -272,7 +272,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
 
     def pending_records(self) -> list[VisitRecord]:
         """The visit records with changes waiting for a person's decision (found in the index)."""
-        return [self.read_json(VISIT_RECORDS / v["name"]) for v in self.index.visits() if v["pending"]]
+        return [self.read_json(VISIT_RECORDS / v["name"]) for v in self.index.visits(pending_only=True)]
 
     def visit_records(self) -> list[VisitRecord]:
         """Provenance records of every placed visit (read from disk once, then kept up to date)."""

@@ -199,12 +199,13 @@ class VisitIndex:
         return {row[0]: {"scan_research_id": row[0], "fingerprint": row[1], "settings": row[2], "status": row[3],
                          "subject_label": row[4], "session_label": row[5]} for row in rows}
 
-    def visits(self) -> Iterator[dict]:
-        """Every placed visit, in record name order, as a light record: ``name``, ``scan_research_id``,
-        ``participant_id``, ``session_id``, ``export_days`` (list), ``images``, ``gone`` (every folder
-        purged), ``pending`` (changes to decide), ``left`` and ``moved_from`` (as in the record)."""
+    def visits(self, pending_only: bool = False) -> Iterator[dict]:
+        """Every placed visit (``pending_only``: with changes to decide), in record name order, as a light
+        record: ``name``, ``scan_research_id``, ``participant_id``, ``session_id``, ``export_days`` (list),
+        ``images``, ``gone`` (every folder purged), ``pending``, ``left`` and ``moved_from`` (as in the record)."""
         rows = self.db().execute("SELECT name, scan_research_id, participant_id, session_id, export_days, images, "
-                                 "gone, pending, left_lines, moved_from FROM records ORDER BY name")
+                                 "gone, pending, left_lines, moved_from FROM records "
+                                 f"{'WHERE pending ' if pending_only else ''}ORDER BY name")
         for row in rows:
             yield {"name": row[0], "scan_research_id": row[1], "participant_id": row[2], "session_id": row[3],
                    "export_days": [d for d in row[4].split(",") if d], "images": row[5], "gone": bool(row[6]),

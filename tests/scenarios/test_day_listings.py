@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bids_factory.cli.main import main
 from bids_factory.discover import visits as discovery
 from bids_factory.run.pipeline import ConvertOptions, convert
 
@@ -55,7 +56,7 @@ def test_a_visit_folder_added_to_an_old_day_is_converted_and_only_that_day_is_wa
     assert not report.failed
 
 
-def test_a_file_rewritten_in_place_in_an_old_day_needs_rescan(converted):
+def test_a_file_rewritten_in_place_in_an_old_day_needs_rescan_and_check_names_it(converted, capsys):
     export, bids = converted
     visit = export / "DICOM" / "2024" / "20240312" / "V0001B"
     rewritten = next(p for p in sorted(visit.rglob("*")) if p.is_file())
@@ -63,6 +64,10 @@ def test_a_file_rewritten_in_place_in_an_old_day_needs_rescan(converted):
     os.utime(rewritten, ns=(later, later))  # the folder's time does not change
     daily = convert(ConvertOptions(export=export, bids=bids, validate=False))
     assert _statuses(daily)["V0001B"] == "unchanged"
+    assert main(["check", str(bids), "--export", str(export)]) == 0  # a note: nothing wrong in the dataset
+    out = capsys.readouterr().out
+    assert "note: DICOM/2024/20240312/V0001B: visit V0001B: its files changed since it was converted" in out
+    assert "--rescan" in out and "V0001A" not in out
     rescan = convert(ConvertOptions(export=export, bids=bids, validate=False, rescan=True))
     assert _statuses(rescan) == {"V0001A": "unchanged", "V0001B": "placed", "V0002-A": "unchanged"}
     assert not rescan.failed
