@@ -72,6 +72,7 @@ def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> Non
     rules = Rules.load(options)
     settings = rules.settings_key(options)
     writer = DatasetWriter(bids)
+    writer.index.db().execute("PRAGMA synchronous = OFF")  # built again by the previous day's run below
     subjects = {}
     for visit in discover(export).visits:
         index = int(visit.scan_research_id.removeprefix("VISIT"))

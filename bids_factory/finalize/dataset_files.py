@@ -132,9 +132,9 @@ def _participants_files(writer: DatasetWriter, image_participants: list[str], eh
             for participant in sorted(set(image_participants) | set(ehr_rows))]
     existing = read_tsv(writer.root / "participants.tsv")
     theirs = [c for c in (existing[0] if existing else []) if c != "participant_id" and c not in columns]
+    left = moved_away - set(image_participants) - set(ehr_rows)  # once: participants.tsv may hold 100 000 rows
     drop = {row["participant_id"] for row in (existing[1] if existing else [])
-            if row["participant_id"] in moved_away - set(image_participants) - set(ehr_rows)
-            and all(row.get(c) in (None, "", "n/a") for c in theirs)}
+            if row["participant_id"] in left and all(row.get(c) in (None, "", "n/a") for c in theirs)}
     tsv = merge_tsv(existing, "participant_id", columns, rows, keep=lambda p: p not in drop)
     sidecar = {**PARTICIPANTS_SIDECAR, **(ehr.participants_sidecar if ehr else {})}
     return {"participants.tsv": tsv, **_merged(writer, "participants.json", sidecar)}

@@ -211,6 +211,10 @@ class VisitIndex:
                    "export_days": [d for d in row[4].split(",") if d], "images": row[5], "gone": bool(row[6]),
                    "pending": bool(row[7]), "left": json.loads(row[8]), "moved_from": json.loads(row[9])}
 
+    def sessions(self) -> list[tuple[str, str, str]]:
+        """(participant_id, session_id, scan_research_id) of every placed visit."""
+        return self.db().execute("SELECT participant_id, session_id, scan_research_id FROM records").fetchall()
+
     def counts(self) -> dict:
         """The whole dataset: ``subjects``, ``sessions``, ``images``, ``not_placed`` (status -> series not
         placed, of placed visits and of visits with nothing placed) and ``to_decide`` (unmatched or
