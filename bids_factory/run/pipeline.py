@@ -174,8 +174,9 @@ def _gone_visits(writer: DatasetWriter, present: set[str]) -> list[Problem]:
     if not present:
         return []
     notes = []
-    for record in [v for v in writer.index.visits() if v["scan_research_id"] not in present and not v["gone"]]:
-        writer.record_visit_gone(writer.read_json(VISIT_RECORDS / record["name"]))
+    for name in [name for name, visit in writer.index.not_gone() if visit not in present]:
+        record = writer.read_json(VISIT_RECORDS / name)
+        writer.record_visit_gone(record)
         notes.append(Problem(f"{record['participant_id']}/{record['session_id']}", (
             f"visit {record['scan_research_id']} is no longer in the export: its session stays as placed (the "
             "export is history); its visit record names the folders gone"), fatal=False))

@@ -211,6 +211,10 @@ class VisitIndex:
                    "export_days": [d for d in row[4].split(",") if d], "images": row[5], "gone": bool(row[6]),
                    "pending": bool(row[7]), "left": json.loads(row[8]), "moved_from": json.loads(row[9])}
 
+    def not_gone(self) -> list[tuple[str, str]]:
+        """(record name, scan_research_id) of every placed visit with an export folder not known to be gone."""
+        return self.db().execute("SELECT name, scan_research_id FROM records WHERE gone = 0 ORDER BY name").fetchall()
+
     def sessions(self) -> list[tuple[str, str, str]]:
         """(participant_id, session_id, scan_research_id) of every placed visit."""
         return self.db().execute("SELECT participant_id, session_id, scan_research_id FROM records").fetchall()

@@ -49,6 +49,7 @@ def test_the_index_answers_from_the_records_and_states(tmp_path):
                       "not_placed": {"held-back": 1, "unmatched": 3}}
     assert [v["name"] for v in writer.index.visits() if v["pending"]] == ["sub-A_ses-2.json"]
     assert [r["scan_research_id"] for r in writer.pending_records()] == ["V2"]
+    assert writer.index.not_gone() == [("sub-A_ses-1.json", "V1"), ("sub-A_ses-2.json", "V2"), ("sub-B_ses-3.json", "V3")]
     assert sorted(writer.index.sessions()) == [("sub-A", "ses-1", "V1"), ("sub-A", "ses-2", "V2"), ("sub-B", "ses-3", "V3")]
     assert writer.visit_states()["V4"]["status"] == "nothing-to-place"
     assert [v["scan_research_id"] for v in writer.index.unplaced_visits()] == ["V4"]
