@@ -86,8 +86,11 @@ def discover(export_root: Path, today: dt.date | None = None, listings: dict[str
     broken: set[str] = set()
     unchanged: set[str] = set()
     for name in sorted(where):
-        seen = {listing["folders"][name].get("fingerprint") for _, _, listing in where[name]}
-        if name not in changed and current is not None and len(seen) == 1 and current(name, seen.pop()):
+        # as walked last: one fingerprint over as many folders as there are now (a purged day is a change)
+        seen = {(listing["folders"][name].get("fingerprint"), listing["folders"][name].get("folders"))
+                for _, _, listing in where[name]}
+        fingerprint, count = seen.pop() if len(seen) == 1 else (None, None)
+        if name not in changed and current is not None and count == len(where[name]) and current(name, fingerprint):
             problems.extend(Problem(*p) for _, _, listing in where[name] for p in listing["folders"][name]["problems"])
             unchanged.add(name)
             continue
@@ -115,7 +118,8 @@ def discover(export_root: Path, today: dt.date | None = None, listings: dict[str
     )
     for visit in visits:  # what the next run compares with the visit's state
         for _, _, listing in where[visit.scan_research_id]:
-            listing["folders"][visit.scan_research_id]["fingerprint"] = visit.fingerprint
+            listing["folders"][visit.scan_research_id].update(fingerprint=visit.fingerprint,
+                                                              folders=len(where[visit.scan_research_id]))
     return Discovery(visits=visits, problems=tuple(problems), unchanged=tuple(sorted(unchanged)), listings=listed)
 
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from bids_factory.model import VISIT_RECORD_VERSION, VISIT_STATE_VERSION, VisitState, bids_label, readable
-from bids_factory.write.dataset_paths import VISIT_STATES
+from bids_factory.write.dataset_paths import STATE_DIR, VISIT_STATES
 from bids_factory.write.visit_index import RECORD, STATE
 
 
@@ -18,8 +18,8 @@ class VisitStates:
 
     def visit_states(self) -> dict[str, VisitState]:
         """scan_research_id -> state of its last conversion (fingerprint, settings, status, labels), from the
-        index (:mod:`bids_factory.write.visit_index`)."""
-        return self.index.states()
+        index (:mod:`bids_factory.write.visit_index`); none in a dataset not started (nothing is created)."""
+        return self.index.states() if (self.root / STATE_DIR).is_dir() else {}
 
     def write_visit_state(self, state: VisitState) -> None:
         raw = state["scan_research_id"]
