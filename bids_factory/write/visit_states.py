@@ -19,12 +19,15 @@ class VisitStates:
     def visit_states(self) -> dict[str, VisitState]:
         """scan_research_id -> state of its last conversion (fingerprint, settings, status, labels), from the
         index (:mod:`bids_factory.write.visit_index`); none in a dataset not started (nothing is created)."""
-        return self.index.states() if (self.root / STATE_DIR).is_dir() else {}
+        if getattr(self, "_states", None) is None:  # read once, until a state is written
+            self._states = self.index.states() if (self.root / STATE_DIR).is_dir() else None
+        return self._states or {}
 
     def write_visit_state(self, state: VisitState) -> None:
         raw = state["scan_research_id"]
         # a label of any length: the name stays one a file system holds (the digest tells visits apart)
         name = f"{bids_label(raw)[:200] or 'visit'}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}.json"
+        self._states = None
         self.index.will_write(STATE, name)
         self.write_json(VISIT_STATES / name, {"state_version": VISIT_STATE_VERSION, **state})
         self.index.wrote(STATE, name, self.read_json(VISIT_STATES / name))
