@@ -6,7 +6,8 @@ A seed visit (the shared Siemens XA30 visit, series 5-10: T1w, bold, field maps,
 Each large dataset is then built without converting anything: N sessions ``sub-P<i>/ses-VISIT<i>`` are
 hard links of the seed session's images (sidecars and scans.tsv rewritten with the new labels), with a
 visit record, a visit state and a thumbnail each, and the export holds the N visits (hard links of the
-seed visit) whose states match, so bids-factory believes it converted them. Then the same 4 new visits
+seed visit) whose states match, so bids-factory believes it converted them; a run over that export (the
+previous day's run, not timed) builds the visit index and keeps the day folders' listings. Then the same 4 new visits
 (a new export day) are converted into an empty dataset and into each large one; wall time, CPU time and
 peak RSS (``/usr/bin/time``: bids-factory, its workers, the validator) are printed. The CPU may be shared:
 numbers are noisy. Never part of the test suite.
@@ -71,6 +72,7 @@ def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> Non
     rules = Rules.load(options)
     settings = rules.settings_key(options)
     writer = DatasetWriter(bids)
+    writer.index.db().execute("PRAGMA synchronous = OFF")  # built again by the previous day's run below
     subjects = {}
     for visit in discover(export).visits:
         index = int(visit.scan_research_id.removeprefix("VISIT"))
@@ -103,11 +105,15 @@ def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> Non
     (bids / "participants.tsv").write_text("\n".join(participants) + "\n")
     (bids / STATE / "subjects.json").write_text(json.dumps(subjects))
     (bids / STATE / "unlisted").mkdir()  # every sessions.tsv lists its sessions (as finalize leaves it)
+    writer.index.close()
+    (bids / STATE / "index.sqlite").unlink()  # records were written here by hand: the run builds it from them
+    subprocess.run([sys.executable, "-m", "bids_factory", "convert", str(export), str(bids), "--quiet"],
+                   check=False, capture_output=True)  # the previous day's run
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, nargs="+", default=[256, 1000])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[256, 1000], help="e.g. 4000 20000")
     parser.add_argument("--new", type=int, default=4, help="new visits of the daily run")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
@@ -133,7 +139,7 @@ def main() -> int:
         print(f"{size:5d} sessions (built in {built:5.1f} s): {args.new} new visits {elapsed:6.2f} s ({cpu:.1f} s CPU), "
               f"peak RSS {peak:5.0f} MiB; no-op re-run {again:5.2f} s ({again_cpu:.1f} s CPU), {again_peak:4.0f} MiB "
               f"[{summary}]", flush=True)
-        if size:
+        if size and not args.keep:
             shutil.rmtree(export, ignore_errors=True)
             shutil.rmtree(bids, ignore_errors=True)
     base, base_cpu = rows[0][1], rows[0][2]

@@ -146,7 +146,8 @@ for line in sys.stdin:
         for fd, name in ((1, "stdout"), (2, "stderr")):
             os.dup2(os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
         os.chdir(request["cwd"])
-        limit, calls = request["kill_at"], [0]
+        step, limit = str(request["kill_at"]).rpartition(":")[::2]
+        limit, calls = int(limit), [0]
         def deadly(real):
             def call(*args, **kwargs):
                 calls[0] += 1
@@ -154,8 +155,14 @@ for line in sys.stdin:
                     os._exit(137)
                 return real(*args, **kwargs)
             return call
-        if limit:
+        if limit and step in ("", "rename"):
             os.rename, os.replace = deadly(os.rename), deadly(os.replace)
+        elif limit and step == "index":
+            import sqlite3
+            class Index(sqlite3.Connection):
+                commit = deadly(sqlite3.Connection.commit)
+            connect = sqlite3.connect
+            sqlite3.connect = lambda *args, **kwargs: connect(*args, factory=Index, **kwargs)
         sys.argv = ["bids-factory", *request["args"]]
         try:
             code = main(request["args"])
@@ -172,15 +179,16 @@ for line in sys.stdin:
 
 class CommandRuns:
     """``bids-factory`` commands as separate processes that a server forks after importing bids-factory once: a
-    run costs its work, not the imports. ``kill_at=N`` ends the run at its N-th ``os.rename``/``os.replace``
-    (every step that publishes something) with ``os._exit(137)``: no cleanup, as with SIGKILL or a power cut."""
+    run costs its work, not the imports. ``kill_at=N`` (or ``"rename:N"``) ends the run at its N-th
+    ``os.rename``/``os.replace`` (every step that publishes something), ``"index:N"`` at its N-th commit of the
+    visit index, with ``os._exit(137)``: no cleanup, as with SIGKILL or a power cut."""
 
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch
         self.server = subprocess.Popen([sys.executable, "-c", _FORK_SERVER], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True)
 
-    def __call__(self, *args: str | Path, kill_at: int = 0, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str | Path, kill_at: int | str = 0, cwd: Path = REPO) -> subprocess.CompletedProcess:
         """What ``subprocess.run(["bids-factory", *args], capture_output=True, text=True)`` gives."""
         args = [str(a) for a in args]
         out, err = (self.scratch / f"run.{name}" for name in ("stdout", "stderr"))

@@ -107,6 +107,9 @@ def command_line() -> argparse.ArgumentParser:
                          help="only convert visits of these subjects (labels with or without 'sub-')")
     convert.add_argument("--reconvert", action="store_true",
                          help="convert every visit again, even those unchanged since the last run")
+    convert.add_argument("--rescan", action="store_true",
+                         help="walk every file of the export, also in day folders unchanged since the last run "
+                              "(a file rewritten in place in an old day's visit folder)")
     convert.add_argument("--visit", nargs="+", default=[], metavar="ID",
                          help="only convert these visits (scan_research_id), e.g. one per SLURM array task")
     convert.add_argument("--apply-changes", nargs="+", default=[], metavar="VISIT",
@@ -160,6 +163,9 @@ def command_line() -> argparse.ArgumentParser:
                                             "pybids (a daily convert checks only what it changed). Exit status "
                                             "16 when the validator finds errors, 1 when pybids misses a placed image.")
     check.add_argument("bids", type=Path, metavar="BIDS_DIR")
+    check.add_argument("--export", type=Path, metavar="EXPORT_DIR",
+                       help="also walk every file of the export and name the visits whose files changed since their "
+                            "conversion where a daily run does not look (convert --rescan converts them)")
     _common(check)
 
     slurm = commands.add_parser(

@@ -83,7 +83,7 @@ def _convert_options(args):
     options = ConvertOptions(export=args.export, bids=args.bids, heuristic=args.heuristic, jobs=args.jobs,
                              participant_labels=labels, validate=args.validate,
                              dataset_name=args.dataset_name, keep_site_fields=args.keep_site_fields,
-                             reconvert=args.reconvert, schemas=args.schemas,
+                             reconvert=args.reconvert, rescan=args.rescan, schemas=args.schemas,
                              ehr_mapping=args.ehr_mapping, nifti_patient_field=args.nifti_patient_field,
                              visits=frozenset(args.visit), apply_changes=frozenset(args.apply_changes),
                              wait=args.wait, dates=DatePolicy(args.dates),
@@ -134,7 +134,7 @@ def _visits(args) -> int:
 def _check(args) -> int:
     from bids_factory.run.pipeline import check
 
-    result, unindexed, differences = check(args.bids)
+    result, unindexed, differences = check(args.bids, args.export)
     for issue in result.errors:
         print(f"error: {issue.location or args.bids}: {issue.code} {issue.message}".rstrip())
     for missing in unindexed:
@@ -143,7 +143,8 @@ def _check(args) -> int:
         print(f"{'error' if difference.error else 'note'}: {difference.path}: {difference.reason}")
     missing = sum(1 for d in differences if d.error)
     summary = (f"{args.bids}: BIDS validator {len(result.errors)} errors, {len(result.warnings)} warnings; "
-               f"pybids misses {len(unindexed)} placed images; {missing} placed files missing from their session")
+               f"pybids misses {len(unindexed)} placed images; {missing} placed files missing from their session "
+               "or visit index entries differing from their file")
     if result.errors or unindexed or missing:
         print(f"bids-factory: check failed: {summary}", file=sys.stderr)
         return EXIT_INVALID if result.errors else EXIT_FAILED

@@ -54,12 +54,13 @@ one session is one visit (`scan_research_id`).
 def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: str | None = None,
                   changes: list[str] | None = None, ehr: EhrResult | None = None,
                   authors: tuple[str, ...] | None = None, license: str | None = None) -> dict[str, str]:
-    """Relative path -> text of every dataset-level file, from the visit records and the EHR tables.
+    """Relative path -> text of every dataset-level file, from the visit records (as the index holds them:
+    :meth:`bids_factory.write.visit_index.VisitIndex.visits`) and the EHR tables.
 
     ``dataset_description.json`` is merged: a curator's keys stay; ``authors``/``license`` replace
     ``Authors``/``License`` only when given (never invented: without them the validator warns).
     """
-    records = writer.visit_records()
+    records = list(writer.index.visits())
     files: dict[str, str] = {}
     description = writer.read_json("dataset_description.json", default={}) or {}
     description.update({
@@ -112,7 +113,7 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
             continue
         path = f"{participant}/{participant}_sessions.tsv"
         rows = [{"session_id": r["session_id"], "scan_research_id": r["scan_research_id"],
-                 "export_days": ",".join(sorted({f["day"] for f in r["export_folders"]}))} for r in visits]
+                 "export_days": ",".join(r["export_days"])} for r in visits]
         files[path] = merge_tsv(read_tsv(writer.root / path), "session_id", list(SESSIONS_SIDECAR), rows,
                                 keep=lambda session, p=participant: (p, session) not in moved_away)
     return files
@@ -131,9 +132,9 @@ def _participants_files(writer: DatasetWriter, image_participants: list[str], eh
             for participant in sorted(set(image_participants) | set(ehr_rows))]
     existing = read_tsv(writer.root / "participants.tsv")
     theirs = [c for c in (existing[0] if existing else []) if c != "participant_id" and c not in columns]
+    left = moved_away - set(image_participants) - set(ehr_rows)  # once: participants.tsv may hold 100 000 rows
     drop = {row["participant_id"] for row in (existing[1] if existing else [])
-            if row["participant_id"] in moved_away - set(image_participants) - set(ehr_rows)
-            and all(row.get(c) in (None, "", "n/a") for c in theirs)}
+            if row["participant_id"] in left and all(row.get(c) in (None, "", "n/a") for c in theirs)}
     tsv = merge_tsv(existing, "participant_id", columns, rows, keep=lambda p: p not in drop)
     sidecar = {**PARTICIPANTS_SIDECAR, **(ehr.participants_sidecar if ehr else {})}
     return {"participants.tsv": tsv, **_merged(writer, "participants.json", sidecar)}

@@ -95,7 +95,7 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
                                     authors=options.authors, license=options.license))
     writer.mark_listed(unlisted or ())  # their sessions.tsv are written
     if ehr.tables:  # an export without EHR tables has no linkage to report
-        image_subjects = frozenset(r["participant_id"].removeprefix("sub-") for r in writer.visit_records())
+        image_subjects = frozenset(sub.removeprefix("sub-") for sub, _, _ in writer.index.sessions())
         report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
         near = [Problem("EHR", f"EHR participant sub-{ehr_label} and the images' sub-{image_label} differ only in "
                                "case: not linked (labels are case-sensitive); correct the id if they are one patient",
@@ -216,7 +216,7 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
                report: RunSummary) -> None:
     """Move converted visits into the dataset (under the lock), recording their state."""
     guard = SubjectGuard(writer.read_json(SUBJECTS_FILE, default={}) or {}, writer.subject_key())
-    sessions = {(r["participant_id"], r["session_id"]): r["scan_research_id"] for r in writer.visit_records()}
+    sessions = {(sub, ses): visit for sub, ses, visit in writer.index.sessions()}
     for visit, outcome in outcomes:
         if isinstance(outcome, VisitWithoutImages):  # reports, presentation states...: a note, not a failure
             result = VisitResult(visit.scan_research_id, VisitStatus.NOTHING_TO_PLACE,

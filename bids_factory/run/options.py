@@ -31,6 +31,7 @@ class ConvertOptions:
     dataset_name: str | None = None
     keep_site_fields: bool = False
     reconvert: bool = False
+    rescan: bool = False  # walk every day folder of the export, also those unchanged since the last run
     schemas: Path | None = None  # sidecar schemas folder (default: the shipped schemas/sidecar)
     ehr_mapping: Path | None = None  # EHR mapping file (JSON/YAML); without it columns are detected
     nifti_patient_field: str = "PatientID"  # NIfTI export: the JSON field holding the patient id

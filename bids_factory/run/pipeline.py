@@ -24,12 +24,12 @@ from bids_factory.model import HISTORY_VERSION, Problem, RunSummary, Visit, Visi
 from bids_factory.run.progress import Phases
 from bids_factory.report.page import report_pages
 from bids_factory.run.options import ConvertOptions, settings_key
-from bids_factory.report.summary import dataset_counts, history_entry, run_record
+from bids_factory.report.summary import NOT_PLACED_GROUPS, TO_DECIDE, history_entry, run_record
 from bids_factory.checks.placed_files import SessionDifference, session_differences
 from bids_factory.checks.validator import ValidatorResult, run_validator, unindexed_images
 from bids_factory.write.append_only import APPLY_OPTION, PendingChange
 from bids_factory.write.dataset_writer import DatasetWriter
-from bids_factory.write.dataset_paths import HISTORY, REPORT_PAGE, STATE_DIR
+from bids_factory.write.dataset_paths import HISTORY, REPORT_PAGE, STATE_DIR, VISIT_RECORDS
 
 if TYPE_CHECKING:  # only a run with work loads the rules
     from bids_factory.run.rules import Rules
@@ -47,11 +47,11 @@ def convert(options: ConvertOptions) -> RunSummary:
     settings = settings_key(options)  # the heuristic and schemas as data: checked below if a visit is converted
     phases = Phases()
     began = time.monotonic()
-    discovery = discover(options.export)
-    report = RunSummary(problems=list(discovery.problems))
-    visits = _selected(discovery.visits, options, report)
     writer = DatasetWriter(options.bids, options.dates)
-    todo = _changed_visits(visits, writer, settings, options, report)
+    discovery = _discover(options, writer, settings)
+    report = RunSummary(problems=list(discovery.problems))
+    visits = _selected(discovery, options, report)
+    todo = _changed_visits(visits, writer, settings, options, report, discovery.unchanged)
     rules: Rules | None = None
     if todo:
         from bids_factory.run import batches as conversion  # the conversion stages: only a run with work imports them
@@ -60,17 +60,19 @@ def convert(options: ConvertOptions) -> RunSummary:
     if not options.wait:
         writer.ensure_not_locked()
     # announced once done: bad input (no export, a dataset path that cannot be a folder) stays one error line
-    phases.done("discover", f"{len(visits)} visits in {options.export} ({time.monotonic() - began:.1f} s)")
+    phases.done("discover", f"{len(report.visits) + len(todo)} visits in {options.export} "
+                            f"({time.monotonic() - began:.1f} s)")
     with writer.staging_area() as staging:
         with writer.locked(options.wait):  # a tighter date policy applies to what earlier runs wrote, first
-            writer.apply_date_policy()
-        phases.start("convert", f"{len(todo)} of {len(visits)} visits new or changed")
+            if not writer.apply_date_policy() and options.dates.keeps:  # (export paths name their day)
+                writer.index.store_day_listings(discovery.listings, forget=options.rescan)
+        phases.start("convert", f"{len(todo)} of {len(report.visits) + len(todo)} visits new or changed")
         if todo:
             conversion.convert_visits(todo, staging, writer, rules, options, report, phases)
         report.problems.extend(_unmatched_selection(options, report))
-        report.problems.extend(pending_problems(writer.visit_records(), options))
+        report.problems.extend(pending_problems(writer.pending_records(), options))
         with writer.locked(options.wait):
-            report.problems.extend(_gone_visits(writer, discovery.visits))
+            report.problems.extend(_gone_visits(writer, discovery.visit_ids))
             _dataset_level(writer, options, rules, report, staging, phases)
             phases.start("report")
             _record_run(writer, report)
@@ -140,8 +142,8 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     """The run record, the history line and the page, refreshed by every run (also one that changed nothing:
     what is still held back comes from the visit records and states, not from this run)."""
     report.record = run_record(report)
-    unplaced = [s for s in writer.visit_states().values() if s.get("not_placed")]
-    report.dataset = dataset_counts(writer.visit_records(), unplaced)
+    unplaced = writer.index.unplaced_visits()
+    report.dataset = indexed_counts(writer)
     history = writer.read_json(HISTORY, default=None)
     if history is None:  # a dataset written before the history existed: rebuilt once from the run records
         history = [history_entry(r) for r in writer.run_records()]
@@ -155,17 +157,26 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     report.report_page = str(writer.root / REPORT_PAGE)
 
 
-def _gone_visits(writer: DatasetWriter, visits) -> list[Problem]:
+def indexed_counts(writer: DatasetWriter) -> dict[str, int]:
+    """The dataset's counts as :func:`bids_factory.report.summary.dataset_counts` gives them, from the index
+    (no visit record is read)."""
+    found = writer.index.counts()
+    counts = {"subjects": found["subjects"], "sessions": found["sessions"], "images placed": found["images"]}
+    for label, statuses in NOT_PLACED_GROUPS:
+        counts[f"series {label}"] = sum(found["not_placed"].get(s, 0) for s in statuses)
+    counts[TO_DECIDE] = found["to_decide"]
+    return counts
+
+
+def _gone_visits(writer: DatasetWriter, present: set[str]) -> list[Problem]:
     """Placed visits no longer in the export (a deleted visit, its days purged): the session stays, the visit
     record says its folders are gone (once: a note the first run that sees it). Not when the export shows no
     visit at all (an unmounted export is no purge)."""
-    if not visits:
+    if not present:
         return []
-    present = {v.scan_research_id for v in visits}
     notes = []
-    for record in writer.visit_records():
-        if record["scan_research_id"] in present or all(f.get("gone") for f in record.get("export_folders") or []):
-            continue
+    for name in [name for name, visit in writer.index.not_gone() if visit not in present]:
+        record = writer.read_json(VISIT_RECORDS / name)
         writer.record_visit_gone(record)
         notes.append(Problem(f"{record['participant_id']}/{record['session_id']}", (
             f"visit {record['scan_research_id']} is no longer in the export: its session stays as placed (the "
@@ -204,15 +215,32 @@ def pending_visits(options: ConvertOptions) -> tuple[list[Visit], list[Problem]]
     _refuse_dataset_in_export(options)
     check_dataset_folder(options.bids)
     settings = settings_key(options)
-    discovery = discover(options.export)
+    writer = DatasetWriter(options.bids)
+    discovery = _discover(options, writer, settings)
     report = RunSummary(problems=list(discovery.problems))
-    visits = _selected(discovery.visits, options, report)
-    todo = _changed_visits(visits, DatasetWriter(options.bids), settings, options, report)
+    visits = _selected(discovery, options, report)
+    todo = _changed_visits(visits, writer, settings, options, report, discovery.unchanged)
     if todo:
         from bids_factory.run.rules import Rules
 
         Rules.load(options)  # a bad heuristic or schema stops before anything is submitted
     return todo, report.problems
+
+
+def _discover(options: ConvertOptions, writer: DatasetWriter, settings: str):
+    """The export's visits: only the day folders new or changed since the last run's listing are listed, and
+    only their visits walked, with every visit whose state is not that of the files last listed (none, other
+    settings, ``--apply-changes``...). ``--rescan`` walks everything; so does a dataset without
+    an index, or a date policy other than ``keep`` (the listings name export days: none is kept)."""
+    if options.rescan or options.reconvert or not options.dates.keeps or not writer.state.is_dir():
+        return discover(options.export)
+    states = writer.visit_states()
+
+    def current(visit: str, fingerprint: str) -> bool:
+        state = states.get(visit)
+        return state is not None and state["fingerprint"] == fingerprint and state["settings"] == settings \
+            and visit not in options.apply_changes
+    return discover(options.export, listings=writer.index.day_listings(), current=current)
 
 
 def _refuse_dataset_in_export(options: ConvertOptions) -> None:
@@ -238,37 +266,56 @@ def _unmatched_selection(options: ConvertOptions, report: RunSummary) -> list[Pr
             for label in sorted(options.participant_labels - seen)]
 
 
-def _selected(visits, options: ConvertOptions, report: RunSummary) -> list[Visit]:
+def _selected(discovery, options: ConvertOptions, report: RunSummary) -> list[Visit]:
     """The visits named with ``--visit`` (all when none is named); unknown names are reported."""
+    visits = discovery.visits
     if not options.visits:
         return list(visits)
-    known = {v.scan_research_id for v in visits}
+    known = discovery.visit_ids
     for missing in sorted(options.visits - known):
         report.problems.append(Problem(missing, "visit named with --visit is not in the export"))
     return [v for v in visits if v.scan_research_id in options.visits]
 
 
-def check(bids: Path) -> tuple[ValidatorResult, list[str], list[SessionDifference]]:
-    """The full check of a dataset (a weekly job): the validator and pybids' read-back over all of it, and
-    each session against its visit record."""
+def check(bids: Path, export: Path | None = None) -> tuple[ValidatorResult, list[str], list[SessionDifference]]:
+    """The full check of a dataset (a weekly job): the validator and pybids' read-back over all of it, each
+    session against its visit record, the visit index against the records and states, and with ``export``
+    every visit's files against its state (a change a daily run does not look for: a note)."""
     if not (bids / "dataset_description.json").is_file():
         raise DatasetError(f"{bids} is not a BIDS dataset (no dataset_description.json in it)")
     result = run_validator(bids)
     if result is None:
         raise ToolMissingError("bids-validator-deno is not installed: pip install bids-validator-deno")
-    records = DatasetWriter(bids).visit_records()
-    return result, unindexed_images(bids.resolve(), records), session_differences(bids.resolve(), records)
+    writer = DatasetWriter(bids)
+    records = writer.visit_records()
+    index = [SessionDifference(line.split(": ", 1)[0], line.split(": ", 1)[1] + (
+        " (the index is derived from the visit records and states: `bids-factory convert --rescan` builds it "
+        "again)")) for line in writer.index.differences()]
+    if export is not None:
+        states = writer.visit_states()
+        index += [SessionDifference(", ".join(f.relpath for f in visit.folders), (
+            f"visit {visit.scan_research_id}: its files changed since it was converted, inside a day folder a daily "
+            "run does not walk again (a file rewritten in place?): `bids-factory convert EXPORT_DIR BIDS_DIR "
+            "--rescan` converts it again"), error=False) for visit in discover(export).visits
+            if visit.scan_research_id in states and states[visit.scan_research_id]["fingerprint"] != visit.fingerprint]
+    return result, unindexed_images(bids.resolve(), records), session_differences(bids.resolve(), records) + index
 
 
 def _changed_visits(visits, writer: DatasetWriter, settings: str, options: ConvertOptions,
-                    report: RunSummary) -> list[Visit]:
-    """Visits whose sources or settings changed since their last conversion (all with ``reconvert``)."""
+                    report: RunSummary, unchanged: tuple[str, ...] = ()) -> list[Visit]:
+    """Visits whose sources or settings changed since their last conversion (all with ``reconvert``).
+    ``unchanged``: visits discovery did not walk (their day folders unchanged, their state current)."""
+    states = writer.visit_states() if unchanged or (visits and not options.reconvert) else {}
+    for visit in unchanged:
+        if not options.visits or visit in options.visits:
+            state = states.get(visit) or {}
+            report.visits.append(VisitResult(visit, VisitStatus.UNCHANGED, state.get("subject_label", ""),
+                                             state.get("session_label", "")))
     for missing in sorted(options.apply_changes - {v.scan_research_id for v in visits}):
         report.problems.append(Problem(missing, "visit named with --apply-changes is not in the export (or not "
                                                 "selected); nothing was applied"))
     if options.reconvert:
         return list(visits)
-    states = writer.visit_states()
     todo = []
     for visit in visits:
         state = states.get(visit.scan_research_id)

@@ -14,34 +14,29 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
-import fcntl
 import json
 import os
-import secrets
 import shutil
-import stat
-import tempfile
-import time
 from pathlib import Path
 
 from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, fsync_file as _fsync_file
 from bids_factory.write.atomic_files import write_bytes as _write_bytes, write_text as _write_text
 from bids_factory.dates import DatePolicy
-from bids_factory.errors import DatasetLockedError
 from bids_factory.model import VISIT_RECORD_VERSION as RECORD_VERSION, Placement, VisitPlan, VisitRecord, readable
 from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
                                             stopped_run_departures)
+from bids_factory.write.dataset_lock import DatasetLock
 from bids_factory.write.run_records import RunRecords
 from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, PICTURE_SUFFIXES, REPLACED, REPORT_PAGE,
-                                              REPORT_SUBJECT_PAGES, STATE_DIR, SUBJECT_KEY, THUMBNAILS, UNLISTED, VISIT_RECORDS)
+                                              REPORT_SUBJECT_PAGES, STATE_DIR, THUMBNAILS, UNLISTED, VISIT_RECORDS)
+from bids_factory.write.visit_index import RECORD, VisitIndex
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 from bids_factory.write.date_policy import tighten
 
 
 
-class DatasetWriter(RunRecords, VisitStates):
+class DatasetWriter(DatasetLock, RunRecords, VisitStates):
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -50,107 +45,7 @@ class DatasetWriter(RunRecords, VisitStates):
         self._records: dict[str, dict] | None = None  # visit records, read once per run
         self.placed: list[dict] = []  # records of the visits this writer placed (what this run changed)
         self.kept_aside: list[tuple[str, str]] = []  # (a person's file a reconversion replaced, where it is kept)
-
-    # -- locking and staging -------------------------------------------------------------
-    @contextlib.contextmanager
-    def locked(self, wait: float = 0):
-        """Hold the dataset while writing; another run waits up to ``wait`` seconds, then stops.
-
-        ``flock`` on a file in the dataset: exclusive across processes on one host, and on NFS v4
-        (where the lock is forwarded to the server; on NFS v3 without lockd, and on some cluster
-        filesystems, flock is local to a host: give each host its own dataset or run one writer).
-        Stale locks do not exist: the kernel drops the lock when the process dies. Conversions run
-        outside the lock, so parallel runs (SLURM array tasks) only queue for their writes.
-        """
-        self._make_state_dir()
-        handle = open(self.state / "lock", "a+")
-        deadline = time.monotonic() + wait
-        while not _try_flock(handle):
-            if time.monotonic() >= deadline:
-                handle.close()
-                raise DatasetLockedError(
-                    f"another bids-factory run is writing {self.root} (lock {self.state / 'lock'}); "
-                    "wait for it to finish, or pass --wait SECONDS"
-                )
-            time.sleep(0.2)
-        try:
-            self._recover()
-            yield self
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            handle.close()
-
-    def _make_state_dir(self) -> None:
-        """``code/bids-factory/``: owner-only (it holds the subjects' key and the provenance)."""
-        self.state.mkdir(parents=True, exist_ok=True)
-        if stat.S_IMODE(self.state.stat().st_mode) != 0o700:
-            os.chmod(self.state, 0o700)
-
-    def subject_key(self) -> bytes:
-        """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
-        to create it takes the first one's)."""
-        path = self.root / SUBJECT_KEY
-        with contextlib.suppress(FileNotFoundError):
-            return bytes.fromhex(path.read_text().strip())
-        self._make_state_dir()
-        fd, tmp = tempfile.mkstemp(prefix=".subject-key.", dir=self.state)  # 0600
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-        return bytes.fromhex(path.read_text().strip())
-
-    def ensure_not_locked(self) -> None:
-        """Stop before any conversion when another run is writing now (a run that will not wait)."""
-        with self.locked(wait=0):
-            pass
-
-    @contextlib.contextmanager
-    def staging_area(self):
-        """A private folder for one run's conversions, on the dataset's filesystem.
-
-        The run holds a lock on ``.alive`` inside it, so recovery never removes a live run's staging.
-        """
-        self._make_state_dir()
-        base = self.state / "staging"
-        base.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-        alive = open(path / ".alive", "w")
-        fcntl.flock(alive, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
-            alive.close()
-            with contextlib.suppress(OSError):
-                base.rmdir()  # when no other run uses it
-
-    def discard_staged(self, staging: Path, names: list[str]) -> None:
-        """Drop what is left of converted visits in staging (what was not placed)."""
-        for name in names:
-            shutil.rmtree(staging / name, ignore_errors=True)
-
-    def _recover(self) -> None:
-        """Finish or undo what a killed run left: restore swapped-out sessions, drop dead staging."""
-        trash = self.state / "trash"
-        if trash.is_dir():
-            for old in trash.iterdir():
-                target = self.root / old.name.replace("__", "/")
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(old, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        staging = self.state / "staging"
-        for run in (staging.iterdir() if staging.is_dir() else ()):
-            if _dead_run(run):
-                shutil.rmtree(run, ignore_errors=True)
-        shutil.rmtree(self.state / "tmp", ignore_errors=True)  # text files a killed run did not finish
-        shutil.rmtree(self.state / "removed", ignore_errors=True)  # sessions a killed run moved elsewhere
+        self.index = VisitIndex(self.root, self.read_indexed)  # what a run compares and counts
 
     # -- visits ----------------------------------------------------------------------------
     def place_visit(self, plan: VisitPlan, staging: Path, apply_changes: bool = False) -> Reconciliation:
@@ -198,7 +93,9 @@ class DatasetWriter(RunRecords, VisitStates):
         return result
 
     def write_record(self, name: str, record: dict) -> None:
+        self.index.will_write(RECORD, name)
         self.write_json(VISIT_RECORDS / name, record)
+        self.index.wrote(RECORD, name, self.read_json(VISIT_RECORDS / name))
         if self._records is not None:
             self._records[name] = record
 
@@ -209,8 +106,10 @@ class DatasetWriter(RunRecords, VisitStates):
             "export_folders": folders, "gone_sources": sorted({f["path"] for f in folders})})
 
     def remove_record(self, name: str) -> None:
+        self.index.will_write(RECORD, name)
         (self.root / VISIT_RECORDS / name).unlink(missing_ok=True)
         _fsync_dir(self.root / VISIT_RECORDS)
+        self.index.wrote(RECORD, name, None)
         if self._records is not None:
             self._records.pop(name, None)
 
@@ -258,12 +157,19 @@ class DatasetWriter(RunRecords, VisitStates):
             for suffix, data in zip(PICTURE_SUFFIXES, (pictures.thumbnail, pictures.enlarged)):
                 _write_bytes(folder / relpath.replace(".nii.gz", suffix), data, self._tmp_dir())
 
-    def thumbnail_links(self, suffix: str = ".png") -> dict[str, str]:
-        """Dataset path of an image -> its thumbnail (.png) or enlarged picture (.jpg), from code/bids-factory/."""
-        folder = self.root / THUMBNAILS
-        return {picture.relative_to(folder).as_posix().removesuffix(suffix) + ".nii.gz":
-                picture.relative_to(self.root / REPORT_PAGE.parent).as_posix()
-                for picture in sorted(folder.rglob(f"*{suffix}"))} if folder.is_dir() else {}
+    def thumbnail_links(self, suffix: str = ".png", sessions=None) -> dict[str, str]:
+        """Dataset path of an image -> its thumbnail (.png) or enlarged picture (.jpg), relative to the report
+        page; ``sessions``: only those (``sub-<p>/ses-<v>`` folders, e.g. of one subject's page), else all."""
+        base = THUMBNAILS.relative_to(REPORT_PAGE.parent).as_posix()
+        folders = [self.root / THUMBNAILS / s for s in sessions] if sessions is not None else [self.root / THUMBNAILS]
+        links = {}
+        for folder in folders:
+            for here, _, names in os.walk(folder):
+                inside = os.path.relpath(here, self.root / THUMBNAILS).replace(os.sep, "/")
+                for name in names:
+                    if name.endswith(suffix):
+                        links[f"{inside}/{name.removesuffix(suffix)}.nii.gz"] = f"{base}/{inside}/{name}"
+        return dict(sorted(links.items()))
 
     def _stage_placement(self, build: Path, placement: Placement) -> None:
         folder = build / placement.datatype
@@ -326,7 +232,10 @@ class DatasetWriter(RunRecords, VisitStates):
         (:mod:`bids_factory.write.date_policy`); whether the policy tightened."""
         def write(path: Path, text: str) -> None:
             self.changed += _write_text(path, text, self._tmp_dir())
-        return tighten(self.root / STATE_DIR, self.dates, write)
+        tighter = tighten(self.root / STATE_DIR, self.dates, write)
+        if tighter:  # the records and states are written again: so is what is derived from them
+            self.index.rebuild()
+        return tighter
 
     # -- incremental state ---------------------------------------------------------------------
     def dataset_files_state(self) -> dict | None:
@@ -371,6 +280,10 @@ class DatasetWriter(RunRecords, VisitStates):
         path = self.root / relpath
         return json.loads(path.read_text()) if path.exists() else default
 
+    def pending_records(self) -> list[VisitRecord]:
+        """The visit records with changes waiting for a person's decision (found in the index)."""
+        return [self.read_json(VISIT_RECORDS / v["name"]) for v in self.index.visits(pending_only=True)]
+
     def visit_records(self) -> list[VisitRecord]:
         """Provenance records of every placed visit (read from disk once, then kept up to date)."""
         if self._records is None:
@@ -379,22 +292,3 @@ class DatasetWriter(RunRecords, VisitStates):
             self._records = {p.name: readable(json.loads(p.read_text()), "record_version", RECORD_VERSION, p)
                              for p in paths}
         return [self._records[name] for name in sorted(self._records)]
-
-
-def _try_flock(handle) -> bool:
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-
-
-def _dead_run(run: Path) -> bool:
-    """A staging folder whose run is gone (its ``.alive`` lock can be taken)."""
-    try:
-        with open(run / ".alive", "a") as handle:
-            return _try_flock(handle)
-    except OSError:
-        return True

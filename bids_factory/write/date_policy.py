@@ -29,7 +29,8 @@ _STAMP = r"\d{8}T\d{6}Z"
 _STAMPED_FILE = re.compile(rf"^(run|validator)-{_STAMP}-(\d+)\.json$")
 _SEQUENCED_FILE = re.compile(r"^(run|validator)-n(\d{8})-(\d+)\.json$")
 _BINARY = (".png", ".gz", ".nii")
-_SKIPPED = ("subject-key", "lock", "tmp", "trash", "thumbnails")  # no text of a run, or not its own
+_SKIPPED = ("subject-key", "lock", "tmp", "trash", "thumbnails",  # no text of a run, or not its own
+            "index.sqlite", "index.sqlite-journal")  # derived from the records: built again after them
 
 
 def tighten(state: Path, dates: DatePolicy, write: Callable[[Path, str], None]) -> bool:

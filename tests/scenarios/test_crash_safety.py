@@ -1,8 +1,10 @@
 """A run killed at any moment leaves no partial file in the dataset, and the next run completes it.
 
 The kill is deterministic: the run is a process whose N-th ``os.rename``/``os.replace`` (every
-step that publishes something in the dataset) ends the process with ``os._exit`` — no cleanup,
-no ``finally``, as with SIGKILL or a power cut (``conftest.CommandRuns``).
+step that publishes something in the dataset), or N-th commit of the visit index (its steps: built, a name
+marked dirty before its record or state is written, its row after), ends the process with ``os._exit`` —
+no cleanup, no ``finally``, as with SIGKILL or a power cut
+(``conftest.CommandRuns``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import numpy as np
 import pytest
 
 from bids_factory.cli.demo_export import build_demo_export
+from bids_factory.write.dataset_writer import DatasetWriter
 from conftest import assert_valid_bids, fingerprint
 
-def _run(runs, export: Path, bids: Path, kill_at: int = 0) -> int:
+def _run(runs, export: Path, bids: Path, kill_at: int | str = 0) -> int:
     return runs("convert", export, bids, "--quiet", "--no-validate", kill_at=kill_at).returncode
 
 
@@ -54,7 +57,9 @@ def reference(tmp_path_factory, command_runs):
     return export, _published(work / "reference")
 
 
-@pytest.mark.parametrize("kill_at", [1, 4, 9, 14, 22, 31, 40, 47])  # a demo run makes 48
+# a demo run makes 48 renames and 13 index commits (1 built, then per record and state: dirty, then its row)
+@pytest.mark.parametrize("kill_at", [*(f"rename:{n}" for n in (1, 4, 9, 14, 22, 31, 40, 47)),
+                                     *(f"index:{n}" for n in (1, 2, 3, 5, 13))])
 def test_killed_run_leaves_complete_files_and_the_next_run_finishes(reference, command_runs, tmp_path, kill_at):
     export, expected = reference
     before = fingerprint(export)
@@ -65,4 +70,5 @@ def test_killed_run_leaves_complete_files_and_the_next_run_finishes(reference, c
     _assert_no_partial_file(bids)
     assert _published(bids) == expected
     assert not list((bids / "code").rglob(".*.tmp"))
+    assert DatasetWriter(bids).index.differences() == []  # the index says what the records say
     assert fingerprint(export) == before  # (valid: what it publishes is the validated reference, byte for byte)

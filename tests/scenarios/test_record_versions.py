@@ -4,6 +4,7 @@ one (written by a later bids-factory) stops the run with one clear line instead 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,21 @@ def test_a_state_of_the_first_format_is_still_read(converted, capsys):
 
 
 @pytest.mark.parametrize("folder, key", [("state", "state_version"), ("visits", "record_version")])
-def test_a_record_written_by_a_newer_version_stops_the_run_in_one_line(converted, capsys, folder, key):
+@pytest.mark.parametrize("index", ["lost", "kept by the newer version"])
+def test_a_record_written_by_a_newer_version_stops_the_run_in_one_line(converted, capsys, folder, key, index):
+    """The visit index (derived from the records) is built again from them when lost; a newer version that
+    keeps it says which formats it indexed."""
     export, bids = converted
     path = sorted((bids / STATE / folder).glob("*.json"))[0]
     _edit(path, lambda data: data.update({key: 99}))
+    if index == "lost":
+        (bids / STATE / "index.sqlite").unlink()
+    else:
+        with sqlite3.connect(bids / STATE / "index.sqlite") as db:
+            db.execute("UPDATE meta SET value = '99' WHERE key = ?", (key,))
+        db.close()
     assert main(["convert", str(export), str(bids), "--quiet", "--no-validate"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"{key} 99 is not one this bids-factory reads" in err[0] and path.name in err[0]
+    named = path.name if index == "lost" else "index.sqlite"
+    assert len(err) == 1 and f"{key} 99 is not one this bids-factory reads" in err[0] and named in err[0]
     assert "Traceback" not in err[0]

@@ -1,0 +1,141 @@
+"""The dataset's write lock, the runs' staging folders and the recovery of what a killed run left (a part of
+:class:`bids_factory.write.dataset_writer.DatasetWriter`)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+import time
+from pathlib import Path
+
+from bids_factory.errors import DatasetLockedError
+from bids_factory.write.dataset_paths import SUBJECT_KEY
+
+
+class DatasetLock:
+    """Lock, staging and recovery (mixed into the writer: ``root``, ``state``)."""
+
+    @contextlib.contextmanager
+    def locked(self, wait: float = 0):
+        """Hold the dataset while writing; another run waits up to ``wait`` seconds, then stops.
+
+        ``flock`` on a file in the dataset: exclusive across processes on one host, and on NFS v4
+        (where the lock is forwarded to the server; on NFS v3 without lockd, and on some cluster
+        filesystems, flock is local to a host: give each host its own dataset or run one writer).
+        Stale locks do not exist: the kernel drops the lock when the process dies. Conversions run
+        outside the lock, so parallel runs (SLURM array tasks) only queue for their writes.
+        """
+        self._make_state_dir()
+        handle = open(self.state / "lock", "a+")
+        deadline = time.monotonic() + wait
+        while not _try_flock(handle):
+            if time.monotonic() >= deadline:
+                handle.close()
+                raise DatasetLockedError(
+                    f"another bids-factory run is writing {self.root} (lock {self.state / 'lock'}); "
+                    "wait for it to finish, or pass --wait SECONDS"
+                )
+            time.sleep(0.2)
+        try:
+            self._recover()
+            yield self
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def _make_state_dir(self) -> None:
+        """``code/bids-factory/``: owner-only (it holds the subjects' key and the provenance)."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        if stat.S_IMODE(self.state.stat().st_mode) != 0o700:
+            os.chmod(self.state, 0o700)
+
+    def subject_key(self) -> bytes:
+        """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
+        to create it takes the first one's)."""
+        path = self.root / SUBJECT_KEY
+        with contextlib.suppress(FileNotFoundError):
+            return bytes.fromhex(path.read_text().strip())
+        self._make_state_dir()
+        fd, tmp = tempfile.mkstemp(prefix=".subject-key.", dir=self.state)  # 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+        return bytes.fromhex(path.read_text().strip())
+
+    def ensure_not_locked(self) -> None:
+        """Stop before any conversion when another run is writing now (a run that will not wait)."""
+        with self.locked(wait=0):
+            pass
+
+    @contextlib.contextmanager
+    def staging_area(self):
+        """A private folder for one run's conversions, on the dataset's filesystem.
+
+        The run holds a lock on ``.alive`` inside it, so recovery never removes a live run's staging.
+        """
+        self._make_state_dir()
+        base = self.state / "staging"
+        base.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+        alive = open(path / ".alive", "w")
+        fcntl.flock(alive, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            alive.close()
+            with contextlib.suppress(OSError):
+                base.rmdir()  # when no other run uses it
+
+    def discard_staged(self, staging: Path, names: list[str]) -> None:
+        """Drop what is left of converted visits in staging (what was not placed)."""
+        for name in names:
+            shutil.rmtree(staging / name, ignore_errors=True)
+
+    def _recover(self) -> None:
+        """Finish or undo what a killed run left: restore swapped-out sessions, drop dead staging."""
+        trash = self.state / "trash"
+        if trash.is_dir():
+            for old in trash.iterdir():
+                target = self.root / old.name.replace("__", "/")
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(old, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        staging = self.state / "staging"
+        for run in (staging.iterdir() if staging.is_dir() else ()):
+            if _dead_run(run):
+                shutil.rmtree(run, ignore_errors=True)
+        shutil.rmtree(self.state / "tmp", ignore_errors=True)  # text files a killed run did not finish
+        shutil.rmtree(self.state / "removed", ignore_errors=True)  # sessions a killed run moved elsewhere
+
+
+def _try_flock(handle) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+
+
+def _dead_run(run: Path) -> bool:
+    """A staging folder whose run is gone (its ``.alive`` lock can be taken)."""
+    try:
+        with open(run / ".alive", "a") as handle:
+            return _try_flock(handle)
+    except OSError:
+        return True
