@@ -13,6 +13,7 @@ no patient field can appear), and everything is sorted: the same records give th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 from bids_factory.model import ReasonGroup, VisitRecord, VisitStatus
@@ -22,22 +23,51 @@ from bids_factory.report.subject_page import not_placed_table, render_subject, s
 from bids_factory.report.summary import (GROUP_LABELS, LINKAGE_FILE, REASON_GROUPS, count_phrases, dataset_counts,
                                          grouped_not_placed, grouped_problems, linkage_names, one_line, run_counts)
 
+Mask = Callable[[str], str]
+
 HISTORY_ROWS = 50  # the newest runs shown in the history table
 ROWS_SHOWN = 100  # rows of one table of the index at most (the rest: counted, on the subject pages)
 VISITS_NAMED = 5  # visits named (linked) in one row of series not placed
 
 
+@dataclass(frozen=True)
+class DatasetOverview:
+    """What the index page shows of the whole dataset, whatever its size: ``counts``
+    (:func:`~bids_factory.report.summary.dataset_counts`), the series ``not_placed`` grouped
+    (:func:`~bids_factory.report.summary.grouped_not_placed`, a group names its first visits and counts the
+    rest) and ``sessions`` ((participant_id, session_id, scan_research_id), sorted). A run builds it from the
+    visit index; :func:`overview_from_records` from the records themselves (the same page)."""
+
+    counts: dict[str, int]
+    not_placed: list[dict]
+    sessions: list[tuple[str, str, str]]
+
+
+def overview_from_records(visit_records: list[VisitRecord], unplaced: list[dict] | None = None) -> DatasetOverview:
+    unplaced = unplaced or []
+    return DatasetOverview(dataset_counts(visit_records, unplaced), grouped_not_placed([*visit_records, *unplaced]),
+                           sorted((str(r.get("participant_id")), str(r.get("session_id")),
+                                   str(r.get("scan_research_id"))) for r in visit_records))
+
+
 def report_pages(visit_records: list[VisitRecord], run_record: dict | None, thumbnails: dict[str, str],
                  enlarged: dict[str, str] | None = None, history: list[dict] | None = None,
-                 unplaced: list[dict] | None = None, mask_dates: Callable[[str], str] | None = None) -> dict[str, str]:
-    """Every page of the report: relative path under ``code/bids-factory/`` -> text (``report.html``, the
-    index, and ``report/sub-<label>.html`` per subject). The arguments are :func:`render_report`'s;
-    ``enlarged``: image path -> its enlarged picture (else the thumbnail is enlarged)."""
+                 unplaced: list[dict] | None = None, mask_dates: Mask | None = None) -> dict[str, str]:
+    """Every page of the report from every record: relative path under ``code/bids-factory/`` -> text
+    (``report.html``, the index, and ``report/sub-<label>.html`` per subject). The arguments are
+    :func:`render_report`'s; ``enlarged``: image path -> its enlarged picture (else the thumbnail is enlarged).
+    A run computes the index from the visit index and only the pages of subjects it changed."""
+    return {"report.html": render_report(visit_records, run_record, thumbnails, history, unplaced, mask_dates),
+            **subject_pages(_subjects(visit_records), thumbnails, enlarged or {}, mask_dates)}
+
+
+def subject_pages(records_by_subject: dict[str, list[dict]], thumbnails: dict[str, str], enlarged: dict[str, str],
+                  mask_dates: Mask | None = None) -> dict[str, str]:
+    """The pages of these subjects (``sub-<label>`` -> its visit records)."""
     mask = mask_dates or (lambda text: text)
-    pages = {"report.html": render_report(visit_records, run_record, thumbnails, history, unplaced, mask_dates)}
-    for subject, records in _subjects(visit_records).items():
-        pages[subject_page_name(subject)] = render_subject(subject, records, thumbnails, enlarged or {}, mask)
-    return pages
+    ordered = _subjects([r for records in records_by_subject.values() for r in records])
+    return {subject_page_name(subject): render_subject(subject, records, thumbnails, enlarged, mask)
+            for subject, records in ordered.items()}
 
 
 def _subjects(visit_records) -> dict[str, list[dict]]:
@@ -50,22 +80,31 @@ def _subjects(visit_records) -> dict[str, list[dict]]:
 
 def render_report(visit_records: list[VisitRecord], run_record: dict | None, thumbnails: dict[str, str],
                   history: list[dict] | None = None, unplaced: list[dict] | None = None,
-                  mask_dates: Callable[[str], str] | None = None) -> str:
-    """The index page of the dataset (one string, XHTML-compatible HTML5).
+                  mask_dates: Mask | None = None) -> str:
+    """The index page of the dataset from its visit records (:func:`index_page` of their overview).
 
     ``visit_records``: the per-visit provenance records (``code/bids-factory/visits/*.json``), any order.
+    ``thumbnails``: image path in the dataset -> its thumbnail (used by the subject pages; here unused).
+    ``unplaced``: states of visits with nothing placed (their series not placed still count).
+    """
+    return index_page(overview_from_records(visit_records, unplaced), run_record, history, mask_dates)
+
+
+def index_page(overview: DatasetOverview, run_record: dict | None, history: list[dict] | None = None,
+               mask_dates: Mask | None = None) -> str:
+    """The index page of the dataset (one string, XHTML-compatible HTML5).
+
     ``run_record``: the last run's record (``code/bids-factory/runs/``), or None; its ``finished_at`` is the
     page's date (the page holds no current time, so a rebuild from the same records is byte-identical).
-    ``thumbnails``: image path in the dataset -> its thumbnail (used by the subject pages; here unused).
-    ``history``: one entry per run (``report.history_entry``), oldest first. ``unplaced``: states of visits
-    with nothing placed (their series not placed still count). ``mask_dates``: the date policy's text
-    filter for the dates shown (None: dates shown as recorded).
+    ``history``: one entry per run (``report.history_entry``), oldest first. ``mask_dates``: the date
+    policy's text filter for the dates shown (None: dates shown as recorded).
     """
     mask = mask_dates or (lambda text: text)
-    unplaced = sorted(unplaced or [], key=lambda s: str(s.get("scan_research_id")))
-    subjects = _subjects(visit_records)
-    records = [r for visits in subjects.values() for r in visits]
-    recorded = {(r.get("participant_id"), r.get("session_id")) for r in records}
+    subjects: dict[str, int] = {}
+    for subject, _, _ in overview.sessions:
+        subjects[subject] = subjects.get(subject, 0) + 1
+    recorded = {(subject, session) for subject, session, _ in overview.sessions}
+    links = {visit: f"{subject_page_name(subject)}#{session}" for subject, session, visit in overview.sessions}
     date = f" ({e(mask(str(run_record.get('finished_at'))))})" if run_record and run_record.get("finished_at") else ""
     body = [f"<h1>bids-factory report{date}</h1>",
             '<p class="meta">Built from the provenance records in <code>code/bids-factory/</code> by every run: '
@@ -74,19 +113,18 @@ def render_report(visit_records: list[VisitRecord], run_record: dict | None, thu
             '<nav class="toc"><a href="#dataset">Dataset</a> | <a href="#todo">What to do</a> | '
             '<a href="#history">History</a> | <a href="#last-run">Last run</a> | <a href="#subjects">Subjects</a> | '
             f"{FILTER}</nav>",
-            _dataset(records, unplaced), _todo(records, unplaced), _history(history or [], mask),
+            _dataset(overview.counts), _todo(overview.not_placed, links), _history(history or [], mask),
             _last_run(run_record, recorded, mask), f'<h2 id="subjects">Subjects ({len(subjects)})</h2>']
     if subjects:
         body.append('<ul class="subjects">' + "".join(
             f'<li class="filterable"><a href="{e(subject_page_name(s))}">{e(s)}</a> '
-            f'({plural(len(visits), "session")})</li>' for s, visits in subjects.items()) + "</ul>")
+            f'({plural(n, "session")})</li>' for s, n in sorted(subjects.items())) + "</ul>")
     else:
         body.append("<p>none yet</p>")
     return document("bids-factory report", body)
 
 
-def _dataset(records: list[VisitRecord], unplaced: list[dict]) -> str:
-    counts = dataset_counts(records, unplaced)
+def _dataset(counts: dict[str, int]) -> str:
     rows = [row([e(label), f"{n}"], nums=(1,)) for label, n in counts.items() if not label.startswith("todo ")]
     todo = [row([f'<a href="#todo-{e(group)}">{e(label)}</a>', f"{counts[f'todo {label}']}"], nums=(1,))
             for group, label, _, _ in REASON_GROUPS]
@@ -94,11 +132,8 @@ def _dataset(records: list[VisitRecord], unplaced: list[dict]) -> str:
             + "<h3>Series not placed, by what to do</h3>" + table(["", "series"], todo, "totals todo", nums=(1,)))
 
 
-def _todo(records: list[VisitRecord], unplaced: list[dict]) -> str:
+def _todo(groups: list[dict], links: dict[str, str]) -> str:
     """Everything still not placed in the dataset, one section per group of what to do."""
-    links = {str(r.get("scan_research_id")): f"{subject_page_name(str(r.get('participant_id')))}#{r.get('session_id')}"
-             for r in records}
-    groups = grouped_not_placed([*records, *unplaced])
     out = ['<h2 id="todo">What to do (series not placed in the whole dataset; identical ones counted once)</h2>']
     for group, label, heading, step in REASON_GROUPS:
         mine = [g for g in groups if g["group"] == group]
@@ -110,7 +145,7 @@ def _todo(records: list[VisitRecord], unplaced: list[dict]) -> str:
         for g in mine[:ROWS_SHOWN]:
             named = ", ".join(f'<a href="{e(links[v])}">{e(v)}</a>' if v in links else e(v)
                               for v in g["visits"][:VISITS_NAMED])
-            more = f" and {len(g['visits']) - VISITS_NAMED} more" if len(g["visits"]) > VISITS_NAMED else ""
+            more = f" and {g['visit_count'] - VISITS_NAMED} more" if g["visit_count"] > VISITS_NAMED else ""
             rows.append(row([e(g["status"]), str(g["count"]), breakable(g["SeriesDescription"]),
                              path("/".join(g["ImageType"])), breakable(g["reason"]), named + more],
                             cls=f'{g["status"]} filterable', nums=(1,)))

@@ -13,7 +13,7 @@ from collections import Counter
 
 from bids_factory import __version__
 from bids_factory.model import (HISTORY_VERSION, RUN_RECORD_VERSION, HistoryEntry, ReasonGroup, RunRecord,
-                                 RunSummary, SeriesStatus, VisitRecord, VisitStatus, never_placed, outcome_group)
+                                 RunSummary, SeriesStatus, VisitRecord, VisitStatus, outcome_group)
 from bids_factory.write.dataset_paths import LINKAGE
 
 LINKAGE_FILE = LINKAGE.as_posix()
@@ -133,20 +133,32 @@ def dedupe_reason(reason: str) -> str:
 
 def grouped_not_placed(visits: list[dict]) -> list[dict]:
     """Series not placed, identical ones (same group, status, description, ImageType, reason) counted once,
-    in the order of :data:`REASON_GROUPS` (what to decide first, what is expected last)."""
+    in the order of :data:`REASON_GROUPS` (what to decide first, what is expected last); each with ``count``,
+    ``visit_count`` and its ``visits`` (scan_research_ids, sorted)."""
+    return merged_groups({**o, "count": 1, "visits": [visit.get("scan_research_id")]}
+                         for visit in visits for o in visit.get("not_placed") or [])
+
+
+def merged_groups(rows, shown: int | None = None) -> list[dict]:
+    """:func:`grouped_not_placed` of rows already counted (``count``, ``visits``, optionally ``visit_count``:
+    e.g. the visit index's groups, :meth:`bids_factory.write.visit_index.VisitIndex.not_placed_groups`):
+    rows whose reasons read the same once shortened become one; ``shown``: the visits kept per group."""
     groups: dict[tuple, dict] = {}
-    for visit in visits:
-        for o in visit.get("not_placed") or []:
-            reason = one_line(dedupe_reason(o.get("reason")))
-            key = (outcome_group(o), o.get("status"), o.get("SeriesDescription"), tuple(o.get("ImageType") or ()),
-                   reason)
-            group = groups.setdefault(key, {"group": key[0], "status": o.get("status"),
-                                            "SeriesDescription": o.get("SeriesDescription"),
-                                            "ImageType": list(o.get("ImageType") or ()), "reason": reason,
-                                            "count": 0, "visits": []})
-            group["count"] += 1
-            if visit.get("scan_research_id") not in group["visits"]:
-                group["visits"].append(visit.get("scan_research_id"))
+    for o in rows:
+        reason = one_line(dedupe_reason(o.get("reason")))
+        key = (outcome_group(o), o.get("status"), o.get("SeriesDescription"), tuple(o.get("ImageType") or ()),
+               reason)
+        group = groups.setdefault(key, {"group": key[0], "status": o.get("status"),
+                                        "SeriesDescription": o.get("SeriesDescription"),
+                                        "ImageType": list(o.get("ImageType") or ()), "reason": reason,
+                                        "count": 0, "visit_count": 0, "visits": set()})
+        group["count"] += o["count"]
+        group["visits"].update(o["visits"])
+        group["visit_count"] += o.get("visit_count", len(o["visits"]))
+    for group in groups.values():
+        group["visits"] = sorted(group["visits"], key=str)
+        group["visit_count"] = max(group["visit_count"], len(group["visits"])) if shown else len(group["visits"])
+        group["visits"] = group["visits"][:shown] if shown else group["visits"]
     order = {group: i for i, (group, *_) in enumerate(REASON_GROUPS)}
     return sorted(groups.values(), key=lambda g: (order[g["group"]], str(g["status"]), str(g["SeriesDescription"]),
                                                   str(g["reason"])))
@@ -182,7 +194,7 @@ def summary_lines(report: RunSummary) -> list[str]:
         visits = _some(group["visits"])
         lines.append(f"  {GROUP_LABELS[group['group']]}: {group['status']} "
                      f"{group['SeriesDescription'] or '(no description)'}{times} "
-                     f"[{'/'.join(group['ImageType']) or '-'}] (visit{'s' if len(group['visits']) > 1 else ''} "
+                     f"[{'/'.join(group['ImageType']) or '-'}] (visit{'s' if group['visit_count'] > 1 else ''} "
                      f"{visits}): {group['reason']}")
     if expected:
         kinds = [f"{g['SeriesDescription'] or '(no description)'}" + (f" \u00d7{g['count']}" if g["count"] > 1 else "")

@@ -22,9 +22,9 @@ from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingErro
 from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import HISTORY_VERSION, Problem, RunSummary, Visit, VisitResult, VisitStatus, readable
 from bids_factory.run.progress import Phases
-from bids_factory.report.page import report_pages
+from bids_factory.report.page import VISITS_NAMED, DatasetOverview, index_page, subject_pages
 from bids_factory.run.options import ConvertOptions, settings_key
-from bids_factory.report.summary import NOT_PLACED_GROUPS, TO_DECIDE, history_entry, run_record
+from bids_factory.report.summary import NOT_PLACED_GROUPS, REASON_GROUPS, history_entry, merged_groups, run_record
 from bids_factory.checks.placed_files import SessionDifference, session_differences
 from bids_factory.checks.validator import ValidatorResult, run_validator, unindexed_images
 from bids_factory.write.append_only import APPLY_OPTION, PendingChange
@@ -139,32 +139,42 @@ def _digest(data) -> str:
 
 
 def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
-    """The run record, the history line and the page, refreshed by every run (also one that changed nothing:
-    what is still held back comes from the visit records and states, not from this run)."""
+    """The run record, the history line and the report, refreshed by every run (also one that changed nothing:
+    what is still held back comes from the visit index). The index page is computed from the index; a subject's
+    page only when this run changed its visits (or the page is missing): nothing here reads every record."""
     report.record = run_record(report)
-    unplaced = writer.index.unplaced_visits()
-    report.dataset = indexed_counts(writer)
+    groups = merged_groups(writer.index.not_placed_groups(VISITS_NAMED), shown=VISITS_NAMED)
+    report.dataset = indexed_counts(writer, groups)
     history = writer.read_json(HISTORY, default=None)
     if history is None:  # a dataset written before the history existed: rebuilt once from the run records
         history = [history_entry(r) for r in writer.run_records()]
     history = [readable(entry, "history_version", HISTORY_VERSION, writer.root / HISTORY) for entry in history]
     history.append(history_entry(report.record, report.dataset))
     writer.write_json(HISTORY, history)
-    writer.write_report(report_pages(writer.visit_records(), report.record, writer.thumbnail_links(),
-                                     writer.thumbnail_links(".jpg"), history=history, unplaced=unplaced,
-                                     mask_dates=None if writer.dates.keeps else writer.dates.mask_text))
+    sessions = sorted(writer.index.sessions())
+    mask = None if writer.dates.keeps else writer.dates.mask_text
+    pages = {"report.html": index_page(DatasetOverview(report.dataset, groups, sessions), report.record, history, mask)}
+    subjects = {subject for subject, _, _ in sessions}
+    made_by = {"bids_factory_version": __version__, "dates": writer.dates.mode}
+    stale = writer.stale_subject_pages(subjects, made_by)
+    if stale:
+        folders = [f"{subject}/{session}" for subject, session, _ in sessions if subject in stale]
+        pages |= subject_pages(writer.subject_records(stale), writer.thumbnail_links(sessions=folders),
+                               writer.thumbnail_links(".jpg", sessions=folders), mask)
+    writer.write_report(pages, subjects, made_by)
     writer.write_run_record(report.record)
     report.report_page = str(writer.root / REPORT_PAGE)
 
 
-def indexed_counts(writer: DatasetWriter) -> dict[str, int]:
+def indexed_counts(writer: DatasetWriter, groups: list[dict]) -> dict[str, int]:
     """The dataset's counts as :func:`bids_factory.report.summary.dataset_counts` gives them, from the index
-    (no visit record is read)."""
+    (no visit record is read); ``groups``: its series not placed, grouped (``merged_groups``)."""
     found = writer.index.counts()
     counts = {"subjects": found["subjects"], "sessions": found["sessions"], "images placed": found["images"]}
     for label, statuses in NOT_PLACED_GROUPS:
         counts[f"series {label}"] = sum(found["not_placed"].get(s, 0) for s in statuses)
-    counts[TO_DECIDE] = found["to_decide"]
+    for group, label, _, _ in REASON_GROUPS:
+        counts[f"todo {label}"] = sum(g["count"] for g in groups if g["group"] == group)
     return counts
 
 

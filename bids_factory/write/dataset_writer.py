@@ -28,7 +28,7 @@ from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_
 from bids_factory.write.dataset_lock import DatasetLock
 from bids_factory.write.run_records import RunRecords
 from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, PICTURE_SUFFIXES, REPLACED, REPORT_PAGE,
-                                              REPORT_SUBJECT_PAGES, STATE_DIR, THUMBNAILS, UNLISTED, VISIT_RECORDS)
+                                              REPORT_PAGES_KEY, REPORT_SUBJECT_PAGES, STATE_DIR, THUMBNAILS, UNLISTED, VISIT_RECORDS)
 from bids_factory.write.visit_index import RECORD, VisitIndex
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
@@ -44,6 +44,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         self.changed = 0  # files of the dataset written (or replaced) by this writer
         self._records: dict[str, dict] | None = None  # visit records, read once per run
         self.placed: list[dict] = []  # records of the visits this writer placed (what this run changed)
+        self.subjects_written: set[str] = set()  # subjects whose visit records this writer wrote or removed
         self.kept_aside: list[tuple[str, str]] = []  # (a person's file a reconversion replaced, where it is kept)
         self.index = VisitIndex(self.root, self.read_indexed)  # what a run compares and counts
 
@@ -93,6 +94,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         return result
 
     def write_record(self, name: str, record: dict) -> None:
+        self.subjects_written.add(name.split("_")[0])
         self.index.will_write(RECORD, name)
         self.write_json(VISIT_RECORDS / name, record)
         self.index.wrote(RECORD, name, self.read_json(VISIT_RECORDS / name))
@@ -106,6 +108,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
             "export_folders": folders, "gone_sources": sorted({f["path"] for f in folders})})
 
     def remove_record(self, name: str) -> None:
+        self.subjects_written.add(name.split("_")[0])
         self.index.will_write(RECORD, name)
         (self.root / VISIT_RECORDS / name).unlink(missing_ok=True)
         _fsync_dir(self.root / VISIT_RECORDS)
@@ -157,7 +160,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
             for suffix, data in zip(PICTURE_SUFFIXES, (pictures.thumbnail, pictures.enlarged)):
                 _write_bytes(folder / relpath.replace(".nii.gz", suffix), data, self._tmp_dir())
 
-    def thumbnail_links(self, suffix: str = ".png", sessions=None) -> dict[str, str]:
+    def thumbnail_links(self, suffix: str = ".png", *, sessions=None) -> dict[str, str]:
         """Dataset path of an image -> its thumbnail (.png) or enlarged picture (.jpg), relative to the report
         page; ``sessions``: only those (``sub-<p>/ses-<v>`` folders, e.g. of one subject's page), else all."""
         base = THUMBNAILS.relative_to(REPORT_PAGE.parent).as_posix()
@@ -206,14 +209,36 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
                     if str(relpath).endswith(".json") else self.dates.mask_text(text))
         self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
 
-    def write_report(self, pages: dict[str, str]) -> None:
-        """The report's pages (relative to ``code/bids-factory/``): each written only when its bytes change; a
-        subject page no longer among them (its subject moved) is removed."""
+    def write_report(self, pages: dict[str, str], subjects: set[str], made_by: dict) -> None:
+        """The report's pages (relative to ``code/bids-factory/``): each written only when its bytes change; the
+        page of a subject no longer among ``subjects`` (moved, its visits taken out) is removed. ``made_by``:
+        what made the subject pages (:meth:`stale_subject_pages` compares it)."""
         for relpath, text in pages.items():
             self.write_text(STATE_DIR / relpath, text)
         for page in (self.root / REPORT_SUBJECT_PAGES).glob("*.html"):
-            if page.relative_to(self.root / STATE_DIR).as_posix() not in pages:
+            if page.name.removesuffix(".html") not in subjects:
                 page.unlink()
+        self.write_json(REPORT_PAGES_KEY, made_by)
+
+    def stale_subject_pages(self, subjects: set[str], made_by: dict) -> set[str]:
+        """The subjects whose report page is computed again: a visit record of theirs written or removed by this
+        run, their page missing, or all of them when the pages were made otherwise (``made_by``: another
+        bids-factory, another date policy). Every other page stays as it is: a run costs its day."""
+        if self.read_json(REPORT_PAGES_KEY, default=None) != made_by:
+            return set(subjects)
+        folder = self.root / REPORT_SUBJECT_PAGES
+        present = {name.removesuffix(".html") for name in os.listdir(folder)} if folder.is_dir() else set()
+        return (self.subjects_written | (subjects - present)) & subjects
+
+    def subject_records(self, subjects: set[str]) -> dict[str, list[VisitRecord]]:
+        """The visit records of these subjects (found in the index), read from their files."""
+        found: dict[str, list[VisitRecord]] = {}
+        for visit in self.index.visits():
+            if visit["participant_id"] in subjects:
+                path = self.root / VISIT_RECORDS / visit["name"]
+                found.setdefault(visit["participant_id"], []).append(
+                    readable(json.loads(path.read_text()), "record_version", RECORD_VERSION, path))
+        return found
 
     def _tmp_dir(self) -> Path:
         tmp_dir = self.state / "tmp"

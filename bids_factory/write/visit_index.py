@@ -243,17 +243,17 @@ class VisitIndex:
             yield json.loads(outcome) | {"scan_research_id": visit}
 
     def not_placed_groups(self, shown: int = 10) -> list[dict]:
-        """Series still not placed, identical ones (status, SeriesDescription, ImageType, reason) counted once,
-        as :func:`bids_factory.report.summary.grouped_not_placed` groups them (before its reasons are
-        shortened): ``count``, ``visit_count`` and the first ``shown`` visits; no page need hold them all."""
+        """Series still not placed, identical ones (group, status, SeriesDescription, ImageType, reason) counted
+        once, for :func:`bids_factory.report.summary.merged_groups` (which shortens the reasons): ``count``,
+        ``visit_count`` and the first ``shown`` visits; no page need hold them all."""
         rows = self.db().execute(
-            "SELECT json_extract(outcome, '$.status'), json_extract(outcome, '$.SeriesDescription'), "
-            "coalesce(json_extract(outcome, '$.ImageType'), '[]'), coalesce(json_extract(outcome, '$.reason'), ''), "
-            "count(*), count(DISTINCT scan_research_id), json_group_array(DISTINCT scan_research_id) "
-            "FROM not_placed GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 4")
-        return [{"status": status, "SeriesDescription": description, "ImageType": json.loads(image_type),
+            "SELECT json_extract(outcome, '$.group'), json_extract(outcome, '$.status'), "
+            "json_extract(outcome, '$.SeriesDescription'), coalesce(json_extract(outcome, '$.ImageType'), '[]'), "
+            "coalesce(json_extract(outcome, '$.reason'), ''), count(*), count(DISTINCT scan_research_id), "
+            "json_group_array(DISTINCT scan_research_id) FROM not_placed GROUP BY 1, 2, 3, 4, 5 ORDER BY 2, 3, 5")
+        return [{"group": group, "status": status, "SeriesDescription": description, "ImageType": json.loads(image_type),
                  "reason": reason, "count": count, "visit_count": visits, "visits": sorted(json.loads(ids))[:shown]}
-                for status, description, image_type, reason, count, visits, ids in rows]
+                for group, status, description, image_type, reason, count, visits, ids in rows]
 
     def unplaced_visits(self) -> list[dict]:
         """The visits with nothing placed whose series are not placed (their states, with ``not_placed``)."""

@@ -517,3 +517,26 @@ def test_a_run_that_changes_nothing_of_a_subject_leaves_its_page_untouched(expor
     convert(options)
     assert page.stat().st_mtime_ns == before and (state / "report.html").read_text() != index
     assert sorted(p.name for p in (state / "report").iterdir()) == [page.name]
+
+
+def test_a_run_computes_the_pages_of_the_subjects_it_changed_and_an_index_equal_to_the_records(export: Path,
+                                                                                              tmp_path: Path) -> None:
+    """Cost follows the day: a run computes the index from the visit index and only the pages of subjects whose
+    visits it wrote (or whose page is missing); the index equals the page made from every record."""
+    bids, state = tmp_path / "bids", tmp_path / "bids" / STATE
+    convert(ConvertOptions(export=export, bids=bids, validate=False, visits=frozenset({"V0002-A"})))
+    other = state / "report" / "sub-DEMO002.html"
+    other.write_text("left as it was")  # not recomputed by a run that does not touch DEMO002
+    convert(ConvertOptions(export=export, bids=bids, validate=False, visits=frozenset({"V0001A", "V0002-A"})))
+    assert other.read_text() == "left as it was"
+    assert "V0001A" in (state / "report" / "sub-DEMO001.html").read_text()
+    visits, run = _records(bids)
+    history = json.loads((state / "history.json").read_text())
+    assert (state / "report.html").read_text() == render_report(visits, run, {}, history=history)
+    other.unlink()  # a missing page is made again
+    convert(ConvertOptions(export=export, bids=bids, validate=False, visits=frozenset({"V0001A", "V0002-A"})))
+    assert "V0002-A" in other.read_text()
+    (state / "report-pages.json").write_text("{}")  # pages made by another bids-factory: all made again
+    (state / "report" / "sub-DEMO001.html").write_text("old")
+    convert(ConvertOptions(export=export, bids=bids, validate=False, visits=frozenset({"V0001A", "V0002-A"})))
+    assert "V0001A" in (state / "report" / "sub-DEMO001.html").read_text()
