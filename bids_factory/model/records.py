@@ -11,7 +11,7 @@ from bids_factory.errors import DatasetError
 # one wrote it) stops the run instead of being misread. Absent: version 1, the first format.
 VISIT_RECORD_VERSION = 2  # code/bids-factory/visits/*.json (VisitRecord)
 VISIT_STATE_VERSION = 1  # code/bids-factory/state/*.json (VisitState)
-RUN_RECORD_VERSION = 1  # code/bids-factory/runs/run-*.json (RunRecord)
+RUN_RECORD_VERSION = 2  # code/bids-factory/runs/run-*.json (RunRecord)
 HISTORY_VERSION = 1  # each entry of code/bids-factory/history.json (HistoryEntry)
 
 
@@ -46,6 +46,7 @@ class RunRecord(TypedDict, total=False):
     bids_factory_version: str
     failed: bool
     visits: list[dict]  # scan_research_id, status, participant_id, session_id, placed, not_placed
+    visits_counted: dict  # (v2) status -> visits the run did not work on (unchanged, not selected): not listed
     problems: list[dict]  # path, reason, fatal
     non_dicom_files: int
     non_image_objects: int

@@ -27,6 +27,7 @@ NOT_PLACED_GROUPS = (("held back", (SeriesStatus.HELD_BACK,)),
 VISIT_LABELS = ((VisitStatus.PLACED, "placed"), (VisitStatus.NOTHING_TO_PLACE, "with nothing to place"),
                 (VisitStatus.FAILED, "failed"), (VisitStatus.UNCHANGED, "unchanged since the last run"),
                 (VisitStatus.NOT_SELECTED, "skipped (other subjects)"))
+COUNTED_ONLY = (VisitStatus.UNCHANGED, VisitStatus.NOT_SELECTED)  # visits a run record counts without listing them
 _ALWAYS_SHOWN = ("placed", "failed", "held back", "unmatched", "subjects", "sessions", "images placed")
 
 # What a person must do about a series not placed: (group, label in counts, heading, the next step in general).
@@ -53,7 +54,7 @@ _INDEX = re.compile(r"\[(\d+)\]")
 def run_counts(record: dict) -> dict[str, int]:
     """This run's counts, from its run record: visits by status and series by outcome."""
     visits = record.get("visits") or []
-    statuses = Counter(v.get("status") for v in visits)
+    statuses = Counter(v.get("status") for v in visits) + Counter(record.get("visits_counted") or {})
     outcomes = Counter(o.get("status") for v in visits for o in v.get("not_placed") or [])
     counts = {f"visits {key}": statuses.get(key, 0) for key, _ in VISIT_LABELS}
     counts["series placed"] = sum(int(v.get("placed") or 0) for v in visits)
@@ -249,8 +250,10 @@ def run_record(report: RunSummary) -> RunRecord:
                 "placed": v.placed,
                 "not_placed": [o.record() for o in v.not_placed],
             }
-            for v in report.visits
+            for v in report.visits if v.status not in COUNTED_ONLY
         ],
+        # visits the run did not work on: counted, not listed (the record stays small whatever the dataset)
+        "visits_counted": dict(Counter(str(v.status) for v in report.visits if v.status in COUNTED_ONLY)),
         "problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in report.problems],
         "non_dicom_files": report.non_dicom_files,
         "non_image_objects": report.non_image_objects,

@@ -61,3 +61,16 @@ def test_run_records_and_history_entries_of_a_newer_version_stop_the_run(tmp_pat
     (runs / "run-3.json").write_text(json.dumps({**FIRST_FORMAT_RECORD, "run_record_version": 7}))
     with pytest.raises(DatasetError, match=r"run-3\.json: run_record_version 7 is not one this bids-factory reads"):
         writer.run_records()
+
+
+def test_a_run_record_counts_the_visits_it_did_not_work_on_without_listing_them():
+    """Version 2: a daily run into 4 000 sessions lists its new visits only; the unchanged ones are a count."""
+    from bids_factory.report.summary import run_counts
+    summary = _summary()
+    summary.visits += [VisitResult(f"U{i}", "unchanged", subject_label=f"P{i}", session_label="V") for i in range(4000)]
+    record = run_record(summary)
+    assert [v["scan_research_id"] for v in record["visits"]] == ["V2"]
+    assert record["visits_counted"] == {"unchanged": 4000}
+    assert run_counts(record)["visits unchanged"] == 4000 and run_counts(record)["visits placed"] == 1
+    assert history_entry(record)["visits unchanged"] == 4000
+    assert run_counts(FIRST_FORMAT_RECORD)["visits placed"] == 1  # version 1 listed every visit: still counted
