@@ -87,10 +87,19 @@ class DatasetLock:
         """
         self._make_state_dir()
         base = self.state / "staging"
-        base.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix="run-", dir=base))
-        alive = open(path / ".alive", "w")
+        for attempt in range(10):  # another run removes ``base`` when it leaves it empty
+            base.mkdir(parents=True, exist_ok=True)
+            try:
+                new = Path(tempfile.mkdtemp(prefix=".new-", dir=base))
+                break
+            except FileNotFoundError:
+                if attempt == 9:
+                    raise
+        # locked before it takes its run- name: another run's recovery never sees it unlocked
+        alive = open(new / ".alive", "w")
         fcntl.flock(alive, fcntl.LOCK_EX)
+        path = base / f"run-{new.name.removeprefix('.new-')}"
+        os.rename(new, path)
         try:
             yield path
         finally:
@@ -116,8 +125,8 @@ class DatasetLock:
             shutil.rmtree(trash, ignore_errors=True)
         staging = self.state / "staging"
         for run in (staging.iterdir() if staging.is_dir() else ()):
-            if _dead_run(run):
-                shutil.rmtree(run, ignore_errors=True)
+            if (run.name.startswith("run-") or _older_than(run, STARTING_SECONDS)) and _dead_run(run):
+                shutil.rmtree(run, ignore_errors=True)  # a .new- folder is a run starting (not yet locked)
         shutil.rmtree(self.state / "tmp", ignore_errors=True)  # text files a killed run did not finish
         shutil.rmtree(self.state / "removed", ignore_errors=True)  # sessions a killed run moved elsewhere
 
@@ -130,6 +139,16 @@ def _try_flock(handle) -> bool:
         if exc.errno in (errno.EAGAIN, errno.EACCES):
             return False
         raise
+
+
+STARTING_SECONDS = 3600  # a staging folder not locked this long after it was made: its run was killed starting
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _dead_run(run: Path) -> bool:
