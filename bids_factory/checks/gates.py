@@ -42,7 +42,7 @@ class GateContext:
 
     schemas: SidecarSchemas | None = None  # None: no sidecar-schema gate (a plan for inventory's tests)
     aslcontext: dict = dataclasses.field(default_factory=dict)  # sidecar -> (the rule's aslcontext, volumes)
-    holding: dict = dataclasses.field(default_factory=dict)  # relpath -> keys removed for holding an identifier
+    holding: dict = dataclasses.field(default_factory=dict)  # session_path -> keys removed for holding an identifier
 
 
 def gate_plan(plan: VisitPlan, context: GateContext) -> VisitPlan:
@@ -54,9 +54,9 @@ def gate_plan(plan: VisitPlan, context: GateContext) -> VisitPlan:
     if context.schemas is not None:
         placements, more = _hold_back_ill_defined(placements, context.schemas)
         outcomes, held = outcomes + more, held + more
-    stayed = {p.relpath for p in placements}  # field-map set -> what a person must do for its image held back
+    stayed = {p.session_path for p in placements}  # field-map set -> what a person must do for its image held back
     group_of = {id(o.series): o.group for o in held}
-    held_sets = {_set_name(p): group_of[id(p.series)] for p in before if p.relpath not in stayed}
+    held_sets = {_set_name(p): group_of[id(p.series)] for p in before if p.session_path not in stayed}
     placements, held = _hold_back_lone_fieldmaps(placements, held_sets)
     outcomes += held
     return _hold_back_incomplete(replace(plan, placements=tuple(placements),
@@ -70,7 +70,7 @@ def hold_back_refused(outcomes: list, folder: Path) -> list:
         if faults:
             visit, plan = outcomes[index]
             kept, held = hold_back(plan.placements, faults, ReasonGroup.SUPPLY)
-            thumbnails = {p.relpath: plan.thumbnails[p.relpath] for p in kept if p.relpath in plan.thumbnails}
+            thumbnails = {p.session_path: plan.thumbnails[p.session_path] for p in kept if p.session_path in plan.thumbnails}
             outcomes[index] = (visit, replace(plan, placements=tuple(kept), thumbnails=thumbnails,
                                               not_placed=plan.not_placed + tuple(held)))
     return outcomes
@@ -85,7 +85,7 @@ def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[di
         *entities, suffix = placement.stem.split("_")
         missing = missing_fields(placement.datatype, suffix, dict(e.split("-", 1) for e in entities if "-" in e),
                                  placement.sidecar)
-        named = [key for key in missing if key in holding.get(placement.relpath, ())]
+        named = [key for key in missing if key in holding.get(placement.session_path, ())]
         faults = [f"{key} holds an identifier of this visit (a word of a person's name or an id): removed from the "
                   f"sidecar, and BIDS requires it" for key in named]
         faults += [missing_reason(suffix, [k for k in missing if k not in named])] if set(missing) - set(named) else []
@@ -94,7 +94,7 @@ def _hold_back_unfit(placements: list[Placement], aslcontext: dict[str, tuple[di
             context, why = asl_context.aslcontext(*aslcontext[str(placement.series.sidecar)])
             faults += [f"ASL: {why}"] if why else []
         if faults:
-            reasons[placement.relpath] = "; ".join(faults)
+            reasons[placement.session_path] = "; ".join(faults)
         kept.append(replace(placement, extra_files=(("aslcontext.tsv", context),)) if context and not faults
                     else placement)
     return hold_back(kept, reasons, ReasonGroup.SUPPLY)
@@ -149,15 +149,15 @@ def _hold_back_lone_fieldmaps(placements: list[Placement], held_sets: dict[str, 
     while True:
         sets: dict[str, set[str]] = {}
         for p in members:
-            if p.relpath not in reasons:
+            if p.session_path not in reasons:
                 sets.setdefault(_set_name(p), set()).add(suffix(p))
         lone = {}
         for p in members:
             present = sets.get(_set_name(p), set())
-            if p.relpath in reasons or any(needed <= present for needed in _SET_NEEDS[suffix(p)]):
+            if p.session_path in reasons or any(needed <= present for needed in _SET_NEEDS[suffix(p)]):
                 continue
             missing = sorted(min(_SET_NEEDS[suffix(p)], key=len) - present)
-            lone[p.relpath] = (lone_magnitude(group(p)) if suffix(p).startswith("magnitude")
+            lone[p.session_path] = (lone_magnitude(group(p)) if suffix(p).startswith("magnitude")
                                else lone_phase(suffix(p), missing, group(p)))
         if not lone:
             break
@@ -165,8 +165,8 @@ def _hold_back_lone_fieldmaps(placements: list[Placement], held_sets: dict[str, 
     kept, held = placements, []
     by_group: dict[ReasonGroup, dict[str, str]] = {}
     for p in members:
-        if p.relpath in reasons:
-            by_group.setdefault(held_sets.get(_set_name(p), ReasonGroup.DECIDE), {})[p.relpath] = reasons[p.relpath]
+        if p.session_path in reasons:
+            by_group.setdefault(held_sets.get(_set_name(p), ReasonGroup.DECIDE), {})[p.session_path] = reasons[p.session_path]
     for group_, named in by_group.items():
         kept, more = hold_back(kept, named, group_)
         held += more
@@ -176,7 +176,7 @@ def _hold_back_lone_fieldmaps(placements: list[Placement], held_sets: dict[str, 
 def _hold_back_ill_defined(placements: list[Placement], schemas: SidecarSchemas
                            ) -> tuple[list[Placement], list[SeriesOutcome]]:
     """Keep only placements whose sidecar meets its schema; drop references to the others."""
-    faults = {p.relpath: check_placement(schemas, p, p.sidecar_schema) for p in placements}
+    faults = {p.session_path: check_placement(schemas, p, p.sidecar_schema) for p in placements}
     return hold_back(placements, {path: "; ".join(f) + SCHEMA_NEXT_STEP for path, f in faults.items() if f},
                      ReasonGroup.SUPPLY)
 
@@ -188,9 +188,9 @@ SCHEMA_NEXT_STEP = ("; a site adds or corrects such a field with sidecar_changes
 def hold_back(placements, reasons: dict[str, str], group: ReasonGroup) -> tuple[list[Placement], list[SeriesOutcome]]:
     """Take the placements named in ``reasons`` (by relpath) out, each held back with its reason and the
     :class:`ReasonGroup` of what a person must do; no IntendedFor may still name them."""
-    kept = [p for p in placements if p.relpath not in reasons]
-    held = [SeriesOutcome(p.series, SeriesStatus.HELD_BACK, reasons[p.relpath], p.rule, group)
-            for p in placements if p.relpath in reasons]
+    kept = [p for p in placements if p.session_path not in reasons]
+    held = [SeriesOutcome(p.series, SeriesStatus.HELD_BACK, reasons[p.session_path], p.rule, group)
+            for p in placements if p.session_path in reasons]
     if held:
         gone = {f"/{path}" for path in reasons}  # matches bids:: URIs and relative IntendedFor paths
         kept = [_without_references(p, gone) for p in kept]
@@ -218,7 +218,7 @@ def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], lis
     rejected: list[SeriesOutcome] = []
     targets: dict[str, list[Placement]] = {}
     for placement in placements:
-        targets.setdefault(placement.relpath, []).append(placement)
+        targets.setdefault(placement.session_path, []).append(placement)
     for placement in placements:
         *entities, suffix = placement.stem.split("_")
         bad = [e for e in entities if not _ENTITY.match(e)]
@@ -227,9 +227,9 @@ def _reject_bad_names(placements: list[Placement]) -> tuple[list[Placement], lis
                       f"correct rule {placement.rule!r} (entities key-label, letters and digits only)")
             rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule,
                                           ReasonGroup.DECIDE))
-        elif len(targets[placement.relpath]) > 1:
-            others = [p.series for p in targets[placement.relpath] if p is not placement]
-            reason = (f"collision: {placement.relpath} is also the target of "
+        elif len(targets[placement.session_path]) > 1:
+            others = [p.series for p in targets[placement.session_path] if p is not placement]
+            reason = (f"collision: {placement.session_path} is also the target of "
                       + ", ".join(_series_name(s) for s in others)
                       + "; give the rules an entity that tells them apart (run-, acq- or echo-)")
             rejected.append(SeriesOutcome(placement.series, SeriesStatus.REJECTED, reason, placement.rule,
@@ -254,7 +254,7 @@ def _hold_back_incomplete(plan: VisitPlan) -> VisitPlan:
     if verdict.unattributed:
         raise VisitError(f"visit {extracted.visit.scan_research_id}: dcm2niix reports missing images of no "
                          f"single series ({' | '.join(verdict.unattributed[:3])}): the visit is not placed")
-    reasons = {p.relpath: f"incomplete image, not placed: {verdict.incomplete[str(p.series.nifti)]}; export "
+    reasons = {p.session_path: f"incomplete image, not placed: {verdict.incomplete[str(p.series.nifti)]}; export "
                           "the whole series again (the next run converts the visit again)"
                for p in plan.placements if str(p.series.nifti) in verdict.incomplete}
     kept, held = hold_back(plan.placements, reasons, ReasonGroup.FIX_EXPORT)

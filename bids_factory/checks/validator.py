@@ -40,7 +40,7 @@ class ValidatorResult:
 
 def write_check_dataset(plans: list[VisitPlan], folder: Path) -> dict[str, tuple[int, str]]:
     """A scratch BIDS dataset in the run's staging (never the dataset) holding planned visits: images
-    linked, sidecars written. Returns validator location -> (index of the plan, placement relpath)."""
+    linked, sidecars written. Returns validator location -> (index of the plan, placement session_path)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "dataset_description.json").write_text(
         json.dumps({"Name": "bids-factory visit check", "BIDSVersion": BIDS_VERSION, "DatasetType": "raw"}))
@@ -54,13 +54,13 @@ def write_check_dataset(plans: list[VisitPlan], folder: Path) -> dict[str, tuple
             for source, suffix in ((image, image.name[len(image_stem(image)):]),
                                    *((extra, extra.suffix) for extra in placement.series.extras)):
                 Path(f"{target}{suffix}").symlink_to(source)
-                paths[f"/{Path(f'{target}{suffix}').relative_to(folder).as_posix()}"] = (index, placement.relpath)
+                paths[f"/{Path(f'{target}{suffix}').relative_to(folder).as_posix()}"] = (index, placement.session_path)
             Path(f"{target}.json").write_text(json.dumps(placement.sidecar, indent=2))
-            paths[f"/{target.relative_to(folder).as_posix()}.json"] = (index, placement.relpath)
+            paths[f"/{target.relative_to(folder).as_posix()}.json"] = (index, placement.session_path)
             for name, text in placement.extra_files:  # e.g. an ASL image's aslcontext.tsv
                 extra = target.parent / placement.extra_file_stem(name)
                 extra.write_text(text)
-                paths[f"/{extra.relative_to(folder).as_posix()}"] = (index, placement.relpath)
+                paths[f"/{extra.relative_to(folder).as_posix()}"] = (index, placement.session_path)
     return paths
 
 
@@ -69,7 +69,7 @@ VALIDATOR_NEXT_STEP = ("; a site corrects or adds the field it names with sideca
 
 
 def batch_faults(plans: list[VisitPlan], folder: Path) -> list[dict[str, str]]:
-    """Validator errors of planned visits, per visit: placement relpath -> reason (one dict per plan).
+    """Validator errors of planned visits, per visit: placement session_path -> reason (one dict per plan).
 
     What the validator refuses never reaches the dataset, whatever a vendor's converter wrote. The
     visits are checked together in one scratch dataset (one validator run per batch); only when that

@@ -200,8 +200,8 @@ class Placement:
         return f"{self.stem.rsplit('_', 1)[0]}_{name}"
 
     @property
-    def relpath(self) -> str:
-        """Path of the NIfTI relative to the session folder."""
+    def session_path(self) -> str:
+        """Path of the NIfTI relative to the session folder (``anat/sub-1_ses-1_T1w.nii.gz``)."""
         return f"{self.datatype}/{self.stem}.nii.gz"
 
 
@@ -228,7 +228,7 @@ class VisitPlan:
     not_placed: tuple[SeriesOutcome, ...]
     heuristic_name: str
     heuristic_sha256: str
-    thumbnails: dict = field(default_factory=dict)  # placement relpath -> report.thumbnails.Pictures
+    thumbnails: dict = field(default_factory=dict)  # placement session_path -> report.thumbnails.Pictures
     deidentification: Deidentification = field(default_factory=Deidentification)  # what was removed (names, counts)
     sidecar_fields: frozenset = frozenset()  # every field of the visit's sidecars (heuristic criteria check)
 

@@ -94,7 +94,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
 
     placements: list[Placement] = []
     removed = Deidentification()
-    holding: dict[str, frozenset] = {}  # relpath -> keys removed because their value holds an identifier
+    holding: dict[str, frozenset] = {}  # session_path -> keys removed because their value holds an identifier
     id_list: dict[str, list[str]] = {}
     for acquisition in pairing.acquisitions:
         series = by_sidecar[acquisition.src_sidecar.filename]
@@ -111,7 +111,7 @@ def plan_visit(extracted: ExtractedVisit, heuristic: Heuristic, schemas: Sidecar
                       sidecar=sidecar, rule=heuristic.rule_name(description),
                       sidecar_schema=description.get("bids_factory", {}).get("sidecar_schema"))
         )
-        holding[placements[-1].relpath] = frozenset(
+        holding[placements[-1].session_path] = frozenset(
             key for key, value in given.items() if key not in sidecar and extracted.identifiers.found_in(value))
     placements = [_intended_for_its_grid(p, placements, classes) for p in placements]
     _refuse_too_long_names(extracted, placements)
@@ -215,7 +215,7 @@ def _intended_for_its_grid(placement: Placement, placements: list[Placement], cl
     intended = placement.sidecar.get("IntendedFor")
     if own.kind != "fmap/epi" or own.grid is None or not intended:
         return placement
-    same = {f"/{p.relpath}" for p in placements if p is not placement
+    same = {f"/{p.session_path}" for p in placements if p is not placement
             and classes[str(p.series.sidecar)].grid == own.grid}
     targets = [intended] if isinstance(intended, str) else list(intended)
     served = [t for t in targets if any(t.endswith(path) for path in same)]

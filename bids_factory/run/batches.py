@@ -151,13 +151,13 @@ def _visit_work(visit: Visit, staging: Path, rules: Rules, options: ConvertOptio
 
 
 def _thumbnails(plan: VisitPlan) -> dict:
-    """Pictures for the report (relpath -> report.thumbnails.Pictures); an image nibabel cannot picture simply has none."""
+    """Pictures for the report (session_path -> report.thumbnails.Pictures); an image nibabel cannot picture simply has none."""
     found = {}
     for placement in plan.placements:
         try:
-            found[placement.relpath] = pictures(placement.series.nifti)
+            found[placement.session_path] = pictures(placement.series.nifti)
         except Exception as exc:  # noqa: BLE001 - a thumbnail never fails a visit
-            log.debug("no thumbnail for %s: %s", placement.relpath, exc)
+            log.debug("no thumbnail for %s: %s", placement.session_path, exc)
     return found
 
 

@@ -140,7 +140,7 @@ def take_inventory(export: Path, heuristic: Path | None = None, schemas: Path | 
                 continue
             subject, session = f"sub-{plan.subject_label}", f"ses-{plan.session_label}"
             classes = _classes(plan.extracted.series)
-            series = [_entry(p.series, "placed", classes, bids_path=f"{subject}/{session}/{p.relpath}", rule=p.rule)
+            series = [_entry(p.series, "placed", classes, bids_path=f"{subject}/{session}/{p.session_path}", rule=p.rule)
                       for p in plan.placements]
             series += [_entry(o.series, o.status, classes, rule=o.rule, reason=o.reason) for o in plan.not_placed]
             series.sort(key=lambda s: (s.series_number is None, s.series_number or 0, s.bids_path or "",

@@ -144,7 +144,7 @@ def reconcile(plan: VisitPlan, record: dict | None, session_dir: Path, apply: bo
             change = PendingChange(entry["path"], ChangeKind.REPLACED, difference, entry["path"])
         elif renamed is not None:
             change = PendingChange(entry["path"], ChangeKind.RENAMED, f"rule {renamed.rule}",
-                                   final[id(renamed)].relpath if id(renamed) in final else renamed.relpath)
+                                   final[id(renamed)].session_path if id(renamed) in final else renamed.session_path)
         elif (outcome := _outcome(plan, entry)) is not None:
             change = PendingChange(entry["path"], ChangeKind.NO_LONGER_PLACED, f"{outcome.status}: {outcome.reason}")
         else:  # the series is no longer in the export: history, it stays
@@ -172,8 +172,8 @@ def _final_names(plan: VisitPlan, entries: list[dict], same: dict, added: list[P
             final[id(same[id(entry)])] = _named(same[id(entry)], entry["path"])
     for placement in added:
         final[id(placement)] = _numbered_after(placement, taken)
-        taken.add(final[id(placement)].relpath)
-    renames = {p.relpath: final[id(p)].relpath for p in plan.placements if id(p) in final}
+        taken.add(final[id(placement)].session_path)
+    renames = {p.session_path: final[id(p)].session_path for p in plan.placements if id(p) in final}
     return {key: _intended_for(p, renames) for key, p in final.items()}
 
 
@@ -224,7 +224,7 @@ def _take(new: list[Placement], entry: dict, same_name: bool) -> Placement | Non
     for index, placement in enumerate(new):
         if _series(placement.series) != _key(entry):
             continue
-        if same_name and _without_run(placement.relpath) != _without_run(entry["path"]):
+        if same_name and _without_run(placement.session_path) != _without_run(entry["path"]):
             continue
         return new.pop(index)
     return None
@@ -272,10 +272,10 @@ def same_bytes(new: Path | None, placed: Path) -> bool:
 
 def _numbered_after(placement: Placement, taken: set[str]) -> Placement:
     """``placement`` with a ``run-`` number after those of the placed images it would collide with."""
-    base = _without_run(placement.relpath)
+    base = _without_run(placement.session_path)
     runs = {int(m.group(1)) if (m := _RUN.search(p)) else 1 for p in taken if _without_run(p) == base}
     own = _RUN.search(placement.stem)
-    if not runs or (own and int(own.group(1)) not in runs and placement.relpath not in taken):
+    if not runs or (own and int(own.group(1)) not in runs and placement.session_path not in taken):
         return placement  # no placed image of that name, or its own run number is free
     number = max(runs) + 1
     width = max([len(m.group(1)) for p in taken if (m := _RUN.search(p))] + [2])

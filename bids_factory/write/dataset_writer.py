@@ -153,8 +153,8 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         for picture in folder.rglob("*.*"):  # nothing when the folder does not exist
             if picture.suffix in PICTURE_SUFFIXES and picture.relative_to(folder).with_suffix("").as_posix() not in staying:
                 picture.unlink()
-        planned = {p.series.nifti: p.relpath for p in plan.placements}  # a renumbered run keeps its picture
-        thumbnails = {p.relpath: plan.thumbnails[planned[p.series.nifti]] for p in result.placements
+        planned = {p.series.nifti: p.session_path for p in plan.placements}  # a renumbered run keeps its picture
+        thumbnails = {p.session_path: plan.thumbnails[planned[p.series.nifti]] for p in result.placements
                       if planned.get(p.series.nifti) in plan.thumbnails}
         for relpath, pictures in thumbnails.items():
             for suffix, data in zip(PICTURE_SUFFIXES, (pictures.thumbnail, pictures.enlarged)):

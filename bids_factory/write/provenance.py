@@ -17,7 +17,7 @@ SCANS_COLUMNS = ("filename", "source_day", "source_folder", "series_number", "he
 def scans_tsv(placements: tuple[Placement, ...], existing=None, kept=()) -> str:
     """The session's scans.tsv: the curator's columns (and values of images still placed) are kept;
     ``kept``: visit-record entries of placed images that stay as they are."""
-    images = [(p.relpath, p.series.source_folders, p.series.series_number, p.rule) for p in placements]
+    images = [(p.session_path, p.series.source_folders, p.series.series_number, p.rule) for p in placements]
     images += [(e["path"], e.get("source_folders") or (), e.get("SeriesNumber"), e.get("rule")) for e in kept]
     rows = []
     for path, folders, number, rule in images:
@@ -51,7 +51,7 @@ def visit_record(plan: VisitPlan, result: Reconciliation | None = None) -> Visit
         "heuristic": {"name": plan.heuristic_name, "sha256": plan.heuristic_sha256},
         "non_dicom_files": extracted.non_dicom_files,
         "files": kept + [
-            {"path": p.relpath, "rule": p.rule, "SeriesNumber": p.series.series_number,
+            {"path": p.session_path, "rule": p.rule, "SeriesNumber": p.series.series_number,
              "SeriesDescription": p.series.series_description, "source_folders": list(p.series.source_folders)}
             for p in placements
         ],

@@ -35,12 +35,12 @@ def _placed(session: Path, plan: VisitPlan) -> dict:
     record = {"files": [], "written": {}, "export_folders": [{"kind": "DICOM", "day": "20240105", "path": FOLDER}]}
     for p in plan.placements:
         (session / p.datatype).mkdir(parents=True, exist_ok=True)
-        (session / p.relpath).write_bytes(p.series.nifti.read_bytes())
+        (session / p.session_path).write_bytes(p.series.nifti.read_bytes())
         sidecar = json.dumps(p.sidecar, indent=2) + "\n"
         (session / f"{p.datatype}/{p.stem}.json").write_text(sidecar)
-        record["files"].append({"path": p.relpath, "rule": p.rule, "SeriesNumber": p.series.series_number,
+        record["files"].append({"path": p.session_path, "rule": p.rule, "SeriesNumber": p.series.series_number,
                                 "SeriesDescription": p.series.series_description, "source_folders": [FOLDER]})
-        record["written"] |= {p.relpath: None,
+        record["written"] |= {p.session_path: None,
                               f"{p.datatype}/{p.stem}.json": hashlib.sha256(sidecar.encode()).hexdigest()}
     return record
 
@@ -64,11 +64,11 @@ def test_other_bytes_under_the_same_name_wait_for_a_decision_and_a_new_series_is
     result = reconcile(new, record, session)
     assert [(c.path, c.kind, c.reason) for c in result.pending] == [
         ("anat/sub-P1_ses-V1_run-01_T1w.nii.gz", ChangeKind.REPLACED, "the reconverted image differs")]
-    assert [p.relpath for p in result.placements] == ["anat/sub-P1_ses-V1_run-03_T1w.nii.gz",
+    assert [p.session_path for p in result.placements] == ["anat/sub-P1_ses-V1_run-03_T1w.nii.gz",
                                                       "anat/sub-P1_ses-V1_echo-1_T1w.nii.gz"]
     applied = reconcile(new, record, session, apply=True)
     assert [c.path for c in applied.applied] == ["anat/sub-P1_ses-V1_run-01_T1w.nii.gz"]
-    assert [p.relpath for p in applied.placements][0] == "anat/sub-P1_ses-V1_run-01_T1w.nii.gz"
+    assert [p.session_path for p in applied.placements][0] == "anat/sub-P1_ses-V1_run-01_T1w.nii.gz"
 
 
 def test_a_new_series_colliding_with_a_placed_name_gets_the_next_run_before_later_entities(tmp_path):
@@ -77,7 +77,7 @@ def test_a_new_series_colliding_with_a_placed_name_gets_the_next_run_before_late
     result = reconcile(_plan(tmp_path / "b", [(9, "sub-P1_ses-V1_acq-x_echo-1_T1w", "t1w", b"nine")]), record,
                        session)
     assert [e["path"] for e in result.kept] == ["anat/sub-P1_ses-V1_acq-x_echo-1_T1w.nii.gz"]  # its series is gone
-    assert [p.relpath for p in result.placements] == ["anat/sub-P1_ses-V1_acq-x_run-02_echo-1_T1w.nii.gz"]
+    assert [p.session_path for p in result.placements] == ["anat/sub-P1_ses-V1_acq-x_run-02_echo-1_T1w.nii.gz"]
 
 
 def test_a_sidecar_that_would_change_names_its_fields(tmp_path):
@@ -119,10 +119,10 @@ def test_intended_for_names_the_final_files_of_kept_and_renumbered_images(tmp_pa
                                  (9, fmap, "fmap", b"f9", "fmap")], both)
     result = reconcile(new, record, session)
     assert [e["path"] for e in result.kept] == [f"func/{bold}.nii.gz", f"fmap/{fmap}.nii.gz"]
-    assert [p.relpath for p in result.placements] == ["func/sub-P1_ses-V1_task-a_run-02_bold.nii.gz"]
+    assert [p.session_path for p in result.placements] == ["func/sub-P1_ses-V1_task-a_run-02_bold.nii.gz"]
     [change] = result.pending
     assert (change.path, change.reason) == (f"fmap/{fmap}.nii.gz", "its sidecar differs in IntendedFor")
     applied = reconcile(new, record, session, apply=True)
     [fieldmap] = [p for p in applied.placements if p.datatype == "fmap"]
-    assert fieldmap.relpath == f"fmap/{fmap}.nii.gz" and fieldmap.sidecar["IntendedFor"] == [
+    assert fieldmap.session_path == f"fmap/{fmap}.nii.gz" and fieldmap.sidecar["IntendedFor"] == [
         f"bids::sub-P1/ses-V1/func/{bold}.nii.gz", "bids::sub-P1/ses-V1/func/sub-P1_ses-V1_task-a_run-02_bold.nii.gz"]

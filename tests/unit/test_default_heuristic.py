@@ -252,7 +252,7 @@ def test_bold_task_name_comes_from_the_name_never_forced_to_rest(plans):
 def test_fieldmaps_point_to_the_bold_and_dwi(plans):
     plan = plans["visit"]
     phasediff = next(p for p in plan.placements if p.rule == "fmap-phasediff")
-    targets = sorted(p.relpath for p in plan.placements if p.stem.endswith(("_bold", "_dwi")))
+    targets = sorted(p.session_path for p in plan.placements if p.stem.endswith(("_bold", "_dwi")))
     assert sorted(phasediff.sidecar["IntendedFor"]) == [f"bids::sub-P1/ses-V1/{path}" for path in targets]
     lone = [o for o in plan.not_placed if o.series.series_description == "B0map_lone"]
     assert lone and lone[0].status == "held-back"
@@ -289,7 +289,7 @@ def test_philips_field_maps_with_estimated_keys_are_field_maps_for_the_bold_and_
     phase = {stem.rsplit("_", 1)[-1]: sidecar for stem, sidecar in fmaps.items()}
     assert (phase["phase1"]["EchoTime"], phase["phase2"]["EchoTime"]) == (0.003, 0.0053)
     assert phase["fieldmap"]["Units"] == "Hz"
-    targets = sorted(f"bids::sub-P1/ses-V1/{p.relpath}" for p in plans["philips"].placements
+    targets = sorted(f"bids::sub-P1/ses-V1/{p.session_path}" for p in plans["philips"].placements
                      if p.stem.endswith(("_bold", "_dwi")))
     assert len(targets) == 3
     for sidecar in fmaps.values():
@@ -347,7 +347,7 @@ def test_site_heuristic_with_asl_metadata_and_order_places_asl_with_aslcontext(t
     asl_case = [c for c in VISIT if c[0] == "asl_3d_tra"]
     plan = plan_visit(_extracted(tmp_path, asl_case), load_heuristic(path), load_sidecar_schemas())
     [placement] = plan.placements
-    assert placement.relpath == "perf/sub-P1_ses-V1_dir-AP_asl.nii.gz"
+    assert placement.session_path == "perf/sub-P1_ses-V1_dir-AP_asl.nii.gz"
     assert placement.extra_files == (("aslcontext.tsv", "volume_type\nm0scan\n" + "label\ncontrol\n" * 3),)
     assert placement.extra_file_stem("aslcontext.tsv") == "sub-P1_ses-V1_dir-AP_aslcontext.tsv"
 

@@ -43,4 +43,4 @@ def test_only_the_images_a_visit_places_are_gzipped(xa30_export, tmp_path):
     not_placed = staged - placed
     # the scanner-derived maps (ADC, FA, TRACEW...) are converted and checked, never compressed
     assert len(not_placed) >= 8 and all(p.name.endswith(".nii") for p in not_placed)
-    assert set(plan.thumbnails) == {p.relpath for p in plan.placements}  # pictured before compression
+    assert set(plan.thumbnails) == {p.session_path for p in plan.placements}  # pictured before compression
