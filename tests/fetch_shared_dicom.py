@@ -87,17 +87,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--into", type=Path, default=TARGET, help="the shared dicom folder (default: %(default)s)")
     parser.add_argument("--base-url", default=BASE_URL, help="where the dcm_qa* repositories are")
+    parser.add_argument("--required", action="store_true", help="exit 1 when a set cannot be fetched (default: "
+                        "say so and go on: the tests of a missing set are skipped, the command named)")
     parser.add_argument("sets", nargs="*", metavar="SET", help=f"only these sets (default: every missing one): {', '.join(SETS)}")
     args = parser.parse_args(argv)
     if unknown := sorted(set(args.sets) - set(SETS)):
         parser.error(f"no such set: {', '.join(unknown)}")
     args.into.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
     for name in args.sets or list(SETS):
         if (args.into / name).exists():
             print(f"{name}: already there")
             continue
         print(f"{name}: from {args.base_url}/{SETS[name][0]}")
-        fetch_set(name, args.into, args.base_url)
+        try:
+            fetch_set(name, args.into, args.base_url)
+        except (subprocess.CalledProcessError, OSError) as exc:  # no network, no git: the tests say what is missing
+            print(f"{name}: not fetched ({exc}); its tests are skipped: run this again where github.com is reachable",
+                  file=sys.stderr)
+            failed.append(name)
+    if failed and args.required:
+        return 1
     return 0
 
 

@@ -96,3 +96,15 @@ def test_without_the_data_the_real_data_tests_are_skipped_naming_the_fetch_comma
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert " skipped" in ran.stdout and " passed" not in ran.stdout and " error" not in ran.stdout
     assert f"fetch it with `{FETCH_COMMAND}`" in ran.stdout
+
+
+def test_a_set_that_cannot_be_fetched_is_named_and_the_test_command_goes_on(tmp_path, capsys):
+    """No network: the README's test command still runs the tests (the real-data ones skipped, the command
+    named); ``--required`` makes it a failure. Nothing partial is left."""
+    into = tmp_path / "dicom"
+    assert fetch_shared_dicom.main(["--into", str(into), "--base-url", f"file://{tmp_path / 'nowhere'}",
+                                    "toshiba_dwi"]) == 0
+    assert "toshiba_dwi: not fetched" in capsys.readouterr().err
+    assert list(into.iterdir()) == []
+    assert fetch_shared_dicom.main(["--into", str(into), "--base-url", f"file://{tmp_path / 'nowhere'}",
+                                    "--required", "toshiba_dwi"]) == 1
