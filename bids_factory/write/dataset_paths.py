@@ -28,3 +28,4 @@ HISTORY = STATE_DIR / "history.json"  # one line per run (report.history_entry),
 # a run with nothing new skips them; placing a visit removes it (a killed run leaves them to the next run)
 DATASET_FILES_STATE = STATE_DIR / "dataset-files.json"
 UNLISTED = STATE_DIR / "unlisted"  # one empty file per subject whose sessions.tsv misses a placed session
+UNANNOUNCED = STATE_DIR / "unannounced"  # per session placed: its CHANGES line, until CHANGES holds it

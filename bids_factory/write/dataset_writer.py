@@ -28,7 +28,8 @@ from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_
 from bids_factory.write.dataset_lock import DatasetLock
 from bids_factory.write.run_records import RunRecords
 from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, PICTURE_SUFFIXES, REPLACED, REPORT_PAGE,
-                                              REPORT_PAGES_KEY, REPORT_SUBJECT_PAGES, STATE_DIR, THUMBNAILS, UNLISTED, VISIT_RECORDS)
+                                              REPORT_PAGES_KEY, REPORT_SUBJECT_PAGES, STATE_DIR, THUMBNAILS, UNANNOUNCED, UNLISTED,
+                                              VISIT_RECORDS)
 from bids_factory.write.visit_index import RECORD, VisitIndex
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
@@ -64,6 +65,9 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         result = reconcile(plan, previous, session_dir, apply_changes, self.dates.mask_text)
         self.dataset_files_stale()
         self.mark_unlisted(subject)
+        if result.placements:  # CHANGES says it: this run's finalize, or the next run's if this one is killed
+            self._mark(UNANNOUNCED, f"{subject}_{session}", f"Placed {subject} {session} ({len(result.placements)} "
+                       f"images) from visit {plan.extracted.visit.scan_research_id}")
         build = staging / "placed" / f"{subject}_{session}"
         build.mkdir(parents=True, exist_ok=True)
         for placement in result.placements:
@@ -286,9 +290,26 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
     def mark_unlisted(self, subject: str) -> None:
         """Before a session is placed: finalize (this run's, or the next one's if this is killed) must write
         its subject's sessions.tsv again."""
-        (self.root / UNLISTED).mkdir(parents=True, exist_ok=True)
-        (self.root / UNLISTED / subject).touch()
-        _fsync_dir(self.root / UNLISTED)
+        self._mark(UNLISTED, subject)
+
+    def _mark(self, folder: Path, name: str, text: str = "") -> None:
+        """A mark file: one short write (a kill leaves it whole or empty), no rename."""
+        (self.root / folder).mkdir(parents=True, exist_ok=True)
+        with open(self.root / folder / name, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_dir(self.root / folder)
+
+    def unannounced(self) -> dict[str, str]:
+        """Sessions placed whose CHANGES line may not be written yet (a run killed before it wrote CHANGES):
+        mark name -> the line."""
+        folder = self.root / UNANNOUNCED
+        return {p.name: p.read_text(encoding="utf-8").strip() for p in sorted(folder.iterdir())} if folder.is_dir() else {}
+
+    def mark_announced(self, names) -> None:
+        for name in names:
+            (self.root / UNANNOUNCED / name).unlink(missing_ok=True)
 
     def unlisted_subjects(self) -> set[str] | None:
         """Subjects whose sessions.tsv may miss a placed session; None: every subject (a dataset from before
