@@ -12,7 +12,6 @@ holds a calendar date (sidecars are filtered by plan, NIfTI headers by redact).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -20,16 +19,16 @@ import shutil
 from pathlib import Path
 
 from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, fsync_file as _fsync_file
-from bids_factory.write.atomic_files import write_bytes as _write_bytes, write_text as _write_text
+from bids_factory.write.atomic_files import write_text as _write_text
 from bids_factory.dates import DatePolicy
 from bids_factory.model import VISIT_RECORD_VERSION as RECORD_VERSION, Placement, VisitPlan, VisitRecord, readable
 from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
                                             stopped_run_departures)
 from bids_factory.write.dataset_lock import DatasetLock
+from bids_factory.write.finalize_marks import FinalizeMarks
+from bids_factory.write.report_files import ReportFiles
 from bids_factory.write.run_records import RunRecords
-from bids_factory.write.dataset_paths import (DATASET_FILES_STATE, KEPT_ASIDE, PICTURE_SUFFIXES, REPLACED, REPORT_PAGE,
-                                              REPORT_PAGES_KEY, REPORT_SUBJECT_PAGES, STATE_DIR, THUMBNAILS, UNANNOUNCED, UNLISTED,
-                                              VISIT_RECORDS)
+from bids_factory.write.dataset_paths import KEPT_ASIDE, REPLACED, STATE_DIR, UNANNOUNCED, VISIT_RECORDS
 from bids_factory.write.visit_index import RECORD, VisitIndex
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
@@ -37,7 +36,7 @@ from bids_factory.write.date_policy import tighten
 
 
 
-class DatasetWriter(DatasetLock, RunRecords, VisitStates):
+class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportFiles):
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -150,34 +149,6 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
             return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         return f"n{len(list(folder.glob('n*'))) + 1 if folder.is_dir() else 1:08d}"
 
-    def _write_thumbnails(self, plan: VisitPlan, session: Path, result: Reconciliation) -> None:
-        """The report's pictures of a session's images (those of the placed images that stay are kept)."""
-        folder = self.root / THUMBNAILS / session
-        staying = {e["path"].removesuffix(".nii.gz") for e in result.kept}
-        for picture in folder.rglob("*.*"):  # nothing when the folder does not exist
-            if picture.suffix in PICTURE_SUFFIXES and picture.relative_to(folder).with_suffix("").as_posix() not in staying:
-                picture.unlink()
-        planned = {p.series.nifti: p.session_path for p in plan.placements}  # a renumbered run keeps its picture
-        thumbnails = {p.session_path: plan.thumbnails[planned[p.series.nifti]] for p in result.placements
-                      if planned.get(p.series.nifti) in plan.thumbnails}
-        for relpath, pictures in thumbnails.items():
-            for suffix, data in zip(PICTURE_SUFFIXES, (pictures.thumbnail, pictures.enlarged)):
-                _write_bytes(folder / relpath.replace(".nii.gz", suffix), data, self._tmp_dir())
-
-    def thumbnail_links(self, suffix: str = ".png", *, sessions=None) -> dict[str, str]:
-        """Dataset path of an image -> its thumbnail (.png) or enlarged picture (.jpg), relative to the report
-        page; ``sessions``: only those (``sub-<p>/ses-<v>`` folders, e.g. of one subject's page), else all."""
-        base = THUMBNAILS.relative_to(REPORT_PAGE.parent).as_posix()
-        folders = [self.root / THUMBNAILS / s for s in sessions] if sessions is not None else [self.root / THUMBNAILS]
-        links = {}
-        for folder in folders:
-            for here, _, names in os.walk(folder):
-                inside = os.path.relpath(here, self.root / THUMBNAILS).replace(os.sep, "/")
-                for name in names:
-                    if name.endswith(suffix):
-                        links[f"{inside}/{name.removesuffix(suffix)}.nii.gz"] = f"{base}/{inside}/{name}"
-        return dict(sorted(links.items()))
-
     def _stage_placement(self, build: Path, placement: Placement) -> None:
         folder = build / placement.datatype
         folder.mkdir(parents=True, exist_ok=True)
@@ -213,37 +184,6 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
                     if str(relpath).endswith(".json") else self.dates.mask_text(text))
         self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
 
-    def write_report(self, pages: dict[str, str], subjects: set[str], made_by: dict) -> None:
-        """The report's pages (relative to ``code/bids-factory/``): each written only when its bytes change; the
-        page of a subject no longer among ``subjects`` (moved, its visits taken out) is removed. ``made_by``:
-        what made the subject pages (:meth:`stale_subject_pages` compares it)."""
-        for relpath, text in pages.items():
-            self.write_text(STATE_DIR / relpath, text)
-        for page in (self.root / REPORT_SUBJECT_PAGES).glob("*.html"):
-            if page.name.removesuffix(".html") not in subjects:
-                page.unlink()
-        self.write_json(REPORT_PAGES_KEY, made_by)
-
-    def stale_subject_pages(self, subjects: set[str], made_by: dict) -> set[str]:
-        """The subjects whose report page is computed again: a visit record of theirs written or removed by this
-        run, their page missing, or all of them when the pages were made otherwise (``made_by``: another
-        bids-factory, another date policy). Every other page stays as it is: a run costs its day."""
-        if self.read_json(REPORT_PAGES_KEY, default=None) != made_by:
-            return set(subjects)
-        folder = self.root / REPORT_SUBJECT_PAGES
-        present = {name.removesuffix(".html") for name in os.listdir(folder)} if folder.is_dir() else set()
-        return (self.subjects_written | (subjects - present)) & subjects
-
-    def subject_records(self, subjects: set[str]) -> dict[str, list[VisitRecord]]:
-        """The visit records of these subjects (found in the index), read from their files."""
-        found: dict[str, list[VisitRecord]] = {}
-        for visit in self.index.visits():
-            if visit["participant_id"] in subjects:
-                path = self.root / VISIT_RECORDS / visit["name"]
-                found.setdefault(visit["participant_id"], []).append(
-                    readable(json.loads(path.read_text()), "record_version", RECORD_VERSION, path))
-        return found
-
     def _tmp_dir(self) -> Path:
         tmp_dir = self.state / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -265,62 +205,6 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates):
         if tighter:  # the records and states are written again: so is what is derived from them
             self.index.rebuild()
         return tighter
-
-    # -- incremental state ---------------------------------------------------------------------
-    def dataset_files_state(self) -> dict | None:
-        """What the dataset-level files were last computed from, or None (never, or a visit placed since)."""
-        try:
-            state = self.read_json(DATASET_FILES_STATE, default=None)
-        except ValueError:  # not JSON (damaged by hand): computed again, as if never
-            return None
-        return state if isinstance(state, dict) else None
-
-    def write_dataset_files_state(self, key: dict, outcome: dict) -> None:
-        """``key``: the inputs and files stamp (no date policy: it is compared, never shown); ``outcome``:
-        what the run reported about them (EHR problems, linkage), under the date policy like the run record."""
-        text = json.dumps({"key": key, "outcome": self.dates.mask_json(outcome)}, indent=2, ensure_ascii=False)
-        _write_text(self.root / DATASET_FILES_STATE, text + "\n", self._tmp_dir())
-
-    def dataset_files_stale(self) -> None:
-        """Before a visit is placed: the dataset-level files no longer describe the dataset."""
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / DATASET_FILES_STATE).unlink()
-            _fsync_dir(self.state)
-
-    def mark_unlisted(self, subject: str) -> None:
-        """Before a session is placed: finalize (this run's, or the next one's if this is killed) must write
-        its subject's sessions.tsv again."""
-        self._mark(UNLISTED, subject)
-
-    def _mark(self, folder: Path, name: str, text: str = "") -> None:
-        """A mark file: one short write (a kill leaves it whole or empty), no rename."""
-        (self.root / folder).mkdir(parents=True, exist_ok=True)
-        with open(self.root / folder / name, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _fsync_dir(self.root / folder)
-
-    def unannounced(self) -> dict[str, str]:
-        """Sessions placed whose CHANGES line may not be written yet (a run killed before it wrote CHANGES):
-        mark name -> the line."""
-        folder = self.root / UNANNOUNCED
-        return {p.name: p.read_text(encoding="utf-8").strip() for p in sorted(folder.iterdir())} if folder.is_dir() else {}
-
-    def mark_announced(self, names) -> None:
-        for name in names:
-            (self.root / UNANNOUNCED / name).unlink(missing_ok=True)
-
-    def unlisted_subjects(self) -> set[str] | None:
-        """Subjects whose sessions.tsv may miss a placed session; None: every subject (a dataset from before
-        these marks), until :meth:`mark_listed` starts them."""
-        folder = self.root / UNLISTED
-        return {p.name for p in folder.iterdir()} if folder.is_dir() else None
-
-    def mark_listed(self, subjects) -> None:
-        (self.root / UNLISTED).mkdir(parents=True, exist_ok=True)
-        for subject in subjects:
-            (self.root / UNLISTED / subject).unlink(missing_ok=True)
 
     def read_json(self, relpath: Path | str, default=None):
         path = self.root / relpath
