@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from bids_factory.errors import DatasetError
-from bids_factory.model import VISIT_RECORD_VERSION, VISIT_STATE_VERSION, SeriesStatus, never_placed
+from bids_factory.model import VISIT_RECORD_VERSION, VISIT_STATE_VERSION
 from bids_factory.write.dataset_paths import VISIT_INDEX, VISIT_RECORDS, VISIT_STATES
 
 log = logging.getLogger(__name__)
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"  # 2: no to_decide column (the groups of what to do come from the outcomes)
 RECORD, STATE = "record", "state"
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
@@ -35,13 +35,12 @@ CREATE TABLE records(name TEXT PRIMARY KEY, scan_research_id TEXT, participant_i
     export_days TEXT, images INTEGER, gone INTEGER, pending INTEGER, left_lines TEXT, moved_from TEXT);
 CREATE TABLE states(name TEXT PRIMARY KEY, scan_research_id TEXT, fingerprint TEXT, settings TEXT, status TEXT,
     subject_label TEXT, session_label TEXT);
-CREATE TABLE not_placed(kind TEXT, owner TEXT, scan_research_id TEXT, status TEXT, to_decide INTEGER, outcome TEXT);
+CREATE TABLE not_placed(kind TEXT, owner TEXT, scan_research_id TEXT, status TEXT, outcome TEXT);
 CREATE INDEX not_placed_owner ON not_placed(kind, owner);
 CREATE TABLE dirty(kind TEXT, name TEXT, PRIMARY KEY(kind, name));
 CREATE TABLE days(relpath TEXT PRIMARY KEY, listing TEXT);
 """
 _FOLDERS = {RECORD: VISIT_RECORDS, STATE: VISIT_STATES}
-_TO_DECIDE = (SeriesStatus.UNMATCHED, SeriesStatus.AMBIGUOUS)
 # the newest record and state formats of the files indexed: an index a newer bids-factory kept stops the run
 _VERSIONS = {"record_version": VISIT_RECORD_VERSION, "state_version": VISIT_STATE_VERSION}
 
@@ -186,10 +185,8 @@ class VisitIndex:
                 name, visit, data.get("fingerprint"), data.get("settings"), data.get("status"),
                 data.get("subject_label", ""), data.get("session_label", "")))
             outcomes = data.get("not_placed") or []
-        db.executemany("INSERT INTO not_placed VALUES (?, ?, ?, ?, ?, ?)", [
-            (kind, name, visit, o.get("status"),
-             int(o.get("status") in _TO_DECIDE and not never_placed(o.get("reason") or "")), json.dumps(o))
-            for o in outcomes])
+        db.executemany("INSERT INTO not_placed VALUES (?, ?, ?, ?, ?)",
+                       [(kind, name, visit, o.get("status"), json.dumps(o)) for o in outcomes])
 
     # -- what a run reads -------------------------------------------------------------------
     def states(self) -> dict[str, dict]:
@@ -221,18 +218,15 @@ class VisitIndex:
 
     def counts(self) -> dict:
         """The whole dataset: ``subjects``, ``sessions``, ``images``, ``not_placed`` (status -> series not
-        placed, of placed visits and of visits with nothing placed) and ``to_decide`` (unmatched or
-        ambiguous series that are no scout or derived map)."""
+        placed, of placed visits and of visits with nothing placed); what a person must do about them:
+        :meth:`not_placed_groups`."""
         db = self.db()
         subjects, sessions, images = db.execute(
             "SELECT count(DISTINCT participant_id), count(DISTINCT participant_id || '/' || session_id), "
             "coalesce(sum(images), 0) FROM records").fetchone()
         statuses = dict(db.execute(
             "SELECT status, count(*) FROM not_placed GROUP BY status").fetchall())
-        to_decide, = db.execute(
-            "SELECT coalesce(sum(to_decide), 0) FROM not_placed").fetchone()
-        return {"subjects": subjects, "sessions": sessions, "images": images, "not_placed": statuses,
-                "to_decide": to_decide}
+        return {"subjects": subjects, "sessions": sessions, "images": images, "not_placed": statuses}
 
     def not_placed(self) -> Iterator[dict]:
         """Every series still not placed in the dataset (its outcome record with ``scan_research_id``), one at

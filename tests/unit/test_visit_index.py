@@ -45,8 +45,7 @@ def _everything(writer: DatasetWriter) -> tuple:
 def test_the_index_answers_from_the_records_and_states(tmp_path):
     writer = _dataset(tmp_path)
     counts = writer.index.counts()
-    assert counts == {"subjects": 2, "sessions": 3, "images": 6, "to_decide": 2,
-                      "not_placed": {"held-back": 1, "unmatched": 3}}
+    assert counts == {"subjects": 2, "sessions": 3, "images": 6, "not_placed": {"held-back": 1, "unmatched": 3}}
     assert [v["name"] for v in writer.index.visits() if v["pending"]] == ["sub-A_ses-2.json"]
     assert [r["scan_research_id"] for r in writer.pending_records()] == ["V2"]
     assert writer.index.not_gone() == [("sub-A_ses-1.json", "V1"), ("sub-A_ses-2.json", "V2"), ("sub-B_ses-3.json", "V3")]
