@@ -91,7 +91,9 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
                f"from visit {v.scan_research_id}" for v in placed if v.placed]
     unannounced = writer.unannounced()  # also of a run killed before it wrote CHANGES
     written = (writer.root / "CHANGES").read_text(encoding="utf-8") if (writer.root / "CHANGES").exists() else ""
-    changes += [line for line in unannounced.values() if line and line not in changes and f"  - {line}\n" not in written]
+    this_run = {writer.dates.mask_text(line) for line in changes}  # the marks hold the lines as CHANGES does
+    changes += [line for line in unannounced.values()
+                if line and line not in this_run and f"  - {line}\n" not in written]
     phases.start("dataset files")
     unlisted = writer.unlisted_subjects()
     writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,

@@ -65,8 +65,9 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportF
         self.dataset_files_stale()
         self.mark_unlisted(subject)
         if result.placements:  # CHANGES says it: this run's finalize, or the next run's if this one is killed
-            self._mark(UNANNOUNCED, f"{subject}_{session}", f"Placed {subject} {session} ({len(result.placements)} "
-                       f"images) from visit {plan.extracted.visit.scan_research_id}")
+            self._mark(UNANNOUNCED, f"{subject}_{session}", self.dates.mask_text(  # as CHANGES will hold it
+                f"Placed {subject} {session} ({len(result.placements)} images) from visit "
+                f"{plan.extracted.visit.scan_research_id}"))
         build = staging / "placed" / f"{subject}_{session}"
         build.mkdir(parents=True, exist_ok=True)
         for placement in result.placements:
