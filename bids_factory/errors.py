@@ -50,7 +50,12 @@ class DatasetLockedError(BidsFactoryError):
 
 
 class ToolMissingError(BidsFactoryError):
-    """An external converter (dcm2niix) is not installed."""
+    """An external tool (dcm2niix, bids-validator-deno) is not installed."""
+
+
+class ValidatorFailedError(BidsFactoryError):
+    """bids-validator-deno is installed but could not check a dataset (its runtime refused the path, it
+    crashed): what it was to check is not vouched for, so the run stops before placing it."""
 
 
 class DatasetError(BidsFactoryError):

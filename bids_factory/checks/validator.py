@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bids_factory.errors import ToolMissingError, ValidatorFailedError
 from bids_factory.model import BIDS_VERSION, VisitPlan, VisitRecord
 from bids_factory.extract.staged_images import image_stem
 
@@ -36,6 +38,15 @@ class ValidatorResult:
     @property
     def warnings(self) -> tuple[ValidatorIssue, ...]:
         return tuple(i for i in self.issues if i.severity == "warning")
+
+    @property
+    def failure(self) -> str | None:
+        """Why the validator could not check the dataset at all (it printed no report), else ``None``."""
+        return next((i.message for i in self.issues if i.code == VALIDATOR_FAILED), None)
+
+
+VALIDATOR_FAILED = "VALIDATOR_FAILED"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def write_check_dataset(plans: list[VisitPlan], folder: Path) -> dict[str, tuple[int, str]]:
@@ -94,11 +105,11 @@ def batch_faults(plans: list[VisitPlan], folder: Path) -> list[dict[str, str]]:
 def _check(plans: list[VisitPlan], indices: list[int], folder: Path, faults: list[dict[str, str]]) -> None:
     paths = write_check_dataset([plans[i] for i in indices], folder)
     try:
-        result = run_validator(folder)
+        result = validated(folder, "the converted visits")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     found: dict[int, dict[str, list[str]]] = {}
-    for issue in result.errors if result else ():
+    for issue in result.errors:
         where = paths.get(issue.location)
         if where:
             found.setdefault(indices[where[0]], {}).setdefault(where[1], []).append(
@@ -189,9 +200,8 @@ def run_validator(dataset: Path, timeout: float = 900) -> ValidatorResult | None
     try:
         report = json.loads(done.stdout)
     except json.JSONDecodeError:
-        message = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return ValidatorResult(exit_code=done.returncode, version="?",
-                               issues=(ValidatorIssue("error", "VALIDATOR_FAILED", str(dataset), message[0]),))
+        return ValidatorResult(exit_code=done.returncode, version="?", issues=(
+            ValidatorIssue("error", VALIDATOR_FAILED, str(dataset), failure_line(done.stderr or done.stdout)),))
     issues = tuple(
         ValidatorIssue(
             severity=item.get("severity", "error"),
@@ -203,6 +213,32 @@ def run_validator(dataset: Path, timeout: float = 900) -> ValidatorResult | None
     )
     return ValidatorResult(exit_code=done.returncode, issues=issues,
                            version=str(report.get("summary", {}).get("schemaVersion", "?")), output=done.stdout)
+
+
+def failure_line(output: str) -> str:
+    """The one line that says why the validator printed no report: its runtime's ``error:`` line (Deno
+    prints an uncaught error so, then a stack trace), colours removed; else the last line it printed."""
+    lines = [line.strip() for line in _ANSI.sub("", output).splitlines() if line.strip()]
+    line = next((line.removeprefix("error:").strip() for line in lines if line.startswith("error:")),
+                lines[-1] if lines else "it exited without output")
+    refused = re.search(r'NotCapable: Requires all access to "(/dev/[^"]*)"', line)
+    if refused:  # Deno reads nothing under /dev without --allow-all, which bids-factory does not give it
+        return (f"Deno, which runs the validator, reads no path under /dev ({refused.group(1)}): keep the "
+                "dataset on another filesystem path")
+    return line
+
+
+def validated(dataset: Path, what: str) -> ValidatorResult:
+    """:func:`run_validator` where a result is needed to go on (the gate before placing, ``check``): a
+    validator that is missing or cannot check ``what`` stops the run in one line instead."""
+    result = run_validator(dataset)
+    if result is None:
+        raise ToolMissingError(f"bids-validator-deno is not installed, so {what} cannot be checked: "
+                               "pip install bids-validator-deno (or run with --no-validate)")
+    if result.failure:
+        raise ValidatorFailedError(f"bids-validator-deno could not check {what}: {result.failure}; "
+                                   "nothing was placed (or run with --no-validate)")
+    return result
 
 
 def issue_summary(result: ValidatorResult, examples: int = 3) -> list[dict]:

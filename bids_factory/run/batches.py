@@ -197,6 +197,10 @@ def _validate(writer: DatasetWriter, report: RunSummary, staging: Path) -> None:
     if result is None:
         log.warning("bids-validator-deno is not installed: the dataset was not validated")
         return
+    if result.failure:  # placed visits passed the gate: what is not vouched for is the dataset-level files
+        report.problems.append(Problem(str(writer.root), f"bids-validator-deno could not check the dataset: "
+                                                         f"{result.failure}"))
+        return
     report.validator_errors, report.validator_warnings = len(result.errors), len(result.warnings)
     report.validator_output = writer.write_validator_output(result.output) if result.output else None
     report.validator_issues = issue_summary(result)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from bids_factory import __version__
 from bids_factory.discover.visits import discover
-from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingError
+from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingError, ValidatorFailedError
 from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import HISTORY_VERSION, Problem, RunSummary, Visit, VisitResult, VisitStatus, readable
 from bids_factory.run.progress import Phases
@@ -296,6 +296,8 @@ def check(bids: Path, export: Path | None = None) -> tuple[ValidatorResult, list
     result = run_validator(bids)
     if result is None:
         raise ToolMissingError("bids-validator-deno is not installed: pip install bids-validator-deno")
+    if result.failure:
+        raise ValidatorFailedError(f"bids-validator-deno could not check {bids}: {result.failure}")
     writer = DatasetWriter(bids)
     records = writer.visit_records()
     index = [SessionDifference(line.split(": ", 1)[0], line.split(": ", 1)[1] + (
