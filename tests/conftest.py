@@ -119,14 +119,24 @@ def xa30_export(tmp_path_factory) -> Path:
 def new_demo(tmp_path_factory):
     """A fresh copy of the synthetic demo export: ``new_demo(target) -> DemoExport``.
 
-    The export is built once per session (about 3 s) and copied for each test (0.1 s), mtimes kept, so a
-    test may add or change files in its copy.
+    The export is built once per test session (about 3 s; under xdist by the first worker that needs it, the
+    others wait for it) and copied for each test (0.1 s), mtimes kept, so a test may add or change files in
+    its copy.
     """
     import dataclasses
+    import fcntl
+    import pickle
 
     from bids_factory.cli.demo_export import build_demo_export
 
-    template = build_demo_export(tmp_path_factory.mktemp("demo-template") / "export")
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "demo-template"
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "built.pickle").exists():
+            (shared / "built.pickle").write_bytes(pickle.dumps(build_demo_export(shared / "export")))
+        template = pickle.loads((shared / "built.pickle").read_bytes())
 
     def make(target: Path):
         shutil.copytree(template.root, target, symlinks=True)
@@ -139,6 +149,8 @@ _FORK_SERVER = """
 import json, os, sys, traceback
 from bids_factory.cli.main import main
 import bids_factory.run.batches, bids_factory.run.inventory  # what a command imports, once
+import bids.layout, bidsschematools.expressions  # imported lazily by a run: its pybids read-back, its schema rules
+bids_factory.run.batches._shared_by_workers()  # what a run builds once (schema allow-list and rules, dcm2bids)
 for line in sys.stdin:
     request = json.loads(line)
     pid = os.fork()
@@ -179,7 +191,8 @@ for line in sys.stdin:
 
 class CommandRuns:
     """``bids-factory`` commands as separate processes that a server forks after importing bids-factory once: a
-    run costs its work, not the imports. ``kill_at=N`` (or ``"rename:N"``) ends the run at its N-th
+    run costs its work, not the imports nor the schema-derived sets every run builds once (``benchmarks/``
+    measures a whole process). ``kill_at=N`` (or ``"rename:N"``) ends the run at its N-th
     ``os.rename``/``os.replace`` (every step that publishes something), ``"index:N"`` at its N-th commit of the
     visit index, with ``os._exit(137)``: no cleanup, as with SIGKILL or a power cut."""
 

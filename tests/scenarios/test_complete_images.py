@@ -3,8 +3,6 @@ holds the series back with the reason; a visit cut short by an I/O error is conv
 
 from __future__ import annotations
 
-import json
-import os
 import stat
 from pathlib import Path
 

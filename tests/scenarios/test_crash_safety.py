@@ -17,7 +17,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.cli.demo_export import build_demo_export
 from bids_factory.write.dataset_writer import DatasetWriter
 from conftest import assert_valid_bids, fingerprint
 
@@ -49,9 +48,9 @@ def _assert_no_partial_file(bids: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, command_runs):
+def reference(tmp_path_factory, command_runs, new_demo):
     work = tmp_path_factory.mktemp("crash")
-    export = build_demo_export(work / "export").root
+    export = new_demo(work / "export").root
     assert _run(command_runs, export, work / "reference") == 0
     assert_valid_bids(work / "reference")  # every finished run below must publish exactly these files
     return export, _published(work / "reference")

@@ -39,8 +39,8 @@ def found(bids: Path, outputs: str, words=NAME_WORDS, dates: bool = False) -> li
         if path.is_file():
             data = path.read_bytes()
             places[str(path.relative_to(bids))] = gzip.decompress(data) if path.name.endswith(".gz") else data
-    hits = [f"{word} in {where}" for where, data in places.items() for word in words
-            if word.lower().encode() in data.lower()]
+    lowered = {where: data.lower() for where, data in places.items()}  # once per file, not once per word
+    hits = [f"{word} in {where}" for where, data in lowered.items() for word in words if word.lower().encode() in data]
     if dates:
         hits += [f"date in {where}: {data[max(m.start() - 60, 0):m.end() + 20]!r}" for where, data in places.items()
                  if (m := _DATE.search(data))]

@@ -17,7 +17,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bids_factory.cli.demo_export import build_demo_export
 from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.report.summary import dedupe_reason
 from bids_factory.report.page import render_report, report_pages
@@ -36,8 +35,8 @@ def _records(bids: Path) -> tuple[list[dict], dict]:
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory) -> Path:
-    return build_demo_export(tmp_path_factory.mktemp("report") / "export").root
+def export(tmp_path_factory, new_demo) -> Path:
+    return new_demo(tmp_path_factory.mktemp("report") / "export").root
 
 
 @pytest.fixture(scope="module")
@@ -471,8 +470,6 @@ def test_a_no_op_run_refreshes_the_page_and_still_shows_what_is_held_back(export
 
 
 def test_reasons_are_deduplicated() -> None:
-    from bids_factory.report.summary import dedupe_reason
-
     reason = ("FLAIR.schema.json: VoxelSize[0] 5.0 is greater than the maximum of 4; "
               "FLAIR.schema.json: VoxelSize[1] 5.0 is greater than the maximum of 4; "
               "FLAIR.schema.json: VoxelSize[2] 5.0 is greater than the maximum of 4; "

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from bids_factory.cli.main import main
-from bids_factory.cli.demo_export import build_demo_export
 from bids_factory.discover.visits import discover
 from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.resources import shipped_dir
@@ -20,9 +19,9 @@ HEURISTIC = shipped_dir("heuristics") / "default.json"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(tmp_path_factory, new_demo):
     """The synthetic demo export, read only (no test here converts all of it)."""
-    return build_demo_export(tmp_path_factory.mktemp("slurm") / "export")
+    return new_demo(tmp_path_factory.mktemp("slurm") / "export")
 
 
 def _ids(export) -> list[str]:

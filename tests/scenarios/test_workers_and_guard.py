@@ -13,15 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from bids_factory.cli.demo_export import build_demo_export
 from bids_factory.run.pipeline import ConvertOptions, convert
 from bids_factory.write.dataset_writer import DatasetWriter
 from bids_factory.write.dataset_paths import SUBJECTS_FILE
 from conftest import assert_valid_bids
 
 
-def test_the_collision_guard_is_written_with_each_visit_not_after_the_batch(tmp_path, monkeypatch):
-    export = build_demo_export(tmp_path / "export").root
+def test_the_collision_guard_is_written_with_each_visit_not_after_the_batch(tmp_path, monkeypatch, new_demo):
+    export = new_demo(tmp_path / "export").root
     bids = tmp_path / "bids"
     real = DatasetWriter.write_visit_state
 
@@ -76,8 +75,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
-def test_workers_and_their_dcm2niix_die_with_a_killed_main_process(tmp_path):
-    export = build_demo_export(tmp_path / "export").root
+def test_workers_and_their_dcm2niix_die_with_a_killed_main_process(tmp_path, new_demo):
+    export = new_demo(tmp_path / "export").root
     main = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(tmp_path / "dcm2niix"), "convert", str(export),
                              str(tmp_path / "bids"), "--jobs", "2", "--no-validate", "--quiet"])
     deadline = time.monotonic() + 60
