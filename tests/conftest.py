@@ -151,6 +151,8 @@ from bids_factory.cli.main import main
 import bids_factory.run.batches, bids_factory.run.inventory  # what a command imports, once
 import bids.layout, bidsschematools.expressions  # imported lazily by a run: its pybids read-back, its schema rules
 bids_factory.run.batches._shared_by_workers()  # what a run builds once (schema allow-list and rules, dcm2bids)
+from bids_factory.checks.sidecar_schemas import load_sidecar_schemas
+load_sidecar_schemas()  # the default sidecar schemas checked against the meta-schema (once per content)
 for line in sys.stdin:
     request = json.loads(line)
     pid = os.fork()
