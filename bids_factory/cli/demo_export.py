@@ -155,7 +155,6 @@ def _age(birth: str, day: str) -> str:
 
 def _series_files(day: str, visit: str, patient: str, start: str, s: _Series) -> list[Dataset]:
     """All single-frame datasets of series ``s`` for one visit."""
-    name, birth, sex = _PATIENTS[patient]
     study_uid = _uid(visit, "study")
     series_uid = _uid(visit, s.description, "series")
     series_time = _time(start, 300.0 * s.number)
@@ -163,6 +162,7 @@ def _series_files(day: str, visit: str, patient: str, start: str, s: _Series) ->
     # dcm2niix derives SliceTiming from the per-slice AcquisitionTime of classic Siemens DICOM.
     order = [*range(0, s.n_slices, 2), *range(1, s.n_slices, 2)]
     interleaved = s.acq_type == "2D" and s.number != 1
+    series = _series_constants(day, visit, patient, start, s, study_uid, series_uid, series_time)
     out: list[Dataset] = []
     for vol in range(s.volumes):
         for k in range(s.n_slices):
@@ -170,82 +170,91 @@ def _series_files(day: str, visit: str, patient: str, start: str, s: _Series) ->
             iop = _SCOUT_PLANES[k] if s.number == 1 else s.iop
             offset = 0.0 if s.number == 1 else (k - (s.n_slices - 1) / 2) * s.thickness
             ipp = _slice_origin(s, iop, offset)
-            ds = Dataset()
+            ds = Dataset(dict(series))  # the series' elements shared (never changed), the slice's own added
             ds.file_meta = FileMetaDataset()
             ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
             ds.SOPInstanceUID = _uid(visit, s.description, str(inst))
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.SpecificCharacterSet = "ISO_IR 100"
-            ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
-            ds.SOPClassUID = MRImageStorage
-            ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = day
-            ds.StudyTime = _time(start, 0.0)
-            ds.SeriesTime = ds.ContentTime = series_time
             slice_time = order.index(k) * s.tr / 1000.0 / s.n_slices if interleaved else 0.0
             ds.AcquisitionTime = _time(start, 300.0 * s.number + vol * s.tr / 1000.0 + slice_time)
-            ds.AccessionNumber = ""
-            ds.Modality = "MR"
-            ds.Manufacturer = "SIEMENS"
-            ds.ManufacturerModelName = "Prisma_fit"
-            ds.InstitutionName = "Demo Memorial Hospital"
-            ds.InstitutionalDepartmentName = "Radiology"
-            ds.ReferringPhysicianName = ""
-            ds.StudyDescription = "Research^Memory"
-            ds.SeriesDescription = ds.ProtocolName = s.description
-            ds.PatientName = name
-            ds.PatientID = patient
-            ds.PatientBirthDate = birth
-            ds.PatientSex = sex
-            ds.PatientAge = _age(birth, day)
-            ds.BodyPartExamined = "HEAD"
-            ds.ScanningSequence = s.sequence
-            ds.SequenceVariant = s.variant
-            ds.ScanOptions = ""
-            ds.MRAcquisitionType = s.acq_type
-            ds.SliceThickness = s.thickness
-            ds.SpacingBetweenSlices = s.thickness
-            ds.RepetitionTime = s.tr
-            ds.EchoTime = s.te
-            if s.ti is not None:
-                ds.InversionTime = s.ti
-            ds.NumberOfAverages = 1
-            ds.ImagingFrequency = 123.25
-            ds.ImagedNucleus = "1H"
-            ds.EchoNumbers = 1
-            ds.MagneticFieldStrength = 3
-            ds.PixelBandwidth = 2290 if s.sequence == "EP" else 240
-            ds.SoftwareVersions = "syngo MR E11"
-            ds.FlipAngle = s.flip
-            ds.InPlanePhaseEncodingDirection = "COL" if s.iop == _AX else "ROW"
-            ds.PatientPosition = "HFS"
-            ds.StudyInstanceUID = study_uid
-            ds.SeriesInstanceUID = series_uid
-            ds.StudyID = visit
-            ds.SeriesNumber = s.number
             ds.AcquisitionNumber = vol + 1
             ds.InstanceNumber = inst
             ds.ImagePositionPatient = [round(float(v), 4) for v in ipp]
             ds.ImageOrientationPatient = list(iop)
-            ds.FrameOfReferenceUID = _uid(visit, "frame")
             if s.volumes > 1:
                 ds.TemporalPositionIdentifier = vol + 1
                 ds.NumberOfTemporalPositions = s.volumes
             ds.SliceLocation = round(float(ipp @ _normal(iop)), 4)
-            ds.SamplesPerPixel = 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.Rows = ds.Columns = s.matrix
-            ds.PixelSpacing = [s.pixel, s.pixel]
-            ds.BitsAllocated = 16
-            ds.BitsStored = 12
-            ds.HighBit = 11
-            ds.PixelRepresentation = 0
-            ds.WindowCenter = 600
-            ds.WindowWidth = 1200
             seed = zlib.crc32(f"{visit}|{s.number}|{inst}".encode())
             ds.PixelData = _head(s, iop, ipp, seed).tobytes()
             out.append(ds)
     return out
+
+
+def _series_constants(day: str, visit: str, patient: str, start: str, s: _Series, study_uid: str,
+                      series_uid: str, series_time: str) -> Dataset:
+    """The elements every slice of series ``s`` shares (set once: pydicom's per-element checks are most of
+    the demo's time)."""
+    name, birth, sex = _PATIENTS[patient]
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "ND"]
+    ds.SOPClassUID = MRImageStorage
+    ds.StudyDate = ds.SeriesDate = ds.AcquisitionDate = ds.ContentDate = day
+    ds.StudyTime = _time(start, 0.0)
+    ds.SeriesTime = ds.ContentTime = series_time
+    ds.AccessionNumber = ""
+    ds.Modality = "MR"
+    ds.Manufacturer = "SIEMENS"
+    ds.ManufacturerModelName = "Prisma_fit"
+    ds.InstitutionName = "Demo Memorial Hospital"
+    ds.InstitutionalDepartmentName = "Radiology"
+    ds.ReferringPhysicianName = ""
+    ds.StudyDescription = "Research^Memory"
+    ds.SeriesDescription = ds.ProtocolName = s.description
+    ds.PatientName = name
+    ds.PatientID = patient
+    ds.PatientBirthDate = birth
+    ds.PatientSex = sex
+    ds.PatientAge = _age(birth, day)
+    ds.BodyPartExamined = "HEAD"
+    ds.ScanningSequence = s.sequence
+    ds.SequenceVariant = s.variant
+    ds.ScanOptions = ""
+    ds.MRAcquisitionType = s.acq_type
+    ds.SliceThickness = s.thickness
+    ds.SpacingBetweenSlices = s.thickness
+    ds.RepetitionTime = s.tr
+    ds.EchoTime = s.te
+    if s.ti is not None:
+        ds.InversionTime = s.ti
+    ds.NumberOfAverages = 1
+    ds.ImagingFrequency = 123.25
+    ds.ImagedNucleus = "1H"
+    ds.EchoNumbers = 1
+    ds.MagneticFieldStrength = 3
+    ds.PixelBandwidth = 2290 if s.sequence == "EP" else 240
+    ds.SoftwareVersions = "syngo MR E11"
+    ds.FlipAngle = s.flip
+    ds.InPlanePhaseEncodingDirection = "COL" if s.iop == _AX else "ROW"
+    ds.PatientPosition = "HFS"
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.StudyID = visit
+    ds.SeriesNumber = s.number
+    ds.FrameOfReferenceUID = _uid(visit, "frame")
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = s.matrix
+    ds.PixelSpacing = [s.pixel, s.pixel]
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.WindowCenter = 600
+    ds.WindowWidth = 1200
+    return ds
 
 
 def build_demo_export(root: Path) -> DemoExport:
