@@ -64,9 +64,9 @@ def convert_visits(todo: list[Visit], staging: Path, writer: DatasetWriter, rule
             phases.start("check", "bids-validator-deno on the converted visits before they are placed")
             outcomes = hold_back_refused(outcomes, staging / f"check-{start:05d}")
         phases.start("place", f"{sum(1 for _, o in outcomes if isinstance(o, VisitPlan))} visits")
-        with writer.locked(options.wait):
+        with writer.lock.held(options.wait):
             _place_all(outcomes, writer, rules, options, report)
-        writer.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
+        writer.lock.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
     progress.close()
     report.problems.extend(_criteria_problems(rules.heuristic, frozenset(fields)))
 

@@ -58,12 +58,12 @@ def convert(options: ConvertOptions) -> RunSummary:
 
         rules = conversion.Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     if not options.wait:
-        writer.ensure_not_locked()
+        writer.lock.ensure_free()
     # announced once done: bad input (no export, a dataset path that cannot be a folder) stays one error line
     phases.done("discover", f"{len(report.visits) + len(todo)} visits in {options.export} "
                             f"({time.monotonic() - began:.1f} s)")
-    with writer.staging_area() as staging:
-        with writer.locked(options.wait):  # a tighter date policy applies to what earlier runs wrote, first
+    with writer.lock.staging_area() as staging:
+        with writer.lock.held(options.wait):  # a tighter date policy applies to what earlier runs wrote, first
             if not writer.apply_date_policy() and options.dates.keeps:  # (export paths name their day)
                 writer.index.store_day_listings(discovery.listings, forget=options.rescan)
         phases.start("convert", f"{len(todo)} of {len(report.visits) + len(todo)} visits new or changed")
@@ -71,7 +71,7 @@ def convert(options: ConvertOptions) -> RunSummary:
             conversion.convert_visits(todo, staging, writer, rules, options, report, phases)
         report.problems.extend(_unmatched_selection(options, report))
         report.problems.extend(pending_problems(writer.pending_records(), options))
-        with writer.locked(options.wait):
+        with writer.lock.held(options.wait):
             report.problems.extend(_gone_visits(writer, discovery.visit_ids))
             _dataset_level(writer, options, rules, report, staging, phases)
             phases.start("report")

@@ -12,10 +12,13 @@ holds a calendar date (sidecars are filtered by plan, NIfTI headers by redact).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
+import tempfile
 from pathlib import Path
 
 from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, fsync_file as _fsync_file
@@ -24,11 +27,11 @@ from bids_factory.dates import DatePolicy
 from bids_factory.model import VISIT_RECORD_VERSION as RECORD_VERSION, Placement, VisitPlan, VisitRecord, readable
 from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
                                             stopped_run_departures)
-from bids_factory.write.dataset_lock import DatasetLock
+from bids_factory.write.dataset_lock import DatasetLock, make_state_dir
 from bids_factory.write.finalize_marks import FinalizeMarks
 from bids_factory.write.report_files import ReportFiles
 from bids_factory.write.run_records import RunRecords
-from bids_factory.write.dataset_paths import KEPT_ASIDE, REPLACED, STATE_DIR, UNANNOUNCED, VISIT_RECORDS
+from bids_factory.write.dataset_paths import KEPT_ASIDE, REPLACED, STATE_DIR, SUBJECT_KEY, UNANNOUNCED, VISIT_RECORDS
 from bids_factory.write.visit_index import RECORD, VisitIndex
 from bids_factory.write.visit_states import VisitStates
 from bids_factory.write.session_files import link_files, person_files, written_manifest
@@ -36,7 +39,7 @@ from bids_factory.write.date_policy import tighten
 
 
 
-class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportFiles):
+class DatasetWriter(RunRecords, VisitStates, FinalizeMarks, ReportFiles):
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -47,6 +50,26 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportF
         self.subjects_written: set[str] = set()  # subjects whose visit records this writer wrote or removed
         self.kept_aside: list[tuple[str, str]] = []  # (a person's file a reconversion replaced, where it is kept)
         self.index = VisitIndex(self.root, self.read_indexed)  # what a run compares and counts
+        self.lock = DatasetLock(self.root)  # the write lock, the runs' staging, recovery of a killed run
+
+    def subject_key(self) -> bytes:
+        """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
+        to create it takes the first one's)."""
+        path = self.root / SUBJECT_KEY
+        with contextlib.suppress(FileNotFoundError):
+            return bytes.fromhex(path.read_text().strip())
+        make_state_dir(self.state)
+        fd, tmp = tempfile.mkstemp(prefix=".subject-key.", dir=self.state)  # 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+        return bytes.fromhex(path.read_text().strip())
 
     # -- visits ----------------------------------------------------------------------------
     def place_visit(self, plan: VisitPlan, staging: Path, apply_changes: bool = False) -> Reconciliation:
