@@ -198,7 +198,7 @@ def _validate(writer: DatasetWriter, report: RunSummary, staging: Path) -> None:
         log.warning("bids-validator-deno is not installed: the dataset was not validated")
         return
     report.validator_errors, report.validator_warnings = len(result.errors), len(result.warnings)
-    report.validator_output = writer.write_validator_output(result.output) if result.output else None
+    report.validator_output = writer.runs.write_validator_output(result.output) if result.output else None
     report.validator_issues = issue_summary(result)
     for issue in result.errors:
         report.problems.append(Problem(issue.location or str(writer.root),
@@ -244,7 +244,7 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
                     "series without a complete image were held back and the next run converts the visit "
                     "again")),)
             elif result.status in (VisitStatus.PLACED, VisitStatus.NOTHING_TO_PLACE):
-                writer.write_visit_state({
+                writer.states.write({
                     "scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
                     "settings": rules.settings_key(options), "status": result.status,
                     "subject_label": result.subject_label, "session_label": result.session_label,

@@ -147,7 +147,7 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     report.dataset = indexed_counts(writer, groups)
     history = writer.read_json(HISTORY, default=None)
     if history is None:  # a dataset written before the history existed: rebuilt once from the run records
-        history = [history_entry(r) for r in writer.run_records()]
+        history = [history_entry(r) for r in writer.runs.records()]
     history = [readable(entry, "history_version", HISTORY_VERSION, writer.root / HISTORY) for entry in history]
     history.append(history_entry(report.record, report.dataset))
     writer.write_json(HISTORY, history)
@@ -162,7 +162,7 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
         pages |= subject_pages(writer.subject_records(stale), writer.thumbnail_links(sessions=folders),
                                writer.thumbnail_links(".jpg", sessions=folders), mask)
     writer.write_report(pages, subjects, made_by)
-    writer.write_run_record(report.record)
+    writer.runs.write_record(report.record)
     report.report_page = str(writer.root / REPORT_PAGE)
 
 
@@ -244,7 +244,7 @@ def _discover(options: ConvertOptions, writer: DatasetWriter, settings: str):
     an index, or a date policy other than ``keep`` (the listings name export days: none is kept)."""
     if options.rescan or options.reconvert or not options.dates.keeps or not writer.state.is_dir():
         return discover(options.export)
-    states = writer.visit_states()
+    states = writer.states.by_visit()
 
     def current(visit: str, fingerprint: str) -> bool:
         state = states.get(visit)
@@ -302,7 +302,7 @@ def check(bids: Path, export: Path | None = None) -> tuple[ValidatorResult, list
         " (the index is derived from the visit records and states: `bids-factory convert --rescan` builds it "
         "again)")) for line in writer.index.differences()]
     if export is not None:
-        states = writer.visit_states()
+        states = writer.states.by_visit()
         index += [SessionDifference(", ".join(f.relpath for f in visit.folders), (
             f"visit {visit.scan_research_id}: its files changed since it was converted, inside a day folder a daily "
             "run does not walk again (a file rewritten in place?): `bids-factory convert EXPORT_DIR BIDS_DIR "
@@ -315,7 +315,7 @@ def _changed_visits(visits, writer: DatasetWriter, settings: str, options: Conve
                     report: RunSummary, unchanged: tuple[str, ...] = ()) -> list[Visit]:
     """Visits whose sources or settings changed since their last conversion (all with ``reconvert``).
     ``unchanged``: visits discovery did not walk (their day folders unchanged, their state current)."""
-    states = writer.visit_states() if unchanged or (visits and not options.reconvert) else {}
+    states = writer.states.by_visit() if unchanged or (visits and not options.reconvert) else {}
     for visit in unchanged:
         if not options.visits or visit in options.visits:
             state = states.get(visit) or {}

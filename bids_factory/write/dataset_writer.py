@@ -33,13 +33,13 @@ from bids_factory.write.report_files import ReportFiles
 from bids_factory.write.run_records import RunRecords
 from bids_factory.write.dataset_paths import KEPT_ASIDE, REPLACED, STATE_DIR, SUBJECT_KEY, UNANNOUNCED, VISIT_RECORDS
 from bids_factory.write.visit_index import RECORD, VisitIndex
-from bids_factory.write.visit_states import VisitStates
+from bids_factory.write.visit_states import VisitStates, read_indexed
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 from bids_factory.write.date_policy import tighten
 
 
 
-class DatasetWriter(RunRecords, VisitStates, FinalizeMarks, ReportFiles):
+class DatasetWriter(FinalizeMarks, ReportFiles):
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -49,8 +49,10 @@ class DatasetWriter(RunRecords, VisitStates, FinalizeMarks, ReportFiles):
         self.placed: list[dict] = []  # records of the visits this writer placed (what this run changed)
         self.subjects_written: set[str] = set()  # subjects whose visit records this writer wrote or removed
         self.kept_aside: list[tuple[str, str]] = []  # (a person's file a reconversion replaced, where it is kept)
-        self.index = VisitIndex(self.root, self.read_indexed)  # what a run compares and counts
+        self.index = VisitIndex(self.root, read_indexed)  # what a run compares and counts
         self.lock = DatasetLock(self.root)  # the write lock, the runs' staging, recovery of a killed run
+        self.runs = RunRecords(self.root, dates, self.write_text)  # what each run writes about itself
+        self.states = VisitStates(self.root, self.index, self.write_json)  # what a later run compares
 
     def subject_key(self) -> bytes:
         """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
