@@ -89,17 +89,17 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
     changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                f"from visit {v.scan_research_id}" for v in placed if v.placed]
-    unannounced = writer.unannounced()  # also of a run killed before it wrote CHANGES
+    unannounced = writer.marks.unannounced()  # also of a run killed before it wrote CHANGES
     written = (writer.root / "CHANGES").read_text(encoding="utf-8") if (writer.root / "CHANGES").exists() else ""
     this_run = {writer.dates.mask_text(line) for line in changes}  # the marks hold the lines as CHANGES does
     changes += [line for line in unannounced.values()
                 if line and line not in this_run and f"  - {line}\n" not in written]
     phases.start("dataset files")
-    unlisted = writer.unlisted_subjects()
+    unlisted = writer.marks.unlisted_subjects()
     writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,
                                     authors=options.authors, license=options.license))
-    writer.mark_listed(unlisted or ())  # their sessions.tsv are written
-    writer.mark_announced(unannounced)  # CHANGES says them
+    writer.marks.mark_listed(unlisted or ())  # their sessions.tsv are written
+    writer.marks.mark_announced(unannounced)  # CHANGES says them
     if ehr.tables:  # an export without EHR tables has no linkage to report
         image_subjects = frozenset(sub.removeprefix("sub-") for sub, _, _ in writer.index.sessions())
         report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)

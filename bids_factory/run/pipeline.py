@@ -86,7 +86,7 @@ def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules: Rules 
     (a visit placed, an EHR file, the mapping, an option, one of the files): else the last
     computation's EHR problems and linkage are reported again, as a run that computed them would."""
     inputs = _dataset_inputs(options)  # before the EHR files are read: a file arriving meanwhile is new next run
-    last = writer.dataset_files_state() or {}
+    last = writer.marks.dataset_files_state() or {}
     outcome = last.get("outcome")
     recorded = isinstance(outcome, dict) and all(isinstance(outcome.get(k), list) for k in RECORDED_OUTCOME)
     if recorded and last.get("key") == {"inputs": inputs, "files": _dataset_files_stamp(writer.root)}:
@@ -98,7 +98,7 @@ def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules: Rules 
     from bids_factory.run import batches as conversion  # the EHR tables (pandas) and the validator
 
     ehr_problems = conversion.update_dataset_files(writer, options, rules, report, staging, phases)
-    writer.write_dataset_files_state(
+    writer.marks.write_dataset_files_state(
         {"inputs": inputs, "files": _dataset_files_stamp(writer.root)},
         {"ehr_problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in ehr_problems],
          "images_without_ehr": report.images_without_ehr, "ehr_without_images": report.ehr_without_images})

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, fsync_file as _fsync_file
-from bids_factory.write.atomic_files import write_text as _write_text
+from bids_factory.write.atomic_files import tmp_folder, write_text as _write_text
 from bids_factory.dates import DatePolicy
 from bids_factory.model import VISIT_RECORD_VERSION as RECORD_VERSION, Placement, VisitPlan, VisitRecord, readable
 from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
@@ -31,7 +31,7 @@ from bids_factory.write.dataset_lock import DatasetLock, make_state_dir
 from bids_factory.write.finalize_marks import FinalizeMarks
 from bids_factory.write.report_files import ReportFiles
 from bids_factory.write.run_records import RunRecords
-from bids_factory.write.dataset_paths import KEPT_ASIDE, REPLACED, STATE_DIR, SUBJECT_KEY, UNANNOUNCED, VISIT_RECORDS
+from bids_factory.write.dataset_paths import KEPT_ASIDE, REPLACED, STATE_DIR, SUBJECT_KEY, VISIT_RECORDS
 from bids_factory.write.visit_index import RECORD, VisitIndex
 from bids_factory.write.visit_states import VisitStates, read_indexed
 from bids_factory.write.session_files import link_files, person_files, written_manifest
@@ -39,7 +39,7 @@ from bids_factory.write.date_policy import tighten
 
 
 
-class DatasetWriter(FinalizeMarks, ReportFiles):
+class DatasetWriter(ReportFiles):
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -53,6 +53,7 @@ class DatasetWriter(FinalizeMarks, ReportFiles):
         self.lock = DatasetLock(self.root)  # the write lock, the runs' staging, recovery of a killed run
         self.runs = RunRecords(self.root, dates, self.write_text)  # what each run writes about itself
         self.states = VisitStates(self.root, self.index, self.write_json)  # what a later run compares
+        self.marks = FinalizeMarks(self.root, dates)  # what finalize still owes (a killed run's to the next)
 
     def subject_key(self) -> bytes:
         """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
@@ -87,10 +88,10 @@ class DatasetWriter(FinalizeMarks, ReportFiles):
         session_dir = self.root / subject / session
         previous = self.read_json(VISIT_RECORDS / f"{subject}_{session}.json")
         result = reconcile(plan, previous, session_dir, apply_changes, self.dates.mask_text)
-        self.dataset_files_stale()
-        self.mark_unlisted(subject)
+        self.marks.dataset_files_stale()
+        self.marks.mark_unlisted(subject)
         if result.placements:  # CHANGES says it: this run's finalize, or the next run's if this one is killed
-            self._mark(UNANNOUNCED, f"{subject}_{session}", self.dates.mask_text(  # as CHANGES will hold it
+            self.marks.mark_unannounced(f"{subject}_{session}", self.dates.mask_text(  # as CHANGES will hold it
                 f"Placed {subject} {session} ({len(result.placements)} images) from visit "
                 f"{plan.extracted.visit.scan_research_id}"))
         build = staging / "placed" / f"{subject}_{session}"
@@ -211,9 +212,7 @@ class DatasetWriter(FinalizeMarks, ReportFiles):
         self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
 
     def _tmp_dir(self) -> Path:
-        tmp_dir = self.state / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        return tmp_dir
+        return tmp_folder(self.root)
 
     def write_files(self, files: dict[str, str]) -> None:
         for relpath, text in files.items():
