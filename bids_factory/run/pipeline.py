@@ -156,12 +156,12 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     pages = {"report.html": index_page(DatasetOverview(report.dataset, groups, sessions), report.record, history, mask)}
     subjects = {subject for subject, _, _ in sessions}
     made_by = {"bids_factory_version": __version__, "dates": writer.dates.mode}
-    stale = writer.stale_subject_pages(subjects, made_by)
+    stale = writer.report.stale_subject_pages(subjects, made_by, writer.subjects_written)
     if stale:
         folders = [f"{subject}/{session}" for subject, session, _ in sessions if subject in stale]
-        pages |= subject_pages(writer.subject_records(stale), writer.thumbnail_links(sessions=folders),
-                               writer.thumbnail_links(".jpg", sessions=folders), mask)
-    writer.write_report(pages, subjects, made_by)
+        pages |= subject_pages(writer.report.subject_records(stale), writer.report.thumbnail_links(sessions=folders),
+                               writer.report.thumbnail_links(".jpg", sessions=folders), mask)
+    writer.report.write_pages(pages, subjects, made_by)
     writer.runs.write_record(report.record)
     report.report_page = str(writer.root / REPORT_PAGE)
 

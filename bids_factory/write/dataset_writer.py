@@ -39,7 +39,7 @@ from bids_factory.write.date_policy import tighten
 
 
 
-class DatasetWriter(ReportFiles):
+class DatasetWriter:
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -54,6 +54,7 @@ class DatasetWriter(ReportFiles):
         self.runs = RunRecords(self.root, dates, self.write_text)  # what each run writes about itself
         self.states = VisitStates(self.root, self.index, self.write_json)  # what a later run compares
         self.marks = FinalizeMarks(self.root, dates)  # what finalize still owes (a killed run's to the next)
+        self.report = ReportFiles(self.root, self.index, self.write_text, self.write_json)  # pictures and pages
 
     def subject_key(self) -> bytes:
         """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
@@ -114,7 +115,7 @@ class DatasetWriter(ReportFiles):
         self._carry_person_files(session_dir, build, f"{subject}_{session}", scans, skip=set(carried) | set(leaving))
         self.swap_in(build, session_dir)
         self.changed += 1
-        self._write_thumbnails(plan, Path(subject) / session, result)
+        self.report.write_thumbnails(plan, Path(subject) / session, result)
         # what left the session (kept until CHANGES says it: finalize adds the lines CHANGES lacks)
         carried_on = {"left": [*(previous or {}).get("left", []), *left],
                       "moved_from": (previous or {}).get("moved_from", [])}

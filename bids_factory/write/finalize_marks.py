@@ -1,6 +1,7 @@
 """What finalize still owes the dataset, kept so that a run killed before finalize leaves it to the next one
-(``writer.marks`` of :class:`bids_factory.write.dataset_writer.DatasetWriter`): the dataset-level files' state, the subjects whose
-sessions.tsv misses a session (``unlisted/``), the sessions whose CHANGES line is not written (``unannounced/``)."""
+(``writer.marks`` of :class:`bids_factory.write.dataset_writer.DatasetWriter`): the dataset-level files' state,
+the subjects whose sessions.tsv misses a session (``unlisted/``), the sessions whose CHANGES line is not written
+(``unannounced/``)."""
 
 from __future__ import annotations
 

@@ -63,9 +63,9 @@ def test_thumbnail_links_of_every_session_or_of_some(tmp_path):
     for session in ("sub-A/ses-1", "sub-B/ses-2"):
         (tmp_path / "code" / "bids-factory" / "thumbnails" / session / "anat").mkdir(parents=True)
         (tmp_path / "code" / "bids-factory" / "thumbnails" / session / "anat" / "x_T1w.png").write_bytes(b"png")
-    assert writer.thumbnail_links() == {"sub-A/ses-1/anat/x_T1w.nii.gz": "thumbnails/sub-A/ses-1/anat/x_T1w.png",
+    assert writer.report.thumbnail_links() == {"sub-A/ses-1/anat/x_T1w.nii.gz": "thumbnails/sub-A/ses-1/anat/x_T1w.png",
                                         "sub-B/ses-2/anat/x_T1w.nii.gz": "thumbnails/sub-B/ses-2/anat/x_T1w.png"}
-    assert list(writer.thumbnail_links(sessions=["sub-B/ses-2"])) == ["sub-B/ses-2/anat/x_T1w.nii.gz"]
+    assert list(writer.report.thumbnail_links(sessions=["sub-B/ses-2"])) == ["sub-B/ses-2/anat/x_T1w.nii.gz"]
 
 
 def test_a_deleted_or_damaged_index_is_built_again_and_loses_nothing(tmp_path):
