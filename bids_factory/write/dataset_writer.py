@@ -38,8 +38,13 @@ from bids_factory.write.session_files import link_files, person_files, written_m
 from bids_factory.write.date_policy import tighten
 
 
-
 class DatasetWriter:
+    """Places sessions into the dataset at ``root`` (the session swap, a person's files carried, the visit
+    records) and writes its text files under the date policy ``dates``. Its parts, each given what it needs:
+    ``lock`` (the write lock, staging, recovery), ``index`` (the visit index), ``runs`` (run records),
+    ``states`` (visit states), ``marks`` (what finalize still owes), ``report`` (the report's pictures and pages).
+    """
+
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -210,10 +215,7 @@ class DatasetWriter:
         if not self.dates.keeps:
             text = (json.dumps(self.dates.mask_json(json.loads(text)), indent=2, ensure_ascii=False) + "\n"
                     if str(relpath).endswith(".json") else self.dates.mask_text(text))
-        self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
-
-    def _tmp_dir(self) -> Path:
-        return tmp_folder(self.root)
+        self.changed += _write_text(self.root / relpath, text, tmp_folder(self.root))
 
     def write_files(self, files: dict[str, str]) -> None:
         for relpath, text in files.items():
@@ -226,7 +228,7 @@ class DatasetWriter:
         """What earlier runs wrote under a looser date policy, written again under this one
         (:mod:`bids_factory.write.date_policy`); whether the policy tightened."""
         def write(path: Path, text: str) -> None:
-            self.changed += _write_text(path, text, self._tmp_dir())
+            self.changed += _write_text(path, text, tmp_folder(self.root))
         tighter = tighten(self.root / STATE_DIR, self.dates, write)
         if tighter:  # the records and states are written again: so is what is derived from them
             self.index.rebuild()
