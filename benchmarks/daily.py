@@ -98,9 +98,9 @@ def build_large(seed_bids: Path, export: Path, bids: Path, sessions: int) -> Non
         (bids / sub / f"{sub}_sessions.tsv").write_text(
             f"session_id\tscan_research_id\texport_days\n{ses}\t{visit.scan_research_id}\t{visit.days[0]}\n")
         subjects[sub.removeprefix("sub-")] = f"{index:064x}"
-        writer.write_visit_state({"scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
-                                  "settings": settings, "status": "placed", "subject_label": sub[4:],
-                                  "session_label": ses[4:]})
+        writer.states.write({"scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
+                             "settings": settings, "status": "placed", "subject_label": sub[4:],
+                             "session_label": ses[4:]})
     participants = ["participant_id"] + [f"sub-{label}" for label in sorted(subjects)]
     (bids / "participants.tsv").write_text("\n".join(participants) + "\n")
     (bids / STATE / "subjects.json").write_text(json.dumps(subjects))

@@ -107,7 +107,7 @@ def dataset_files(writer: DatasetWriter, converter_version: str, dataset_name: s
         # a curator's descriptions (of the columns they added, or their wording of ours) are kept
         files.update(_merged(writer, "scans.json", SCANS_SIDECAR))
         files.update(_merged(writer, "sessions.json", SESSIONS_SIDECAR))
-    unlisted = writer.unlisted_subjects()  # this run's and those a killed run placed without listing them
+    unlisted = writer.marks.unlisted_subjects()  # this run's and those a killed run placed without listing them
     for participant, visits in sessions.items():
         if unlisted is not None and participant not in unlisted:
             continue

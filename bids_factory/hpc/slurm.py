@@ -176,7 +176,7 @@ def submit(scripts: SlurmScripts, writer: DatasetWriter) -> Submission:
     options are ``#SBATCH`` lines of the scripts)."""
     sbatch = sbatch_path()
     relative = scripts.folder.relative_to(writer.root)
-    with writer.locked(wait=LOCK_WAIT):
+    with writer.lock.held(wait=LOCK_WAIT):
         writer.write_text(relative / ARRAY_SCRIPT, scripts.array)
         writer.write_text(relative / FINALIZE_SCRIPT, scripts.finalize)
     array_job = _sbatch(sbatch, [str(scripts.folder / ARRAY_SCRIPT)], "the job array")

@@ -64,9 +64,9 @@ def convert_visits(todo: list[Visit], staging: Path, writer: DatasetWriter, rule
             phases.start("check", "bids-validator-deno on the converted visits before they are placed")
             outcomes = hold_back_refused(outcomes, staging / f"check-{start:05d}")
         phases.start("place", f"{sum(1 for _, o in outcomes if isinstance(o, VisitPlan))} visits")
-        with writer.locked(options.wait):
+        with writer.lock.held(options.wait):
             _place_all(outcomes, writer, rules, options, report)
-        writer.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
+        writer.lock.discard_staged(staging, [f"visit-{i:05d}" for i in range(start, start + batch)])
     progress.close()
     report.problems.extend(_criteria_problems(rules.heuristic, frozenset(fields)))
 
@@ -89,17 +89,17 @@ def update_dataset_files(writer: DatasetWriter, options: ConvertOptions, rules: 
     placed = [v for v in report.visits if v.status == VisitStatus.PLACED]
     changes = [f"Placed sub-{v.subject_label} ses-{v.session_label} ({v.placed} images) "
                f"from visit {v.scan_research_id}" for v in placed if v.placed]
-    unannounced = writer.unannounced()  # also of a run killed before it wrote CHANGES
+    unannounced = writer.marks.unannounced()  # also of a run killed before it wrote CHANGES
     written = (writer.root / "CHANGES").read_text(encoding="utf-8") if (writer.root / "CHANGES").exists() else ""
     this_run = {writer.dates.mask_text(line) for line in changes}  # the marks hold the lines as CHANGES does
     changes += [line for line in unannounced.values()
                 if line and line not in this_run and f"  - {line}\n" not in written]
     phases.start("dataset files")
-    unlisted = writer.unlisted_subjects()
+    unlisted = writer.marks.unlisted_subjects()
     writer.write_files(dataset_files(writer, dcm2niix_version(), options.dataset_name, changes, ehr,
                                     authors=options.authors, license=options.license))
-    writer.mark_listed(unlisted or ())  # their sessions.tsv are written
-    writer.mark_announced(unannounced)  # CHANGES says them
+    writer.marks.mark_listed(unlisted or ())  # their sessions.tsv are written
+    writer.marks.mark_announced(unannounced)  # CHANGES says them
     if ehr.tables:  # an export without EHR tables has no linkage to report
         image_subjects = frozenset(sub.removeprefix("sub-") for sub, _, _ in writer.index.sessions())
         report.images_without_ehr, report.ehr_without_images = linkage(ehr.ehr_subjects, image_subjects)
@@ -202,7 +202,7 @@ def _validate(writer: DatasetWriter, report: RunSummary, staging: Path) -> None:
                                                          f"{result.failure}"))
         return
     report.validator_errors, report.validator_warnings = len(result.errors), len(result.warnings)
-    report.validator_output = writer.write_validator_output(result.output) if result.output else None
+    report.validator_output = writer.runs.write_validator_output(result.output) if result.output else None
     report.validator_issues = issue_summary(result)
     for issue in result.errors:
         report.problems.append(Problem(issue.location or str(writer.root),
@@ -248,7 +248,7 @@ def _place_all(outcomes: list, writer: DatasetWriter, rules: Rules, options: Con
                     "series without a complete image were held back and the next run converts the visit "
                     "again")),)
             elif result.status in (VisitStatus.PLACED, VisitStatus.NOTHING_TO_PLACE):
-                writer.write_visit_state({
+                writer.states.write({
                     "scan_research_id": visit.scan_research_id, "fingerprint": visit.fingerprint,
                     "settings": rules.settings_key(options), "status": result.status,
                     "subject_label": result.subject_label, "session_label": result.session_label,

@@ -58,12 +58,12 @@ def convert(options: ConvertOptions) -> RunSummary:
 
         rules = conversion.Rules.load(options)  # a bad heuristic or schema stops the run before any conversion
     if not options.wait:
-        writer.ensure_not_locked()
+        writer.lock.ensure_free()
     # announced once done: bad input (no export, a dataset path that cannot be a folder) stays one error line
     phases.done("discover", f"{len(report.visits) + len(todo)} visits in {options.export} "
                             f"({time.monotonic() - began:.1f} s)")
-    with writer.staging_area() as staging:
-        with writer.locked(options.wait):  # a tighter date policy applies to what earlier runs wrote, first
+    with writer.lock.staging_area() as staging:
+        with writer.lock.held(options.wait):  # a tighter date policy applies to what earlier runs wrote, first
             if not writer.apply_date_policy() and options.dates.keeps:  # (export paths name their day)
                 writer.index.store_day_listings(discovery.listings, forget=options.rescan)
         phases.start("convert", f"{len(todo)} of {len(report.visits) + len(todo)} visits new or changed")
@@ -71,7 +71,7 @@ def convert(options: ConvertOptions) -> RunSummary:
             conversion.convert_visits(todo, staging, writer, rules, options, report, phases)
         report.problems.extend(_unmatched_selection(options, report))
         report.problems.extend(pending_problems(writer.pending_records(), options))
-        with writer.locked(options.wait):
+        with writer.lock.held(options.wait):
             report.problems.extend(_gone_visits(writer, discovery.visit_ids))
             _dataset_level(writer, options, rules, report, staging, phases)
             phases.start("report")
@@ -86,7 +86,7 @@ def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules: Rules 
     (a visit placed, an EHR file, the mapping, an option, one of the files): else the last
     computation's EHR problems and linkage are reported again, as a run that computed them would."""
     inputs = _dataset_inputs(options)  # before the EHR files are read: a file arriving meanwhile is new next run
-    last = writer.dataset_files_state() or {}
+    last = writer.marks.dataset_files_state() or {}
     outcome = last.get("outcome")
     recorded = isinstance(outcome, dict) and all(isinstance(outcome.get(k), list) for k in RECORDED_OUTCOME)
     if recorded and last.get("key") == {"inputs": inputs, "files": _dataset_files_stamp(writer.root)}:
@@ -98,7 +98,7 @@ def _dataset_level(writer: DatasetWriter, options: ConvertOptions, rules: Rules 
     from bids_factory.run import batches as conversion  # the EHR tables (pandas) and the validator
 
     ehr_problems = conversion.update_dataset_files(writer, options, rules, report, staging, phases)
-    writer.write_dataset_files_state(
+    writer.marks.write_dataset_files_state(
         {"inputs": inputs, "files": _dataset_files_stamp(writer.root)},
         {"ehr_problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in ehr_problems],
          "images_without_ehr": report.images_without_ehr, "ehr_without_images": report.ehr_without_images})
@@ -147,7 +147,7 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     report.dataset = indexed_counts(writer, groups)
     history = writer.read_json(HISTORY, default=None)
     if history is None:  # a dataset written before the history existed: rebuilt once from the run records
-        history = [history_entry(r) for r in writer.run_records()]
+        history = [history_entry(r) for r in writer.runs.records()]
     history = [readable(entry, "history_version", HISTORY_VERSION, writer.root / HISTORY) for entry in history]
     history.append(history_entry(report.record, report.dataset))
     writer.write_json(HISTORY, history)
@@ -156,13 +156,13 @@ def _record_run(writer: DatasetWriter, report: RunSummary) -> None:
     pages = {"report.html": index_page(DatasetOverview(report.dataset, groups, sessions), report.record, history, mask)}
     subjects = {subject for subject, _, _ in sessions}
     made_by = {"bids_factory_version": __version__, "dates": writer.dates.mode}
-    stale = writer.stale_subject_pages(subjects, made_by)
+    stale = writer.report.stale_subject_pages(subjects, made_by, writer.subjects_written)
     if stale:
         folders = [f"{subject}/{session}" for subject, session, _ in sessions if subject in stale]
-        pages |= subject_pages(writer.subject_records(stale), writer.thumbnail_links(sessions=folders),
-                               writer.thumbnail_links(".jpg", sessions=folders), mask)
-    writer.write_report(pages, subjects, made_by)
-    writer.write_run_record(report.record)
+        pages |= subject_pages(writer.report.subject_records(stale), writer.report.thumbnail_links(sessions=folders),
+                               writer.report.thumbnail_links(".jpg", sessions=folders), mask)
+    writer.report.write_pages(pages, subjects, made_by)
+    writer.runs.write_record(report.record)
     report.report_page = str(writer.root / REPORT_PAGE)
 
 
@@ -244,7 +244,7 @@ def _discover(options: ConvertOptions, writer: DatasetWriter, settings: str):
     an index, or a date policy other than ``keep`` (the listings name export days: none is kept)."""
     if options.rescan or options.reconvert or not options.dates.keeps or not writer.state.is_dir():
         return discover(options.export)
-    states = writer.visit_states()
+    states = writer.states.by_visit()
 
     def current(visit: str, fingerprint: str) -> bool:
         state = states.get(visit)
@@ -304,7 +304,7 @@ def check(bids: Path, export: Path | None = None) -> tuple[ValidatorResult, list
         " (the index is derived from the visit records and states: `bids-factory convert --rescan` builds it "
         "again)")) for line in writer.index.differences()]
     if export is not None:
-        states = writer.visit_states()
+        states = writer.states.by_visit()
         index += [SessionDifference(", ".join(f.relpath for f in visit.folders), (
             f"visit {visit.scan_research_id}: its files changed since it was converted, inside a day folder a daily "
             "run does not walk again (a file rewritten in place?): `bids-factory convert EXPORT_DIR BIDS_DIR "
@@ -317,7 +317,7 @@ def _changed_visits(visits, writer: DatasetWriter, settings: str, options: Conve
                     report: RunSummary, unchanged: tuple[str, ...] = ()) -> list[Visit]:
     """Visits whose sources or settings changed since their last conversion (all with ``reconvert``).
     ``unchanged``: visits discovery did not walk (their day folders unchanged, their state current)."""
-    states = writer.visit_states() if unchanged or (visits and not options.reconvert) else {}
+    states = writer.states.by_visit() if unchanged or (visits and not options.reconvert) else {}
     for visit in unchanged:
         if not options.visits or visit in options.visits:
             state = states.get(visit) or {}

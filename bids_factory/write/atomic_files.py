@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from bids_factory.write.dataset_paths import TMP_FILES
+
 
 def _current_umask() -> int:
     mask = os.umask(0o022)
@@ -44,6 +46,13 @@ def write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> bool:
             os.unlink(tmp)
         raise
     return True
+
+
+def tmp_folder(root: Path) -> Path:
+    """The folder of the temporary files of the dataset at ``root`` (made when missing): never a BIDS folder."""
+    folder = root / TMP_FILES
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def fsync_file(path: Path) -> None:

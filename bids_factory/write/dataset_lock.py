@@ -1,5 +1,5 @@
-"""The dataset's write lock, the runs' staging folders and the recovery of what a killed run left (a part of
-:class:`bids_factory.write.dataset_writer.DatasetWriter`)."""
+"""The dataset's write lock, the runs' staging folders and the recovery of what a killed run left
+(``writer.lock`` of :class:`bids_factory.write.dataset_writer.DatasetWriter`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 import shutil
 import stat
 import tempfile
@@ -15,14 +14,25 @@ import time
 from pathlib import Path
 
 from bids_factory.errors import DatasetLockedError
-from bids_factory.write.dataset_paths import SUBJECT_KEY
+from bids_factory.write.dataset_paths import STATE_DIR
+
+
+def make_state_dir(state: Path) -> None:
+    """``code/bids-factory/``: owner-only (it holds the subjects' key and the provenance)."""
+    state.mkdir(parents=True, exist_ok=True)
+    if stat.S_IMODE(state.stat().st_mode) != 0o700:
+        os.chmod(state, 0o700)
 
 
 class DatasetLock:
-    """Lock, staging and recovery (mixed into the writer: ``root``, ``state``)."""
+    """Lock, staging and recovery of the dataset at ``root`` (its state folder ``code/bids-factory/``)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.state = root / STATE_DIR
 
     @contextlib.contextmanager
-    def locked(self, wait: float = 0):
+    def held(self, wait: float = 0):
         """Hold the dataset while writing; another run waits up to ``wait`` seconds, then stops.
 
         ``flock`` on a file in the dataset: exclusive across processes on one host, and on NFS v4
@@ -31,7 +41,7 @@ class DatasetLock:
         Stale locks do not exist: the kernel drops the lock when the process dies. Conversions run
         outside the lock, so parallel runs (SLURM array tasks) only queue for their writes.
         """
-        self._make_state_dir()
+        make_state_dir(self.state)
         handle = open(self.state / "lock", "a+")
         deadline = time.monotonic() + wait
         while not _try_flock(handle):
@@ -43,40 +53,15 @@ class DatasetLock:
                 )
             time.sleep(0.2)
         try:
-            self._recover()
+            self.recover()
             yield self
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()
 
-    def _make_state_dir(self) -> None:
-        """``code/bids-factory/``: owner-only (it holds the subjects' key and the provenance)."""
-        self.state.mkdir(parents=True, exist_ok=True)
-        if stat.S_IMODE(self.state.stat().st_mode) != 0o700:
-            os.chmod(self.state, 0o700)
-
-    def subject_key(self) -> bytes:
-        """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
-        to create it takes the first one's)."""
-        path = self.root / SUBJECT_KEY
-        with contextlib.suppress(FileNotFoundError):
-            return bytes.fromhex(path.read_text().strip())
-        self._make_state_dir()
-        fd, tmp = tempfile.mkstemp(prefix=".subject-key.", dir=self.state)  # 0600
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_hex(32) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
-        return bytes.fromhex(path.read_text().strip())
-
-    def ensure_not_locked(self) -> None:
+    def ensure_free(self) -> None:
         """Stop before any conversion when another run is writing now (a run that will not wait)."""
-        with self.locked(wait=0):
+        with self.held(wait=0):
             pass
 
     @contextlib.contextmanager
@@ -85,7 +70,7 @@ class DatasetLock:
 
         The run holds a lock on ``.alive`` inside it, so recovery never removes a live run's staging.
         """
-        self._make_state_dir()
+        make_state_dir(self.state)
         base = self.state / "staging"
         for attempt in range(10):  # another run removes ``base`` when it leaves it empty
             base.mkdir(parents=True, exist_ok=True)
@@ -113,7 +98,7 @@ class DatasetLock:
         for name in names:
             shutil.rmtree(staging / name, ignore_errors=True)
 
-    def _recover(self) -> None:
+    def recover(self) -> None:
         """Finish or undo what a killed run left: restore swapped-out sessions, drop dead staging."""
         trash = self.state / "trash"
         if trash.is_dir():

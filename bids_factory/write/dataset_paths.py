@@ -9,6 +9,7 @@ STATE_DIR = Path("code") / "bids-factory"
 VISIT_RECORDS = STATE_DIR / "visits"  # one provenance record per placed visit (model.VisitRecord)
 VISIT_STATES = STATE_DIR / "state"  # one state per converted visit, what a later run compares (model.VisitState)
 VISIT_INDEX = STATE_DIR / "index.sqlite"  # derived from the records and states (write.visit_index), rebuilt when lost
+TMP_FILES = STATE_DIR / "tmp"  # text files being written, before their rename (recovery empties it)
 RUN_RECORDS = STATE_DIR / "runs"  # one record per run, and the validator's full output
 WRITTEN = STATE_DIR / "written"  # what bids-factory last wrote of each merged JSON file (json_merge's base)
 SUBJECTS_FILE = STATE_DIR / "subjects.json"

@@ -12,31 +12,39 @@ holds a calendar date (sidecars are filtered by plan, NIfTI headers by redact).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
+import tempfile
 from pathlib import Path
 
 from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, fsync_file as _fsync_file
-from bids_factory.write.atomic_files import write_text as _write_text
+from bids_factory.write.atomic_files import tmp_folder, write_text as _write_text
 from bids_factory.dates import DatePolicy
 from bids_factory.model import VISIT_RECORD_VERSION as RECORD_VERSION, Placement, VisitPlan, VisitRecord, readable
 from bids_factory.write.append_only import (APPLY_OPTION, Reconciliation, image_files, reconcile, same_bytes,
                                             stopped_run_departures)
-from bids_factory.write.dataset_lock import DatasetLock
+from bids_factory.write.dataset_lock import DatasetLock, make_state_dir
 from bids_factory.write.finalize_marks import FinalizeMarks
 from bids_factory.write.report_files import ReportFiles
 from bids_factory.write.run_records import RunRecords
-from bids_factory.write.dataset_paths import KEPT_ASIDE, REPLACED, STATE_DIR, UNANNOUNCED, VISIT_RECORDS
+from bids_factory.write.dataset_paths import KEPT_ASIDE, REPLACED, STATE_DIR, SUBJECT_KEY, VISIT_RECORDS
 from bids_factory.write.visit_index import RECORD, VisitIndex
-from bids_factory.write.visit_states import VisitStates
+from bids_factory.write.visit_states import VisitStates, read_indexed
 from bids_factory.write.session_files import link_files, person_files, written_manifest
 from bids_factory.write.date_policy import tighten
 
 
+class DatasetWriter:
+    """Places sessions into the dataset at ``root`` (the session swap, a person's files carried, the visit
+    records) and writes its text files under the date policy ``dates``. Its parts, each given what it needs:
+    ``lock`` (the write lock, staging, recovery), ``index`` (the visit index), ``runs`` (run records),
+    ``states`` (visit states), ``marks`` (what finalize still owes), ``report`` (the report's pictures and pages).
+    """
 
-class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportFiles):
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
@@ -46,7 +54,31 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportF
         self.placed: list[dict] = []  # records of the visits this writer placed (what this run changed)
         self.subjects_written: set[str] = set()  # subjects whose visit records this writer wrote or removed
         self.kept_aside: list[tuple[str, str]] = []  # (a person's file a reconversion replaced, where it is kept)
-        self.index = VisitIndex(self.root, self.read_indexed)  # what a run compares and counts
+        self.index = VisitIndex(self.root, read_indexed)  # what a run compares and counts
+        self.lock = DatasetLock(self.root)  # the write lock, the runs' staging, recovery of a killed run
+        self.runs = RunRecords(self.root, dates, self.write_text)  # what each run writes about itself
+        self.states = VisitStates(self.root, self.index, self.write_json)  # what a later run compares
+        self.marks = FinalizeMarks(self.root, dates)  # what finalize still owes (a killed run's to the next)
+        self.report = ReportFiles(self.root, self.index, self.write_text, self.write_json)  # pictures and pages
+
+    def subject_key(self) -> bytes:
+        """The dataset's secret HMAC key (created once, 0600, never replaced: a second run that races
+        to create it takes the first one's)."""
+        path = self.root / SUBJECT_KEY
+        with contextlib.suppress(FileNotFoundError):
+            return bytes.fromhex(path.read_text().strip())
+        make_state_dir(self.state)
+        fd, tmp = tempfile.mkstemp(prefix=".subject-key.", dir=self.state)  # 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+        return bytes.fromhex(path.read_text().strip())
 
     # -- visits ----------------------------------------------------------------------------
     def place_visit(self, plan: VisitPlan, staging: Path, apply_changes: bool = False) -> Reconciliation:
@@ -62,10 +94,10 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportF
         session_dir = self.root / subject / session
         previous = self.read_json(VISIT_RECORDS / f"{subject}_{session}.json")
         result = reconcile(plan, previous, session_dir, apply_changes, self.dates.mask_text)
-        self.dataset_files_stale()
-        self.mark_unlisted(subject)
+        self.marks.dataset_files_stale()
+        self.marks.mark_unlisted(subject)
         if result.placements:  # CHANGES says it: this run's finalize, or the next run's if this one is killed
-            self._mark(UNANNOUNCED, f"{subject}_{session}", self.dates.mask_text(  # as CHANGES will hold it
+            self.marks.mark_unannounced(f"{subject}_{session}", self.dates.mask_text(  # as CHANGES will hold it
                 f"Placed {subject} {session} ({len(result.placements)} images) from visit "
                 f"{plan.extracted.visit.scan_research_id}"))
         build = staging / "placed" / f"{subject}_{session}"
@@ -88,7 +120,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportF
         self._carry_person_files(session_dir, build, f"{subject}_{session}", scans, skip=set(carried) | set(leaving))
         self.swap_in(build, session_dir)
         self.changed += 1
-        self._write_thumbnails(plan, Path(subject) / session, result)
+        self.report.write_thumbnails(plan, Path(subject) / session, result)
         # what left the session (kept until CHANGES says it: finalize adds the lines CHANGES lacks)
         carried_on = {"left": [*(previous or {}).get("left", []), *left],
                       "moved_from": (previous or {}).get("moved_from", [])}
@@ -183,12 +215,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportF
         if not self.dates.keeps:
             text = (json.dumps(self.dates.mask_json(json.loads(text)), indent=2, ensure_ascii=False) + "\n"
                     if str(relpath).endswith(".json") else self.dates.mask_text(text))
-        self.changed += _write_text(self.root / relpath, text, self._tmp_dir())
-
-    def _tmp_dir(self) -> Path:
-        tmp_dir = self.state / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        return tmp_dir
+        self.changed += _write_text(self.root / relpath, text, tmp_folder(self.root))
 
     def write_files(self, files: dict[str, str]) -> None:
         for relpath, text in files.items():
@@ -201,7 +228,7 @@ class DatasetWriter(DatasetLock, RunRecords, VisitStates, FinalizeMarks, ReportF
         """What earlier runs wrote under a looser date policy, written again under this one
         (:mod:`bids_factory.write.date_policy`); whether the policy tightened."""
         def write(path: Path, text: str) -> None:
-            self.changed += _write_text(path, text, self._tmp_dir())
+            self.changed += _write_text(path, text, tmp_folder(self.root))
         tighter = tighten(self.root / STATE_DIR, self.dates, write)
         if tighter:  # the records and states are written again: so is what is derived from them
             self.index.rebuild()

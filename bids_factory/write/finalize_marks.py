@@ -1,6 +1,7 @@
 """What finalize still owes the dataset, kept so that a run killed before finalize leaves it to the next one
-(mixed into the writer: ``root``, ``state``, ``dates``): the dataset-level files' state, the subjects whose
-sessions.tsv misses a session (``unlisted/``), the sessions whose CHANGES line is not written (``unannounced/``)."""
+(``writer.marks`` of :class:`bids_factory.write.dataset_writer.DatasetWriter`): the dataset-level files' state,
+the subjects whose sessions.tsv misses a session (``unlisted/``), the sessions whose CHANGES line is not written
+(``unannounced/``)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,24 @@ import json
 import os
 from pathlib import Path
 
-from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, write_text as _write_text
-from bids_factory.write.dataset_paths import DATASET_FILES_STATE, UNANNOUNCED, UNLISTED
+from bids_factory.dates import DatePolicy
+from bids_factory.write.atomic_files import fsync_dir as _fsync_dir, tmp_folder, write_text as _write_text
+from bids_factory.write.dataset_paths import DATASET_FILES_STATE, STATE_DIR, UNANNOUNCED, UNLISTED
 
 
 class FinalizeMarks:
-    """The marks finalize reads and clears."""
+    """The marks finalize reads and clears, in the dataset at ``root`` (an outcome kept under the date policy
+    ``dates``)."""
+
+    def __init__(self, root: Path, dates: DatePolicy):
+        self.root = root
+        self.dates = dates
 
     def dataset_files_state(self) -> dict | None:
         """What the dataset-level files were last computed from, or None (never, or a visit placed since)."""
+        path = self.root / DATASET_FILES_STATE
         try:
-            state = self.read_json(DATASET_FILES_STATE, default=None)
+            state = json.loads(path.read_text()) if path.exists() else None
         except ValueError:  # not JSON (damaged by hand): computed again, as if never
             return None
         return state if isinstance(state, dict) else None
@@ -28,18 +36,22 @@ class FinalizeMarks:
         """``key``: the inputs and files stamp (no date policy: it is compared, never shown); ``outcome``:
         what the run reported about them (EHR problems, linkage), under the date policy like the run record."""
         text = json.dumps({"key": key, "outcome": self.dates.mask_json(outcome)}, indent=2, ensure_ascii=False)
-        _write_text(self.root / DATASET_FILES_STATE, text + "\n", self._tmp_dir())
+        _write_text(self.root / DATASET_FILES_STATE, text + "\n", tmp_folder(self.root))
 
     def dataset_files_stale(self) -> None:
         """Before a visit is placed: the dataset-level files no longer describe the dataset."""
         with contextlib.suppress(FileNotFoundError):
             (self.root / DATASET_FILES_STATE).unlink()
-            _fsync_dir(self.state)
+            _fsync_dir(self.root / STATE_DIR)
 
     def mark_unlisted(self, subject: str) -> None:
         """Before a session is placed: finalize (this run's, or the next one's if this is killed) must write
         its subject's sessions.tsv again."""
         self._mark(UNLISTED, subject)
+
+    def mark_unannounced(self, session: str, line: str) -> None:
+        """Before a session is placed: its CHANGES ``line``, until CHANGES holds it (``sub-<p>_ses-<v>``)."""
+        self._mark(UNANNOUNCED, session, line)
 
     def _mark(self, folder: Path, name: str, text: str = "") -> None:
         """A mark file: one short write (a kill leaves it whole or empty), no rename."""

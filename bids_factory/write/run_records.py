@@ -1,22 +1,32 @@
 """What a run writes about itself: its run record and the validator's output, in ``code/bids-factory/runs/``
-(a part of :class:`bids_factory.write.dataset_writer.DatasetWriter`)."""
+(``writer.runs`` of :class:`bids_factory.write.dataset_writer.DatasetWriter`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
+from pathlib import Path
+from typing import Callable
 
+from bids_factory.dates import DatePolicy
 from bids_factory.model import RUN_RECORD_VERSION, RunRecord, readable
 from bids_factory.write.dataset_paths import RUN_RECORDS, STATE_DIR
 
 
 class RunRecords:
-    """The run records of a dataset (mixed into the writer: ``root``, ``dates``, ``write_json``, ``write_text``)."""
+    """The run records of the dataset at ``root``; ``write_text(relpath, text)`` writes a text file of it (under
+    the date policy ``dates``, which also names the files: no date in a file name unless it keeps dates)."""
 
-    def write_run_record(self, record: RunRecord) -> None:
+    def __init__(self, root: Path, dates: DatePolicy, write_text: Callable[[Path | str, str], None]):
+        self.root = root
+        self.dates = dates
+        self.write_text = write_text
+
+    def write_record(self, record: RunRecord) -> None:
         """The run's report, one file per run in ``runs/`` (the newest is the last run)."""
-        self.write_json(RUN_RECORDS / f"run-{self._run_stamp(record['finished_at'])}-{os.getpid()}.json", record)
+        relpath = RUN_RECORDS / f"run-{self._run_stamp(record['finished_at'])}-{os.getpid()}.json"
+        self.write_text(relpath, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
     def _run_stamp(self, finished_at: str, prefix: str = "run") -> str:
         if self.dates.keeps:
@@ -32,7 +42,7 @@ class RunRecords:
         self.write_text(relpath, output)
         return relpath.relative_to(STATE_DIR).as_posix()
 
-    def run_records(self) -> list[RunRecord]:
+    def records(self) -> list[RunRecord]:
         """Every run record, oldest first (read only to rebuild a missing history); one written by a newer
         bids-factory stops the run (:func:`bids_factory.model.readable`)."""
         folder = self.root / RUN_RECORDS

@@ -29,9 +29,9 @@ def move_session(writer, record: dict, new_subject: str, staging: Path) -> str:
     old_dir, new_dir = writer.root / old / session, writer.root / new / session
     line = (f"Moved {old}/{session} to {new}/{session}: visit {visit} was exported again with another PatientID "
             "(a corrected patient id)")
-    writer.mark_unlisted(old)
-    writer.mark_unlisted(new)
-    writer.dataset_files_stale()
+    writer.marks.mark_unlisted(old)
+    writer.marks.mark_unlisted(new)
+    writer.marks.dataset_files_stale()
     if writer.read_json(VISIT_RECORDS / f"{new}_{session}.json") is None:  # not moved yet (or stopped before)
         build = staging / "moved" / f"{new}_{session}"
         written = _renamed_copy(old_dir, build, old, new, record.get("written") or {})

@@ -91,7 +91,7 @@ def test_a_changed_heuristic_or_reconvert_converts_again(demo, tmp_path):
 
 def test_a_second_run_on_the_same_dataset_is_refused(demo, tmp_path):
     bids = tmp_path / "bids"
-    with DatasetWriter(bids).locked():
+    with DatasetWriter(bids).lock.held():
         with pytest.raises(DatasetLockedError, match="another bids-factory run is writing"):
             convert(ConvertOptions(export=demo, bids=bids))
     assert not list(bids.glob("sub-*"))

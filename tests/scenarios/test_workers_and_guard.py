@@ -14,21 +14,21 @@ from pathlib import Path
 import pytest
 
 from bids_factory.run.pipeline import ConvertOptions, convert
-from bids_factory.write.dataset_writer import DatasetWriter
 from bids_factory.write.dataset_paths import SUBJECTS_FILE
+from bids_factory.write.visit_states import VisitStates
 from conftest import assert_valid_bids
 
 
 def test_the_collision_guard_is_written_with_each_visit_not_after_the_batch(tmp_path, monkeypatch, new_demo):
     export = new_demo(tmp_path / "export").root
     bids = tmp_path / "bids"
-    real = DatasetWriter.write_visit_state
+    real = VisitStates.write
 
     def killed_after_the_first_visit(self, state):
         real(self, state)
         raise KeyboardInterrupt  # the run stops here, as with a kill
 
-    monkeypatch.setattr(DatasetWriter, "write_visit_state", killed_after_the_first_visit)
+    monkeypatch.setattr(VisitStates, "write", killed_after_the_first_visit)
     with pytest.raises(KeyboardInterrupt):
         convert(ConvertOptions(export=export, bids=bids, validate=False))
     placed = [p.name.removeprefix("sub-") for p in bids.glob("sub-*") if p.is_dir()]

@@ -44,7 +44,7 @@ def test_run_records_and_history_entries_of_a_newer_version_stop_the_run(tmp_pat
     runs.mkdir(parents=True)
     (runs / "run-1.json").write_text(json.dumps(FIRST_FORMAT_RECORD))
     (runs / "run-2.json").write_text(json.dumps({**FIRST_FORMAT_RECORD, "run_record_version": RUN_RECORD_VERSION}))
-    assert [r["finished_at"] for r in writer.run_records()] == [FIRST_FORMAT_RECORD["finished_at"]] * 2
+    assert [r["finished_at"] for r in writer.runs.records()] == [FIRST_FORMAT_RECORD["finished_at"]] * 2
 
     _record_run(writer, _summary())  # no history yet: rebuilt from the two records, this run's entry added
     history = json.loads((writer.root / HISTORY).read_text())
@@ -60,7 +60,7 @@ def test_run_records_and_history_entries_of_a_newer_version_stop_the_run(tmp_pat
     (writer.root / HISTORY).unlink()
     (runs / "run-3.json").write_text(json.dumps({**FIRST_FORMAT_RECORD, "run_record_version": 7}))
     with pytest.raises(DatasetError, match=r"run-3\.json: run_record_version 7 is not one this bids-factory reads"):
-        writer.run_records()
+        writer.runs.records()
 
 
 def test_a_run_record_counts_the_visits_it_did_not_work_on_without_listing_them():

@@ -11,7 +11,7 @@ from bids_factory.write.dataset_writer import DatasetWriter
 
 def test_recovery_keeps_a_starting_run_and_a_live_run_and_removes_dead_ones(tmp_path):
     writer = DatasetWriter(tmp_path)
-    with writer.staging_area() as live:
+    with writer.lock.staging_area() as live:
         staging = live.parent
         starting = staging / ".new-starting"  # made by mkdtemp, its .alive not yet opened
         starting.mkdir()
@@ -22,7 +22,7 @@ def test_recovery_keeps_a_starting_run_and_a_live_run_and_removes_dead_ones(tmp_
         stale.mkdir()
         long_ago = time.time() - 2 * 3600
         os.utime(stale, (long_ago, long_ago))
-        with writer.locked():  # recovery runs here
+        with writer.lock.held():  # recovery runs here
             pass
         assert live.is_dir() and starting.is_dir()
         assert not dead.exists() and not stale.exists()

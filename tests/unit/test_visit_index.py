@@ -31,9 +31,9 @@ def _dataset(root: Path) -> DatasetWriter:
     writer.write_record("sub-B_ses-3.json", _record("B", "3", "V3", 3))
     for visit, status, not_placed in (("V1", "placed", []), ("V2", "placed", []), ("V3", "placed", []),
                                       ("V4", "nothing-to-place", [UNMATCHED])):
-        writer.write_visit_state({"scan_research_id": visit, "fingerprint": f"f{visit}", "settings": "s",
-                                  "status": status, "subject_label": "A", "session_label": visit,
-                                  "not_placed": not_placed})
+        writer.states.write({"scan_research_id": visit, "fingerprint": f"f{visit}", "settings": "s",
+                             "status": status, "subject_label": "A", "session_label": visit,
+                             "not_placed": not_placed})
     return writer
 
 
@@ -50,7 +50,7 @@ def test_the_index_answers_from_the_records_and_states(tmp_path):
     assert [r["scan_research_id"] for r in writer.pending_records()] == ["V2"]
     assert writer.index.not_gone() == [("sub-A_ses-1.json", "V1"), ("sub-A_ses-2.json", "V2"), ("sub-B_ses-3.json", "V3")]
     assert sorted(writer.index.sessions()) == [("sub-A", "ses-1", "V1"), ("sub-A", "ses-2", "V2"), ("sub-B", "ses-3", "V3")]
-    assert writer.visit_states()["V4"]["status"] == "nothing-to-place"
+    assert writer.states.by_visit()["V4"]["status"] == "nothing-to-place"
     assert [v["scan_research_id"] for v in writer.index.unplaced_visits()] == ["V4"]
     assert writer.index.differences() == []
     groups = writer.index.not_placed_groups(shown=1)
@@ -63,9 +63,9 @@ def test_thumbnail_links_of_every_session_or_of_some(tmp_path):
     for session in ("sub-A/ses-1", "sub-B/ses-2"):
         (tmp_path / "code" / "bids-factory" / "thumbnails" / session / "anat").mkdir(parents=True)
         (tmp_path / "code" / "bids-factory" / "thumbnails" / session / "anat" / "x_T1w.png").write_bytes(b"png")
-    assert writer.thumbnail_links() == {"sub-A/ses-1/anat/x_T1w.nii.gz": "thumbnails/sub-A/ses-1/anat/x_T1w.png",
+    assert writer.report.thumbnail_links() == {"sub-A/ses-1/anat/x_T1w.nii.gz": "thumbnails/sub-A/ses-1/anat/x_T1w.png",
                                         "sub-B/ses-2/anat/x_T1w.nii.gz": "thumbnails/sub-B/ses-2/anat/x_T1w.png"}
-    assert list(writer.thumbnail_links(sessions=["sub-B/ses-2"])) == ["sub-B/ses-2/anat/x_T1w.nii.gz"]
+    assert list(writer.report.thumbnail_links(sessions=["sub-B/ses-2"])) == ["sub-B/ses-2/anat/x_T1w.nii.gz"]
 
 
 def test_a_deleted_or_damaged_index_is_built_again_and_loses_nothing(tmp_path):
