@@ -242,7 +242,7 @@ def _discover(options: ConvertOptions, writer: DatasetWriter, settings: str):
     only their visits walked, with every visit whose state is not that of the files last listed (none, other
     settings, ``--apply-changes``...). ``--rescan`` walks everything; so does a dataset without
     an index, or a date policy other than ``keep`` (the listings name export days: none is kept)."""
-    if options.rescan or options.reconvert or not options.dates.keeps or not writer.state.is_dir():
+    if options.rescan or options.reconvert or not options.dates.keeps or not writer.state_dir.is_dir():
         return discover(options.export)
     states = writer.states.by_visit()
 

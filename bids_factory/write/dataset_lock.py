@@ -29,7 +29,7 @@ class DatasetLock:
 
     def __init__(self, root: Path):
         self.root = root
-        self.state = root / STATE_DIR
+        self.state_dir = root / STATE_DIR
 
     @contextlib.contextmanager
     def held(self, wait: float = 0):
@@ -41,14 +41,14 @@ class DatasetLock:
         Stale locks do not exist: the kernel drops the lock when the process dies. Conversions run
         outside the lock, so parallel runs (SLURM array tasks) only queue for their writes.
         """
-        make_state_dir(self.state)
-        handle = open(self.state / "lock", "a+")
+        make_state_dir(self.state_dir)
+        handle = open(self.state_dir / "lock", "a+")
         deadline = time.monotonic() + wait
         while not _try_flock(handle):
             if time.monotonic() >= deadline:
                 handle.close()
                 raise DatasetLockedError(
-                    f"another bids-factory run is writing {self.root} (lock {self.state / 'lock'}); "
+                    f"another bids-factory run is writing {self.root} (lock {self.state_dir / 'lock'}); "
                     "wait for it to finish, or pass --wait SECONDS"
                 )
             time.sleep(0.2)
@@ -70,8 +70,8 @@ class DatasetLock:
 
         The run holds a lock on ``.alive`` inside it, so recovery never removes a live run's staging.
         """
-        make_state_dir(self.state)
-        base = self.state / "staging"
+        make_state_dir(self.state_dir)
+        base = self.state_dir / "staging"
         for attempt in range(10):  # another run removes ``base`` when it leaves it empty
             base.mkdir(parents=True, exist_ok=True)
             try:
@@ -100,7 +100,7 @@ class DatasetLock:
 
     def recover(self) -> None:
         """Finish or undo what a killed run left: restore swapped-out sessions, drop dead staging."""
-        trash = self.state / "trash"
+        trash = self.state_dir / "trash"
         if trash.is_dir():
             for old in trash.iterdir():
                 target = self.root / old.name.replace("__", "/")
@@ -108,12 +108,12 @@ class DatasetLock:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.rename(old, target)
             shutil.rmtree(trash, ignore_errors=True)
-        staging = self.state / "staging"
+        staging = self.state_dir / "staging"
         for run in (staging.iterdir() if staging.is_dir() else ()):
             if (run.name.startswith("run-") or _older_than(run, STARTING_SECONDS)) and _dead_run(run):
                 shutil.rmtree(run, ignore_errors=True)  # a .new- folder is a run starting (not yet locked)
-        shutil.rmtree(self.state / "tmp", ignore_errors=True)  # text files a killed run did not finish
-        shutil.rmtree(self.state / "removed", ignore_errors=True)  # sessions a killed run moved elsewhere
+        shutil.rmtree(self.state_dir / "tmp", ignore_errors=True)  # text files a killed run did not finish
+        shutil.rmtree(self.state_dir / "removed", ignore_errors=True)  # sessions a killed run moved elsewhere
 
 
 def _try_flock(handle) -> bool:

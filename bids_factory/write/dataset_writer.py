@@ -48,7 +48,7 @@ class DatasetWriter:
     def __init__(self, root: Path, dates: DatePolicy = DatePolicy()):
         self.root = root.resolve()
         self.dates = dates
-        self.state = self.root / STATE_DIR
+        self.state_dir = self.root / STATE_DIR
         self.changed = 0  # files of the dataset written (or replaced) by this writer
         self._records: dict[str, dict] | None = None  # visit records, read once per run
         self.placed: list[dict] = []  # records of the visits this writer placed (what this run changed)
@@ -67,8 +67,8 @@ class DatasetWriter:
         path = self.root / SUBJECT_KEY
         with contextlib.suppress(FileNotFoundError):
             return bytes.fromhex(path.read_text().strip())
-        make_state_dir(self.state)
-        fd, tmp = tempfile.mkstemp(prefix=".subject-key.", dir=self.state)  # 0600
+        make_state_dir(self.state_dir)
+        fd, tmp = tempfile.mkstemp(prefix=".subject-key.", dir=self.state_dir)  # 0600
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32) + "\n")
@@ -198,7 +198,7 @@ class DatasetWriter:
         session_dir.parent.mkdir(parents=True, exist_ok=True)
         _fsync_dir(build)
         if session_dir.exists():
-            trash = self.state / "trash"
+            trash = self.state_dir / "trash"
             trash.mkdir(parents=True, exist_ok=True)
             parked = trash / session_dir.relative_to(self.root).as_posix().replace("/", "__")
             os.rename(session_dir, parked)

@@ -42,7 +42,7 @@ def move_session(writer, record: dict, new_subject: str, staging: Path) -> str:
         _move_thumbnails(writer.root / THUMBNAILS, old, new, session)
         writer.write_record(f"{new}_{session}.json", moved)
     if old_dir.exists():
-        removed = writer.state / "removed"  # recovery deletes what is left there (never restores it)
+        removed = writer.state_dir / "removed"  # recovery deletes what is left there (never restores it)
         removed.mkdir(parents=True, exist_ok=True)
         os.rename(old_dir, removed / f"{old}__{session}")
         fsync_dir(old_dir.parent)

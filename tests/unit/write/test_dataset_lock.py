@@ -28,7 +28,7 @@ def test_the_lock_refuses_a_second_holder_until_the_first_lets_go(tmp_path):
 
 def test_taking_the_lock_puts_back_a_session_a_killed_run_swapped_out_and_drops_its_leftovers(tmp_path):
     lock = DatasetLock(tmp_path)
-    trash = lock.state / "trash"
+    trash = lock.state_dir / "trash"
     (trash / "sub-A__ses-1" / "anat").mkdir(parents=True)  # killed between its two renames: the old one returns
     (trash / "sub-A__ses-1" / "anat" / "x.nii.gz").write_bytes(b"old")
     (trash / "sub-B__ses-2").mkdir()  # killed after the new one was renamed in: the old one goes
@@ -36,21 +36,21 @@ def test_taking_the_lock_puts_back_a_session_a_killed_run_swapped_out_and_drops_
     (tmp_path / "sub-B" / "ses-2").mkdir(parents=True)
     (tmp_path / "sub-B" / "ses-2" / "x.nii.gz").write_bytes(b"new")
     for left in ("tmp", "removed"):  # a text file not renamed yet, a session moved away
-        (lock.state / left).mkdir()
-        (lock.state / left / "f").write_text("half")
+        (lock.state_dir / left).mkdir()
+        (lock.state_dir / left / "f").write_text("half")
     with lock.held():
         pass
     assert (tmp_path / "sub-A" / "ses-1" / "anat" / "x.nii.gz").read_bytes() == b"old"
     assert (tmp_path / "sub-B" / "ses-2" / "x.nii.gz").read_bytes() == b"new"
-    assert not trash.exists() and not (lock.state / "tmp").exists() and not (lock.state / "removed").exists()
+    assert not trash.exists() and not (lock.state_dir / "tmp").exists() and not (lock.state_dir / "removed").exists()
 
 
 def test_a_runs_staging_is_its_own_and_goes_with_it(tmp_path):
     lock = DatasetLock(tmp_path)
     with lock.staging_area() as one, lock.staging_area() as two:
-        assert one != two and one.parent == two.parent == lock.state / "staging"
+        assert one != two and one.parent == two.parent == lock.state_dir / "staging"
         for name in ("visit-00000", "visit-00001"):
             (one / name).mkdir()
         lock.discard_staged(one, ["visit-00000"])
         assert sorted(p.name for p in one.iterdir()) == [".alive", "visit-00001"]
-    assert not (lock.state / "staging").exists()  # the last run leaving removes the folder of them all
+    assert not (lock.state_dir / "staging").exists()  # the last run leaving removes the folder of them all
