@@ -474,7 +474,7 @@ def test_dcm2bids_root_log_lines_go_to_debug_never_raw_to_the_terminal(tmp_path,
 
     fieldmap = [c for c in VISIT if c[0] == "gre_field_mapping"]
     (tmp_path / "visit").mkdir()
-    with caplog.at_level(logging.DEBUG):
-        plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic())
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="bids_factory"):  # whatever
+        plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic())  # level a CLI test left it at
     lines = [r for r in caplog.records if "No id found" in r.getMessage()]
     assert lines and {(r.name, r.levelno) for r in lines} == {("bids_factory.plan.placement", logging.DEBUG)}
