@@ -119,3 +119,24 @@ def test_the_rule_checker_sees_an_upward_import(tmp_path, monkeypatch):
     (fake / "discover" / "visits.py").write_text("def f():\n    from ..write import dataset_writer\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
     assert ("discover", "write", "bids_factory.discover.visits") in _edges()
+
+
+def _rooms_without_unit_tests(package: Path, unit: Path) -> list[str]:
+    """Sub-packages without their tests/unit/<room>/test_*.py, and folders of tests/unit that are no room."""
+    rooms = {p.parent.name for p in package.glob("*/__init__.py")}
+    folders = {p.name for p in unit.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+    return sorted(f"no tests/unit/{room}/test_*.py" for room in rooms if not any((unit / room).glob("test_*.py"))) + \
+        sorted(f"tests/unit/{folder}/ tests no sub-package" for folder in folders - rooms)
+
+
+def test_the_unit_tests_mirror_the_package(tmp_path):
+    assert _rooms_without_unit_tests(PACKAGE, REPO / "tests" / "unit") == []
+    fake, unit = tmp_path / "bids_factory", tmp_path / "unit"  # the check itself: a missing or stray folder
+    for room in ("discover", "write"):
+        (fake / room).mkdir(parents=True)
+        (fake / room / "__init__.py").write_text("")
+    (unit / "discover").mkdir(parents=True)
+    (unit / "discover" / "test_visits.py").write_text("")
+    (unit / "utils").mkdir()
+    assert _rooms_without_unit_tests(fake, unit) == ["no tests/unit/write/test_*.py",
+                                                     "tests/unit/utils/ tests no sub-package"]

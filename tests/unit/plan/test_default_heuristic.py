@@ -474,8 +474,7 @@ def test_dcm2bids_root_log_lines_go_to_debug_never_raw_to_the_terminal(tmp_path,
 
     fieldmap = [c for c in VISIT if c[0] == "gre_field_mapping"]
     (tmp_path / "visit").mkdir()
-    # the root logger (where dcm2bids logs) and bids-factory's (an earlier main() in this process set it to INFO)
-    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="bids_factory"):
-        plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic())
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="bids_factory"):  # whatever
+        plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic())  # level a CLI test left it at
     lines = [r for r in caplog.records if "No id found" in r.getMessage()]
     assert lines and {(r.name, r.levelno) for r in lines} == {("bids_factory.plan.placement", logging.DEBUG)}
