@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from bids_factory.write.dataset_paths import THUMBNAILS, VISIT_RECORDS
+from bids_factory.write.dataset_writer import DatasetWriter
 from bids_factory.write.session_move import move_session
 
 OLD, NEW, SES = "sub-OLD1", "sub-NEW1", "ses-1"
@@ -16,40 +16,11 @@ T1W = f"anat/{OLD}_{SES}_T1w"
 FMAP = f"fmap/{OLD}_{SES}_dir-AP_epi"
 
 
-class _Writer:
-    """The writer's part a move uses (the dataset writer's methods, without its lock, index and marks)."""
-
-    def __init__(self, root: Path):
-        self.root, self.state = root, root / "code" / "bids-factory"
-        self.unlisted, self.stale = [], 0
-
-    def mark_unlisted(self, subject):
-        self.unlisted.append(subject)
-
-    def dataset_files_stale(self):
-        self.stale += 1
-
-    def read_json(self, relpath, default=None):
-        path = self.root / relpath
-        return json.loads(path.read_text()) if path.exists() else default
-
-    def swap_in(self, build, session_dir):
-        session_dir.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(build, session_dir)
-
-    def write_record(self, name, record):
-        (self.root / VISIT_RECORDS).mkdir(parents=True, exist_ok=True)
-        (self.root / VISIT_RECORDS / name).write_text(json.dumps(record))
-
-    def remove_record(self, name):
-        (self.root / VISIT_RECORDS / name).unlink(missing_ok=True)
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _dataset(root: Path) -> tuple[_Writer, dict]:
+def _dataset(root: Path) -> tuple[DatasetWriter, dict]:
     session = root / OLD / SES
     files = {f"{T1W}.nii.gz": b"image", f"{T1W}.json": b'{"SeriesDescription": "T1"}',
              f"{FMAP}.json": json.dumps({"IntendedFor": [f"bids::{OLD}/{SES}/anat/{OLD}_{SES}_T1w.nii.gz"]}).encode(),
@@ -67,8 +38,9 @@ def _dataset(root: Path) -> tuple[_Writer, dict]:
     record = {"participant_id": OLD, "session_id": SES, "scan_research_id": "V1", "written": written,
               "files": [{"path": f"{T1W}.nii.gz", "rule": "T1w"}],
               "pending_changes": [{"path": f"{T1W}.nii.gz", "new_path": None, "kind": "gone"}]}
-    writer = _Writer(root)
+    writer = DatasetWriter(root)
     writer.write_record(f"{OLD}_{SES}.json", record)
+    writer.marks.write_dataset_files_state({"inputs": "as last run"}, {})  # a move makes it stale
     return writer, record
 
 
@@ -91,8 +63,8 @@ def test_the_session_moves_whole_renamed_and_the_old_subject_goes(tmp_path):
     assert not (tmp_path / OLD).exists() and writer.read_json(VISIT_RECORDS / f"{OLD}_{SES}.json") is None
     assert not (tmp_path / THUMBNAILS / OLD).exists()
     assert (tmp_path / THUMBNAILS / NEW / SES / f"{NEW}_{SES}_T1w.png").read_bytes() == b"png"
-    assert writer.unlisted == [OLD, NEW] and writer.stale == 1
-    assert not (writer.state / "removed" / f"{OLD}__{SES}").exists()
+    assert writer.marks.unlisted_subjects() == {OLD, NEW} and writer.marks.dataset_files_state() is None
+    assert not (writer.state_dir / "removed" / f"{OLD}__{SES}").exists()
 
 
 def test_what_a_person_edited_stays_known_as_edited_and_what_is_ours_gets_its_new_hash(tmp_path):
