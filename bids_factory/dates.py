@@ -30,6 +30,12 @@ _EXPORT_PATH = re.compile(r"(?<![0-9A-Za-z])(DICOM|NIFTI|EHR)/(\d{4})/(\d{8})(?=
 _ISO = re.compile(_B + r"(\d{4})-(\d{2})-(\d{2})(?:([T ])(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?))?" + _E)
 _COMPACT = re.compile(_B + r"((?:19|20)\d{2})(\d{2})(\d{2})" + _E)
 _DOTTED = re.compile(_B + r"(\d{1,2})([./-])(\d{1,2})\2(\d{4})" + _E)
+# What ``year`` leaves of a date, found again when a later run tightens it to ``drop``: the year folder of an
+# export path, a year and its time of day, a JSON value that is a year alone.
+_YEAR_PATH = re.compile(r"(?<![0-9A-Za-z])(DICOM|NIFTI|EHR)/(?:19|20)\d{2}(?=/|$|[^0-9A-Za-z])")
+_YEAR_TIME = re.compile(_B + r"(?:19|20)\d{2} (\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)" + _E)
+_YEAR_ALONE = re.compile(r"^(?:19|20)\d{2}$")
+_YEAR_HEADER = re.compile(r"^(\d+(?:\.\d+)+) (?:19|20)\d{2}$", re.M)  # a CHANGES entry's version and year
 # What an EHR cell that is a date (or a month) looks like: such a column is never categorical.
 DATE_LIKE = re.compile(r"^\d{4}-\d{2}(-\d{2})?([ T].*)?$|^\d{1,2}[./]\d{1,2}[./]\d{2,4}$")
 # Keys of provenance records that carry labels and fingerprints, never dates: not masked (a visit
@@ -91,6 +97,29 @@ class DatePolicy:
         if isinstance(data, dict):
             return {k: (v if k in _LABEL_KEYS else self.mask_json(v)) for k, v in data.items()}
         return data
+
+    def mask_earlier_json(self, data):
+        """:meth:`mask_json` of a value an earlier run wrote under a looser policy: under ``drop`` also the
+        years a ``year`` run left (its export paths' year folders, a year with its time, a value that is a
+        year alone, a CHANGES entry's year)."""
+        if self.mode != "drop":
+            return self.mask_json(data)
+        if isinstance(data, str):
+            return "n/a" if _YEAR_ALONE.match(data) else self.mask_earlier_text(data)
+        if isinstance(data, list):
+            return [self.mask_earlier_json(v) for v in data]
+        if isinstance(data, dict):
+            return {k: (v if k in _LABEL_KEYS else self.mask_earlier_json(v)) for k, v in data.items()}
+        return data
+
+    def mask_earlier_text(self, text: str) -> str:
+        """:meth:`mask_text` of a text an earlier run wrote under a looser policy (see :meth:`mask_earlier_json`;
+        in text a year alone cannot be told from another number, and the tool's texts hold none)."""
+        text = self.mask_text(text)
+        if self.mode == "drop":
+            text = _YEAR_TIME.sub(lambda m: m.group(1), _YEAR_PATH.sub(lambda m: m.group(1), text))
+            text = _YEAR_HEADER.sub(lambda m: f"{m.group(1)} n/a", text)
+        return text
 
     def holds_date(self, value) -> bool:
         """Whether a JSON value holds a calendar date that this policy would change."""

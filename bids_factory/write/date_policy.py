@@ -8,7 +8,8 @@ The policy the tool's own files were last written under is in ``code/bids-factor
   and the folders of files set aside (``kept/`` and ``replaced/<session>/<date>T<time>Z/``) get sequence names (``n00000001``...),
   oldest first, as the tighter policy names them itself;
 - every text file under ``code/bids-factory/`` (records, states, history, the report, validator outputs,
-  SLURM scripts) is written again through the writer, which applies the policy to its text.
+  SLURM scripts) and ``CHANGES`` are written again through the writer, which applies the policy to its text;
+  from ``year`` to ``drop`` also the years ``year`` left (:meth:`~bids_factory.dates.DatePolicy.mask_earlier_json`).
 
 The sessions and the dataset-level files are written again by the run itself: the policy is part of what
 a visit was converted with (its settings) and of what the dataset-level files are computed from.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from bids_factory.dates import DatePolicy
+from bids_factory.write.dataset_paths import STATE_DIR
 
 _ORDER = {"keep": 0, "year": 1, "drop": 2}
 _STAMP = r"\d{8}T\d{6}Z"
@@ -51,22 +53,27 @@ def tighten(state: Path, dates: DatePolicy, write: Callable[[Path, str], None]) 
             if path.is_file() and not path.is_symlink() and path.relative_to(state).parts[0] not in _SKIPPED \
                     and not path.name.endswith(_BINARY) and (masked := _masked(path, dates)) is not None:
                 write(path, masked)
+        changes = state.parents[len(STATE_DIR.parts) - 1] / "CHANGES"  # its entries' dates are the tool's
+        if changes.is_file() and not changes.is_symlink() and (masked := _masked(changes, dates)) is not None:
+            write(changes, masked)
     loosest = dates.mode if recorded not in _ORDER or tighter else min(recorded, dates.mode, key=_ORDER.get)
     write(policy_file, json.dumps({"dates": loosest}) + "\n")
     return tighter
 
 
 def _masked(path: Path, dates: DatePolicy) -> str | None:
-    """The text of a file with the policy applied (a JSON file's strings), or None: not text, or unchanged."""
+    """The text of a file an earlier run wrote with the policy applied (a JSON file's strings), or None: not
+    text, or unchanged."""
     try:
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError):
         return None
     try:
-        masked = json.dumps(dates.mask_json(json.loads(text)), indent=2, ensure_ascii=False) + "\n" \
-            if path.suffix == ".json" else dates.mask_text(text)
+        masked = json.dumps(dates.mask_earlier_json(json.loads(text)), indent=2,
+                            ensure_ascii=False) + "\n" if path.suffix == ".json" \
+            else dates.mask_earlier_text(text)
     except ValueError:  # a .json file that is not JSON (a validator's output): as text
-        masked = dates.mask_text(text)
+        masked = dates.mask_earlier_text(text)
     return masked if masked != text else None
 
 

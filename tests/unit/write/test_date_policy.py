@@ -76,3 +76,25 @@ def test_a_dataset_from_before_the_policy_file_was_written_under_keep_and_a_new_
     fresh = tmp_path / "new" / "code" / "bids-factory"
     assert not tighten(fresh, DatePolicy("drop"), _write)
     assert json.loads((fresh / "date-policy.json").read_text()) == {"dates": "drop"}
+
+
+def test_tightened_from_year_to_drop_no_year_a_year_run_left_remains(tmp_path):
+    """``year`` keeps a year where a date was (``2024 09:00:00``, ``DICOM/2024/V1``, ``2024``, a CHANGES
+    entry ``1.0.0 2024``); a later ``drop`` removes those too, and keeps what is no date."""
+    state = tmp_path / "code" / "bids-factory"
+    _write(state / "date-policy.json", json.dumps({"dates": "year"}))
+    _write(state / "runs" / "run-n00000001-7.json", json.dumps({
+        "finished_at": "2026 05:53:19+00:00", "days": ["2024"], "participant_id": "sub-2024",
+        "problems": [{"path": "DICOM/2024/V1/notes.txt", "reason": "not a DICOM file"}],
+        "software": "dcm2niix v1.0.20250506", "images": 2024}))
+    _write(state / "history.tsv", "when\tpath\n2026 05:53:19+00:00\tEHR/2024/scores.csv\n")
+    _write(tmp_path / "CHANGES", "1.0.1 2024\n  - Placed sub-A ses-B (3 images) from visit 2024\n\n"
+                                 "1.0.0 2024\n  - Dataset created\n")
+    assert tighten(state, DatePolicy("drop"), _write)
+    assert json.loads((state / "runs" / "run-n00000001-7.json").read_text()) == {
+        "finished_at": "05:53:19+00:00", "days": ["n/a"], "participant_id": "sub-2024",  # a label stays
+        "problems": [{"path": "DICOM/V1/notes.txt", "reason": "not a DICOM file"}],
+        "software": "dcm2niix v1.0.20250506", "images": 2024}  # a number is no date
+    assert (state / "history.tsv").read_text() == "when\tpath\n05:53:19+00:00\tEHR/scores.csv\n"
+    assert (tmp_path / "CHANGES").read_text() == ("1.0.1 n/a\n  - Placed sub-A ses-B (3 images) from visit 2024\n"
+                                                  "\n1.0.0 n/a\n  - Dataset created\n")  # a person's words stay
