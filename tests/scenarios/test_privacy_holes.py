@@ -270,4 +270,8 @@ def test_switching_dates_keep_to_drop_leaves_no_date_from_earlier_runs(tmp_path,
     assert sorted(p.name.split("-")[1] for p in runs.glob("run-*.json")) == [
         "n00000001", "n00000002", "n00000003", "n00000004"]
     assert found(bids, out, dates=True) == []
+    left_by_year = re.compile(rb"(?<![0-9A-Za-z.])(19|20)\d{2} \d{2}:\d{2}|(DICOM|NIFTI|EHR)/(19|20)\d{2}/")
+    texts = [p for p in bids.rglob("*") if p.is_file() and p.suffix in (".json", ".tsv", ".html", "") and
+             "thumbnails" not in p.parts]
+    assert [p.relative_to(bids).as_posix() for p in texts if left_by_year.search(p.read_bytes())] == []
     assert_valid_bids(bids)
