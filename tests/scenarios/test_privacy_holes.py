@@ -11,6 +11,7 @@ import gzip
 import json
 import re
 import shutil
+import struct
 import subprocess
 import warnings
 from pathlib import Path
@@ -41,10 +42,19 @@ def found(bids: Path, outputs: str, words=NAME_WORDS, dates: bool = False) -> li
             places[str(path.relative_to(bids))] = gzip.decompress(data) if path.name.endswith(".gz") else data
     lowered = {where: data.lower() for where, data in places.items()}  # once per file, not once per word
     hits = [f"{word} in {where}" for where, data in lowered.items() for word in words if word.lower().encode() in data]
-    if dates:
-        hits += [f"date in {where}: {data[max(m.start() - 60, 0):m.end() + 20]!r}" for where, data in places.items()
+    if dates:  # in a NIfTI image its header and extensions: the voxels are numbers, not text
+        text = {where: data[:_voxel_offset(data)] if where.endswith((".nii", ".nii.gz")) and " " not in where
+                else data for where, data in places.items()}
+        hits += [f"date in {where}: {data[max(m.start() - 60, 0):m.end() + 20]!r}" for where, data in text.items()
                  if (m := _DATE.search(data))]
     return hits
+
+
+def _voxel_offset(image: bytes) -> int:
+    """Where a NIfTI-1 or NIfTI-2 image's voxels start (the header and its extensions end)."""
+    if struct.unpack("<i", image[:4])[0] == 540:
+        return struct.unpack("<q", image[168:176])[0]
+    return int(struct.unpack("<f", image[108:112])[0])
 
 
 @pytest.fixture
