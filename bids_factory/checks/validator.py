@@ -105,7 +105,7 @@ def batch_faults(plans: list[VisitPlan], folder: Path) -> list[dict[str, str]]:
 def _check(plans: list[VisitPlan], indices: list[int], folder: Path, faults: list[dict[str, str]]) -> None:
     paths = write_check_dataset([plans[i] for i in indices], folder)
     try:
-        result = validated(folder, "the converted visits")
+        result = validated(folder, "the converted visits", "; nothing was placed (or run with --no-validate)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     found: dict[int, dict[str, list[str]]] = {}
@@ -228,16 +228,15 @@ def failure_line(output: str) -> str:
     return line
 
 
-def validated(dataset: Path, what: str) -> ValidatorResult:
+def validated(dataset: Path, what: str, hint: str = "") -> ValidatorResult:
     """:func:`run_validator` where a result is needed to go on (the gate before placing, ``check``): a
-    validator that is missing or cannot check ``what`` stops the run in one line instead."""
+    validator that is missing or cannot check ``what`` stops the run in one line, ending with ``hint``."""
     result = run_validator(dataset)
     if result is None:
         raise ToolMissingError(f"bids-validator-deno is not installed, so {what} cannot be checked: "
-                               "pip install bids-validator-deno (or run with --no-validate)")
+                               f"pip install bids-validator-deno{hint}")
     if result.failure:
-        raise ValidatorFailedError(f"bids-validator-deno could not check {what}: {result.failure}; "
-                                   "nothing was placed (or run with --no-validate)")
+        raise ValidatorFailedError(f"bids-validator-deno could not check {what}: {result.failure}{hint}")
     return result
 
 

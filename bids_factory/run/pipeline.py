@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from bids_factory import __version__
 from bids_factory.discover.visits import discover
-from bids_factory.errors import DatasetError, ExportLayoutError, ToolMissingError, ValidatorFailedError
+from bids_factory.errors import DatasetError, ExportLayoutError
 from bids_factory.discover.export_layout import find_ehr_files
 from bids_factory.model import HISTORY_VERSION, Problem, RunSummary, Visit, VisitResult, VisitStatus, readable
 from bids_factory.run.progress import Phases
@@ -26,7 +26,7 @@ from bids_factory.report.page import VISITS_NAMED, DatasetOverview, index_page, 
 from bids_factory.run.options import ConvertOptions, settings_key
 from bids_factory.report.summary import NOT_PLACED_GROUPS, REASON_GROUPS, history_entry, merged_groups, run_record
 from bids_factory.checks.placed_files import SessionDifference, session_differences
-from bids_factory.checks.validator import ValidatorResult, run_validator, unindexed_images
+from bids_factory.checks.validator import ValidatorResult, unindexed_images, validated
 from bids_factory.write.append_only import APPLY_OPTION, PendingChange
 from bids_factory.write.dataset_writer import DatasetWriter
 from bids_factory.write.dataset_paths import HISTORY, REPORT_PAGE, STATE_DIR, VISIT_RECORDS
@@ -293,11 +293,7 @@ def check(bids: Path, export: Path | None = None) -> tuple[ValidatorResult, list
     every visit's files against its state (a change a daily run does not look for: a note)."""
     if not (bids / "dataset_description.json").is_file():
         raise DatasetError(f"{bids} is not a BIDS dataset (no dataset_description.json in it)")
-    result = run_validator(bids)
-    if result is None:
-        raise ToolMissingError("bids-validator-deno is not installed: pip install bids-validator-deno")
-    if result.failure:
-        raise ValidatorFailedError(f"bids-validator-deno could not check {bids}: {result.failure}")
+    result = validated(bids, str(bids))
     writer = DatasetWriter(bids)
     records = writer.visit_records()
     index = [SessionDifference(line.split(": ", 1)[0], line.split(": ", 1)[1] + (

@@ -79,3 +79,14 @@ def test_no_validate_places_without_the_validator(new_demo, tmp_path, monkeypatc
     monkeypatch.setattr(validator, "validator_command", lambda: None)
     assert main(["convert", str(export), str(bids), "--quiet", "--no-validate"]) == 0
     assert len(_images(bids)) == 9
+
+
+def test_check_names_a_validator_that_cannot_check_in_one_line(new_demo, tmp_path, monkeypatch, capsys):
+    export, bids = new_demo(tmp_path / "export").root, tmp_path / "bids"
+    assert main(["convert", str(export), str(bids), "--quiet", "--no-validate"]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(validator, "validator_command", lambda: _fake_validator(tmp_path, DENO_REFUSAL))
+    assert main(["check", str(bids)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bids-factory: error: bids-validator-deno could not check {bids}: Deno, which runs the validator, "
+                   "reads no path under /dev (/dev/shm/site/bids/code/x): keep the dataset on another filesystem path"]
