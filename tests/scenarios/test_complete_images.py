@@ -27,7 +27,7 @@ def _t1w_files(bids: Path) -> list[str]:
 def test_a_missing_slice_file_holds_the_t1w_back(export, bids, missing):
     visit = add_series(export, "20230301", "GE0001", GE_T1W)
     (visit / GE_T1W.name / missing).unlink()
-    report = convert(ConvertOptions(export=export, bids=bids))
+    report = convert(ConvertOptions(export=export, bids=bids, validate=False))
     held = [reason for status, reason in _not_placed(report) if status == "held-back"]
     assert len(held) == 1 and "incomplete image" in held[0] and "1 of 196" in held[0], _not_placed(report)
     assert _t1w_files(bids) == []
@@ -44,7 +44,7 @@ def test_a_truncated_slice_file_holds_the_t1w_back_and_is_retried(export, bids, 
     data = target.read_bytes()
     target.unlink()  # a hard link: never write into the shared data
     target.write_bytes(data[:keep])
-    report = convert(ConvertOptions(export=export, bids=bids))
+    report = convert(ConvertOptions(export=export, bids=bids, validate=False))
     held = [reason for status, reason in _not_placed(report) if status == "held-back"]
     t1w_held = [r for r in held if "incomplete image" in r or "dcm2niix exited" in r]
     assert t1w_held, _not_placed(report)
@@ -54,7 +54,7 @@ def test_a_truncated_slice_file_holds_the_t1w_back_and_is_retried(export, bids, 
 @pytest.mark.realdata
 def test_a_complete_t1w_is_placed(export, bids):
     add_series(export, "20230301", "GE0001", GE_T1W)
-    report = convert(ConvertOptions(export=export, bids=bids))
+    report = convert(ConvertOptions(export=export, bids=bids, validate=False))
     assert _t1w_files(bids) == ["sub-dicom_ses-GE0001_T1w.nii.gz"] or len(_t1w_files(bids)) == 1, _not_placed(report)
     assert not [s for s, _ in _not_placed(report) if s == "held-back"]
 
@@ -78,14 +78,14 @@ def test_a_visit_cut_short_by_dcm2niix_is_held_back_and_converted_again_next_run
     wrapper.write_text(FAILING_DCM2NIIX.format(real=extract.dcm2niix_command()))
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setattr(extract, "dcm2niix_command", lambda: str(wrapper))
-    first = convert(ConvertOptions(export=export, bids=bids))
+    first = convert(ConvertOptions(export=export, bids=bids, validate=False))
     assert first.failed
     held = [reason for status, reason in _not_placed(first) if status == "held-back"]
     assert any("dcm2niix exited 8" in reason for reason in held), _not_placed(first)
     assert _t1w_files(bids) == []
     assert not list((bids / "code" / "bids-factory" / "state").glob("*.json")), "recorded as done"
     monkeypatch.undo()
-    second = convert(ConvertOptions(export=export, bids=bids))
+    second = convert(ConvertOptions(export=export, bids=bids, validate=False))
     assert [v.status for v in second.visits] == ["placed"], second.problems
     assert len(_t1w_files(bids)) == 1
     assert not second.failed, second.problems

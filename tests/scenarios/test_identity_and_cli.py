@@ -43,7 +43,7 @@ def _status(report) -> dict[str, str]:
 
 def test_demo_export_converts_with_sanitised_labels(demo, tmp_path):
     bids = tmp_path / "bids"
-    report = convert(ConvertOptions(export=demo, bids=bids))
+    report = convert(ConvertOptions(export=demo, bids=bids, validate=False))
     assert _status(report) == {"V0001A": "placed", "V0001B": "placed", "V0002-A": "placed"}
     assert sorted(p.name for p in bids.glob("sub-*") if p.is_dir()) == ["sub-DEMO001", "sub-DEMO002"]
     assert (bids / "sub-DEMO002" / "ses-V0002A" / "anat" / "sub-DEMO002_ses-V0002A_T1w.nii.gz").exists()
@@ -65,7 +65,7 @@ def test_ehr_mapping_names_columns_and_a_broken_table_fails_the_run(demo, tmp_pa
     (demo / "EHR" / "2024" / "20240312" / "labs.csv").write_bytes(b'patient_id,value\n"DEMO-001,1\n')
     mapping = shipped_dir("heuristics") / "demo-ehr-mapping.json"
     bids = tmp_path / "bids"
-    code = main(["convert", str(demo), str(bids), "--ehr-mapping", str(mapping), "--quiet"])
+    code = main(["convert", str(demo), str(bids), "--ehr-mapping", str(mapping), "--quiet", "--no-validate"])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAILED: EHR/2024/20240312/labs.csv: cannot be parsed" in out
@@ -79,7 +79,7 @@ def test_ehr_mapping_names_columns_and_a_broken_table_fails_the_run(demo, tmp_pa
 def test_two_ids_that_sanitise_alike_are_never_merged(demo, tmp_path):
     _set_patient(_visit(demo, "V0002-A"), "DEMO0_01")  # -> DEMO001, like DEMO-001
     bids = tmp_path / "bids"
-    report = convert(ConvertOptions(export=demo, bids=bids))
+    report = convert(ConvertOptions(export=demo, bids=bids, validate=False))
     assert _status(report) == {"V0001A": "placed", "V0001B": "placed", "V0002-A": "failed"}
     assert report.failed
     [problem] = [p for p in report.problems if p.fatal]
@@ -102,7 +102,7 @@ def test_collision_is_detected_across_runs(demo, tmp_path):
 
 def test_visit_with_two_patients_is_not_placed(demo, tmp_path):
     _set_patient(_visit(demo, "V0002-A"), "SOMEONE-ELSE", every=7)
-    report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids"))
+    report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids", validate=False))
     assert _status(report)["V0002-A"] == "failed"
     assert any("2 different PatientIDs" in p.reason for p in report.problems)
     assert not (tmp_path / "bids" / "sub-DEMO002").exists()
@@ -111,7 +111,7 @@ def test_visit_with_two_patients_is_not_placed(demo, tmp_path):
 
 def test_visit_without_patient_id_is_not_placed(demo, tmp_path):
     _set_patient(_visit(demo, "V0001B"), None)
-    report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids"))
+    report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids", validate=False))
     assert _status(report)["V0001B"] == "failed"
     assert any("carry no PatientID" in p.reason for p in report.problems)
 
@@ -130,7 +130,7 @@ def test_rerun_replaces_sessions_and_stays_valid(demo, tmp_path):
     bids = tmp_path / "bids"
     convert(ConvertOptions(export=demo, bids=bids, validate=False))
     first = {k: v for k, v in fingerprint(bids).items() if k.startswith("sub-") and k.endswith(".nii.gz")}
-    report = convert(ConvertOptions(export=demo, bids=bids))
+    report = convert(ConvertOptions(export=demo, bids=bids, validate=False))
     again = {k: v for k, v in fingerprint(bids).items() if k.startswith("sub-") and k.endswith(".nii.gz")}
     assert not report.failed and first == again
     assert not (bids / "code" / "bids-factory" / "staging").exists()
@@ -139,7 +139,7 @@ def test_rerun_replaces_sessions_and_stays_valid(demo, tmp_path):
 
 def test_participant_label_selects_subjects(demo, tmp_path):
     bids = tmp_path / "bids"
-    report = convert(ConvertOptions(export=demo, bids=bids, participant_labels=frozenset({"DEMO002"})))
+    report = convert(ConvertOptions(export=demo, bids=bids, participant_labels=frozenset({"DEMO002"}), validate=False))
     assert _status(report) == {"V0001A": "not-selected", "V0001B": "not-selected", "V0002-A": "placed"}
     assert [p.name for p in bids.glob("sub-*") if p.is_dir()] == ["sub-DEMO002"]
 
@@ -147,7 +147,7 @@ def test_participant_label_selects_subjects(demo, tmp_path):
 def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
     before = fingerprint(demo)
     _set_patient(_visit(demo, "V0001B"), None)
-    code = main(["convert", str(demo), str(tmp_path / "bids"), "--quiet"])
+    code = main(["convert", str(demo), str(tmp_path / "bids"), "--quiet", "--no-validate"])
     out = capsys.readouterr().out
     assert code == 1
     assert "visits: 2 placed, 1 failed" in out
@@ -162,7 +162,7 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
     assert lines[-1].startswith("next: fix what the FAILED lines say")
     assert fingerprint(demo) != before  # only our own edit above...
     _set_patient(_visit(demo, "V0001B"), "DEMO-001")
-    assert main(["convert", str(demo), str(tmp_path / "bids"), "--quiet"]) == 0
+    assert main(["convert", str(demo), str(tmp_path / "bids"), "--quiet", "--no-validate"]) == 0
 
 
 @pytest.mark.parametrize("args, message", [

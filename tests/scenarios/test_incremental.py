@@ -36,7 +36,7 @@ def demo(tmp_path: Path, new_demo) -> Path:
 
 def test_rerun_over_unchanged_export_converts_and_rewrites_nothing(demo, tmp_path, monkeypatch):
     bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids))
+    convert(ConvertOptions(export=demo, bids=bids, validate=False))
     before = _mtimes(bids)
 
     def no_conversion(*args, **kwargs):
@@ -60,7 +60,7 @@ def test_a_visit_that_recurs_on_a_later_day_is_reconverted_whole(export, tmp_pat
     first = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, validate=False))
     assert _statuses(first) == {"VISIT01": "placed", "VISIT02": "placed"}
     add_series(export, "20240106", "VISIT01", series["7"])  # the next day brings the bold of VISIT01
-    second = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic))
+    second = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, validate=False))
     assert _statuses(second) == {"VISIT01": "placed", "VISIT02": "unchanged"}
     session = bids / "sub-12343hucheng" / "ses-VISIT01"
     assert sorted(p.name for p in session.rglob("*.nii.gz")) == [
@@ -120,7 +120,7 @@ def test_parallel_runs_on_one_dataset_each_convert_their_visit(demo, tmp_path):
     assert [code for code, _ in results] == [0, 0, 0], results
     assert sorted(p.relative_to(bids).as_posix() for p in bids.glob("sub-*/ses-*")) == [
         "sub-DEMO001/ses-V0001A", "sub-DEMO001/ses-V0001B", "sub-DEMO002/ses-V0002A"]
-    final = convert(ConvertOptions(export=demo, bids=bids))  # the finalize step: nothing left to convert
+    final = convert(ConvertOptions(export=demo, bids=bids, validate=False))  # the finalize step: nothing left to convert
     assert set(_statuses(final).values()) == {"unchanged"}
     assert not (bids / "code" / "bids-factory" / "staging").exists()
     assert_valid_bids(bids)
@@ -157,7 +157,7 @@ def test_a_stopped_long_run_keeps_the_batches_it_placed(export, tmp_path, monkey
     assert sorted(p.name for p in bids.glob("sub-*/ses-*")) == ["ses-V00", "ses-V01", "ses-V02", "ses-V03"]
     assert not (bids / "code" / "bids-factory" / "staging").exists()
     monkeypatch.setattr(conversion, "_place_all", real_place_all)
-    report = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic))
+    report = convert(ConvertOptions(export=export, bids=bids, heuristic=heuristic, validate=False))
     assert _statuses(report) == {**{v: "unchanged" for v in visits[:4]}, "V04": "placed", "V05": "placed"}
     assert_valid_bids(bids)
 

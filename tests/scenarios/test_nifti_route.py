@@ -48,8 +48,10 @@ def both_routes(tmp_path_factory):
     nifti_export = work / "nifti-export"
     _nifti_export(nifti_export, "20240105", "VISIT01", wanted)
     before = fingerprint(nifti_export)
-    dicom_report = convert(ConvertOptions(export=dicom_export, bids=work / "bids-dicom", heuristic=HEURISTIC))
-    nifti_report = convert(ConvertOptions(export=nifti_export, bids=work / "bids-nifti", heuristic=HEURISTIC))
+    dicom_report = convert(ConvertOptions(export=dicom_export, bids=work / "bids-dicom", heuristic=HEURISTIC,
+                                          validate=False))
+    nifti_report = convert(ConvertOptions(export=nifti_export, bids=work / "bids-nifti", heuristic=HEURISTIC,
+                                          validate=False))
     return work, dicom_report, nifti_report, before, nifti_export
 
 
@@ -87,7 +89,7 @@ def test_one_visit_exported_as_dicom_then_as_nifti_is_one_session(tmp_path):
     export = tmp_path / "export"
     add_series(export, "20240105", "VISIT01", series["7"])
     _nifti_export(export, "20240106", "VISIT01", [series["8"], series["9"]])
-    report = convert(ConvertOptions(export=export, bids=tmp_path / "bids", heuristic=HEURISTIC))
+    report = convert(ConvertOptions(export=export, bids=tmp_path / "bids", heuristic=HEURISTIC, validate=False))
     assert [(v.status, v.placed) for v in report.visits] == [("placed", 4)]
     names = sorted(p.name for p in (tmp_path / "bids").glob("sub-12343hucheng/ses-VISIT01/*/*.nii.gz"))
     assert names == ["sub-12343hucheng_ses-VISIT01_magnitude1.nii.gz", "sub-12343hucheng_ses-VISIT01_magnitude2.nii.gz",

@@ -39,8 +39,9 @@ def test_a_patient_named_like_the_vendor_and_the_sequence_changes_no_placement(t
     for label, name in (("plain", None), ("vendor", "Siemens^EP SK^Original Primary Mosaic ND Asc")):
         export, bids = tmp_path / label / "export", tmp_path / label / "bids"
         _visit_with_patient_name(export, name)
-        report = convert(ConvertOptions(export=export, bids=bids, heuristic=TEST_HEURISTICS / "transfer_syntaxes.json"))
-        assert not report.failed and report.validator_errors == 0, report.problems
+        report = convert(ConvertOptions(export=export, bids=bids, heuristic=TEST_HEURISTICS / "transfer_syntaxes.json",
+                                        validate=False))
+        assert not report.failed, report.problems
         [sidecar_path] = bids.glob("sub-*/ses-*/anat/*_T2starw.json")
         placed[label] = (sidecar_path.name, json.loads(sidecar_path.read_text()))
         assert_valid_bids(bids)
@@ -65,24 +66,3 @@ def test_free_text_is_searched_and_a_vendor_vocabulary_is_not():
         "Manufacturer": "Philips", "SequenceName": "T1", "ScanningSequence": "GR"}
     assert not {"SeriesDescription", "ProtocolName", "ImageComments"} & set(kept)
     assert sorted(record.identifier_keys) == ["ImageComments", "ProtocolName", "SeriesDescription"]
-
-
-def test_a_required_key_that_truly_holds_an_identifier_holds_the_series_back_naming_it(tmp_path):
-    """The operator typed the patient's name into a ReproIn name (task-quartermaine): TaskName, which BIDS
-    requires of a BOLD image, holds an identifier, is removed, and the series is held back naming TaskName
-    (never placed without it, never silently); the other BOLD series is placed."""
-    import dataclasses
-
-    from bids_factory.config.heuristic import load_heuristic
-    from bids_factory.plan.placement import plan_visit
-    from test_default_heuristic import BOLD, EPI, _extracted
-
-    extracted = _extracted(tmp_path, [("func-bold_task-quartermaine", EPI, BOLD, False, None),
-                                      ("func-bold_task-nback", EPI, BOLD, False, None)])
-    extracted = dataclasses.replace(extracted, identifiers=VisitIdentifiers(
-        patient_id="P1", ids=frozenset({"P1"}), names=frozenset({"quartermaine"})))
-    plan = plan_visit(extracted, load_heuristic())
-    assert [p.stem for p in plan.placements] == ["sub-P1_ses-V1_task-nback_bold"]
-    [held] = plan.not_placed
-    assert (held.series.series_number, held.status) == (1, "held-back")
-    assert held.reason.startswith("TaskName holds an identifier of this visit"), held.reason

@@ -7,6 +7,7 @@ reason it is not placed. Real scanner data: tests/scenarios/test_every_vendor.py
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from bids_factory.plan.series_facts import phase_encoding_label, reproin, says_r
 from bids_factory.config.heuristic import load_heuristic
 from bids_factory.model import ExtractedVisit, Series, SourceFile, Visit, VisitFolder
 from bids_factory.plan.placement import plan_visit
+from bids_factory.privacy.identifier_match import VisitIdentifiers
 from bids_factory.checks.sidecar_schemas import load_sidecar_schemas
 from bids_factory.checks.gates import SCHEMA_NEXT_STEP
 
@@ -478,3 +480,18 @@ def test_dcm2bids_root_log_lines_go_to_debug_never_raw_to_the_terminal(tmp_path,
         plan_visit(_extracted(tmp_path / "visit", fieldmap), load_heuristic())  # level a CLI test left it at
     lines = [r for r in caplog.records if "No id found" in r.getMessage()]
     assert lines and {(r.name, r.levelno) for r in lines} == {("bids_factory.plan.placement", logging.DEBUG)}
+
+
+def test_a_required_key_that_truly_holds_an_identifier_holds_the_series_back_naming_it(tmp_path):
+    """The operator typed the patient's name into a ReproIn name (task-quartermaine): TaskName, which BIDS
+    requires of a BOLD image, holds an identifier, is removed, and the series is held back naming TaskName
+    (never placed without it, never silently); the other BOLD series is placed."""
+    extracted = _extracted(tmp_path, [("func-bold_task-quartermaine", EPI, BOLD, False, None),
+                                      ("func-bold_task-nback", EPI, BOLD, False, None)])
+    extracted = dataclasses.replace(extracted, identifiers=VisitIdentifiers(
+        patient_id="P1", ids=frozenset({"P1"}), names=frozenset({"quartermaine"})))
+    plan = plan_visit(extracted, load_heuristic())
+    assert [p.stem for p in plan.placements] == ["sub-P1_ses-V1_task-nback_bold"]
+    [held] = plan.not_placed
+    assert (held.series.series_number, held.status) == (1, "held-back")
+    assert held.reason.startswith("TaskName holds an identifier of this visit"), held.reason
