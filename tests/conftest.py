@@ -148,6 +148,28 @@ def new_demo(tmp_path_factory):
     return make
 
 
+@pytest.fixture(scope="session")
+def converted_demo(tmp_path_factory, new_demo):
+    """A fresh copy of the demo export and of the dataset a first ``convert --no-validate`` made of it:
+    ``converted_demo(target) -> (export, bids)`` under ``target``.
+
+    The conversion runs once per worker; each test gets copies (mtimes kept, as ``new_demo``), so a test
+    that starts from a converted dataset pays for its own runs, not for the first one.
+    """
+    from bids_factory.run.pipeline import ConvertOptions, convert
+
+    template = tmp_path_factory.mktemp("converted-demo")
+    export = new_demo(template / "export").root
+    assert not convert(ConvertOptions(export=export, bids=template / "bids", validate=False)).failed
+
+    def make(target: Path) -> tuple[Path, Path]:
+        for name in ("export", "bids"):
+            shutil.copytree(template / name, target / name, symlinks=True)
+        return target / "export", target / "bids"
+
+    return make
+
+
 _FORK_SERVER = """
 import json, os, sys, traceback
 from bids_factory.cli.main import main

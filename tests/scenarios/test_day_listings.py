@@ -15,10 +15,8 @@ from bids_factory.run.pipeline import ConvertOptions, convert
 
 
 @pytest.fixture
-def converted(tmp_path: Path, new_demo) -> tuple[Path, Path]:
-    export, bids = new_demo(tmp_path / "export").root, tmp_path / "bids"
-    assert not convert(ConvertOptions(export=export, bids=bids, validate=False)).failed
-    return export, bids
+def converted(tmp_path: Path, converted_demo) -> tuple[Path, Path]:
+    return converted_demo(tmp_path)
 
 
 def _walked(monkeypatch) -> list[str]:

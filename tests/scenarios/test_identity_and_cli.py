@@ -88,9 +88,8 @@ def test_two_ids_that_sanitise_alike_are_never_merged(demo, tmp_path):
     assert_valid_bids(bids)
 
 
-def test_collision_is_detected_across_runs(demo, tmp_path):
-    bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+def test_collision_is_detected_across_runs(converted_demo, tmp_path):
+    demo, bids = converted_demo(tmp_path)  # the demo export and its first conversion
     _set_patient(_visit(demo, "V0002-A"), "DEMO00-2")  # -> DEMO002 again but another raw id
     # (files rewritten in place in an old day: a daily run does not look there, --rescan does)
     report = convert(ConvertOptions(export=demo, bids=bids, validate=False, rescan=True))
@@ -126,9 +125,8 @@ def test_parallel_jobs_give_the_same_dataset(demo, tmp_path):
     assert images(tmp_path / "one") == images(tmp_path / "two") != {}
 
 
-def test_rerun_replaces_sessions_and_stays_valid(demo, tmp_path):
-    bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+def test_rerun_replaces_sessions_and_stays_valid(converted_demo, tmp_path):
+    demo, bids = converted_demo(tmp_path)  # the demo export and its first conversion
     first = {k: v for k, v in fingerprint(bids).items() if k.startswith("sub-") and k.endswith(".nii.gz")}
     report = convert(ConvertOptions(export=demo, bids=bids, validate=False))
     again = {k: v for k, v in fingerprint(bids).items() if k.startswith("sub-") and k.endswith(".nii.gz")}

@@ -34,9 +34,8 @@ def demo(tmp_path: Path, new_demo) -> Path:
     return new_demo(tmp_path / "export").root
 
 
-def test_rerun_over_unchanged_export_converts_and_rewrites_nothing(demo, tmp_path, monkeypatch):
-    bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+def test_rerun_over_unchanged_export_converts_and_rewrites_nothing(converted_demo, tmp_path, monkeypatch):
+    demo, bids = converted_demo(tmp_path)  # the demo export and its first conversion
     before = _mtimes(bids)
 
     def no_conversion(*args, **kwargs):
@@ -72,9 +71,8 @@ def test_a_visit_that_recurs_on_a_later_day_is_reconverted_whole(export, tmp_pat
     assert_valid_bids(bids)
 
 
-def test_a_changed_heuristic_or_reconvert_converts_again(demo, tmp_path):
-    bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+def test_a_changed_heuristic_or_reconvert_converts_again(converted_demo, tmp_path):
+    demo, bids = converted_demo(tmp_path)  # the demo export and its first conversion
     default = json.loads((REPO / "heuristics" / "default.json").read_text())
     default["descriptions"] = [d for d in default["descriptions"] if d["suffix"] != "FLAIR"]
     default["bids_factory"]["fallback_to_default"] = False  # these rules alone (not the default's FLAIR rule)
@@ -192,9 +190,8 @@ def test_a_moved_or_hard_linked_export_reconverts_nothing(demo, tmp_path, monkey
     assert _mtimes(bids) == before
 
 
-def test_a_state_written_with_absolute_paths_reconverts_once_without_error(demo, tmp_path):
-    bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+def test_a_state_written_with_absolute_paths_reconverts_once_without_error(converted_demo, tmp_path):
+    demo, bids = converted_demo(tmp_path)  # the demo export and its first conversion
     states = sorted((bids / "code" / "bids-factory" / "state").glob("*.json"))
     for path in states:  # an older release's state: a fingerprint of absolute paths
         state = json.loads(path.read_text())

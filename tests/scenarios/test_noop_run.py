@@ -39,9 +39,8 @@ def _imported(args: list[str]) -> tuple[subprocess.CompletedProcess, set[str]]:
     return done, {line.rsplit("|", 1)[1].strip() for line in lines}
 
 
-def test_a_run_with_nothing_new_imports_no_conversion_library(demo, tmp_path):
-    bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+def test_a_run_with_nothing_new_imports_no_conversion_library(converted_demo, tmp_path):
+    demo, bids = converted_demo(tmp_path)  # the demo export and its first conversion
     done, modules = _imported(["convert", str(demo), str(bids), "--quiet"])
     assert done.returncode == 0, done.stderr
     assert "visits: 0 placed, 0 failed, 3 unchanged" in done.stdout
@@ -77,9 +76,8 @@ def test_a_run_with_nothing_new_reports_what_a_full_run_reports(demo, tmp_path):
     assert_valid_bids(bids)
 
 
-def test_a_run_with_nothing_new_takes_up_ehr_changes_and_a_removed_file(demo, tmp_path):
-    bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+def test_a_run_with_nothing_new_takes_up_ehr_changes_and_a_removed_file(converted_demo, tmp_path):
+    demo, bids = converted_demo(tmp_path)  # the demo export and its first conversion
     convert(ConvertOptions(export=demo, bids=bids, validate=False))  # records nothing new
     day = demo / "EHR" / "2024" / "20240313"
     day.mkdir()
@@ -116,10 +114,9 @@ def test_a_run_stopped_after_placing_leaves_the_dataset_files_to_the_next_run(de
     assert_valid_bids(bids)
 
 
-def test_a_bad_heuristic_stops_the_run_when_a_visit_is_to_convert(demo, tmp_path):
+def test_a_bad_heuristic_stops_the_run_when_a_visit_is_to_convert(converted_demo, tmp_path):
     """The heuristic is checked when something is converted; a changed heuristic always is (its key)."""
-    bids = tmp_path / "bids"
-    convert(ConvertOptions(export=demo, bids=bids, validate=False))
+    demo, bids = converted_demo(tmp_path)  # the demo export and its first conversion
     bad = tmp_path / "bad.json"
     bad.write_text('{"descriptions": [{"datatype": "anat", "suffix": "T1w", "critera": {}}]}')
     before = sorted(p.relative_to(bids) for p in bids.rglob("*") if "runs" not in p.parts)

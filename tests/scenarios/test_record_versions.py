@@ -15,10 +15,8 @@ STATE = Path("code") / "bids-factory"
 
 
 @pytest.fixture
-def converted(tmp_path: Path, new_demo) -> tuple[Path, Path]:
-    export, bids = new_demo(tmp_path / "export").root, tmp_path / "bids"
-    assert main(["convert", str(export), str(bids), "--quiet", "--no-validate"]) == 0
-    return export, bids
+def converted(tmp_path: Path, converted_demo) -> tuple[Path, Path]:
+    return converted_demo(tmp_path)
 
 
 def _edit(path: Path, change) -> None:

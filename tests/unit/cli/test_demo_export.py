@@ -33,8 +33,9 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> DemoExport:
-    return build_demo_export(tmp_path_factory.mktemp("demo") / "export")
+def export(tmp_path_factory: pytest.TempPathFactory, new_demo) -> DemoExport:
+    """A copy of the session's demo export (``conftest.new_demo``: ``build_demo_export`` run once)."""
+    return new_demo(tmp_path_factory.mktemp("demo") / "export")
 
 
 @pytest.fixture(scope="module")
