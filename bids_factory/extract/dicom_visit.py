@@ -61,6 +61,16 @@ def converter_file_problems(converter_log: str, headers: VisitHeaders, input_fol
     return problems
 
 
+def portable_log(converter_log: str, staging: Path, direct: tuple[Path, str] | None = None) -> str:
+    """dcm2niix's log without the converting host's folders: the visit's staging folder reads ``<staging>``
+    and a visit folder it read directly (``direct``: its path, its export path) reads as its export path.
+    The log is kept in the visit's record, which travels with the dataset: it names no folder of the machine
+    (a mount point, a user's home) and reads the same wherever the dataset was converted."""
+    if direct:
+        converter_log = converter_log.replace(str(direct[0]), direct[1])
+    return converter_log.replace(str(staging), "<staging>")
+
+
 def direct_input(visit: Visit, headers: VisitHeaders) -> Path | None:
     """The visit's folder, when dcm2niix may read it as it is (no link per file in staging): one export
     day, and nothing below it but the visit's DICOM files (no link, no hidden or other file, at most
@@ -242,6 +252,7 @@ def _convert(visit: Visit, staging: Path, extra_options: str, headers: VisitHead
         direct = direct_input(visit, headers)
         series, converter_log, converter_exit = run_dcm2niix(visit, headers, staging, extra_options, direct)
         problems += converter_file_problems(converter_log, headers, direct)
+        converter_log = portable_log(converter_log, staging, (direct, visit.folders[0].relpath) if direct else None)
     if nifti:
         problems += nifti.problems
     if not series and not (nifti and nifti.series):

@@ -125,6 +125,18 @@ def test_no_identifier_reaches_any_file_of_the_dataset(privacy_run):
 
 
 @pytest.mark.realdata
+def test_no_file_of_the_dataset_names_a_folder_of_the_converting_host(privacy_run):
+    """The records travel with the dataset: dcm2niix's log in a visit's record reads ``<staging>`` and export
+    paths, never the host's folders (its mount points, the dataset's or the export's location)."""
+    work, _, _ = privacy_run
+    bids = work / "bids"
+    assert [name for name, data in _all_text(bids).items() if str(work).encode() in data] == []
+    logs = [line for record in (bids / "code/bids-factory/visits").glob("*.json")
+            for line in json.loads(record.read_text())["converter_log"]]
+    assert any(line.startswith("Convert ") and " as <staging>/output/" in line for line in logs), logs
+
+
+@pytest.mark.realdata
 def test_what_was_removed_is_counted_by_name_in_provenance(privacy_run):
     work, _, _ = privacy_run
     records = {p.name: json.loads(p.read_text()) for p in (work / "bids/code/bids-factory/visits").glob("*.json")}
