@@ -64,6 +64,7 @@ def test_visit_label_without_letters_or_digits_fails_alone(export, bids):
                                     validate=False))
     assert {v.scan_research_id: v.status for v in report.visits} == {"@@@": "failed", "V2": "placed"}
     assert any("has no letter or digit to make a session label" in p.reason for p in report.problems)
+    assert_valid_bids(bids)
 
 
 def test_cli_reports_bad_input_in_one_line_and_debug_shows_more(export, tmp_path, command_runs):

@@ -57,6 +57,7 @@ def test_a_complete_t1w_is_placed(export, bids):
     report = convert(ConvertOptions(export=export, bids=bids, validate=False))
     assert _t1w_files(bids) == ["sub-dicom_ses-GE0001_T1w.nii.gz"] or len(_t1w_files(bids)) == 1, _not_placed(report)
     assert not [s for s, _ in _not_placed(report) if s == "held-back"]
+    assert_valid_bids(bids)
 
 
 FAILING_DCM2NIIX = """#!/bin/sh

@@ -106,6 +106,7 @@ def test_visit_with_two_patients_is_not_placed(demo, tmp_path):
     assert any("2 different PatientIDs" in p.reason for p in report.problems)
     assert not (tmp_path / "bids" / "sub-DEMO002").exists()
     assert _status(report)["V0001A"] == "placed"
+    assert_valid_bids(tmp_path / "bids")
 
 
 def test_visit_without_patient_id_is_not_placed(demo, tmp_path):
@@ -113,6 +114,7 @@ def test_visit_without_patient_id_is_not_placed(demo, tmp_path):
     report = convert(ConvertOptions(export=demo, bids=tmp_path / "bids", validate=False))
     assert _status(report)["V0001B"] == "failed"
     assert any("carry no PatientID" in p.reason for p in report.problems)
+    assert_valid_bids(tmp_path / "bids")
 
 
 def test_parallel_jobs_give_the_same_dataset(demo, tmp_path):
@@ -140,6 +142,7 @@ def test_participant_label_selects_subjects(demo, tmp_path):
     report = convert(ConvertOptions(export=demo, bids=bids, participant_labels=frozenset({"DEMO002"}), validate=False))
     assert _status(report) == {"V0001A": "not-selected", "V0001B": "not-selected", "V0002-A": "placed"}
     assert [p.name for p in bids.glob("sub-*") if p.is_dir()] == ["sub-DEMO002"]
+    assert_valid_bids(bids)
 
 
 def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
@@ -161,6 +164,7 @@ def test_cli_exit_status_and_summary(demo, tmp_path, capsys):
     assert fingerprint(demo) != before  # only our own edit above...
     _set_patient(_visit(demo, "V0001B"), "DEMO-001")
     assert main(["convert", str(demo), str(tmp_path / "bids"), "--quiet", "--no-validate"]) == 0
+    assert_valid_bids(tmp_path / "bids")
 
 
 @pytest.mark.parametrize("args, message", [

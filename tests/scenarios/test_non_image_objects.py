@@ -106,6 +106,7 @@ def test_a_malformed_series_number_holds_back_that_series_only(export, bids):
     [held] = result.not_placed
     assert (held.status, held.series.series_description) == ("held-back", "odd series")
     assert held.reason.startswith("SeriesNumber '9a' is not a number (DICOM IS): its 1 file(s)")
+    assert_valid_bids(bids)
 
 
 @pytest.mark.realdata
