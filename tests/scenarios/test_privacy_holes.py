@@ -70,6 +70,9 @@ def ge_t1w(tmp_path_factory):
     """``ge_t1w(export, ...)``: the GE 3D T1w under the patient's name (and another ImageType / SeriesNumber: a
     second series; a PatientBirthDate) put into a visit folder of ``export``. Each variant is written once."""
     written: dict[tuple, Path] = {}
+    sources = [(source, pydicom.dcmread(source)) for source in sorted(GE_T1W.glob("*.dcm"))]  # read once
+    originals = [(ds.ImageType, ds.SeriesNumber, ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.get("PatientBirthDate"))
+                 for _, ds in sources]
 
     def variant(image_type, series_number, patient_id, birth_date) -> Path:
         key = (tuple(image_type or ()), series_number, patient_id, birth_date)
@@ -78,16 +81,19 @@ def ge_t1w(tmp_path_factory):
             series_uid = generate_uid()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                for source in sorted(GE_T1W.glob("*.dcm")):
-                    ds = pydicom.dcmread(source)
+                for (source, ds), (kind, number, series, instance, born) in zip(sources, originals):
                     ds.PatientID, ds.PatientName = patient_id, NAME
-                    if image_type is not None:
-                        ds.ImageType = image_type
-                    if series_number is not None:
-                        ds.SeriesNumber, ds.SeriesInstanceUID = series_number, series_uid
-                        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+                    ds.ImageType = image_type if image_type is not None else kind
+                    ds.SeriesNumber, ds.SeriesInstanceUID, ds.SOPInstanceUID = (
+                        (series_number, series_uid, generate_uid()) if series_number is not None
+                        else (number, series, instance))
+                    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
                     if birth_date is not None:
                         ds.PatientBirthDate = birth_date
+                    elif born is None:
+                        ds.pop("PatientBirthDate", None)
+                    else:
+                        ds.PatientBirthDate = born
                     ds.save_as(folder / source.name)
         return written[key]
 
