@@ -179,6 +179,17 @@ def grouped_problems(problems: list[dict]) -> list[tuple[bool, str, int, list[st
             sorted(groups.items(), key=lambda item: (not item[0][0], item[0][1]))]
 
 
+def problem_lines(problems: list[dict]) -> list[str]:
+    """The problems as the summary and the inventory print them: one line per identical reason
+    (``FAILED ×1203: a, b, c and 1200 more: reason``), fatal ones first."""
+    return [f"  {'FAILED' if fatal else 'note'}{_times(count)}: {_some(paths)}: {reason}"
+            for fatal, reason, count, paths in grouped_problems(problems)]
+
+
+def _times(count: int) -> str:
+    return f" \u00d7{count}" if count > 1 else ""
+
+
 def summary_lines(report: RunSummary) -> list[str]:
     record = report.record or run_record(report)
     phrases = count_phrases(run_counts(record))
@@ -191,20 +202,18 @@ def summary_lines(report: RunSummary) -> list[str]:
     groups = grouped_not_placed(record["visits"])
     expected = [g for g in groups if g["group"] == ReasonGroup.NOTHING]  # one line: nothing for anyone to do
     for group in (g for g in groups if g["group"] != ReasonGroup.NOTHING):
-        times = f" \u00d7{group['count']}" if group["count"] > 1 else ""
+        times = _times(group["count"])
         visits = _some(group["visits"])
         lines.append(f"  {GROUP_LABELS[group['group']]}: {group['status']} "
                      f"{group['SeriesDescription'] or '(no description)'}{times} "
                      f"[{'/'.join(group['ImageType']) or '-'}] (visit{'s' if group['visit_count'] > 1 else ''} "
                      f"{visits}): {group['reason']}")
     if expected:
-        kinds = [f"{g['SeriesDescription'] or '(no description)'}" + (f" \u00d7{g['count']}" if g["count"] > 1 else "")
+        kinds = [f"{g['SeriesDescription'] or '(no description)'}{_times(g['count'])}"
                  for g in expected]
         lines.append(f"  {GROUP_LABELS[ReasonGroup.NOTHING]}: {sum(g['count'] for g in expected)} series expected "
                      f"(scouts, scanner-derived maps, no image; the report lists each): {_some(kinds, 5)}")
-    for fatal, reason, count, paths in grouped_problems(record["problems"]):
-        times = f" \u00d7{count}" if count > 1 else ""
-        lines.append(f"  {'FAILED' if fatal else 'note'}{times}: {_some(paths)}: {reason}")
+    lines += problem_lines(record["problems"])
     linkage = record.get("linkage") or {}
     for key, label in (("images_without_ehr", "subjects with images but no EHR row"),
                        ("ehr_without_images", "EHR patients without images")):

@@ -30,6 +30,7 @@ from bids_factory.run.batches import extract_and_plan
 from bids_factory.discover.visits import discover
 from bids_factory.errors import VisitError, VisitWithoutImages
 from bids_factory.model import Problem, Series
+from bids_factory.report.summary import problem_lines
 from bids_factory.run.progress import Progress
 from bids_factory.run.rules import Rules
 from bids_factory.run.options import ConvertOptions
@@ -101,7 +102,10 @@ class Inventory:
 
     def record(self) -> dict:
         return {"export": self.export, "heuristic": self.heuristic, "visits": [v.record() for v in self.visits],
-                "problems": [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in self.problems]}
+                "problems": self.problem_records()}
+
+    def problem_records(self) -> list[dict]:
+        return [{"path": p.path, "reason": p.reason, "fatal": p.fatal} for p in self.problems]
 
 
 def take_inventory(export: Path, heuristic: Path | None = None, schemas: Path | None = None,
@@ -195,8 +199,7 @@ def inventory_lines(inventory: Inventory) -> list[str]:
             what = f"-> {s.bids_path} (rule {s.rule})" if s.outcome == "placed" else f"{s.outcome}: {s.reason}"
             lines.append(f"  {'' if s.series_number is None else s.series_number:>4} {s.series_description!r} "
                          f"{'/'.join(s.image_type) or '-'} {dims} {voxels} {what}".replace("  -", " -"))
-    for problem in inventory.problems:
-        lines.append(f"  {'FAILED' if problem.fatal else 'note'}: {problem.path}: {problem.reason}")
+    lines += problem_lines(inventory.problem_records())  # one line per identical reason, as the summary
     counts = count_outcomes(inventory)
     lines.append("series: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) if counts else "series: none")
     return lines
