@@ -66,9 +66,10 @@ def portable_log(converter_log: str, staging: Path, direct: tuple[Path, str] | N
     and a visit folder it read directly (``direct``: its path, its export path) reads as its export path.
     The log is kept in the visit's record, which travels with the dataset: it names no folder of the machine
     (a mount point, a user's home) and reads the same wherever the dataset was converted."""
-    if direct:
-        converter_log = converter_log.replace(str(direct[0]), direct[1])
-    return converter_log.replace(str(staging), "<staging>")
+    for folder, name in ([direct] if direct else []) + [(staging, "<staging>")]:
+        for spelled in dict.fromkeys((str(folder.resolve()), str(folder))):  # also when reached through a link
+            converter_log = converter_log.replace(spelled, name)
+    return converter_log
 
 
 def direct_input(visit: Visit, headers: VisitHeaders) -> Path | None:
