@@ -8,10 +8,12 @@ points the tests at another copy of the data.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,25 @@ TEST_HEURISTICS = Path(__file__).resolve().parent / "heuristics"
 XA30 = SHARED_DICOM / "siemens_xa30_visit"
 GE_T1W = SHARED_DICOM / "ge_t1w_deidentified"
 TRANSFER_SYNTAXES = SHARED_DICOM / "siemens_transfer_syntaxes"
+
+
+def run_bounded(cmd: list[str], *, timeout: float, **kw) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)``, except that a timeout (or
+    any interruption: pytest-timeout, Ctrl-C) ends the command's whole process group, its children too, before
+    ``subprocess.TimeoutExpired`` is raised. ``subprocess.run`` kills only the command and then waits for its
+    output pipes to close: a child that keeps them open (a browser's renderer, a build step, apptainer's
+    starter) would keep the test waiting for ever."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                          **kw) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # a daemon that left the group may hold a pipe
+                proc.communicate(timeout=10)
+            raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def missing_real_data() -> list[str]:
@@ -225,17 +246,26 @@ class CommandRuns:
 
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch
+        self._start()
+
+    def _start(self) -> None:
         self.server = subprocess.Popen([sys.executable, "-c", _FORK_SERVER], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, text=True)
+                                       stdout=subprocess.PIPE, text=True, start_new_session=True)
 
     def __call__(self, *args: str | Path, kill_at: int | str = 0, cwd: Path = REPO) -> subprocess.CompletedProcess:
         """What ``subprocess.run(["bids-factory", *args], capture_output=True, text=True)`` gives."""
         args = [str(a) for a in args]
         out, err = (self.scratch / f"run.{name}" for name in ("stdout", "stderr"))
         request = {"args": args, "kill_at": kill_at, "stdout": str(out), "stderr": str(err), "cwd": str(cwd)}
-        self.server.stdin.write(json.dumps(request) + "\n")
-        self.server.stdin.flush()
-        code = int(self.server.stdout.readline())
+        try:
+            self.server.stdin.write(json.dumps(request) + "\n")
+            self.server.stdin.flush()
+            code = int(self.server.stdout.readline())
+        except BaseException:  # interrupted (pytest-timeout, Ctrl-C): the run and the server end, the next test
+            os.killpg(self.server.pid, signal.SIGKILL)  # gets a new server, not this run's late answer
+            self.server.wait()
+            self._start()
+            raise
         return subprocess.CompletedProcess(["bids-factory", *args], code, out.read_text(errors="replace"),
                                            err.read_text(errors="replace"))
 

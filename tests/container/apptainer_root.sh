@@ -41,18 +41,26 @@ fi
 
 mkdir -p "$(dirname "$ROOT")"
 WORK="$(mktemp -d "$ROOT.new.XXXXXX")"
-trap 'rm -rf --one-file-system "$WORK"' EXIT
+trap 'rm -rf --one-file-system "$WORK" "$WORK.wgetrc"' EXIT
+# debootstrap downloads with wget, whose defaults wait 900 s on a stalled read and try 20 times: a stalled
+# connection to the mirror is given up after 60 s and tried again instead (apt below likewise).
+printf 'read_timeout = 60\nconnect_timeout = 30\ntries = 5\nwaitretry = 5\n' >"$WORK.wgetrc"
+export WGETRC="$WORK.wgetrc"
 echo "apptainer_root: debootstrap sid from $MIRROR into $WORK"
 debootstrap --variant=minbase sid "$WORK" "$MIRROR" >"$WORK.log" 2>&1 || { tail -n 30 "$WORK.log" >&2; exit 1; }
 # apt in a private mount namespace: /proc is unmounted with it, whatever happens
 unshare -m sh -c '
     mount -t proc proc "$1/proc"
-    chroot "$1" sh -c "apt-get -qq -o Acquire::Check-Valid-Until=false update \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends apptainer squashfs-tools uidmap ca-certificates >/dev/null"
+    chroot "$1" sh -c "apt-get -qq -o Acquire::Check-Valid-Until=false -o Acquire::http::Timeout=60 \
+            -o Acquire::Retries=3 update \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            -o Acquire::http::Timeout=60 -o Acquire::Retries=3 \
+            apptainer squashfs-tools uidmap ca-certificates >/dev/null"
 ' sh "$WORK" >>"$WORK.log" 2>&1 || { tail -n 30 "$WORK.log" >&2; exit 1; }
 rm -rf "$WORK"/var/lib/apt/lists/* "$WORK"/var/cache/apt/archives/*.deb "$WORK.log"
 configure "$WORK"
 rm -rf --one-file-system "$ROOT"
 mv "$WORK" "$ROOT"
+rm -f "$WORK.wgetrc"
 trap - EXIT
 echo "apptainer_root: ready: $ROOT ($("$ROOT/usr/bin/apptainer" --version 2>/dev/null || echo apptainer))"

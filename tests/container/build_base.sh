@@ -57,6 +57,10 @@ WORK="$(mktemp -d /var/tmp/bids-factory-base.XXXXXX)"
 trap 'rm -rf --one-file-system "$WORK"' EXIT
 ROOTFS="$WORK/rootfs"
 
+# debootstrap downloads with wget, whose defaults wait 900 s on a stalled read and try 20 times: a stalled
+# connection to the mirror is given up after 60 s and tried again instead.
+printf 'read_timeout = 60\nconnect_timeout = 30\ntries = 5\nwaitretry = 5\n' >"$WORK/wgetrc"
+export WGETRC="$WORK/wgetrc"
 debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
     tail -n 30 "$WORK/debootstrap.log" >&2
     exit 1

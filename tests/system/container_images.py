@@ -20,10 +20,11 @@ import subprocess
 import time
 import tomllib
 from contextlib import contextmanager
-from functools import cache
+from functools import wraps
 from pathlib import Path
 
 import pytest
+from conftest import run_bounded
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("BIDS_FACTORY_TEST_CACHE", "/var/cache/bids-factory-tests"))
@@ -37,6 +38,9 @@ BUILT_IMAGE = "localhost/bids-factory:test"
 CA_BUNDLE = Path(os.environ.get("BIDS_FACTORY_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt"))
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
+# pytest-timeout's limit for a system test (pyproject's default is 300 s): the first test that needs them makes the
+# base image (<= 600 s), the image (<= 900 s), the sid root (<= 600 s) and a SIF (<= 900 s), each bounded by run()
+SLOW = pytest.mark.timeout(1800)
 TIMINGS: dict[str, str] = {}  # what this process measured, printed at the end of a test module
 
 
@@ -48,8 +52,16 @@ def unavailable(reason: str) -> None:
     pytest.skip(f"container tests skipped: {reason}")
 
 
-def run(cmd: list[str], *, timeout: float = 900, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+def run(cmd: list[str], *, timeout: float = 600, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """`cmd` with its output captured; a timeout ends its whole process group and fails the test, naming the
+    command and the end of what it printed."""
+    try:
+        proc = run_bounded(cmd, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as late:
+        out, err = (text.decode(errors="replace") if isinstance(text, bytes) else text or ""
+                    for text in (late.stdout, late.stderr))
+        pytest.fail(f"command did not end in {timeout:.0f} s (its process group was killed): {shlex.join(cmd)}\n"
+                    f"--- stdout (tail)\n{out[-4000:]}\n--- stderr (tail)\n{err[-4000:]}", pytrace=False)
     if check and proc.returncode != 0:
         pytest.fail(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n"
                     f"--- stdout (tail)\n{proc.stdout[-4000:]}\n--- stderr (tail)\n{proc.stderr[-4000:]}",
@@ -70,6 +82,29 @@ def machine_lock(name: str):
         yield
 
 
+def once(make):
+    """A step made once per process, like ``functools.cache``, and also failed once: a step that failed (or timed
+    out) fails every later test that needs it at once, with the first failure's reason, instead of each test
+    waiting for its own timeout again."""
+    memo: dict = {}
+
+    @wraps(make)
+    def step():
+        if "failure" in memo:
+            pytest.fail(f"{make.__name__}() failed earlier in this run: {memo['failure']}", pytrace=False)
+        if "value" not in memo:
+            try:
+                memo["value"] = make()
+            except pytest.skip.Exception:  # the tools are missing (locally): every test skips with the reason
+                raise
+            except BaseException as failure:
+                memo["failure"] = (str(failure).strip() or type(failure).__name__)[:2000]
+                raise
+        return memo["value"]
+
+    return step
+
+
 def _timed(key: str, started: float) -> None:
     TIMINGS[key] = f"{time.monotonic() - started:.0f} s"
 
@@ -82,14 +117,14 @@ def require_root_tools(*tools: str) -> None:
         unavailable("they need root (debootstrap, buildah --isolation chroot, unshare)")
 
 
-@cache
+@once
 def base_image() -> str:
     with machine_lock("podman-build"):
         exists = subprocess.run(["podman", "image", "exists", BASE_IMAGE]).returncode == 0
         if not exists and shutil.which("debootstrap") is None:
             unavailable(f"debootstrap not found and no local {BASE_IMAGE}")
         started = time.monotonic()
-        run(["bash", str(BUILD_BASE), BASE_IMAGE], timeout=900)
+        run(["bash", str(BUILD_BASE), BASE_IMAGE], timeout=600)
         if not exists:
             _timed("base image (debootstrap + import)", started)
     return BASE_IMAGE
@@ -103,7 +138,7 @@ def build_command(tag: str, *args: str) -> list[str]:
     return [*cmd, str(REPO)]
 
 
-@cache
+@once
 def image() -> str:
     """The Dockerfile's image, built once per process (and by podman's layer cache once per source tree)."""
     given = os.environ.get("BIDS_FACTORY_IMAGE")
@@ -113,7 +148,7 @@ def image() -> str:
     base_image()
     with machine_lock("podman-build"):
         started = time.monotonic()
-        run(build_command(BUILT_IMAGE, "--build-arg", f"VERSION={VERSION}"), timeout=1800)
+        run(build_command(BUILT_IMAGE, "--build-arg", f"VERSION={VERSION}"), timeout=900)
         _timed("image build (layer cache may apply)", started)
     return BUILT_IMAGE
 
@@ -122,20 +157,20 @@ def image_id(name: str) -> str:
     return run(["podman", "image", "inspect", "--format", "{{.Id}}", name]).stdout.strip()
 
 
-@cache
+@once
 def sid_root() -> Path:
     """The Debian sid root with Apptainer (kept in CACHE; made in about 1 minute when missing)."""
     require_root_tools("debootstrap", "unshare", "podman")
     with machine_lock("apptainer-sid"):
         cold = not (SID_ROOT / "usr" / "bin" / "apptainer").exists()
         started = time.monotonic()
-        run(["bash", str(APPTAINER_ROOT), str(SID_ROOT)], timeout=1200)
+        run(["bash", str(APPTAINER_ROOT), str(SID_ROOT)], timeout=600)
         if cold:
             _timed("Debian sid root with apptainer (debootstrap + apt)", started)
     return SID_ROOT
 
 
-def in_sid_root(binds: list[str], command: list[str], *, timeout: float = 1800,
+def in_sid_root(binds: list[str], command: list[str], *, timeout: float = 900,
                 check: bool = True) -> subprocess.CompletedProcess:
     """`command` inside the sid root (a private mount namespace); `binds`: host folders bound at the same
     path (``PATH:ro`` read-only)."""
@@ -156,7 +191,7 @@ def _cached_sif(key: str, make) -> Path:
     return sif
 
 
-@cache
+@once
 def sif_from_image() -> Path:
     """`apptainer build X.sif docker-archive://` of the tested image (podman save), as docs/containers.md says."""
     name = image()
@@ -265,7 +300,7 @@ def _def_sources_digest(def_text: str) -> str:
     return digest.hexdigest()[:16]
 
 
-@cache
+@once
 def sif_from_def() -> Path:
     """`apptainer build --fakeroot X.sif Singularity.def` in the checkout, the header swapped (local_def);
     the build runs the .def's %test."""

@@ -16,13 +16,13 @@ import os
 import subprocess
 
 import pytest
-from container_images import (TIMINGS, VERSION, dataset_files, differences, documented_block, in_sid_root, labels,
+from container_images import (SLOW, TIMINGS, VERSION, dataset_files, differences, documented_block, in_sid_root, labels,
                               sif_from_def, sif_from_image, tail, three_visits)
 
 from bids_factory.run.pipeline import ConvertOptions, convert
 from conftest import assert_valid_bids, fingerprint
 
-pytestmark = [pytest.mark.container, pytest.mark.apptainer]
+pytestmark = [pytest.mark.container, pytest.mark.apptainer, SLOW]
 
 DATASET_NAME = "Apptainer test"
 

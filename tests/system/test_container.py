@@ -35,10 +35,10 @@ from container_images import TIMINGS, VERSION, require_root_tools
 from container_images import run as _run
 from container_images import tail as _tail
 from container_images import unavailable as _unavailable
-from conftest import GE_T1W, REPO
+from conftest import GE_T1W, REPO, run_bounded
 from conftest import XA30 as XA30_VISIT
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, container_images.SLOW]
 
 UID = "1000:1000"          # the image's default user
 OTHER_UID = "54321:54321"  # a uid with no passwd entry in the image, as under Apptainer or --user
@@ -179,7 +179,7 @@ def run_image(container, image_config):
         for item in env:
             cmd += ["-e", item]
         cmd += [container, "--", *(entrypoint if argv0 is None else argv0), *args]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return run_bounded(cmd, timeout=timeout)
 
     return run
 

@@ -19,12 +19,10 @@ from urllib.parse import unquote
 import pytest
 
 from bids_factory.run.pipeline import ConvertOptions, convert
-from conftest import TEST_HEURISTICS
-
-pytestmark = pytest.mark.realdata
+from conftest import TEST_HEURISTICS, run_bounded
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [pytest.mark.browser,
+pytestmark = [pytest.mark.realdata, pytest.mark.browser, pytest.mark.timeout(600),
               pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")]
 WIDTH = 1280
 
@@ -77,7 +75,7 @@ def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--allow-file-access-from-files", f"--user-data-dir={profile}", f"--window-size={WIDTH},900",
                "--run-all-compositor-stages-before-draw", "--virtual-time-budget=10000", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return run_bounded(command, timeout=120)
 
 
 def _probe(tmp: Path, page: Path, probe: str) -> tuple[dict, str]:

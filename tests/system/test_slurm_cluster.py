@@ -21,12 +21,10 @@ import pytest
 
 from bids_factory.run.pipeline import ConvertOptions, convert
 import container_images
-from conftest import assert_valid_bids, fingerprint
+from conftest import assert_valid_bids, fingerprint, run_bounded
 from container_images import APPTAINER_ENTER, dataset_files, differences, sid_root, sif_from_image
 
-pytestmark = pytest.mark.realdata
-
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.realdata, pytest.mark.slurm, container_images.SLOW]
 
 DAEMONS = {  # binary -> its pid file
     "/usr/sbin/munged": Path("/run/munge/munged.pid"),
@@ -47,7 +45,7 @@ def _alive(pidfile: Path) -> int | None:
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+    return run_bounded(cmd, timeout=120, **kw)
 
 
 def _slurm_conf() -> str:
@@ -146,10 +144,9 @@ def _submit_and_wait(export: Path, bids: Path, cwd: Path, *options: str) -> tupl
     """`bids-factory slurm EXPORT BIDS --dataset-name "SLURM test" OPTIONS`, then wait for both jobs:
     (array job, finalize job, {log name: text})."""
     started = time.monotonic()
-    submitted = subprocess.run(
+    submitted = run_bounded(
         [sys.executable, "-m", "bids_factory", "slurm", str(export), str(bids),
-         "--dataset-name", "SLURM test", "--array-limit", "2", "--wait", "600", *options],
-        capture_output=True, text=True, timeout=600, cwd=cwd)
+         "--dataset-name", "SLURM test", "--array-limit", "2", "--wait", "600", *options], timeout=600, cwd=cwd)
     assert submitted.returncode == 0, submitted.stderr
     words = submitted.stdout.split()
     array_job, finalize_job = words[words.index("array") + 1], words[words.index("finalize") + 2]
