@@ -36,18 +36,20 @@ TRANSFER_SYNTAXES = SHARED_DICOM / "siemens_transfer_syntaxes"
 def run_bounded(cmd: list[str], *, timeout: float, **kw) -> subprocess.CompletedProcess:
     """``subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)``, except that a timeout (or
     any interruption: pytest-timeout, Ctrl-C) ends the command's whole process group, its children too, before
-    ``subprocess.TimeoutExpired`` is raised. ``subprocess.run`` kills only the command and then waits for its
+    ``subprocess.TimeoutExpired`` is raised with what the command printed until then. ``subprocess.run`` kills only the command and then waits for its
     output pipes to close: a child that keeps them open (a browser's renderer, a build step, apptainer's
     starter) would keep the test waiting for ever."""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                           **kw) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
-        except BaseException:
+        except BaseException as stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):  # a daemon that left the group may hold a pipe
-                proc.communicate(timeout=10)
+                printed = proc.communicate(timeout=10)
+                if isinstance(stopped, subprocess.TimeoutExpired):  # what it printed before: the failure shows it
+                    stopped.stdout, stopped.stderr = printed
             raise
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 

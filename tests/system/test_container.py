@@ -327,6 +327,7 @@ def test_demo_as_arbitrary_uid(run_image, tmp_path):
     assert sorted(out.glob("bids/sub-*/ses-*/anat/*T1w.nii.gz")), _tail(proc)
 
 
+@pytest.mark.timeout(3600 + 1800 + 300)  # a hospital's whole export: its conversion and validation set their own
 def test_convert_given_export_in_image(run_image, tmp_path):
     """The held-out check: BIDS_FACTORY_CONTAINER_EXPORT=/path/to/export, same recipe as the real-data test."""
     given = os.environ.get("BIDS_FACTORY_CONTAINER_EXPORT")

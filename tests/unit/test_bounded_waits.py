@@ -33,9 +33,10 @@ def test_a_timeout_ends_the_command_and_the_child_that_holds_its_output(tmp_path
     its stdout: the bounded run returns at once and the ``sleep`` is gone."""
     pidfile = tmp_path / "child.pid"
     started = time.monotonic()
-    with pytest.raises(subprocess.TimeoutExpired):
-        run_bounded(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], timeout=1)
+    with pytest.raises(subprocess.TimeoutExpired) as late:
+        run_bounded(["sh", "-c", f"echo converting; echo slow >&2; sleep 60 & echo $! > {pidfile}; wait"], timeout=1)
     assert time.monotonic() - started < 15
+    assert (late.value.stdout, late.value.stderr) == ("converting\n", "slow\n")  # the failure shows what it printed
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 5
     while not _gone(child):
